@@ -1,0 +1,20 @@
+"""evallib: evaluate image classifiers and embedding models from ONNX files.
+
+Torch is never imported here: the data, inference and metrics paths do not pay for it.
+"""
+
+__version__ = "0.1.0"
+
+from .data import Dataset, Pairs, list_images, load_image, preprocess, read_pairs  # noqa: E402
+from .errors import DataError, EvallibError, ModelError, ParamsError  # noqa: E402
+from .inference import model_facts, open_session, predict  # noqa: E402
+from .params import Params, load_params, parse_params  # noqa: E402
+from .run import load_predictions, run_many, run_model  # noqa: E402
+
+__all__ = [
+    "Dataset", "Pairs", "list_images", "load_image", "preprocess", "read_pairs",
+    "DataError", "EvallibError", "ModelError", "ParamsError",
+    "model_facts", "open_session", "predict",
+    "Params", "load_params", "parse_params",
+    "load_predictions", "run_many", "run_model",
+]

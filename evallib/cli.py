@@ -1,0 +1,65 @@
+"""Command line: ``evallib run PARAMS...`` and ``evallib demo``."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from .errors import EvallibError
+
+
+def _summary(results):
+    failed = 0
+    for r in results:
+        if r["status"] == "ok":
+            inf = r["inference"]
+            speed = inf.get("images_per_second")
+            how = "cached predictions" if inf.get("cached") else f"{speed:.0f} images/s" if speed else ""
+            print(f"ok      {r['name']}: {r['dataset']['images']} images, {how}")
+        else:
+            failed += 1
+            print(f"FAILED  {r['name']}: {r['error']}", file=sys.stderr)
+    return 1 if failed else 0
+
+
+def cmd_run(args):
+    from .params import find_params
+    from .run import run_many
+
+    files = find_params(args.params)
+    return _summary(run_many(files, args.out, jobs=args.jobs, progress=not args.quiet))
+
+
+def cmd_demo(args):
+    from .demo import build_demo
+    from .run import run_many
+
+    build_demo(args.build, force=args.rebuild)
+    files = sorted(Path(args.params).glob("*.yaml"))
+    return _summary(run_many(files, args.out, jobs=args.jobs, progress=not args.quiet))
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(prog="evallib", description="Evaluate ONNX image models into reports.")
+    sub = parser.add_subparsers(dest="command", required=True)
+    run = sub.add_parser("run", help="evaluate models described by params files")
+    run.add_argument("params", nargs="+", help="params YAML files or folders of them")
+    demo = sub.add_parser("demo", help="build the embedded digits demo and evaluate its models")
+    demo.add_argument("--build", default="build/demo", help="where the demo data and models go")
+    demo.add_argument("--params", default="params", help="folder of the demo params files")
+    demo.add_argument("--rebuild", action="store_true", help="rebuild even if the build is up to date")
+    for p in (run, demo):
+        p.add_argument("--out", default="outputs", help="output folder (default: outputs/)")
+        p.add_argument("--jobs", type=int, default=1, help="models evaluated in parallel")
+        p.add_argument("--quiet", action="store_true", help="no progress bars")
+    args = parser.parse_args(argv)
+    try:
+        return {"run": cmd_run, "demo": cmd_demo}[args.command](args)
+    except EvallibError as exc:
+        print(f"evallib: error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,249 @@
+"""Batched ONNX inference with onnxruntime, decoding overlapped with the model.
+
+Test-time views of a batch run as one ``session.run``. Class probabilities are averaged over
+views (softmax first when the output is logits); embeddings are averaged, then L2-normalized.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .data import CENTER_VIEW, load_views
+from .errors import ModelError
+
+_ORT_FLOAT = {"tensor(float)": np.float32, "tensor(float16)": np.float16, "tensor(double)": np.float64}
+
+
+def file_sha256(path, chunk=1 << 20):
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(chunk), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def model_facts(path):
+    """What a report says about a model file: sha256, I/O names and shapes, opset, producer, metadata."""
+    import onnx
+
+    path = Path(path)
+    try:
+        m = onnx.load(str(path), load_external_data=False)
+    except FileNotFoundError:
+        raise ModelError(f"model: expected an ONNX file; got no file at {path}") from None
+    except Exception as exc:  # onnx raises DecodeError and friends
+        raise ModelError(f"model: {path}: expected an ONNX model; could not parse it ({exc})") from None
+
+    def shape(vi):
+        dims = vi.type.tensor_type.shape.dim
+        return [d.dim_param or (d.dim_value if d.HasField("dim_value") else None) for d in dims]
+
+    def dtype(vi):
+        return onnx.TensorProto.DataType.Name(vi.type.tensor_type.elem_type).lower()
+
+    inits = {i.name for i in m.graph.initializer}
+    return {
+        "path": str(path),
+        "size_bytes": path.stat().st_size,
+        "sha256": file_sha256(path),
+        "inputs": [{"name": v.name, "shape": shape(v), "type": dtype(v)} for v in m.graph.input if v.name not in inits],
+        "outputs": [{"name": v.name, "shape": shape(v), "type": dtype(v)} for v in m.graph.output],
+        "opset": {(o.domain or "ai.onnx"): o.version for o in m.opset_import},
+        "ir_version": m.ir_version,
+        "producer": f"{m.producer_name} {m.producer_version}".strip(),
+        "metadata": {p.key: p.value for p in m.metadata_props},
+    }
+
+
+def open_session(path, *, threads=0):
+    """An onnxruntime CPU session; ``threads=0`` uses one intra-op thread per core."""
+    import onnxruntime as ort
+
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = threads or (os.cpu_count() or 1)
+    opts.inter_op_num_threads = 1
+    opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    opts.log_severity_level = 3
+    try:
+        return ort.InferenceSession(str(path), sess_options=opts, providers=["CPUExecutionProvider"])
+    except Exception as exc:
+        raise ModelError(f"model: {path}: onnxruntime cannot load it: {exc}") from None
+
+
+def _layout(input_shape, view_shape, layout):
+    """Decide NCHW/NHWC and check the model's input shape against ``(C, H, W)``."""
+    c, h, w = view_shape
+    if len(input_shape) != 4:
+        raise ModelError(f"model input has shape {input_shape}; expected a 4-d image batch for "
+                         f"preprocessed images of shape (N, {c}, {h}, {w})")
+
+    def fits(shape):
+        return all(d is None or isinstance(d, str) or d == want for d, want in zip(shape[1:], (c, h, w)))
+
+    nhwc = [input_shape[0], input_shape[3], input_shape[1], input_shape[2]]
+    if layout == "nchw" or (layout == "auto" and fits(input_shape)):
+        chosen, shape = "nchw", input_shape
+    elif layout == "nhwc" or (layout == "auto" and fits(nhwc)):
+        chosen, shape = "nhwc", nhwc
+    else:
+        chosen, shape = "nchw", input_shape
+    if not fits(shape):
+        want = (f"(N, {c}, {h}, {w})" if chosen == "nchw" else f"(N, {h}, {w}, {c})")
+        raise ModelError(f"model input has shape {list(input_shape)}; the preprocessing gives {want} "
+                         f"(preprocess.mode/crop/resize/layout)")
+    return chosen
+
+
+def softmax(x, axis=-1):
+    x = x - np.max(x, axis=axis, keepdims=True)
+    np.exp(x, out=x)
+    x /= np.sum(x, axis=axis, keepdims=True)
+    return x
+
+
+def l2_normalize(x, axis=-1):
+    norm = np.linalg.norm(x, axis=axis, keepdims=True)
+    return x / np.where(norm > 0, norm, 1.0)
+
+
+@dataclass
+class Predictions:
+    """Model outputs for the images that decoded.
+
+    ``scores`` are logits when ``scores_are == "logits"`` (no test-time augmentation) and
+    view-averaged probabilities otherwise; ``scores_center`` and ``embeddings_center`` hold the
+    center view alone when test-time augmentation ran. ``kept`` indexes the dataset rows.
+    """
+
+    kept: np.ndarray
+    scores: np.ndarray | None
+    scores_are: str | None
+    embeddings: np.ndarray | None
+    scores_center: np.ndarray | None
+    embeddings_center: np.ndarray | None
+    failed: list
+    seconds: float
+
+
+def _cpu_temperature():
+    import psutil
+
+    temps = getattr(psutil, "sensors_temperatures", lambda: {})() or {}
+    values = [t.current for entries in temps.values() for t in entries if t.current is not None]
+    return max(values) if values else None
+
+
+def wait_for_cool_cpu(limit, *, read=_cpu_temperature, sleep=time.sleep, poll=2.0, max_wait=600.0):
+    """Pause while the CPU is hotter than ``limit`` degrees C; returns seconds waited."""
+    if limit is None:
+        return 0.0
+    waited = 0.0
+    while waited < max_wait:
+        temp = read()
+        if temp is None or temp <= limit:
+            break
+        sleep(poll)
+        waited += poll
+    return waited
+
+
+def predict(session, files, pre, outputs, *, batch_size=64, decode_workers=2, max_cpu_temp=None,
+            progress=True, desc="inference"):
+    """Run ``session`` over image ``files`` with the params' preprocessing.
+
+    Parameters
+    ----------
+    session : onnxruntime.InferenceSession
+    files : list of Path
+    pre : dict
+        The params ``preprocess`` mapping.
+    outputs : dict
+        The params ``outputs`` mapping (``scores``, ``scores_are``, ``embedding``).
+
+    Returns
+    -------
+    Predictions
+    """
+    from tqdm.auto import tqdm
+
+    tta = pre.get("tta", "none")
+    inp = session.get_inputs()[0]
+    names = [o.name for o in session.get_outputs()]
+    wanted = [n for n in (outputs.get("scores"), outputs.get("embedding")) if n]
+    for key in ("scores", "embedding"):
+        if outputs.get(key) and outputs[key] not in names:
+            raise ModelError(f"outputs.{key}: expected one of the model's outputs {names}; got {outputs[key]!r}")
+    dtype = _ORT_FLOAT.get(inp.type)
+    if dtype is None:
+        raise ModelError(f"model input {inp.name!r} has type {inp.type}; expected a float tensor "
+                         f"(tensor(float), tensor(float16) or tensor(double))")
+
+    def decode(f):
+        return load_views(f, pre)
+
+    start = time.perf_counter()
+    kept, failed, chunks = [], [], {n: [] for n in wanted}
+    centers = {n: [] for n in wanted}
+    layout = None
+    batches = [range(s, min(s + batch_size, len(files))) for s in range(0, len(files), batch_size)]
+    bar = tqdm(total=len(files), desc=desc, unit="img", disable=not progress, leave=False)
+    with ThreadPoolExecutor(max_workers=max(1, decode_workers)) as pool:
+        pending = pool.map(decode, [files[i] for i in batches[0]]) if batches else None
+        for b, rows in enumerate(batches):
+            decoded = list(pending)
+            if b + 1 < len(batches):  # decode the next batch while this one runs
+                pending = pool.map(decode, [files[i] for i in batches[b + 1]])
+            good = []
+            for i, (v, reason) in zip(rows, decoded):
+                if v is None:
+                    failed.append({"path": str(files[i]), "reason": reason})
+                else:
+                    good.append((i, v))
+            bar.update(len(rows))
+            if not good:
+                continue
+            x = np.concatenate([v for _, v in good])  # (n * views, C, H, W)
+            n_views = good[0][1].shape[0]
+            if layout is None:
+                layout = _layout(list(inp.shape), x.shape[1:], pre.get("layout", "auto"))
+            if layout == "nhwc":
+                x = x.transpose(0, 2, 3, 1)
+            wait_for_cool_cpu(max_cpu_temp)
+            result = session.run(wanted, {inp.name: np.ascontiguousarray(x, dtype=dtype)})
+            for name, r in zip(wanted, result):
+                r = np.asarray(r, dtype=np.float64).reshape(len(good), n_views, -1)
+                chunks[name].append(r)
+            kept.extend(i for i, _ in good)
+    bar.close()
+    seconds = time.perf_counter() - start
+
+    def gather(name):
+        return np.concatenate(chunks[name]) if chunks[name] else None
+
+    scores = emb = scores_c = emb_c = None
+    scores_are = outputs.get("scores_are", "logits")
+    c = CENTER_VIEW[tta]
+    if outputs.get("scores"):
+        raw = gather(outputs["scores"])
+        if raw is not None:
+            if tta == "none":
+                scores = raw[:, 0]
+            else:
+                probs = softmax(raw.copy(), axis=-1) if scores_are == "logits" else raw
+                scores, scores_are = probs.mean(axis=1), "probabilities"
+                scores_c = raw[:, c]
+    if outputs.get("embedding"):
+        raw = gather(outputs["embedding"])
+        if raw is not None:
+            emb = l2_normalize(raw.mean(axis=1))
+            if tta != "none":
+                emb_c = l2_normalize(raw[:, c])
+    return Predictions(np.asarray(kept, dtype=np.int64), scores, scores_are if scores is not None else None,
+                       emb, scores_c, emb_c, failed, seconds)

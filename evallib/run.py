@@ -1,0 +1,167 @@
+"""``evallib run``: evaluate params files into ``outputs/<name>/``.
+
+Per model this writes ``predictions.npz`` (scores, embeddings, labels, files) and ``run.json``
+(timings, images/s, skipped files, model facts, or the error). Predictions are cached: a run
+whose model file, data listing and preprocessing are unchanged does no inference.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import time
+import traceback
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+
+import numpy as np
+
+from . import __version__
+from ._io import write_json, write_npz
+from .data import list_images
+from .errors import EvallibError
+from .inference import model_facts, open_session, predict
+from .params import load_params
+
+PREDICTIONS = "predictions.npz"
+RUN = "run.json"
+_CACHE_VERSION = 1
+
+
+def _cache_key(facts, dataset, params):
+    listing = []
+    for p in dataset.paths:
+        st = os.stat(dataset.root / p)
+        listing.append((p, st.st_size, st.st_mtime_ns))
+    blob = json.dumps({
+        "v": _CACHE_VERSION, "model": facts["sha256"], "root": str(dataset.root), "listing": listing,
+        "labels": dataset.labels.tolist(), "classes": dataset.classes, "pre": params.preprocess,
+        "outputs": params.outputs,
+    }, sort_keys=True, default=str)
+    return hashlib.sha256(blob.encode()).hexdigest()
+
+
+def load_predictions(out_dir):
+    """Read ``predictions.npz`` from a model's output folder into a dict of arrays/values."""
+    with np.load(Path(out_dir) / PREDICTIONS, allow_pickle=False) as z:
+        d = {k: z[k] for k in z.files}
+    for k in ("paths", "classes", "skipped_paths", "skipped_reasons"):
+        if k in d:
+            d[k] = d[k].tolist()
+    for k in ("scores_are", "cache_key", "root"):
+        if k in d:
+            d[k] = str(d[k])
+    return d
+
+
+def _cached(out_dir, key):
+    f = Path(out_dir) / PREDICTIONS
+    if not f.exists():
+        return None
+    try:
+        d = load_predictions(out_dir)
+    except (OSError, ValueError, KeyError):
+        return None
+    return d if d.get("cache_key") == key else None
+
+
+def run_model(params, out_root="outputs", *, progress=True, threads=None):
+    """Evaluate one model: predictions and run facts into ``out_root/<name>/``.
+
+    Parameters
+    ----------
+    params : Params or str or Path
+    out_root : str or Path
+    threads : int, optional
+        onnxruntime intra-op threads (default: the params' ``runtime.threads``, 0 = all cores).
+
+    Returns
+    -------
+    dict
+        The run facts, as written to ``run.json``.
+    """
+    if not hasattr(params, "tasks"):
+        params = load_params(params)
+    out_dir = Path(out_root) / params.name
+    t0 = time.perf_counter()
+    facts = model_facts(params.model)
+    d = params.data
+    dataset = list_images(d["root"], labels=d["labels"], csv_path=d.get("csv"), classes=d.get("classes"),
+                          extensions=d["extensions"])
+    key = _cache_key(facts, dataset, params)
+    cached = _cached(out_dir, key)
+    if cached is not None:
+        previous = json.loads((out_dir / RUN).read_text()) if (out_dir / RUN).exists() else {}
+        inference = previous.get("inference", {})
+        inference["cached"] = True
+        skipped = [{"path": p, "reason": r} for p, r in zip(cached["skipped_paths"], cached["skipped_reasons"])]
+    else:
+        session = open_session(params.model, threads=params.runtime["threads"] if threads is None else threads)
+        pred = predict(session, [dataset.file(i) for i in range(len(dataset))], params.preprocess, params.outputs,
+                       batch_size=params.preprocess["batch_size"], decode_workers=params.runtime["decode_workers"],
+                       max_cpu_temp=params.runtime["max_cpu_temp"], progress=progress, desc=params.name)
+        root = str(dataset.root)
+        skipped = list(dataset.skipped) + [
+            {"path": os.path.relpath(f["path"], root), "reason": f["reason"]} for f in pred.failed]
+        arrays = {
+            "paths": np.array([dataset.paths[i] for i in pred.kept], dtype=str),
+            "labels": dataset.labels[pred.kept],
+            "classes": np.array(dataset.classes, dtype=str),
+            "root": np.array(root),
+            "skipped_paths": np.array([s["path"] for s in skipped], dtype=str),
+            "skipped_reasons": np.array([s["reason"] for s in skipped], dtype=str),
+            "cache_key": np.array(key),
+        }
+        for name in ("scores", "embeddings", "scores_center", "embeddings_center"):
+            value = getattr(pred, name)
+            if value is not None:
+                arrays[name] = value
+        if pred.scores_are:
+            arrays["scores_are"] = np.array(pred.scores_are)
+        write_npz(out_dir / PREDICTIONS, **arrays)
+        n = len(pred.kept)
+        inference = {"cached": False, "seconds": pred.seconds, "images": n,
+                     "images_per_second": n / pred.seconds if pred.seconds > 0 else None,
+                     "tta": params.preprocess["tta"]}
+        if n == 0:
+            raise EvallibError(f"data.root: no image of {len(dataset)} could be decoded; "
+                               f"first reason: {pred.failed[0]['reason'] if pred.failed else 'none'}")
+    facts_out = {
+        "status": "ok", "name": params.name, "evallib": __version__,
+        "params": params.to_dict(), "model": facts,
+        "dataset": {"root": str(dataset.root), "images": len(dataset), "classes": dataset.classes,
+                    "counts": dataset.counts(), "skipped": skipped},
+        "inference": inference, "seconds_total": time.perf_counter() - t0,
+    }
+    write_json(out_dir / RUN, facts_out)
+    return facts_out
+
+
+def _run_one(path, out_root, threads, progress):
+    """Run one params file; never raises (the error goes into run.json)."""
+    try:
+        return run_model(path, out_root, progress=progress, threads=threads)
+    except Exception as exc:  # noqa: BLE001 -- one model's failure must not stop the others
+        name = Path(path).stem
+        try:
+            name = load_params(path).name
+        except Exception:  # noqa: BLE001
+            pass
+        facts = {"status": "failed", "name": name, "params_file": str(path),
+                 "error": f"{type(exc).__name__}: {exc}",
+                 "expected": isinstance(exc, EvallibError), "traceback": traceback.format_exc()}
+        write_json(Path(out_root) / name / RUN, facts)
+        return facts
+
+
+def run_many(paths, out_root="outputs", *, jobs=1, progress=True):
+    """Run several params files, ``jobs`` at a time; returns their run facts in order."""
+    paths = list(paths)
+    jobs = max(1, min(jobs, len(paths) or 1))
+    if jobs == 1:
+        return [_run_one(p, out_root, None, progress) for p in paths]
+    threads = max(1, (os.cpu_count() or 1) // jobs)
+    with ProcessPoolExecutor(max_workers=jobs) as pool:
+        return list(pool.map(_run_one, paths, [out_root] * len(paths), [threads] * len(paths),
+                             [False] * len(paths)))
