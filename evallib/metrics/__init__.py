@@ -1,0 +1,13 @@
+"""Metrics: exact, streamed classification and verification metrics, intervals and model comparison."""
+
+from .bootstrap import bootstrap_classification, bootstrap_verification, mcnemar, paired_comparison
+from .classification import ClassificationMetrics, ClassificationResult, evaluate_classification
+from .sweep import DegenerateWarning, ThresholdChoice, ThresholdSweep, threshold_sweep
+from .verification import VerificationMetrics, VerificationResult, evaluate_verification, lfw_accuracy
+
+__all__ = [
+    "ClassificationMetrics", "ClassificationResult", "evaluate_classification",
+    "DegenerateWarning", "ThresholdChoice", "ThresholdSweep", "threshold_sweep",
+    "VerificationMetrics", "VerificationResult", "evaluate_verification", "lfw_accuracy",
+    "bootstrap_classification", "bootstrap_verification", "mcnemar", "paired_comparison",
+]
