@@ -8,6 +8,11 @@ __version__ = "0.1.0"
 from .data import Dataset, Pairs, list_images, load_image, preprocess, read_pairs  # noqa: E402
 from .errors import DataError, EvallibError, ModelError, ParamsError  # noqa: E402
 from .inference import model_facts, open_session, predict  # noqa: E402
+from .metrics import (  # noqa: E402
+    ClassificationMetrics, ClassificationResult, DegenerateWarning, ThresholdChoice, ThresholdSweep,
+    VerificationMetrics, VerificationResult, bootstrap_classification, bootstrap_verification,
+    evaluate_classification, evaluate_verification, lfw_accuracy, mcnemar, paired_comparison, threshold_sweep,
+)
 from .params import Params, load_params, parse_params  # noqa: E402
 from .run import load_predictions, run_many, run_model  # noqa: E402
 
@@ -15,6 +20,10 @@ __all__ = [
     "Dataset", "Pairs", "list_images", "load_image", "preprocess", "read_pairs",
     "DataError", "EvallibError", "ModelError", "ParamsError",
     "model_facts", "open_session", "predict",
+    "ClassificationMetrics", "ClassificationResult", "DegenerateWarning", "ThresholdChoice", "ThresholdSweep",
+    "VerificationMetrics", "VerificationResult", "bootstrap_classification", "bootstrap_verification",
+    "evaluate_classification", "evaluate_verification", "lfw_accuracy", "mcnemar", "paired_comparison",
+    "threshold_sweep",
     "Params", "load_params", "parse_params",
     "load_predictions", "run_many", "run_model",
 ]

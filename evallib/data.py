@@ -297,11 +297,10 @@ def views(arr, crop, tta):
     """Test-time views of one ``(H, W, C)`` image: list of arrays.
 
     ``none``: the center crop; ``flip``: it and its horizontal flip; ``tencrop``: torchvision's
-    ``TenCrop`` order (five crops, then their horizontal flips).
+    ``TenCrop`` (the five crops of the image, then the five crops of its mirror image).
     """
     if tta == "tencrop":
-        five = five_crop(arr, crop)
-        return five + [v[:, ::-1] for v in five]
+        return five_crop(arr, crop) + five_crop(arr[:, ::-1], crop)
     base = center_crop(arr, crop) if crop is not None else arr
     return [base, base[:, ::-1]] if tta == "flip" else [base]
 

@@ -171,7 +171,8 @@ def _describe(error):
     if v == "type":
         want = schema["type"]
         want = " or ".join(want) if isinstance(want, list) else want
-        return list(error.absolute_path), f"expected a {want}; got {got!r} ({type(got).__name__})"
+        article = "an" if want[0] in "aeiou" else "a"
+        return list(error.absolute_path), f"expected {article} {want}; got {got!r} ({type(got).__name__})"
     if v in ("minimum", "exclusiveMinimum", "maximum", "exclusiveMaximum"):
         words = {"minimum": ">=", "exclusiveMinimum": ">", "maximum": "<=", "exclusiveMaximum": "<"}
         return list(error.absolute_path), f"expected a number {words[v]} {error.validator_value}; got {got!r}"

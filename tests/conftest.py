@@ -22,3 +22,45 @@ def make_embeddings(rng, n=400, ids=20, dim=16, spread=1.0):
     labels = rng.integers(0, ids, n)
     centers = rng.normal(size=(ids, dim))
     return centers[labels] * spread + rng.normal(size=(n, dim)), labels
+
+
+def export_tiny_model(path, *, channels=1, size=16, n_classes=3, nhwc=False, seed=0):
+    """A small CNN exported to ONNX with outputs ``logits`` and ``embedding``."""
+    import warnings
+
+    import torch
+    from torch import nn
+
+    torch.manual_seed(seed)
+
+    class Tiny(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv = nn.Sequential(nn.Conv2d(channels, 4, 3, padding=1), nn.ReLU(), nn.AdaptiveAvgPool2d(2),
+                                      nn.Flatten())
+            self.fc = nn.Linear(16, n_classes)
+
+        def forward(self, x):
+            if nhwc:
+                x = x.permute(0, 3, 1, 2)
+            e = self.conv(x)
+            return self.fc(e), e
+
+    shape = (1, size, size, channels) if nhwc else (1, channels, size, size)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(Tiny().eval(), (torch.zeros(shape),), str(path), dynamo=False, input_names=["input"],
+                          output_names=["logits", "embedding"], opset_version=17,
+                          dynamic_axes={"input": {0: "batch"}, "logits": {0: "batch"}, "embedding": {0: "batch"}})
+    return path
+
+
+def write_image_tree(root, rng, *, classes=("a", "b", "c"), per_class=4, size=(20, 18), mode="L"):
+    from PIL import Image
+
+    for c in classes:
+        (root / c).mkdir(parents=True, exist_ok=True)
+        for k in range(per_class):
+            arr = rng.integers(0, 256, size=(size[1], size[0]), dtype=np.uint8)
+            Image.fromarray(arr, "L").convert(mode).save(root / c / f"{c}_{k}.png")
+    return root
