@@ -23,21 +23,32 @@ def _summary(results):
     return 1 if failed else 0
 
 
+def _evaluate(files, args):
+    from .run import render_index, run_many
+
+    status = _summary(run_many(files, args.out, jobs=args.jobs, progress=not args.quiet,
+                               render=not args.no_report, show_code=args.show_code))
+    if not args.no_report:
+        try:
+            index = render_index(args.out, primary_metric=args.primary_metric, show_code=args.show_code)
+            print(f"index   {index}")
+        except Exception as exc:  # noqa: BLE001 -- the per-model reports are already written
+            print(f"FAILED  index page: {type(exc).__name__}: {exc}", file=sys.stderr)
+            status = 1
+    return status
+
+
 def cmd_run(args):
     from .params import find_params
-    from .run import run_many
 
-    files = find_params(args.params)
-    return _summary(run_many(files, args.out, jobs=args.jobs, progress=not args.quiet))
+    return _evaluate(find_params(args.params), args)
 
 
 def cmd_demo(args):
     from .demo import build_demo
-    from .run import run_many
 
     build_demo(args.build, force=args.rebuild)
-    files = sorted(Path(args.params).glob("*.yaml"))
-    return _summary(run_many(files, args.out, jobs=args.jobs, progress=not args.quiet))
+    return _evaluate(sorted(Path(args.params).glob("*.yaml")), args)
 
 
 def main(argv=None):
@@ -53,6 +64,11 @@ def main(argv=None):
         p.add_argument("--out", default="outputs", help="output folder (default: outputs/)")
         p.add_argument("--jobs", type=int, default=1, help="models evaluated in parallel")
         p.add_argument("--quiet", action="store_true", help="no progress bars")
+        p.add_argument("--no-report", action="store_true", help="predictions and run.json only, no HTML")
+        p.add_argument("--show-code", action="store_true", help="include the notebooks' code cells in the HTML")
+        p.add_argument("--primary-metric", default=None,
+                       help="leaderboard metric: macro_f1 (default for classification), accuracy, top_5, "
+                            "roc_auc_macro, auc (default for verification), tar_at_far, lfw_accuracy")
     args = parser.parse_args(argv)
     try:
         return {"run": cmd_run, "demo": cmd_demo}[args.command](args)

@@ -14,7 +14,8 @@ Models
     ``linear`` (a rank-16 linear map), ``cnn_small`` (three conv layers, global average
     pooling) and ``cnn_wide`` (wider convs and a fully connected head), trained on the train
     split only on 32x32 upsampled digits, deterministic, exported with two outputs: ``logits``
-    and ``embedding`` (the penultimate layer).
+    and ``embedding`` (the penultimate layer). 10% of the training split is held out to log
+    validation loss and accuracy per epoch (``models/<name>_training.csv``, Keras CSVLogger style).
 
 The build is reused while ``build/demo/STAMP`` matches this file's source; any change to it
 rebuilds.
@@ -34,6 +35,7 @@ TEST_SIZE = 0.3
 RESIZE, CROP = 36, 32
 MEAN, STD = [0.5], [0.5]
 MODELS = ("linear", "cnn_small", "cnn_wide")
+VAL_SHARE = 0.1
 
 
 def _source_stamp():
@@ -137,26 +139,51 @@ def build_model(name):
 _EPOCHS = {"linear": 12, "cnn_small": 20, "cnn_wide": 12}
 
 
-def train_model(name, x, y, *, seed=0):
-    """Train a demo model deterministically on ``(x, y)`` with random 32x32 crops of 36x36 inputs."""
+def train_model(name, x, y, *, seed=0, log=None):
+    """Train a demo model deterministically on ``(x, y)`` with random 32x32 crops of 36x36 inputs.
+
+    A fixed random ``VAL_SHARE`` of the training data is held out for validation. With
+    ``log`` (a path), a Keras ``CSVLogger``-style log is written: ``epoch, accuracy, loss,
+    val_accuracy, val_loss``.
+    """
     import torch
 
     torch.manual_seed(seed)
     gen = torch.Generator().manual_seed(seed)
     model = build_model(name)
     opt = torch.optim.Adam(model.parameters(), lr=3e-3)
-    xt, yt = torch.from_numpy(x), torch.from_numpy(y)
+    order = torch.randperm(len(x), generator=gen)
+    n_val = int(len(x) * VAL_SHARE)
+    xt, yt = torch.from_numpy(x)[order[n_val:]], torch.from_numpy(y)[order[n_val:]]
+    xv, yv = torch.from_numpy(x)[order[:n_val]], torch.from_numpy(y)[order[:n_val]]
+    c0 = (RESIZE - CROP) // 2
+    xv = xv[:, :, c0:c0 + CROP, c0:c0 + CROP]
     n, pad = len(xt), RESIZE - CROP
-    for _ in range(_EPOCHS[name]):
+    rows = ["epoch,accuracy,loss,val_accuracy,val_loss"]
+    for epoch in range(_EPOCHS[name]):
         perm = torch.randperm(n, generator=gen)
+        seen = correct = total_loss = 0.0
+        model.train()
         for s in range(0, n, 64):
             b = perm[s:s + 64]
             dy, dx = torch.randint(0, pad + 1, (2,), generator=gen).tolist()
             xb = xt[b, :, dy:dy + CROP, dx:dx + CROP]
-            loss = torch.nn.functional.cross_entropy(model(xb)[0], yt[b])
+            logits = model(xb)[0]
+            loss = torch.nn.functional.cross_entropy(logits, yt[b])
             opt.zero_grad()
             loss.backward()
             opt.step()
+            seen += len(b)
+            total_loss += float(loss.detach()) * len(b)
+            correct += float((logits.argmax(1) == yt[b]).sum())
+        model.eval()
+        with torch.no_grad():
+            vl = model(xv)[0]
+            val_loss = float(torch.nn.functional.cross_entropy(vl, yv))
+            val_acc = float((vl.argmax(1) == yv).float().mean())
+        rows.append(f"{epoch},{correct / seen:.6f},{total_loss / seen:.6f},{val_acc:.6f},{val_loss:.6f}")
+    if log is not None:
+        Path(log).write_text("\n".join(rows) + "\n")
     return model.eval()
 
 
@@ -204,7 +231,7 @@ def build_demo(build_dir="build/demo", *, force=False, log=print):
     summary = {}
     try:
         for name in MODELS:
-            model = train_model(name, x_train, labels[train])
+            model = train_model(name, x_train, labels[train], log=build / "models" / f"{name}_training.csv")
             with torch.no_grad():
                 logits = model(torch.from_numpy(x_test[:, :, c0:c0 + CROP, c0:c0 + CROP]))[0]
             acc = float((logits.argmax(1).numpy() == labels[test]).mean())

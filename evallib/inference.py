@@ -7,6 +7,7 @@ views (softmax first when the output is logits); embeddings are averaged, then L
 from __future__ import annotations
 
 import hashlib
+import io
 import os
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -119,7 +120,8 @@ class Predictions:
 
     ``scores`` are logits when ``scores_are == "logits"`` (no test-time augmentation) and
     view-averaged probabilities otherwise; ``scores_center`` and ``embeddings_center`` hold the
-    center view alone when test-time augmentation ran. ``kept`` indexes the dataset rows.
+    center view alone when test-time augmentation ran. ``kept`` indexes the dataset rows;
+    ``file_hashes`` (BLAKE2b of each kept file's bytes) pair the same images across models.
     """
 
     kept: np.ndarray
@@ -130,6 +132,7 @@ class Predictions:
     embeddings_center: np.ndarray | None
     failed: list
     seconds: float
+    file_hashes: list = None
 
 
 def _cpu_temperature():
@@ -186,10 +189,15 @@ def predict(session, files, pre, outputs, *, batch_size=64, decode_workers=2, ma
                          f"(tensor(float), tensor(float16) or tensor(double))")
 
     def decode(f):
-        return load_views(f, pre)
+        try:
+            raw = Path(f).read_bytes()
+        except OSError as exc:
+            return None, f"cannot read: {exc.strerror or exc}", None
+        views, reason = load_views(io.BytesIO(raw), pre)
+        return views, reason, hashlib.blake2b(raw, digest_size=16).hexdigest()
 
     start = time.perf_counter()
-    kept, failed, chunks = [], [], {n: [] for n in wanted}
+    kept, failed, digests, chunks = [], [], [], {n: [] for n in wanted}
     centers = {n: [] for n in wanted}
     layout = None
     batches = [range(s, min(s + batch_size, len(files))) for s in range(0, len(files), batch_size)]
@@ -201,11 +209,12 @@ def predict(session, files, pre, outputs, *, batch_size=64, decode_workers=2, ma
             if b + 1 < len(batches):  # decode the next batch while this one runs
                 pending = pool.map(decode, [files[i] for i in batches[b + 1]])
             good = []
-            for i, (v, reason) in zip(rows, decoded):
+            for i, (v, reason, digest) in zip(rows, decoded):
                 if v is None:
                     failed.append({"path": str(files[i]), "reason": reason})
                 else:
                     good.append((i, v))
+                    digests.append(digest)
             bar.update(len(rows))
             if not good:
                 continue
@@ -246,4 +255,4 @@ def predict(session, files, pre, outputs, *, batch_size=64, decode_workers=2, ma
             if tta != "none":
                 emb_c = l2_normalize(raw[:, c])
     return Predictions(np.asarray(kept, dtype=np.int64), scores, scores_are if scores is not None else None,
-                       emb, scores_c, emb_c, failed, seconds)
+                       emb, scores_c, emb_c, failed, seconds, digests)

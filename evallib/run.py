@@ -26,7 +26,7 @@ from .params import load_params
 
 PREDICTIONS = "predictions.npz"
 RUN = "run.json"
-_CACHE_VERSION = 1
+_CACHE_VERSION = 2
 
 
 def _cache_key(facts, dataset, params):
@@ -46,7 +46,7 @@ def load_predictions(out_dir):
     """Read ``predictions.npz`` from a model's output folder into a dict of arrays/values."""
     with np.load(Path(out_dir) / PREDICTIONS, allow_pickle=False) as z:
         d = {k: z[k] for k in z.files}
-    for k in ("paths", "classes", "skipped_paths", "skipped_reasons"):
+    for k in ("paths", "classes", "skipped_paths", "skipped_reasons", "file_hashes"):
         if k in d:
             d[k] = d[k].tolist()
     for k in ("scores_are", "cache_key", "root"):
@@ -101,6 +101,9 @@ def run_model(params, out_root="outputs", *, progress=True, threads=None):
         pred = predict(session, [dataset.file(i) for i in range(len(dataset))], params.preprocess, params.outputs,
                        batch_size=params.preprocess["batch_size"], decode_workers=params.runtime["decode_workers"],
                        max_cpu_temp=params.runtime["max_cpu_temp"], progress=progress, desc=params.name)
+        if len(pred.kept) == 0:
+            raise EvallibError(f"data.root: no image of {len(dataset)} could be decoded; "
+                               f"first reason: {pred.failed[0]['reason'] if pred.failed else 'none'}")
         root = str(dataset.root)
         skipped = list(dataset.skipped) + [
             {"path": os.path.relpath(f["path"], root), "reason": f["reason"]} for f in pred.failed]
@@ -112,6 +115,7 @@ def run_model(params, out_root="outputs", *, progress=True, threads=None):
             "skipped_paths": np.array([s["path"] for s in skipped], dtype=str),
             "skipped_reasons": np.array([s["reason"] for s in skipped], dtype=str),
             "cache_key": np.array(key),
+            "file_hashes": np.array(pred.file_hashes, dtype=str),
         }
         for name in ("scores", "embeddings", "scores_center", "embeddings_center"):
             value = getattr(pred, name)
@@ -124,9 +128,6 @@ def run_model(params, out_root="outputs", *, progress=True, threads=None):
         inference = {"cached": False, "seconds": pred.seconds, "images": n,
                      "images_per_second": n / pred.seconds if pred.seconds > 0 else None,
                      "tta": params.preprocess["tta"]}
-        if n == 0:
-            raise EvallibError(f"data.root: no image of {len(dataset)} could be decoded; "
-                               f"first reason: {pred.failed[0]['reason'] if pred.failed else 'none'}")
     facts_out = {
         "status": "ok", "name": params.name, "evallib": __version__,
         "params": params.to_dict(), "model": facts,
@@ -138,10 +139,40 @@ def run_model(params, out_root="outputs", *, progress=True, threads=None):
     return facts_out
 
 
-def _run_one(path, out_root, threads, progress):
-    """Run one params file; never raises (the error goes into run.json)."""
+def render_report(params_path, out_root="outputs", *, show_code=False):
+    """Execute ``notebooks/report.ipynb`` for one model and render ``report.html`` (metrics.json comes with it)."""
+    from .render import execute, notebook_dir, to_html
+
+    params = load_params(params_path)
+    out_dir = Path(out_root) / params.name
+    nb = out_dir / "report.ipynb"
+    execute(notebook_dir() / "report.ipynb", nb,
+            {"params_path": str(Path(params_path).resolve()), "out_root": str(Path(out_root).resolve()),
+             "interactive": False}, cwd=notebook_dir())
+    return to_html(nb, out_dir / "report.html", show_code=show_code, title=f"{params.name}: evaluation report")
+
+
+def render_index(out_root="outputs", *, primary_metric=None, show_code=False):
+    """Execute ``notebooks/compare.ipynb`` into ``out_root/index.html``."""
+    from .render import execute, notebook_dir, to_html
+
+    out_root = Path(out_root)
+    nb = out_root / "index.ipynb"
+    execute(notebook_dir() / "compare.ipynb", nb,
+            {"out_root": str(out_root.resolve()), "primary_metric": primary_metric}, cwd=notebook_dir())
+    return to_html(nb, out_root / "index.html", show_code=show_code, title="Model comparison")
+
+
+def _run_one(path, out_root, threads, progress, render=False, show_code=False):
+    """Run one params file (and render its report); never raises (the error goes into run.json)."""
     try:
-        return run_model(path, out_root, progress=progress, threads=threads)
+        facts = run_model(path, out_root, progress=progress, threads=threads)
+        if render:
+            t0 = time.perf_counter()
+            render_report(path, out_root, show_code=show_code)
+            facts["report_seconds"] = time.perf_counter() - t0
+            write_json(Path(out_root) / facts["name"] / RUN, facts)
+        return facts
     except Exception as exc:  # noqa: BLE001 -- one model's failure must not stop the others
         name = Path(path).stem
         try:
@@ -155,13 +186,17 @@ def _run_one(path, out_root, threads, progress):
         return facts
 
 
-def run_many(paths, out_root="outputs", *, jobs=1, progress=True):
-    """Run several params files, ``jobs`` at a time; returns their run facts in order."""
+def run_many(paths, out_root="outputs", *, jobs=1, progress=True, render=False, show_code=False):
+    """Run several params files, ``jobs`` at a time; returns their run facts in order.
+
+    With ``render`` each model's report is rendered too.
+    """
     paths = list(paths)
     jobs = max(1, min(jobs, len(paths) or 1))
     if jobs == 1:
-        return [_run_one(p, out_root, None, progress) for p in paths]
+        return [_run_one(p, out_root, None, progress, render, show_code) for p in paths]
     threads = max(1, (os.cpu_count() or 1) // jobs)
+    n = len(paths)
     with ProcessPoolExecutor(max_workers=jobs) as pool:
-        return list(pool.map(_run_one, paths, [out_root] * len(paths), [threads] * len(paths),
-                             [False] * len(paths)))
+        return list(pool.map(_run_one, paths, [out_root] * n, [threads] * n, [False] * n, [render] * n,
+                             [show_code] * n))
