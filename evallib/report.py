@@ -108,13 +108,14 @@ class Report:
         p, rep = self.pred, self.params.report
         if "classification" in self.params.tasks and "scores" in p:
             kind = p.get("scores_are", self.params.outputs["scores_are"])
-            self.classification = evaluate_classification(self.y, p["scores"], scores_are=kind,
+            names = np.asarray(self.classes)[self.y]
+            self.classification = evaluate_classification(names, p["scores"], scores_are=kind, classes=self.classes,
                                                           top_k=(1, rep["top_k"]))
             self.cls_intervals = bootstrap_classification(self.y, p["scores"], scores_are=kind,
                                                           n_boot=rep["bootstrap"], seed=rep["seed"],
                                                           ks=(rep["top_k"],))
             if "scores_center" in p:
-                self.cls_center = evaluate_classification(self.y, p["scores_center"],
+                self.cls_center = evaluate_classification(names, p["scores_center"], classes=self.classes,
                                                           scores_are=self.params.outputs["scores_are"],
                                                           top_k=(1, rep["top_k"]))
         if "verification" in self.params.tasks and "embeddings" in p:

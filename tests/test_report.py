@@ -1,0 +1,144 @@
+"""Reports: notebooks executed by papermill on tiny data, metrics.json against the engine, the HTML in Chromium."""
+
+import json
+import re
+import shutil
+
+import numpy as np
+import pytest
+import yaml
+from PIL import Image
+
+from conftest import export_tiny_model
+from evallib.cli import main
+from evallib.metrics import evaluate_classification, evaluate_verification
+from evallib.metrics.classification import to_probabilities
+from evallib.run import load_predictions
+
+CLASSES = ["cat", "<b>x</b>", "dog & co"]
+
+
+@pytest.fixture(scope="module")
+def rendered(tmp_path_factory):
+    """Two tiny models (one failing) on images whose class names carry markup, rendered with the CLI."""
+    root = tmp_path_factory.mktemp("report")
+    rng = np.random.default_rng(7)
+    data = root / "data"
+    rows = ["path,label"]
+    for k in range(30):
+        c = k % 3
+        arr = np.clip(rng.normal(60 + 70 * c, 40, size=(18, 18)), 0, 255).astype(np.uint8)
+        name = f"img_{k:03d}.png"
+        (data / "imgs").mkdir(parents=True, exist_ok=True)
+        Image.fromarray(arr, "L").save(data / "imgs" / name)
+        rows.append(f'imgs/{name},"{CLASSES[c]}"')
+    (data / "labels.csv").write_text("\n".join(rows) + "\n")
+    (data / "training.csv").write_text("epoch,loss,val_loss,accuracy,val_accuracy\n0,1.0,1.1,0.5,0.4\n1,0.6,0.8,0.7,0.6\n")
+    model = export_tiny_model(root / "tiny.onnx", n_classes=3)
+    params = root / "params"
+    params.mkdir()
+    base = {"model": str(model), "task": "both",
+            "data": {"root": str(data), "labels": "csv", "csv": str(data / "labels.csv"), "classes": CLASSES},
+            "preprocess": {"resize": 16, "crop": 16, "mean": [0.5], "std": [0.25], "mode": "grayscale", "tta": "flip"},
+            "outputs": {"scores": "logits", "scores_are": "logits", "embedding": "embedding"},
+            "report": {"bootstrap": 50, "threshold_policy": "max_f1", "training_log": str(data / "training.csv")}}
+    (params / "tiny.yaml").write_text(yaml.safe_dump({"name": "tiny", **base}))
+    (params / "broken.yaml").write_text(yaml.safe_dump({"name": "broken", **base, "model": str(root / "nope.onnx")}))
+    out = root / "outputs"
+    code = main(["run", str(params), "--out", str(out), "--quiet"])
+    return {"root": root, "out": out, "code": code, "params": params}
+
+
+def test_run_renders_reports_and_index(rendered):
+    out = rendered["out"]
+    assert rendered["code"] == 1  # one model failed
+    for f in ("report.html", "report.ipynb", "metrics.json", "run.json", "predictions.npz"):
+        assert (out / "tiny" / f).exists(), f
+    assert (out / "index.html").exists()
+    assert json.loads((out / "broken" / "run.json").read_text())["status"] == "failed"
+    index = (out / "index.html").read_text()
+    assert 'href="tiny/report.html"' in index and "broken" in index and "expected an ONNX file" in index
+
+
+def test_metrics_json_matches_the_engine(rendered):
+    out = rendered["out"] / "tiny"
+    m = json.loads((out / "metrics.json").read_text())
+    p = load_predictions(out)
+    ref = evaluate_classification(p["labels"], p["scores"], scores_are=p["scores_are"]).to_dict()
+    assert m["classification"]["confusion"] == ref["confusion"]
+    for key in ("accuracy", "macro_f1", "log_loss", "roc_auc_macro", "ece"):
+        assert m["classification"][key] == pytest.approx(ref[key], abs=1e-12, nan_ok=True), key
+    assert m["classification"]["classes"] == CLASSES
+    center = evaluate_classification(p["labels"], p["scores_center"], scores_are="logits")
+    assert m["classification"]["center_crop"]["accuracy"] == pytest.approx(center.accuracy)
+    v = evaluate_verification(p["embeddings"], p["labels"])
+    assert m["verification"]["auc"] == pytest.approx(v.auc, abs=1e-12)
+    assert m["verification"]["tar_at_far"]["0.1"]["tar"] == pytest.approx(v.tar_at_far[0.1]["tar"], nan_ok=True)
+    assert m["headline"]["macro_f1"]["value"] == pytest.approx(ref["macro_f1"])
+    lo, hi = m["headline"]["accuracy"]["interval"]
+    assert lo <= ref["accuracy"] <= hi
+
+
+def test_html_is_self_contained_and_hides_code(rendered):
+    html = (rendered["out"] / "tiny" / "report.html").read_text()
+    assert not re.search(r'<(script|link|img)[^>]+(src|href)="(https?:)?//', html)
+    assert "cdnjs" not in html and "unpkg" not in html and "require.js" not in html
+    assert html.count("data:image/png;base64") >= 5
+    assert "classification_summary" not in html  # code cells hidden by default
+    assert "&lt;b&gt;x&lt;/b&gt;" in html and "<b>x</b>" not in html.replace('"<b>x</b>"', "")
+    assert len(html) < 5_000_000
+
+
+def test_show_code(rendered, tmp_path):
+    out = tmp_path / "o"
+    assert main(["run", str(rendered["params"] / "tiny.yaml"), "--out", str(out), "--quiet", "--show-code"]) == 0
+    html = (out / "tiny" / "report.html").read_text()
+    assert "classification_summary" in html
+
+
+def test_report_in_chromium_offline_slider_matches_python(rendered):
+    from playwright.sync_api import sync_playwright
+
+    out = rendered["out"] / "tiny"
+    p = load_predictions(out)
+    requests, errors = [], []
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=shutil.which("chromium") or "/usr/bin/chromium",
+                                     args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"])
+        ctx = browser.new_context(offline=True)
+        ctx.route(re.compile(r"^(?!file:|data:).*"), lambda route: (requests.append(route.request.url), route.abort()))
+        page = ctx.new_page()
+        page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+        page.on("pageerror", lambda e: errors.append(str(e)))
+        page.goto((out / "report.html").as_uri())
+        sliders = page.locator(".evallib-slider")
+        assert sliders.count() == 2
+        assert "<b>x</b>" in page.locator("body").inner_text()  # shown as literal text
+
+        # verification slider: genuine vs impostor pairs
+        ver = sliders.nth(1)
+        rng_input = ver.locator("input[type=range]")
+        e = p["embeddings"] / np.linalg.norm(p["embeddings"], axis=1, keepdims=True)
+        e = e.astype(np.float32)
+        s = (e @ e.T)[np.triu_indices(len(e), 1)].astype(np.float64)
+        same = (p["labels"][:, None] == p["labels"][None, :])[np.triu_indices(len(e), 1)]
+        for pos in (0, 7, int(rng_input.get_attribute("max")) // 2, int(rng_input.get_attribute("max"))):
+            rng_input.evaluate("(el, v) => { el.value = v; el.dispatchEvent(new Event('input')); }", pos)
+            t = float(ver.locator("[data-field=threshold]").get_attribute("data-threshold"))
+            shown = {k: int(ver.locator(f"[data-field={k}]").inner_text()) for k in ("tp", "fp", "tn", "fn")}
+            assert shown["tp"] == np.sum(s[same] >= t) and shown["fp"] == np.sum(s[~same] >= t)
+            assert shown["fn"] == np.sum(s[same] < t) and shown["tn"] == np.sum(s[~same] < t)
+
+        # classification slider: pick the class "<b>x</b>" and check one-vs-rest counts
+        cls = sliders.nth(0)
+        cls.locator("select").select_option(label="class <b>x</b> vs rest")
+        probs = to_probabilities(p["scores"], p["scores_are"])[:, 1]
+        pos_mask = p["labels"] == 1
+        r = cls.locator("input[type=range]")
+        r.evaluate("(el) => { el.value = 3; el.dispatchEvent(new Event('input')); }")
+        t = float(cls.locator("[data-field=threshold]").get_attribute("data-threshold"))
+        assert int(cls.locator("[data-field=tp]").inner_text()) == np.sum(probs[pos_mask] >= t)
+        assert int(cls.locator("[data-field=fp]").inner_text()) == np.sum(probs[~pos_mask] >= t)
+        page.screenshot(path=str(rendered["root"] / "report.png"), full_page=True)
+        browser.close()
+    assert requests == [] and errors == []
