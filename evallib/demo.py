@@ -136,6 +136,11 @@ def build_model(name):
     raise ValueError(f"model name: expected one of {', '.join(MODELS)}; got {name!r}")
 
 
+def build_cnn_small():
+    """The untrained ``cnn_small`` (a builder to name in ``report.torch_model_factory``)."""
+    return build_model("cnn_small")
+
+
 _EPOCHS = {"linear": 12, "cnn_small": 20, "cnn_wide": 12}
 
 

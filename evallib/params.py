@@ -98,6 +98,14 @@ SCHEMA = {
                 "top_k": {"type": "integer", "minimum": 1},
                 "seed": {"type": "integer", "minimum": 0},
                 "training_log": {"type": "string"},
+                "cam_method": {"enum": ["gradcam", "gradcam++", "scorecam", "eigencam", "xgradcam", "layercam",
+                                        "hirescam"]},
+                "cam_layer": {"type": ["string", "null"]},
+                "torch_model": {"type": ["string", "null"]},
+                "torch_model_factory": {"type": ["string", "null"], "pattern": r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$",
+                                        "description": "'package.module:callable' that builds the module"},
+                "tsne_thumbnails": {"type": "integer", "minimum": 0},
+                "tsne_perplexity": {"type": "number", "exclusiveMinimum": 0},
             },
         },
         "runtime": {
@@ -119,7 +127,9 @@ DEFAULTS = {
                    "layout": "auto", "tta": "none", "batch_size": 64},
     "outputs": {"scores": "logits", "scores_are": "logits", "embedding": None},
     "report": {"threshold_policy": "max_accuracy", "far_target": 1e-3, "bootstrap": 1000,
-               "gallery_size": 8, "primary_metric": None, "top_k": 5, "seed": 0, "training_log": None},
+               "gallery_size": 8, "primary_metric": None, "top_k": 5, "seed": 0, "training_log": None,
+               "cam_method": "gradcam", "cam_layer": None, "torch_model": None, "torch_model_factory": None,
+               "tsne_thumbnails": 100, "tsne_perplexity": 30.0},
     "runtime": {"threads": 0, "decode_workers": 2, "max_cpu_temp": None},
 }
 
@@ -248,8 +258,9 @@ def parse_params(raw, *, source=None, base_dir=None):
     if "verification" in tasks and not outs["embedding"]:
         raise ParamsError(f"{where}: outputs.embedding: expected the name of the ONNX output with the embedding "
                           f"for task verification; got {outs['embedding']!r}")
-    if p["report"]["training_log"]:
-        p["report"]["training_log"] = str(resolve(p["report"]["training_log"]))
+    for key in ("training_log", "torch_model"):
+        if p["report"][key]:
+            p["report"][key] = str(resolve(p["report"][key]))
 
     return Params(name=p["name"], model=resolve(p["model"]), tasks=tasks, data=data, preprocess=pre,
                   outputs=outs, report=p["report"], runtime=p["runtime"],

@@ -58,8 +58,217 @@ def macro_roc(y, probs, grid=np.linspace(0, 1, 201)):
     return grid, np.mean(tprs, axis=0) if tprs else np.full(len(grid), np.nan)
 
 
+class _Explain:
+    """Grad-CAM and t-SNE sections (mixed into :class:`Report`)."""
+
+    def _views(self, idx):
+        """Center-crop model inputs (NCHW) and display images of dataset rows ``idx``."""
+        from .cam import to_display
+        from .data import load_views
+
+        pre = {**self.params.preprocess, "tta": "none"}
+        root = Path(self.pred["root"])
+        x = np.concatenate([load_views(root / self.pred["paths"][i], pre)[0] for i in idx]).astype(np.float32)
+        shown = [to_display(v, pre["mean"], pre["std"]) for v in x]
+        return x, shown
+
+    def cam_model(self, output="scores"):
+        """The torch model for CAMs, or ``None`` with the reason displayed."""
+        from .cam import load_torch_model
+        from .errors import ModelError
+        from .inference import _layout
+
+        key = (output,)
+        cache = self.__dict__.setdefault("_cam_models", {})
+        if key in cache:
+            return cache[key]
+        rep, model = self.params.report, self.run["model"]
+        names = [o["name"] for o in model["outputs"]]
+        shape = model["inputs"][0]["shape"]
+        c = 1 if self.params.preprocess["mode"] == "grayscale" else 3
+        crop = self.params.preprocess["crop"] or self.params.preprocess["resize"]
+        h, w = (crop, crop) if isinstance(crop, int) else crop
+        try:
+            nhwc = _layout(shape, (c, h, w), self.params.preprocess["layout"]) == "nhwc"
+            tm = load_torch_model(self.params.model, fallback=rep["torch_model"], factory=rep["torch_model_factory"],
+                                  output=self.params.outputs[output], output_names=names, nhwc=nhwc)
+            from .cam import find_target_layer, get_layer
+
+            if rep["cam_layer"]:
+                layer_name, layer = rep["cam_layer"], get_layer(tm.module, rep["cam_layer"])
+            else:
+                layer_name, layer = find_target_layer(tm.module, (1, c, h, w))
+            cache[key] = (tm, layer_name, layer)
+        except (ModelError, ValueError) as exc:
+            _display(f'<p class="evallib-warn">{html.escape(str(exc))}</p>' + CSS)
+            cache[key] = None
+        return cache[key]
+
+    def _cam_intro(self, tm, layer_name):
+        method = self.params.report["cam_method"]
+        _display(CSS + html_table([["model used", tm.source], ["target layer", layer_name], ["method", method]],
+                                  ["Grad-CAM", ""]))
+
+    def grad_cam_gallery(self):
+        """Per class the most confident correct images and the mistakes, each with its heat map."""
+        from .cam import grad_cam, overlay
+        from .plots import plot_tiles
+
+        if self.classification is None:
+            return self._verification_gallery()
+        got = self.cam_model("scores")
+        if got is None:
+            return self._verification_gallery()
+        tm, layer_name, layer = got
+        self._cam_intro(tm, layer_name)
+        size = self.params.report["gallery_size"]
+        if size == 0:
+            return self._verification_gallery()
+        probs = _probs(self.pred["scores"], self.pred.get("scores_are", "logits"))
+        pred, conf, y = probs.argmax(1), probs.max(1), self.y
+        n_ok, n_bad = max(1, size // 2), max(1, size // 4)
+        picks = []  # (row, index, target class, caption)
+        for k, name in enumerate(self.classes):
+            ok = np.nonzero((y == k) & (pred == k))[0]
+            bad = np.nonzero((y == k) & (pred != k))[0]
+            row = [(i, k, f"{name} → {name} ({conf[i]:.2f})") for i in ok[np.argsort(-conf[ok], kind="stable")][:n_ok]]
+            for i in bad[np.argsort(-conf[bad], kind="stable")][:n_bad]:
+                row.append((i, int(pred[i]), f"{name} → {self.classes[pred[i]]} ({conf[i]:.2f})"))
+                row.append((i, k, f"true class {name}"))
+            if row:
+                picks.append(row)
+        flat = [t for row in picks for t in row]
+        x, shown = self._views([i for i, _, _ in flat])
+        cams = grad_cam(tm, x, targets=[t for _, t, _ in flat], layer=layer, method=self.params.report["cam_method"])
+        tiles, j = [], 0
+        for row in picks:
+            tiles.append([(overlay(shown[j + m], cams[j + m]), cap) for m, (_, _, cap) in enumerate(row)])
+            j += len(row)
+        fig = plot_tiles(tiles, ncols=max(len(r) for r in tiles), title="Grad-CAM: where the model looks")
+        _display(guide("Each row is one true class: its most confident correct images, then its mistakes as pairs "
+                       "(heat map for the wrong prediction, then for the true class). Red areas drove the score; "
+                       "captions read true → predicted (probability)."), figure_image(fig, dpi=80))
+        self._verification_gallery()
+
+    def _verification_gallery(self):
+        from .cam import SimilarityTarget, grad_cam, overlay
+        from .metrics.verification import extreme_pairs
+        from .plots import plot_tiles
+
+        if self.verification is None or self.params.report["gallery_size"] == 0:
+            return
+        got = self.cam_model("embedding")
+        if got is None:
+            return
+        tm, layer_name, layer = got
+        if self.classification is None:
+            self._cam_intro(tm, layer_name)
+        k = max(1, self.params.report["gallery_size"] // 2)
+        emb = self.pred["embeddings"]
+        rejects, accepts = extreme_pairs(emb, self.y, k)
+        pairs = [(i, j, s, "false reject") for i, j, s in rejects] + [(i, j, s, "false accept") for i, j, s in accepts]
+        if not pairs:
+            return
+        idx = [i for i, j, _, _ in pairs] + [j for i, j, _, _ in pairs]
+        x, shown = self._views(idx)
+        e = emb / np.linalg.norm(emb, axis=1, keepdims=True)
+        targets = [SimilarityTarget(e[j]) for i, j, _, _ in pairs] + [SimilarityTarget(e[i]) for i, j, _, _ in pairs]
+        cams = grad_cam(tm, x, targets=targets, layer=layer, method=self.params.report["cam_method"])
+        n = len(pairs)
+        tiles = []
+        for m, (i, j, s, kind) in enumerate(pairs):
+            a, b = self.classes[self.y[i]], self.classes[self.y[j]]
+            tiles.append([(shown[m], f"{kind}: {a}"), (overlay(shown[m], cams[m]), f"similarity {s:.3f}"),
+                          (overlay(shown[n + m], cams[n + m]), f"{b}"), (shown[n + m], f"{b}")])
+        fig = plot_tiles(tiles, ncols=4, title="Verification: the hardest pairs")
+        _display(guide("Top rows: pairs of the same identity the model finds least similar (false rejects); bottom "
+                       "rows: pairs of different identities it finds most similar (false accepts). The heat maps "
+                       "show what drives the similarity to the other image."), figure_image(fig, dpi=80))
+
+    def cam_explorer(self, interactive=False):
+        """In JupyterLab: pick an image (by index or among the mistakes) and see its CAM."""
+        if not interactive or self.classification is None:
+            return
+        import ipywidgets as w
+
+        from .cam import grad_cam, overlay
+        from .plots import plot_tiles
+
+        got = self.cam_model("scores")
+        if got is None:
+            return
+        tm, _, layer = got
+        probs = _probs(self.pred["scores"], self.pred.get("scores_are", "logits"))
+        pred = probs.argmax(1)
+        wrong = [int(i) for i in np.nonzero(pred != self.y)[0]]
+        options = [(f"#{i}: {self.classes[self.y[i]]} → {self.classes[pred[i]]}", i) for i in wrong]
+        index = w.BoundedIntText(value=wrong[0] if wrong else 0, min=0, max=len(self.y) - 1, description="image #")
+        pick = w.Dropdown(options=options or [("no mistakes", 0)], description="mistakes")
+        out = w.Output()
+
+        def show(*_):
+            i = int(index.value)
+            x, shown = self._views([i, i])
+            cams = grad_cam(tm, x, targets=[int(pred[i]), int(self.y[i])], layer=layer,
+                            method=self.params.report["cam_method"])
+            fig = plot_tiles([[(shown[0], self.pred["paths"][i]),
+                               (overlay(shown[0], cams[0]), f"predicted {self.classes[pred[i]]}"),
+                               (overlay(shown[1], cams[1]), f"true {self.classes[self.y[i]]}")]], ncols=3,
+                             title="Grad-CAM", tile_inches=2.5)
+            out.clear_output(wait=True)
+            with out:
+                _display(figure_image(fig))
+
+        pick.observe(lambda ch: setattr(index, "value", ch["new"]), names="value")
+        index.observe(show, names="value")
+        show()
+        _display(w.VBox([w.HBox([index, pick]), out]))
+
+    def tsne_map(self):
+        """t-SNE map of the embeddings (or logits) with thumbnails and trustworthiness."""
+        from .data import load_image
+        from .tsne import plot_tsne, tsne_map
+
+        feats = self.pred.get("embeddings", self.pred.get("scores"))
+        if feats is None:
+            _display("<p><i>No embedding or scores to map.</i></p>")
+            return
+        source = "embedding output" if "embeddings" in self.pred else "logits (the model has no embedding output)"
+        rep = self.params.report
+        m = tsne_map(feats, seed=rep["seed"], perplexity=rep["tsne_perplexity"])
+        mistakes = None
+        if "scores" in self.pred and self.classification is not None:
+            mistakes = self.pred["scores"].argmax(1) != self.y
+        root = Path(self.pred["root"])
+        mode = self.params.preprocess["mode"]
+
+        def thumb(i):
+            from PIL import Image
+
+            img = load_image(root / self.pred["paths"][i], mode)
+            scale = 32 / max(img.size)
+            if scale > 1:  # tiny images are upsampled so a thumbnail is legible
+                img = img.resize((round(img.size[0] * scale), round(img.size[1] * scale)), Image.BILINEAR)
+            else:
+                img.thumbnail((32, 32))
+            return np.asarray(img, dtype=np.float32) / 255.0
+
+        ax, placed = plot_tsne(m, self.y, self.classes, thumbnails=thumb, mistakes=mistakes,
+                               max_thumbnails=rep["tsne_thumbnails"], seed=rep["seed"])
+        self.metrics["tsne"] = {"trustworthiness": m.trustworthiness, "method": m.method,
+                                "trust_sample": m.trust_sample, "points": len(feats), "thumbnails": placed}
+        self.save()
+        note = (f"{len(feats):,} points from the {source}; {placed} thumbnails on points spread out so none overlap; "
+                f"trustworthiness (k = 10) {m.trustworthiness:.3f}"
+                + (f" measured on {m.trust_sample:,} random points" if m.trust_sample < len(feats) else "")
+                + ": near 1 means neighbours on the map are neighbours in the embedding.")
+        _display(guide("Images the model finds similar sit close together; a thumbnail inside another class's "
+                       "cluster is an image the model confuses. Black rings mark misclassified images."),
+                 figure_image(ax.figure, dpi=80), CSS + f"<p>{html.escape(note)}</p>")
+
+
 @dataclass
-class Report:
+class Report(_Explain):
     """Everything one model's report shows; built by :meth:`load`."""
 
     params: object
@@ -92,9 +301,14 @@ class Report:
             rep._compute()
         rep.warnings = sorted({str(w.message) for w in caught if issubclass(w.category, DegenerateWarning)})
         rep.metrics = rep._metrics_dict()
-        if write:
-            write_json(out_dir / METRICS, rep.metrics)
+        rep._write = write
+        rep.save()
         return rep
+
+    def save(self):
+        """Write ``metrics.json`` (atomically), unless the report was loaded with ``write=False``."""
+        if getattr(self, "_write", True):
+            write_json(self.out_dir / METRICS, self.metrics)
 
     @property
     def classes(self):

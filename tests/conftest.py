@@ -64,3 +64,29 @@ def write_image_tree(root, rng, *, classes=("a", "b", "c"), per_class=4, size=(2
             arr = rng.integers(0, 256, size=(size[1], size[0]), dtype=np.uint8)
             Image.fromarray(arr, "L").convert(mode).save(root / c / f"{c}_{k}.png")
     return root
+
+
+def export_unconvertible_model(path, *, n_classes=3, size=16):
+    """An ONNX model onnxruntime runs but onnx2torch cannot convert (it uses ThresholdedRelu)."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    rng = np.random.default_rng(0)
+    w = numpy_helper.from_array(rng.normal(size=(4, 1, 3, 3)).astype(np.float32), "w")
+    fc = numpy_helper.from_array(rng.normal(size=(n_classes, 4)).astype(np.float32), "fc")
+    nodes = [
+        helper.make_node("Conv", ["input", "w"], ["c"], pads=[1, 1, 1, 1]),
+        helper.make_node("ThresholdedRelu", ["c"], ["r"], alpha=0.1),
+        helper.make_node("GlobalAveragePool", ["r"], ["g"]),
+        helper.make_node("Flatten", ["g"], ["embedding"]),
+        helper.make_node("Gemm", ["embedding", "fc"], ["logits"], transB=1),
+    ]
+    graph = helper.make_graph(nodes, "unconvertible", [helper.make_tensor_value_info("input", TensorProto.FLOAT,
+                                                                                     ["batch", 1, size, size])],
+                              [helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["batch", n_classes]),
+                               helper.make_tensor_value_info("embedding", TensorProto.FLOAT, ["batch", 4])],
+                              initializer=[w, fc])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    onnx.save(model, str(path))
+    return path

@@ -77,3 +77,14 @@ def test_demo_params_evaluate_end_to_end(demo, monkeypatch):
         assert r.accuracy == pytest.approx(summary[name]["eval_accuracy_center_crop"], abs=1e-9)
         acc[name] = r.accuracy
     assert acc["cnn_wide"] > acc["linear"] > acc["cnn_small"] + 0.05  # clearly different quality
+    for name in ("linear", "cnn_small", "cnn_wide"):
+        html = (demo / "outputs" / name / "report.html").read_text()
+        assert len(html) < 5_000_000
+        metrics = json.loads((demo / "outputs" / name / "metrics.json").read_text())
+        assert metrics["tsne"]["trustworthiness"] >= 0.95  # the digits embeddings map faithfully
+        if name == "linear":
+            assert "no layer of the model outputs a spatial map" in html  # the section says why it is missing
+        else:
+            assert "ONNX file converted with onnx2torch" in html and "the model finds least similar (false rejects)" in html
+    index = (demo / "outputs" / "index.html").read_text()
+    assert all(f'href="{n}/report.html"' in index for n in acc)

@@ -151,9 +151,9 @@ def test_failed_model_does_not_stop_the_others(model, data, tmp_path, capsys):
     assert [r["status"] for r in results] == ["failed", "ok"]
     failed = json.loads((out / "bad" / "run.json").read_text())
     assert "expected an ONNX file; got no file at" in failed["error"]
-    assert main(["run", str(bad), str(good), "--out", str(out), "--quiet"]) == 1
+    assert main(["run", str(bad), str(good), "--out", str(out), "--quiet", "--no-report"]) == 1
     assert "FAILED  bad" in capsys.readouterr().err
-    assert main(["run", str(good), "--out", str(out), "--quiet"]) == 0
+    assert main(["run", str(good), "--out", str(out), "--quiet", "--no-report"]) == 0
 
 
 def test_cli_reports_params_errors(tmp_path, capsys):

@@ -9,7 +9,7 @@ import pytest
 import yaml
 from PIL import Image
 
-from conftest import export_tiny_model
+from conftest import export_tiny_model, export_unconvertible_model
 from evallib.cli import main
 from evallib.metrics import evaluate_classification, evaluate_verification
 from evallib.metrics.classification import to_probabilities
@@ -44,6 +44,8 @@ def rendered(tmp_path_factory):
             "report": {"bootstrap": 50, "threshold_policy": "max_f1", "training_log": str(data / "training.csv")}}
     (params / "tiny.yaml").write_text(yaml.safe_dump({"name": "tiny", **base}))
     (params / "broken.yaml").write_text(yaml.safe_dump({"name": "broken", **base, "model": str(root / "nope.onnx")}))
+    odd = export_unconvertible_model(root / "odd.onnx", size=16)
+    (params / "odd.yaml").write_text(yaml.safe_dump({"name": "odd", **base, "model": str(odd)}))
     out = root / "outputs"
     code = main(["run", str(params), "--out", str(out), "--quiet"])
     return {"root": root, "out": out, "code": code, "params": params}
@@ -58,6 +60,17 @@ def test_run_renders_reports_and_index(rendered):
     assert json.loads((out / "broken" / "run.json").read_text())["status"] == "failed"
     index = (out / "index.html").read_text()
     assert 'href="tiny/report.html"' in index and "broken" in index and "expected an ONNX file" in index
+
+
+def test_grad_cam_and_tsne_sections(rendered):
+    html = (rendered["out"] / "tiny" / "report.html").read_text()
+    assert "ONNX file converted with onnx2torch (tiny.onnx)" in html and "Grad-CAM: where the model looks" in html
+    m = json.loads((rendered["out"] / "tiny" / "metrics.json").read_text())
+    assert 0 < m["tsne"]["trustworthiness"] <= 1 and m["tsne"]["points"] == 30
+    # a model onnx2torch cannot convert: the section says why, the rest of the report is there
+    odd = (rendered["out"] / "odd" / "report.html").read_text()
+    assert "Grad-CAM unavailable: onnx2torch could not convert odd.onnx" in odd
+    assert "Threshold table" in odd and "t-SNE map" in odd
 
 
 def test_metrics_json_matches_the_engine(rendered):

@@ -454,3 +454,32 @@ def evaluate_verification(embeddings, labels, *, pairs=None, exact_limit=20_000_
         intervals = bootstrap_verification(s[same], ids[i[same]], imp, n_boot=n_bootstrap, seed=seed,
                                            far_targets=(policy_far,))
     return VerificationResult(**{**res.__dict__, "protocol": "pair list", "lfw": lfw, "intervals": intervals})
+
+
+def extreme_pairs(embeddings, labels, k=4, *, block_size=2048):
+    """The ``k`` genuine pairs with the lowest similarity (worst false rejects) and the ``k``
+    impostor pairs with the highest (worst false accepts), found block by block.
+
+    Returns two lists of ``(i, j, similarity)``, worst first.
+    """
+    e = normalize_embeddings(embeddings)
+    lab = np.asarray(labels)
+    low, high = [], []
+    n = len(e)
+    for r0 in range(0, n, block_size):
+        for c0 in range(r0, n, block_size):
+            s = e[r0:r0 + block_size] @ e[c0:c0 + block_size].T
+            ii, jj = np.indices(s.shape)
+            ii, jj = ii + r0, jj + c0
+            valid = jj > ii
+            same = lab[ii] == lab[jj]
+            for mask, bucket, sign in ((valid & same, low, 1.0), (valid & ~same, high, -1.0)):
+                vals = s[mask]
+                if len(vals) == 0:
+                    continue
+                top = np.argsort(sign * vals, kind="stable")[:k]
+                bucket += [(int(ii[mask][t]), int(jj[mask][t]), float(vals[t])) for t in top]
+            low.sort(key=lambda t: t[2])
+            high.sort(key=lambda t: -t[2])
+            del low[k:], high[k:]
+    return low, high

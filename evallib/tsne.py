@@ -1,0 +1,141 @@
+"""t-SNE maps of embeddings (openTSNE), with image thumbnails placed so that none overlap."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+import numpy as np
+
+TRUST_SAMPLE = 5000  # trustworthiness needs all pairwise distances: measured on a sample above this
+
+
+@dataclass(frozen=True)
+class TSNEMap:
+    """2-d coordinates of each sample and how far to trust them."""
+
+    coords: np.ndarray
+    trustworthiness: float
+    trust_sample: int
+    method: str
+    seed: int
+
+
+def tsne(embeddings, *, seed=0, perplexity=30.0, n_jobs=None, n_iter=500):
+    """openTSNE map of ``embeddings`` (FFT gradients above 10,000 points, Barnes-Hut below).
+
+    Deterministic for a seed: PCA initialization, exact or seeded neighbours.
+    """
+    from openTSNE import TSNE
+
+    x = np.asarray(embeddings, dtype=np.float64)
+    n = len(x)
+    if n < 5:
+        raise ValueError(f"embeddings: expected at least 5 samples for a t-SNE map; got {n}")
+    perplexity = float(min(perplexity, (n - 1) / 3))
+    method = "fft" if n > 10_000 else "bh"
+    model = TSNE(perplexity=perplexity, n_iter=n_iter, random_state=seed, negative_gradient_method=method,
+                 n_jobs=n_jobs or (os.cpu_count() or 1), neighbors="exact" if n <= 1000 else "annoy",
+                 initialization="pca", verbose=False)
+    return np.asarray(model.fit(x)), method
+
+
+def trustworthiness(embeddings, coords, *, k=10, seed=0, sample=TRUST_SAMPLE):
+    """scikit-learn's trustworthiness (k neighbours), on a random sample when there are many points."""
+    from sklearn.manifold import trustworthiness as sk_trust
+
+    x, y = np.asarray(embeddings), np.asarray(coords)
+    idx = np.arange(len(x))
+    if len(x) > sample:
+        idx = np.sort(np.random.default_rng(seed).choice(len(x), sample, replace=False))
+    k = min(k, len(idx) // 2 - 1)
+    return float(sk_trust(x[idx], y[idx], n_neighbors=k)), len(idx)
+
+
+def tsne_map(embeddings, *, seed=0, perplexity=30.0, n_jobs=None):
+    """A :class:`TSNEMap`: coordinates, trustworthiness (k = 10) and the gradient method used."""
+    coords, method = tsne(embeddings, seed=seed, perplexity=perplexity, n_jobs=n_jobs)
+    trust, m = trustworthiness(embeddings, coords, seed=seed)
+    return TSNEMap(coords, trust, m, method, seed)
+
+
+def spread_subset(coords, *, cell, max_items=None, priority=None):
+    """Indices of points no two of which lie closer than ``cell`` in both x and y (no overlap of
+    ``cell``-sized squares centred on them). Points with higher ``priority`` are placed first."""
+    xy = np.asarray(coords, dtype=np.float64)
+    order = np.argsort(-np.asarray(priority), kind="stable") if priority is not None else np.arange(len(xy))
+    taken = {}
+    chosen = []
+    for i in order:
+        gx, gy = int(np.floor(xy[i, 0] / cell)), int(np.floor(xy[i, 1] / cell))
+        ok = True
+        for dx in (-1, 0, 1):
+            for dy in (-1, 0, 1):
+                for j in taken.get((gx + dx, gy + dy), ()):
+                    if abs(xy[j, 0] - xy[i, 0]) < cell and abs(xy[j, 1] - xy[i, 1]) < cell:
+                        ok = False
+                        break
+                if not ok:
+                    break
+            if not ok:
+                break
+        if ok:
+            taken.setdefault((gx, gy), []).append(i)
+            chosen.append(int(i))
+            if max_items and len(chosen) >= max_items:
+                break
+    return np.array(chosen, dtype=int)
+
+
+def plot_tsne(tmap, labels, classes, *, thumbnails=None, mistakes=None, ax=None, max_thumbnails=150,
+              thumb_size=0.045, title="t-SNE map of the embeddings", seed=0):
+    """Points coloured by class (mistakes ringed in black) and thumbnails on a spread-out subset
+    (framed in their class colour, or thick black for a mistake).
+
+    ``thumbnails(i)`` returns the image of sample ``i`` as an array in [0, 1]; ``thumb_size``
+    is a thumbnail's side as a fraction of the axes.
+    """
+    from matplotlib.offsetbox import AnnotationBbox, OffsetImage
+
+    if ax is None:
+        from matplotlib.figure import Figure
+
+        ax = Figure(figsize=(11, 9), layout="constrained").add_subplot()
+    xy = tmap.coords
+    labels = np.asarray(labels)
+    import matplotlib
+
+    cmap = matplotlib.colormaps["tab10" if len(classes) <= 10 else "tab20"]
+    for k, name in enumerate(classes):
+        m = labels == k
+        if m.any():
+            ax.scatter(xy[m, 0], xy[m, 1], s=10, color=cmap(k % cmap.N), label=str(name), alpha=0.8, linewidths=0)
+    if mistakes is not None and np.any(mistakes):
+        mk = np.asarray(mistakes, bool)
+        ax.scatter(xy[mk, 0], xy[mk, 1], s=40, facecolors="none", edgecolors="black", linewidths=1.0,
+                   label="misclassified (thumbnail: black frame)")
+    ax.set_title(f"{title} (trustworthiness {tmap.trustworthiness:.3f})")
+    ax.set_xlabel("t-SNE 1 (no units: only neighbourhoods matter)")
+    ax.set_ylabel("t-SNE 2")
+    ax.legend(loc="center left", bbox_to_anchor=(1.0, 0.5), fontsize="small", markerscale=2)
+    ax.set_xticks([])
+    ax.set_yticks([])
+    placed = 0
+    if thumbnails is not None and max_thumbnails:
+        fig = ax.figure
+        fig.draw_without_rendering()  # settle the layout, then work in display pixels
+        px = ax.transData.transform(xy)
+        side = thumb_size * ax.get_window_extent().width
+        rng = np.random.default_rng(seed)
+        wrong = np.zeros(len(xy), bool) if mistakes is None else np.asarray(mistakes, bool)
+        prio = rng.random(len(xy)) + 0.3 * wrong
+        subset = spread_subset(px, cell=side * 1.1, max_items=max_thumbnails, priority=prio)
+        for i in subset:
+            img = thumbnails(int(i))
+            box = OffsetImage(img, zoom=side / (max(img.shape[:2]) * fig.dpi / 72),
+                              cmap="gray" if img.ndim == 2 else None)
+            frame = {"edgecolor": "black", "linewidth": 3.0} if wrong[i] else \
+                {"edgecolor": cmap(int(labels[i]) % cmap.N), "linewidth": 1.5}
+            ax.add_artist(AnnotationBbox(box, xy[i], frameon=True, pad=0.0, bboxprops=frame))
+        placed = len(subset)
+    return ax, placed
