@@ -9,7 +9,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
-from scipy.stats import rankdata
 
 from ..errors import EvallibError
 from .sweep import _warn, check_scores
@@ -17,55 +16,80 @@ from .sweep import _warn, check_scores
 ECE_BINS = 15
 
 
-def _log_softmax(x):
-    m = x.max(axis=1, keepdims=True)
-    z = x - m
-    return z - np.log(np.exp(z).sum(axis=1, keepdims=True))
+def _softmax(x):
+    """``(probabilities, log of each row's normalizer)`` for logits, as scipy.special.softmax computes them."""
+    z = x - x.max(axis=1, keepdims=True)
+    np.exp(z, out=z)
+    total = z.sum(axis=1)
+    z /= total[:, None]
+    return z, total
 
 
 def to_probabilities(scores, scores_are):
     """Class probabilities from logits (softmax) or from probabilities (as given)."""
-    return np.exp(_log_softmax(scores)) if scores_are == "logits" else scores
+    return _softmax(scores)[0] if scores_are == "logits" else scores
+
+
+def true_class_rank(scores, y):
+    """How many classes rank above the true class, with scikit-learn's tie order (among equal
+    scores the higher class index ranks first)."""
+    t = scores[np.arange(len(y)), y][:, None]
+    above = np.count_nonzero(scores > t, axis=1)
+    tied = np.count_nonzero(scores >= t, axis=1) - above - 1  # other classes with the same score
+    rows = np.nonzero(tied)[0]
+    if len(rows):
+        s, yt = scores[rows], y[rows]
+        cols = np.arange(scores.shape[1])[None, :]
+        above[rows] += np.count_nonzero((s == s[np.arange(len(rows)), yt][:, None]) & (cols > yt[:, None]), axis=1)
+    return above
 
 
 def topk_hit(scores, y, k):
-    """Boolean top-k hit per sample, with scikit-learn's tie order (among equal scores the
-    higher class index ranks first)."""
-    true_score = scores[np.arange(len(y)), y][:, None]
-    cols = np.arange(scores.shape[1])[None, :]
-    above = (scores > true_score) | ((scores == true_score) & (cols > y[:, None]))
-    return above.sum(axis=1) < k
+    """Boolean top-k hit per sample (see :func:`true_class_rank`)."""
+    return true_class_rank(scores, y) < k
 
 
-def ovr_auc(y, probs):
-    """One-vs-rest ROC AUC per class (Mann-Whitney with average ranks). NaN for a class absent or alone."""
-    n, c = probs.shape
-    ranks = rankdata(probs, axis=0, method="average")
-    onehot = np.zeros((n, c), dtype=bool)
-    onehot[np.arange(n), y] = True
-    n_pos = onehot.sum(axis=0).astype(np.float64)
-    n_neg = n - n_pos
-    rank_sum = np.where(onehot, ranks, 0.0).sum(axis=0)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        auc = (rank_sum - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg)
-    return np.where((n_pos > 0) & (n_neg > 0), auc, np.nan)
+def ovr_ranking(y, probs_t):
+    """One-vs-rest ROC AUC and average precision per class, exactly as scikit-learn defines them.
 
+    ``probs_t`` is the probabilities transposed: ndarray of shape (n_classes, n_samples), one
+    contiguous row per class.
 
-def ovr_average_precision(y, probs):
-    """One-vs-rest average precision per class (scikit-learn's definition). NaN for an absent class."""
-    from .sweep import _sweep_sorted
+    For class ``c`` only the scores at or above its lowest positive score matter to both
+    metrics, so just those are sorted; a confident model leaves a few hundred of them. A class
+    absent from ``y`` (or alone in it) gets NaN.
 
-    n, c = probs.shape
-    out = np.full(c, np.nan)
+    Returns
+    -------
+    auc, ap : ndarray of shape (n_classes,)
+    """
+    c, n = probs_t.shape
+    cols = probs_t
+    order = np.argsort(y, kind="stable")
+    starts = np.searchsorted(y[order], np.arange(c + 1))
+    auc, ap = np.full(c, np.nan), np.full(c, np.nan)
     for k in range(c):
-        pos = y == k
-        if not pos.any():
+        members = order[starts[k]:starts[k + 1]]
+        n_pos = len(members)
+        if n_pos == 0:
             continue
-        order = np.argsort(-probs[:, k], kind="mergesort")
-        _, tp, fp = _sweep_sorted(pos[order], probs[order, k])
-        recall = np.r_[0.0, tp / pos.sum()]
-        out[k] = np.sum(np.diff(recall) * tp / (tp + fp))
-    return out
+        col = cols[k]
+        pos = np.sort(col[members])  # ascending
+        high = np.sort(col[col >= pos[0]])  # everything that can outrank a positive
+        # distinct positive scores v: samples >= v, > v, and positives >= v
+        v, first = np.unique(pos, return_index=True)
+        all_ge = len(high) - np.searchsorted(high, v, side="left")
+        all_gt = len(high) - np.searchsorted(high, v, side="right")
+        pos_ge = n_pos - first
+        pos_eq = np.diff(np.r_[first, n_pos])
+        neg_ge = all_ge - pos_ge
+        neg_eq = neg_ge - (all_gt - (pos_ge - pos_eq))
+        n_neg = n - n_pos
+        if n_neg > 0:
+            # each positive beats the negatives below it and ties half of the equal ones
+            auc[k] = float(np.sum(pos_eq * (n_neg - neg_ge + 0.5 * neg_eq))) / (n_pos * n_neg)
+        ap[k] = float(np.sum(pos_eq / n_pos * pos_ge / all_ge))
+    return auc, ap
 
 
 @dataclass(frozen=True)
@@ -194,29 +218,37 @@ class ClassificationMetrics:
             self.confusion = np.zeros((c, c), dtype=np.int64)
         pred = s.argmax(axis=1)
         self.confusion += np.bincount(y * c + pred, minlength=c * c).reshape(c, c)
+        rank = true_class_rank(s, y)
         for k in self.ks:
-            self.topk[k] += int(topk_hit(s, y, k).sum())
+            self.topk[k] += int(np.count_nonzero(rank < k))
+        rows = np.arange(len(y))
         if self.scores_are == "logits":
-            logp = _log_softmax(s)
-            probs = np.exp(logp)
+            # softmax written straight into the (n_classes, n_samples) layout the ranking metrics read
+            top = s.max(axis=1)
+            probs_t = np.empty((s.shape[1], s.shape[0]))
+            np.subtract(s.T, top, out=probs_t)
+            np.exp(probs_t, out=probs_t)
+            total = probs_t.sum(axis=0)
+            probs_t /= total
+            conf = 1.0 / total  # the top class's probability, exp(0) / total
+            p_true = s[rows, y] - top - np.log(total)  # log-probability of the true class
         else:
             if (s < 0).any() or (s > 1).any():
                 raise EvallibError("scores: expected probabilities in [0, 1] (scores_are='probabilities'); "
                                    f"got values from {s.min():.4g} to {s.max():.4g}")
-            probs = s
+            probs_t = np.ascontiguousarray(s.T) if self.keep_scores else None
+            conf = s.max(axis=1)
             with np.errstate(divide="ignore"):
-                logp = np.log(s)
+                p_true = np.log(s[rows, y])
         eps = np.finfo(np.float64).eps
-        p_true = logp[np.arange(len(y)), y]
         self.loss_sum += float(-np.clip(p_true, np.log(eps), np.log1p(-eps)).sum())
-        conf = probs.max(axis=1)
         b = np.clip(np.ceil(conf * ECE_BINS).astype(np.int64) - 1, 0, ECE_BINS - 1)
         self.ece_count += np.bincount(b, minlength=ECE_BINS)
         self.ece_conf += np.bincount(b, weights=conf, minlength=ECE_BINS)
         self.ece_correct += np.bincount(b, weights=(pred == y).astype(float), minlength=ECE_BINS)
         if self.keep_scores:
             self._labels.append(y)
-            self._probs.append(probs)
+            self._probs.append(probs_t)
 
     def compute(self):
         """Derive every metric from the summed state."""
@@ -247,10 +279,9 @@ class ClassificationMetrics:
                          (("precision", precision), ("recall", recall), ("f1", f1))},
         }
         if self.keep_scores and self._probs:
-            y = np.concatenate(self._labels)
-            probs = np.concatenate(self._probs)
-            auc = ovr_auc(y, probs)
-            ap = ovr_average_precision(y, probs)
+            y = np.concatenate(self._labels) if len(self._labels) > 1 else self._labels[0]
+            probs_t = np.concatenate(self._probs, axis=1) if len(self._probs) > 1 else self._probs[0]
+            auc, ap = ovr_ranking(y, probs_t)
         else:
             auc = ap = np.full(c, np.nan)
         absent = np.nonzero(true_n == 0)[0]

@@ -101,17 +101,44 @@ class VerificationResult:
         }
 
 
-def _bin_index(xp, s, bits):
-    """Bin of each float32 score: exact, since the bin width is a power of two."""
-    b = xp.floor((s.astype(xp.float64) + 1.0) * float(2 ** (bits - 1))).astype(xp.int64)
-    return xp.clip(b, 0, 2 ** bits - 1)
+_SCALE = np.float32(2.0 ** 20)  # bins of width 2**-20: s * 2**20 and its floor are exact in float32
+
+
+def _bins(xp, s):
+    """Bin of each float32 score in [-1, 1]: ``floor(s * 2**20) + 2**20``, exact, clipped to the range."""
+    b = xp.floor(s * _SCALE).astype(xp.int32)
+    b += 1 << 20
+    xp.clip(b, 0, (1 << 21) - 1, out=b)
+    return b
+
+
+def _edges():
+    return (np.arange(1 << 21, dtype=np.float64) - (1 << 20)) / float(1 << 20)
+
+
+def _bin_of(values):
+    v = np.asarray(values, dtype=np.float32)
+    return np.clip(np.floor(v * _SCALE).astype(np.int64) + (1 << 20), 0, (1 << 21) - 1)
+
+
+def sweep_from_sorted_scores(gen_sorted, imp_sorted):
+    """Exact sweep from genuine and impostor scores, each sorted ascending (no re-sort of the pairs)."""
+    allv = np.concatenate([gen_sorted, imp_sorted])
+    allv.sort()
+    if len(allv) == 0:
+        return ThresholdSweep(np.zeros(0), np.zeros(0), np.zeros(0), 0, 0)
+    thr = allv[np.r_[np.nonzero(np.diff(allv))[0], len(allv) - 1]]  # distinct, ascending
+    tp = len(gen_sorted) - np.searchsorted(gen_sorted, thr, side="left")
+    fp = len(imp_sorted) - np.searchsorted(imp_sorted, thr, side="left")
+    return ThresholdSweep(thr[::-1].astype(np.float64), tp[::-1].astype(np.float64), fp[::-1].astype(np.float64),
+                          len(gen_sorted), len(imp_sorted))
 
 
 class VerificationMetrics:
     """All-pairs verification metrics, fed embeddings batch by batch.
 
-    Each ``update`` scores the new samples against every sample seen so far and against each
-    other, so ``compute`` is cheap and the pairs are the same for any split of the data.
+    Pairs span batches, so ``update`` keeps the (normalized) embeddings and ``compute`` scores
+    every pair once, block by block: the result is the same for any split of the data.
 
     Parameters
     ----------
@@ -122,105 +149,27 @@ class VerificationMetrics:
     backend : {"auto", "numpy", "cupy"}
     far_targets : sequence of float
     table_thresholds : sequence of float
+    presample : int
+        Random impostor pairs scored first to find the score bins that hold each FAR target's
+        threshold; their raw scores are collected during the pass (a second pass runs only
+        if a threshold falls outside them).
     """
 
     def __init__(self, *, exact_limit=20_000_000, block_size=2048, backend="auto", far_targets=FAR_TARGETS,
-                 table_thresholds=TABLE_THRESHOLDS, bins_bits=BIN_BITS, bootstrap_pairs=100_000, seed=0,
-                 policy_far=1e-3):
+                 table_thresholds=TABLE_THRESHOLDS, bootstrap_pairs=100_000, seed=0, policy_far=1e-3,
+                 presample=1_000_000):
         self.xp, self.backend = get_backend(backend)
         self.policy_far = policy_far
         self.exact_limit = int(exact_limit)
         self.block = int(block_size)
         self.far_targets = tuple(far_targets)
         self.table_thresholds = np.asarray(table_thresholds, dtype=np.float64)
-        self.bits = bins_bits
         self.bootstrap_pairs = int(bootstrap_pairs)
-        self.rng = np.random.default_rng(seed)
+        self.presample = int(presample)
+        self.seed = seed
         self._emb, self._lab = [], []
-        self.n = 0
-        self.n_genuine = self.n_impostor = 0
-        self.hist_gen = self.xp.zeros(2 ** bins_bits, dtype=self.xp.int64)
-        self.hist_all = self.xp.zeros(2 ** bins_bits, dtype=self.xp.int64)
-        self._gen, self._imp = [], []  # exact scores while the pair count allows
-        self._gen_ids = []
-        self._imp_sample = []  # (score, id_a, id_b) impostor pairs for the bootstrap
-        self._imp_rate = 1.0
-        self.exact = True
-
-    # -- the pass over pairs
-    def _pairs(self, ea, la, eb, lb, diag, visit):
-        xp = self.xp
-        s = ea @ eb.T
-        same = la[:, None] == lb[None, :]
-        if diag:
-            tri = xp.triu(xp.ones(s.shape, dtype=bool), 1)
-            gen_mask, valid = same & tri, tri
-        else:
-            gen_mask, valid = same, None
-        visit(s, same, gen_mask, valid, la, lb)
-
-    def _each_block(self, e_new, l_new, visit):
-        """Visit every pair (old, new) and (new, new with i < j) block by block."""
-        old_e = self._emb
-        old_l = self._lab
-        for c0 in range(0, len(e_new), self.block):
-            eb, lb = e_new[c0:c0 + self.block], l_new[c0:c0 + self.block]
-            for ea, la in zip(old_e, old_l):
-                for r0 in range(0, len(ea), self.block):
-                    self._pairs(ea[r0:r0 + self.block], la[r0:r0 + self.block], eb, lb, False, visit)
-            for r0 in range(0, c0, self.block):
-                self._pairs(e_new[r0:r0 + self.block], l_new[r0:r0 + self.block], eb, lb, False, visit)
-            self._pairs(eb, lb, eb, lb, True, visit)
-
-    def _count(self, s, same, gen_mask, valid, la, lb):
-        xp = self.xp
-        bins = _bin_index(xp, s, self.bits)
-        allb = bins[valid] if valid is not None else bins.ravel()
-        n_all = int(allb.size)
-        self.hist_all += xp.bincount(allb, minlength=2 ** self.bits)
-        gsel = bins[gen_mask]
-        self.hist_gen += xp.bincount(gsel, minlength=2 ** self.bits)
-        n_gen = int(gsel.size)
-        self.n_genuine += n_gen
-        self.n_impostor += n_all - n_gen
-        gs = _np(s[gen_mask]).astype(np.float64)
-        self._gen.append(gs)
-        rows = _np(xp.nonzero(gen_mask)[0])
-        self._gen_ids.append(_np(la)[rows])
-        if self.exact:
-            imp_mask = ~same & valid if valid is not None else ~same
-            self._imp.append(_np(s[imp_mask]).astype(np.float64))
-            if self.n_genuine + self.n_impostor > self.exact_limit:
-                self.exact = False
-                self._imp = []
-        self._sample_impostors(s, same, valid, la, lb, n_all - n_gen)
-
-    def _sample_impostors(self, s, same, valid, la, lb, n_imp):
-        """Keep a uniform random sample of impostor pairs (rate halves when it overflows)."""
-        if n_imp == 0:
-            return
-        r, q = s.shape
-        k = self.rng.binomial(r * q, self._imp_rate) if self._imp_rate < 1 else r * q
-        if k == 0:
-            return
-        if k == r * q:
-            ii, jj = np.divmod(np.arange(r * q), q)
-        else:
-            flat = np.unique(self.rng.integers(0, r * q, size=k))
-            ii, jj = np.divmod(flat, q)
-        la_np, lb_np = _np(la), _np(lb)
-        keep = la_np[ii] != lb_np[jj]
-        if valid is not None:
-            keep &= jj > ii
-        ii, jj = ii[keep], jj[keep]
-        if len(ii):
-            vals = _np(s[self.xp.asarray(ii), self.xp.asarray(jj)]).astype(np.float64)
-            self._imp_sample.append(np.stack([vals, la_np[ii], lb_np[jj]], axis=1))
-        total = sum(len(a) for a in self._imp_sample)
-        while total > 2 * self.bootstrap_pairs:
-            allp = np.concatenate(self._imp_sample)
-            allp = allp[self.rng.random(len(allp)) < 0.5]
-            self._imp_sample, self._imp_rate, total = [allp], self._imp_rate / 2, len(allp)
+        self._names = {}
+        self.passes = 0
 
     def update(self, embeddings, labels):
         """Add a batch: ``embeddings`` of shape (n, dim), ``labels`` of shape (n,) (identity of each)."""
@@ -231,112 +180,199 @@ class VerificationMetrics:
         if self._emb and e.shape[1] != self._emb[0].shape[1]:
             raise EvallibError(f"embeddings: expected dimension {self._emb[0].shape[1]} as in earlier batches; "
                                f"got {e.shape[1]}")
-        if not np.issubdtype(lab.dtype, np.integer):
-            _, lab = np.unique(lab.astype(str), return_inverse=True)
-            if self._lab:
-                raise EvallibError("labels: expected integer identities when fed in several batches; got strings")
-        xe, xl = self.xp.asarray(e), self.xp.asarray(lab.astype(np.int64))
-        self._each_block(xe, xl, self._count)
-        self._emb.append(xe)
-        self._lab.append(xl)
-        self.n += len(e)
+        ids = np.fromiter((self._names.setdefault(v, len(self._names)) for v in lab.tolist()), np.int64, len(lab))
+        self._emb.append(e)
+        self._lab.append(ids)
+
+    @property
+    def n(self):
+        return sum(len(x) for x in self._lab)
+
+    # -- the pass over pairs
+    def _blocks(self, e, lab):
+        """Yield ``(r0, c0, s, same_or_None, valid_or_None)`` for the blocks of pairs i < j."""
+        xp = self.xp
+        n, b = len(e), self.block
+        tri = None
+        for r0 in range(0, n, b):
+            er, lr = e[r0:r0 + b], lab[r0:r0 + b]
+            for c0 in range(r0, n, b):
+                ec, lc = e[c0:c0 + b], lab[c0:c0 + b]
+                s = er @ ec.T
+                # labels are sorted: genuine pairs only where the two label ranges meet
+                genuine = bool(lr[0] <= lc[-1] and lc[0] <= lr[-1])
+                same = (xp.asarray(lr)[:, None] == xp.asarray(lc)[None, :]) if genuine else None
+                valid = None
+                if c0 == r0:
+                    if tri is None or tri.shape != s.shape:
+                        tri = xp.triu(xp.ones(s.shape, dtype=bool), 1)
+                    valid = tri
+                yield s, same, valid, lr, lc
+
+    def _presample(self, e, lab, n_imp):
+        """Scores of random impostor pairs (for the bins to collect)."""
+        rng = np.random.default_rng(self.seed + 1)
+        side = int(min(len(e), np.ceil(np.sqrt(self.presample))))
+        rows = rng.choice(len(e), side, replace=False)
+        cols = rng.choice(len(e), side, replace=False)
+        s = e[rows] @ e[cols].T  # one small GEMM instead of gathering pairs row by row
+        keep = (lab[rows][:, None] != lab[cols][None, :]) & (rows[:, None] != cols[None, :])
+        return np.sort(s[keep])[::-1]
+
+    def _lut(self, sample):
+        """Bins whose raw scores the pass keeps: around each FAR target's likely threshold, and the table's."""
+        lut = np.zeros(1 << 21, dtype=bool)
+        lut[_bin_of(self.table_thresholds)] = True
+        m = len(sample)
+        for f in self.far_targets:
+            kk = f * m
+            z = 6.0 * np.sqrt(kk) + 20  # generous: the sample's pairs share rows
+            top = int(max(0, np.floor(kk - z)))
+            bottom = int(min(m - 1, np.ceil(kk + z)))
+            hi = 1.0 if top == 0 else sample[top]
+            lut[_bin_of(sample[bottom]):_bin_of(hi) + 1] = True
+        return lut
+
+    def _pass(self, e, lab, *, exact, lut):
+        xp = self.xp
+        rng = np.random.default_rng(self.seed)
+        nb = 1 << 21
+        hist_all = xp.zeros(nb, dtype=xp.int64)
+        hist_gen = xp.zeros(nb, dtype=xp.int64)
+        gen, gen_ids, imp, kept, kept_bins, sample = [], [], [], [], [], []
+        n_pairs = len(e) * (len(e) - 1) // 2
+        rate = min(1.0, 4.0 * self.bootstrap_pairs / max(n_pairs, 1))
+        xlut = xp.asarray(lut) if lut is not None else None
+        self.passes += 1
+        for s, same, valid, lr, lc in self._blocks(xp.asarray(e), lab):
+            b = _bins(xp, s)
+            if valid is None and same is None:  # the common block: all impostors, all valid
+                hist_all += xp.bincount(b.ravel(), minlength=nb)
+                imp_mask = None
+            else:
+                vmask = valid if valid is not None else xp.ones(s.shape, dtype=bool)
+                hist_all += xp.bincount(b[vmask], minlength=nb)
+                if same is not None:
+                    gmask = same & vmask
+                    hist_gen += xp.bincount(b[gmask], minlength=nb)
+                    gen.append(_np(s[gmask]))
+                    gen_ids.append(lr[_np(xp.nonzero(gmask)[0])])
+                    imp_mask = vmask & ~same
+                else:
+                    imp_mask = vmask
+            if exact:
+                imp.append(_np(s[imp_mask] if imp_mask is not None else s.ravel()))
+            elif xlut is not None:
+                flag = xlut[b]
+                if imp_mask is not None:
+                    flag &= imp_mask
+                kept.append(_np(s[flag]))
+                kept_bins.append(_np(b[flag]))
+            sample.append(self._sample_impostors(rng, rate, s, lr, lc, valid is not None))
+        cat = (lambda xs, dt: np.concatenate(xs) if xs else np.zeros(0, dt))
+        return {"hist_all": _np(hist_all), "hist_gen": _np(hist_gen), "gen": cat(gen, np.float32),
+                "gen_ids": cat(gen_ids, np.int64), "imp": cat(imp, np.float32) if exact else None,
+                "kept": cat(kept, np.float32), "kept_bins": cat(kept_bins, np.int32),
+                "sample": np.concatenate([x for x in sample if len(x)]) if any(len(x) for x in sample)
+                else np.zeros((0, 3))}
+
+    def _sample_impostors(self, rng, rate, s, lr, lc, diag):
+        """A uniform random sample of a block's impostor pairs: ``(score, id_a, id_b)`` rows."""
+        r, q = s.shape
+        k = rng.binomial(r * q, rate) if rate < 1 else r * q
+        if k == 0:
+            return np.zeros((0, 3))
+        flat = np.arange(r * q) if k == r * q else np.unique(rng.integers(0, r * q, size=k))
+        ii, jj = np.divmod(flat, q)
+        keep = lr[ii] != lc[jj]
+        if diag:
+            keep &= jj > ii
+        ii, jj = ii[keep], jj[keep]
+        vals = _np(s[self.xp.asarray(ii), self.xp.asarray(jj)]).astype(np.float64)
+        return np.stack([vals, lr[ii], lc[jj]], axis=1)
+
+    def _refine(self, e, lab, bins):
+        """A second pass for bins the first one did not keep: their raw impostor scores."""
+        lut = np.zeros(1 << 21, dtype=bool)
+        lut[list(bins)] = True
+        got = self._pass(e, lab, exact=False, lut=lut)
+        return got["kept"], got["kept_bins"]
 
     # -- results
-    def _refine(self, bins):
-        """Second pass: raw scores of the given bins, split into genuine and impostor, sorted."""
-        xp = self.xp
-        want = xp.asarray(np.asarray(sorted(bins), dtype=np.int64))
-        found = {"gen": [], "imp": [], "gbin": [], "ibin": []}
-
-        def visit(s, same, gen_mask, valid, la, lb):
-            b = _bin_index(xp, s, self.bits)
-            hit = xp.isin(b, want)
-            if valid is not None:
-                hit &= valid
-            g, i = hit & same, hit & ~same
-            found["gen"].append(_np(s[g]).astype(np.float64))
-            found["gbin"].append(_np(b[g]))
-            found["imp"].append(_np(s[i]).astype(np.float64))
-            found["ibin"].append(_np(b[i]))
-
-        emb, lab = self._emb, self._lab
-        self._emb, self._lab = [], []
-        for e, lb_ in zip(emb, lab):
-            self._each_block(e, lb_, visit)
-            self._emb.append(e)
-            self._lab.append(lb_)
-        return {k: np.concatenate(v) if v else np.zeros(0) for k, v in found.items()}
-
-    def compute(self, *, pairs_note=None):
-        if self.n_genuine == 0 or self.n_impostor == 0:
-            missing = "genuine" if self.n_genuine == 0 else "impostor"
+    def compute(self):
+        if not self._emb:
+            raise EvallibError("embeddings: expected at least one batch; got none (call update() first)")
+        e = np.concatenate(self._emb)
+        lab = np.concatenate(self._lab)
+        order = np.argsort(lab, kind="stable")
+        e, lab = e[order], lab[order]
+        counts = np.bincount(lab)
+        n_gen = int(np.sum(counts * (counts - 1) // 2))
+        n_all = len(lab) * (len(lab) - 1) // 2
+        n_imp = n_all - n_gen
+        if n_gen == 0 or n_imp == 0:
+            missing = "genuine" if n_gen == 0 else "impostor"
             _warn(f"verification metrics are undefined: there are no {missing} pairs "
-                  f"({self.n} samples); they are NaN")
-        hist_all, hist_gen = _np(self.hist_all), _np(self.hist_gen)
-        hist_imp = hist_all - hist_gen
-        gen = np.sort(np.concatenate(self._gen)) if self._gen else np.zeros(0)
+                  f"({len(lab)} samples); they are NaN")
+        exact = n_all <= self.exact_limit
+        lut = None if exact or n_imp == 0 else self._lut(self._presample(e, lab, n_imp))
+        got = self._pass(e, lab, exact=exact, lut=lut)
+        self._sample = (got["gen"], got["gen_ids"], got["sample"])
+        hist_gen = got["hist_gen"]
+        hist_imp = got["hist_all"] - hist_gen
+        gen = np.sort(got["gen"]).astype(np.float64)
         notes = []
-        if self.exact:
-            imp = np.sort(np.concatenate(self._imp)) if self._imp else np.zeros(0)
-            sweep = sweep_from_sorted(gen, imp)
+        if exact:
+            sweep = sweep_from_sorted_scores(gen, np.sort(got["imp"]).astype(np.float64))
             tar, table = self._tar_exact(sweep), sweep.table(self.table_thresholds)
         else:
-            edges = -1.0 + np.arange(2 ** self.bits) * 2.0 ** (1 - self.bits)
-            sweep = sweep_from_histograms(hist_gen, hist_imp, edges)
-            tar, table = self._tar_and_table_refined(sweep, gen, hist_imp, edges)
-            notes.append(f"{self.n_genuine + self.n_impostor:,} pairs: curves are binned at width "
-                         f"{2.0 ** (1 - self.bits):.2g}; AUC is within {sweep.auc_bound:.2g} of the exact value; "
-                         f"TAR@FAR and the threshold table are exact")
-        return self._result(sweep, tar, table, hist_gen, hist_imp, notes)
+            sweep = sweep_from_histograms(hist_gen, hist_imp, _edges())
+            tar, table = self._tar_and_table_binned(sweep, gen, hist_gen, hist_imp, got, e, lab, lut)
+            notes.append(f"{n_all:,} pairs: curves are binned at width {2.0 ** -20:.2g}; AUC is within "
+                         f"{sweep.auc_bound:.2g} of the exact value; TAR@FAR and the threshold table are exact")
+        self.n_genuine, self.n_impostor = n_gen, n_imp
+        return self._result(sweep, tar, table, hist_gen, hist_imp, notes, n=len(lab), n_ids=len(counts))
 
     def _tar_exact(self, sweep):
         out = {}
         for f in self.far_targets:
             t, thr = sweep.tar_at_far(f) if sweep.n_pos and sweep.n_neg else (float("nan"), float("nan"))
-            out[f] = {"tar": t, "threshold": thr,
-                      "supported": bool(sweep.n_neg and f * sweep.n_neg >= 1)}
+            out[f] = {"tar": t, "threshold": thr, "supported": bool(sweep.n_neg and f * sweep.n_neg >= 1)}
         return out
 
-    def _tar_and_table_refined(self, sweep, gen, hist_imp, edges):
+    def _tar_and_table_binned(self, sweep, gen, hist_gen, hist_imp, got, e, lab, lut):
         n_imp = int(hist_imp.sum())
-        above = np.cumsum(hist_imp[::-1])[::-1]  # impostors in this bin or higher
+        above = np.r_[np.cumsum(hist_imp[::-1])[::-1], 0]  # impostors in bin b or higher; above[-1] = 0
+        kept, kept_bins = got["kept"], got["kept_bins"]
         need = {}
         for f in self.far_targets:
             k = int(np.floor(f * n_imp * (1 + 1e-12)))
-            if k < 1 or k >= n_imp:
-                continue
-            # bin holding the (k+1)-th highest impostor score
-            b = int(np.nonzero(above >= k + 1)[0][-1])
-            need[f] = (k, b)
-        tb = np.clip(np.floor((self.table_thresholds + 1.0) * 2 ** (self.bits - 1)).astype(np.int64), 0,
-                     2 ** self.bits - 1)
-        found = self._refine({b for _, b in need.values()} | set(tb.tolist()))
+            if 1 <= k < n_imp:
+                need[f] = (k, int(np.nonzero(above[:-1] >= k + 1)[0][-1]))  # bin of the (k+1)-th highest
+        missing = {b for _, b in need.values() if not lut[b]}
+        if missing:  # the pre-sample missed: collect those bins in a second pass
+            more, more_bins = self._refine(e, lab, missing)
+            kept, kept_bins = np.r_[kept, more], np.r_[kept_bins, more_bins]
         out = {}
         for f in self.far_targets:
             if f not in need:
                 out[f] = {"tar": float("nan"), "threshold": float("nan"), "supported": False}
                 continue
             k, b = need[f]
-            higher = int(above[b + 1]) if b + 1 < len(above) else 0
-            inbin = np.sort(found["imp"][found["ibin"] == b])[::-1]
-            v = inbin[k - higher]  # the (k+1)-th highest impostor score
+            inbin = np.sort(kept[kept_bins == b])[::-1]
+            v = inbin[k - int(above[b + 1])]  # the (k+1)-th highest impostor score
             thr = float(np.nextafter(np.float32(v), np.float32(np.inf)))
-            out[f] = {"tar": float(np.sum(gen > v) / len(gen)) if len(gen) else float("nan"),
-                      "threshold": thr, "supported": True}
-        hist_gen = _np(self.hist_gen)
+            out[f] = {"tar": float(len(gen) - np.searchsorted(gen, v, side="right")) / len(gen) if len(gen)
+                      else float("nan"), "threshold": thr, "supported": True}
         tp, fp = [], []
-        gen_above = np.cumsum(hist_gen[::-1])[::-1]
-        for t, b in zip(self.table_thresholds, tb):
-            nxt = b + 1
-            g_hi = int(gen_above[nxt]) if nxt < len(gen_above) else 0
-            i_hi = int(above[nxt]) if nxt < len(above) else 0
-            tp.append(g_hi + int(np.sum(found["gen"][found["gbin"] == b] >= t)))
-            fp.append(i_hi + int(np.sum(found["imp"][found["ibin"] == b] >= t)))
-        exact_sweep = ThresholdSweep(self.table_thresholds[::-1], np.array(tp[::-1], float), np.array(fp[::-1], float),
-                                     sweep.n_pos, sweep.n_neg)
+        for t, b in zip(self.table_thresholds, _bin_of(self.table_thresholds)):
+            tp.append(len(gen) - int(np.searchsorted(gen, t, side="left")))  # genuine scores are all kept
+            fp.append(int(above[b + 1]) + int(np.sum(kept[kept_bins == b] >= t)))
+        exact_sweep = ThresholdSweep(self.table_thresholds[::-1], np.array(tp[::-1], float),
+                                     np.array(fp[::-1], float), sweep.n_pos, sweep.n_neg)
         return out, exact_sweep.table(self.table_thresholds)
 
-    def _result(self, sweep, tar, table, hist_gen, hist_imp, notes):
+    def _result(self, sweep, tar, table, hist_gen, hist_imp, notes, *, n, n_ids):
         from .sweep import POLICIES
 
         ok = sweep.n_pos > 0 and sweep.n_neg > 0
@@ -344,23 +380,18 @@ class VerificationMetrics:
         eer, eer_t = sweep.eer() if ok else (float("nan"), float("nan"))
         policies = {p: sweep.choose(p, far_target=self.policy_far) for p in POLICIES} if ok else {}
         coarse = 200
-        g = hist_gen.reshape(coarse, -1).sum(axis=1) if len(hist_gen) % coarse == 0 else _coarsen(hist_gen, coarse)
-        i = hist_imp.reshape(coarse, -1).sum(axis=1) if len(hist_imp) % coarse == 0 else _coarsen(hist_imp, coarse)
-        labels = np.concatenate([_np(x) for x in self._lab]) if self._lab else np.zeros(0)
         return VerificationResult(
-            n_samples=self.n, n_identities=int(len(np.unique(labels))), n_genuine=int(self.n_genuine),
-            n_impostor=int(self.n_impostor), protocol="all pairs", sweep=sweep, auc=auc,
-            auc_bound=sweep.auc_bound, eer=eer, eer_threshold=eer_t, tar_at_far=tar, table=table,
-            policies=policies, histogram={"edges": np.linspace(-1, 1, coarse + 1).tolist(), "genuine": g.tolist(),
-                                          "impostor": i.tolist()},
+            n_samples=n, n_identities=n_ids, n_genuine=int(sweep.n_pos), n_impostor=int(sweep.n_neg),
+            protocol="all pairs", sweep=sweep, auc=auc, auc_bound=sweep.auc_bound, eer=eer, eer_threshold=eer_t,
+            tar_at_far=tar, table=table, policies=policies,
+            histogram={"edges": np.linspace(-1, 1, coarse + 1).tolist(), "genuine": _coarsen(hist_gen, coarse).tolist(),
+                       "impostor": _coarsen(hist_imp, coarse).tolist()},
             backend=self.backend, notes=notes)
 
     def bootstrap_sample(self):
-        """Genuine ``(score, id)`` and sampled impostor ``(score, id_a, id_b)`` pairs with the impostor rate."""
-        gen = np.concatenate(self._gen) if self._gen else np.zeros(0)
-        gid = np.concatenate(self._gen_ids) if self._gen_ids else np.zeros(0, np.int64)
-        imp = np.concatenate(self._imp_sample) if self._imp_sample else np.zeros((0, 3))
-        return gen, gid, imp
+        """Genuine scores and identities, and sampled impostor ``(score, id_a, id_b)`` rows (after compute)."""
+        gen, gid, imp = self._sample
+        return gen.astype(np.float64), gid, imp
 
 
 def _coarsen(hist, n):
@@ -436,14 +467,12 @@ def evaluate_verification(embeddings, labels, *, pairs=None, exact_limit=20_000_
 
     sweep = threshold_sweep(same, s)
     m = VerificationMetrics(backend="numpy", far_targets=far_targets, table_thresholds=table_thresholds,
-                            bins_bits=12, policy_far=policy_far)
-    tar = m._tar_exact(sweep)
-    table = sweep.table(m.table_thresholds)
-    hg, _ = np.histogram(s[same], bins=np.linspace(-1, 1, 2 ** 12 + 1))
-    hi, _ = np.histogram(s[~same], bins=np.linspace(-1, 1, 2 ** 12 + 1))
-    m.n, m.n_genuine, m.n_impostor = n, int(same.sum()), int((~same).sum())
-    m._lab = [np.asarray(labels)]
-    res = m._result(sweep, tar, table, hg, hi, [])
+                            policy_far=policy_far)
+    edges = np.linspace(-1, 1, 4097)
+    hg, _ = np.histogram(s[same], bins=edges)
+    hi, _ = np.histogram(s[~same], bins=edges)
+    res = m._result(sweep, m._tar_exact(sweep), sweep.table(m.table_thresholds), hg, hi, [], n=n,
+                    n_ids=len(np.unique(np.asarray(labels))))
     lfw = lfw_accuracy(s, same, pairs[3]) if len(pairs) == 4 else None
     intervals = {}
     if n_bootstrap:
