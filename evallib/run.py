@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from . import __version__
-from ._io import write_json, write_npz
+from ._io import write_json, write_npz, write_text
 from .data import list_images
 from .errors import EvallibError
 from .inference import model_facts, open_session, predict
@@ -139,6 +139,32 @@ def run_model(params, out_root="outputs", *, progress=True, threads=None):
     return facts_out
 
 
+_CODE_DIGEST = None
+
+
+def code_digest():
+    """A digest of evallib's own source and templates and of the notebooks: a change re-renders reports."""
+    global _CODE_DIGEST
+    if _CODE_DIGEST is None:
+        from .render import notebook_dir
+
+        h = hashlib.sha256()
+        here = Path(__file__).parent
+        files = sorted([*here.rglob("*.py"), *here.rglob("*.j2"), *here.rglob("*.json"),
+                        *notebook_dir().glob("*.ipynb")])
+        for f in files:
+            h.update(f.name.encode())
+            h.update(f.read_bytes())
+        _CODE_DIGEST = h.hexdigest()
+    return _CODE_DIGEST
+
+
+def _report_key(params, cache_key, show_code):
+    blob = json.dumps({"params": params.to_dict(), "predictions": cache_key, "code": code_digest(),
+                       "show_code": show_code}, sort_keys=True, default=str)
+    return hashlib.sha256(blob.encode()).hexdigest()
+
+
 def render_report(params_path, out_root="outputs", *, show_code=False):
     """Execute ``notebooks/report.ipynb`` for one model and render ``report.html`` (metrics.json comes with it)."""
     from .render import execute, notebook_dir, to_html
@@ -157,21 +183,47 @@ def render_index(out_root="outputs", *, primary_metric=None, show_code=False):
     from .render import execute, notebook_dir, to_html
 
     out_root = Path(out_root)
+    h = hashlib.sha256(json.dumps([code_digest(), primary_metric, show_code]).encode())
+    for d in sorted(p for p in out_root.iterdir() if p.is_dir()):
+        if (d / RUN).exists():  # what the page shows of a run: its status and error, and its metrics
+            run = json.loads((d / RUN).read_text())
+            h.update(json.dumps([d.name, run.get("status"), run.get("error")]).encode())
+        if (d / "metrics.json").exists():
+            h.update((d / "metrics.json").read_bytes())
+    key_file, index = out_root / ".index_key", out_root / "index.html"
+    if index.exists() and key_file.exists() and key_file.read_text() == h.hexdigest():
+        return index
     nb = out_root / "index.ipynb"
     execute(notebook_dir() / "compare.ipynb", nb,
             {"out_root": str(out_root.resolve()), "primary_metric": primary_metric}, cwd=notebook_dir())
-    return to_html(nb, out_root / "index.html", show_code=show_code, title="Model comparison")
+    to_html(nb, index, show_code=show_code, title="Model comparison")
+    write_text(key_file, h.hexdigest())
+    return index
 
 
 def _run_one(path, out_root, threads, progress, render=False, show_code=False):
     """Run one params file (and render its report); never raises (the error goes into run.json)."""
     try:
-        facts = run_model(path, out_root, progress=progress, threads=threads)
+        previous = {}
+        params = load_params(path)
+        run_file = Path(out_root) / params.name / RUN
+        if run_file.exists():
+            previous = json.loads(run_file.read_text())
+        facts = run_model(params, out_root, progress=progress, threads=threads)
         if render:
-            t0 = time.perf_counter()
-            render_report(path, out_root, show_code=show_code)
-            facts["report_seconds"] = time.perf_counter() - t0
-            write_json(Path(out_root) / facts["name"] / RUN, facts)
+            out_dir = Path(out_root) / params.name
+            key = _report_key(params, load_predictions(out_dir)["cache_key"], show_code)
+            if previous.get("report_key") == key and (out_dir / "report.html").exists() \
+                    and (out_dir / "metrics.json").exists():
+                facts["report_cached"] = True
+                facts["report_seconds"] = previous.get("report_seconds")
+            else:
+                t0 = time.perf_counter()
+                render_report(path, out_root, show_code=show_code)
+                facts["report_seconds"] = time.perf_counter() - t0
+                facts["report_cached"] = False
+            facts["report_key"] = key
+            write_json(out_dir / RUN, facts)
         return facts
     except Exception as exc:  # noqa: BLE001 -- one model's failure must not stop the others
         name = Path(path).stem

@@ -155,3 +155,14 @@ def test_report_in_chromium_offline_slider_matches_python(rendered):
         page.screenshot(path=str(rendered["root"] / "report.png"), full_page=True)
         browser.close()
     assert requests == [] and errors == []
+
+
+def test_second_run_reuses_predictions_and_reports(rendered):
+    out = rendered["out"]
+    before = (out / "tiny" / "report.html").stat().st_mtime_ns, (out / "index.html").stat().st_mtime_ns
+    assert main(["run", str(rendered["params"] / "tiny.yaml"), "--out", str(out), "--quiet"]) == 0
+    run = json.loads((out / "tiny" / "run.json").read_text())
+    assert run["inference"]["cached"] and run["report_cached"]
+    assert (out / "tiny" / "report.html").stat().st_mtime_ns == before[0]
+    # the index is rebuilt only when what it shows changes: here it does not
+    assert (out / "index.html").stat().st_mtime_ns == before[1]
