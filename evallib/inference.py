@@ -224,11 +224,17 @@ def predict(session, files, pre, outputs, *, batch_size=64, decode_workers=2, ma
                 layout = _layout(list(inp.shape), x.shape[1:], pre.get("layout", "auto"))
             if layout == "nhwc":
                 x = x.transpose(0, 2, 3, 1)
-            wait_for_cool_cpu(max_cpu_temp)
-            result = session.run(wanted, {inp.name: np.ascontiguousarray(x, dtype=dtype)})
-            for name, r in zip(wanted, result):
-                r = np.asarray(r, dtype=np.float64).reshape(len(good), n_views, -1)
-                chunks[name].append(r)
+            # all views of an image go in the same run; a run holds at most batch_size views
+            # (or one image's views), since very large runs are slower per image
+            step = max(n_views, batch_size // n_views * n_views)
+            parts = {name: [] for name in wanted}
+            for s0 in range(0, len(x), step):
+                wait_for_cool_cpu(max_cpu_temp)
+                result = session.run(wanted, {inp.name: np.ascontiguousarray(x[s0:s0 + step], dtype=dtype)})
+                for name, r in zip(wanted, result):
+                    parts[name].append(np.asarray(r, dtype=np.float64))
+            for name in wanted:
+                chunks[name].append(np.concatenate(parts[name]).reshape(len(good), n_views, -1))
             kept.extend(i for i, _ in good)
     bar.close()
     seconds = time.perf_counter() - start

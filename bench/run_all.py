@@ -1,0 +1,79 @@
+"""Run every benchmark (each in its own process) and record the figures in docs/benchmarks.md.
+
+    python bench/run_all.py            # all targets
+    python bench/run_all.py --only bench_classification.py
+"""
+
+import argparse
+import datetime
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+# one process per entry, so that each peak memory figure is its own
+SCRIPTS = [("bench_verification.py", "--sizes", "10000"), ("bench_verification.py", "--sizes", "50000"),
+           ("bench_classification.py",), ("bench_tsne.py",), ("bench_inference.py",), ("bench_reports.py",)]
+
+
+def run(script, extra=()):
+    proc = subprocess.Popen([sys.executable, "-u", str(HERE / script), *extra], stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True, cwd=HERE)
+    results = []
+    for line in proc.stdout:
+        if line.startswith("RESULT "):
+            results.append(json.loads(line[7:]))
+        else:
+            print(line, end="")
+    if proc.wait() != 0:
+        results.append({"target": script, "status": f"failed (exit {proc.returncode})"})
+    return results
+
+
+def write_doc(results, path):
+    sys.path.insert(0, str(HERE))
+    from _util import machine
+
+    lines = ["# Benchmarks", "",
+             f"Latest figures from `python bench/run_all.py`, {datetime.date.today().isoformat()}, on {machine()}, "
+             "NumPy backend. Each benchmark measures evallib and its reference in the same run on the same input. "
+             "evallib's times are medians of 3 to 5 runs (one run for the 70,000-point t-SNE); the scikit-learn "
+             "references, which take 20 to 40 s each, are timed once (verification, t-SNE) or as the median of "
+             "two runs (classification). Peak memory is the largest allocation total traced by tracemalloc "
+             "(NumPy's arrays included) during one call; max_rss_MiB is the whole process's peak resident "
+             "memory, data generation and the reference included.", ""]
+    for r in results:
+        lines.append(f"## {r['target']}: {r['status']}")
+        lines.append("")
+        lines.append("| figure | value |")
+        lines.append("|---|---|")
+        for k, v in r.items():
+            if k in ("target", "status"):
+                continue
+            if isinstance(v, float):
+                v = f"{v:.4g}"
+            elif isinstance(v, dict):
+                v = "; ".join(f"{a}: {b}" for a, b in v.items())
+            lines.append(f"| {k} | {v} |")
+        lines.append("")
+    path.write_text("\n".join(lines))
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--only", nargs="*", default=None)
+    ap.add_argument("--doc", default=str(HERE.parent / "docs" / "benchmarks.md"))
+    args = ap.parse_args()
+    results = []
+    for entry in [(o,) for o in args.only] if args.only else SCRIPTS:
+        results += run(entry[0], entry[1:])
+    if not args.only:
+        write_doc(results, Path(args.doc))
+        print(f"wrote {args.doc}")
+    else:
+        print(json.dumps(results, indent=1))
+
+
+if __name__ == "__main__":
+    main()
