@@ -105,7 +105,6 @@ def _tensors(images, idx):
 
 def build_model(name):
     """The untrained torch module for a demo model; ``forward`` returns ``(logits, embedding)``."""
-    import torch
     from torch import nn
 
     class Net(nn.Module):

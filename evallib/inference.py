@@ -198,7 +198,6 @@ def predict(session, files, pre, outputs, *, batch_size=64, decode_workers=2, ma
 
     start = time.perf_counter()
     kept, failed, digests, chunks = [], [], [], {n: [] for n in wanted}
-    centers = {n: [] for n in wanted}
     layout = None
     batches = [range(s, min(s + batch_size, len(files))) for s in range(0, len(files), batch_size)]
     bar = tqdm(total=len(files), desc=desc, unit="img", disable=not progress, leave=False)

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from ._io import to_jsonable, write_json
-from .display import CSS, figure_image, fmt, guide, html_table
+from .display import CSS, figure_image, guide, html_table
 from .metrics import (DegenerateWarning, bootstrap_classification, evaluate_classification, evaluate_verification,
                       threshold_sweep)
 from .params import load_params
@@ -411,7 +411,7 @@ class Report(_Explain):
     # ------------------------------------------------------------------ sections
     def header(self):
         """Model facts, dataset, skipped files, run time."""
-        r, model, ds, inf = self.run, self.run["model"], self.run["dataset"], self.run["inference"]
+        model, ds, inf = self.run["model"], self.run["dataset"], self.run["inference"]
         io_rows = [["input", i["name"], str(i["shape"]), i["type"]] for i in model["inputs"]] + \
                   [["output", o["name"], str(o["shape"]), o["type"]] for o in model["outputs"]]
         facts = [["model file", model["path"]], ["size", f"{model['size_bytes'] / 1e6:.2f} MB"],

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..errors import EvallibError
-from .sweep import _warn, check_scores
+from .sweep import _warn, check_labels, check_scores
 
 ECE_BINS = 15
 
@@ -183,11 +183,7 @@ class ClassificationMetrics:
         self._labels, self._probs = [], []
 
     def _encode(self, y_true, n):
-        y = np.asarray(y_true)
-        if y.ndim != 1:
-            raise EvallibError(f"y_true: expected a 1-d array of shape (n_samples,); got shape {y.shape}")
-        if len(y) != n:
-            raise EvallibError(f"y_true: expected {n} labels, one per row of scores; got {len(y)}")
+        y = check_labels("y_true", y_true, n, per="row of scores")
         if self.classes is not None:
             index = {c: i for i, c in enumerate(self.classes)}
             try:

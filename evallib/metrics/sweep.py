@@ -49,12 +49,18 @@ def check_scores(name, scores, *, ndim=1):
     return arr
 
 
-def check_binary(name, y, n):
+def check_labels(name, y, n, *, per="score"):
+    """``y`` as a 1-d array of ``n`` labels; errors name ``name``."""
     arr = np.asarray(y)
     if arr.ndim != 1:
         raise EvallibError(f"{name}: expected a 1-d array of shape (n_samples,); got shape {arr.shape}")
     if len(arr) != n:
-        raise EvallibError(f"{name}: expected {n} labels, one per score; got {len(arr)}")
+        raise EvallibError(f"{name}: expected {n} labels, one per {per}; got {len(arr)}")
+    return arr
+
+
+def check_binary(name, y, n):
+    arr = check_labels(name, y, n)
     if arr.dtype != bool:
         values = np.unique(arr)
         if not np.isin(values, [0, 1]).all():
@@ -324,15 +330,6 @@ def threshold_sweep(y_binary, scores):
     order = np.argsort(-s, kind="mergesort")
     thr, tp, fp = _sweep_sorted(y[order], s[order])
     return ThresholdSweep(thr, tp, fp, int(y.sum()), int(len(y) - y.sum()))
-
-
-def sweep_from_sorted(pos_sorted, neg_sorted):
-    """Exact sweep from positive and negative scores, each sorted ascending."""
-    s = np.concatenate([pos_sorted, neg_sorted])
-    y = np.concatenate([np.ones(len(pos_sorted), bool), np.zeros(len(neg_sorted), bool)])
-    order = np.argsort(-s, kind="stable")
-    thr, tp, fp = _sweep_sorted(y[order], s[order])
-    return ThresholdSweep(thr, tp, fp, len(pos_sorted), len(neg_sorted))
 
 
 def sweep_from_histograms(pos_hist, neg_hist, edges):

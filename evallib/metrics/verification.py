@@ -17,7 +17,7 @@ import numpy as np
 
 from ..errors import EvallibError
 from .bootstrap import bootstrap_verification
-from .sweep import ThresholdSweep, _warn, check_scores, sweep_from_histograms, sweep_from_sorted
+from .sweep import ThresholdSweep, _warn, check_scores, sweep_from_histograms
 
 FAR_TARGETS = (1e-1, 1e-2, 1e-3, 1e-4, 1e-5, 1e-6)
 TABLE_THRESHOLDS = tuple(np.round(np.arange(0.0, 1.0001, 0.1), 10))
