@@ -106,6 +106,18 @@ def static_slider_html(payloads, *, initial=0.5, title="Threshold slider"):
 </div>""")
 
 
+def counts_html(sweep, threshold):
+    """The live slider's readout: confusion counts and rates of ``sweep`` at ``threshold``."""
+    c = sweep.table([threshold])
+    tp, fp, tn, fn = (int(c[k][0]) for k in ("tp", "fp", "tn", "fn"))
+    rows = "".join(f"<tr><th>{k}</th><td>{float(c[k][0]):.4f}</td></tr>"
+                   for k in ("accuracy", "precision", "recall", "f1", "far"))
+    return (f'<table><tr><th></th><th>predicted +</th><th>predicted -</th></tr>'
+            f'<tr><th>true +</th><td data-field="tp">{tp}</td><td data-field="fn">{fn}</td></tr>'
+            f'<tr><th>true -</th><td data-field="fp">{fp}</td><td data-field="tn">{tn}</td></tr></table>'
+            f"<table>{rows}</table>")
+
+
 def live_slider(sweeps, *, initial=0.5, curve_plot=None):
     """An ipywidgets slider for a live kernel; ``sweeps`` is ``{name: ThresholdSweep}``.
 
@@ -127,15 +139,9 @@ def live_slider(sweeps, *, initial=0.5, curve_plot=None):
 
     def update(*_):
         s = sweeps[pick.value]
-        c = s.table([slider.value])
-        tp, fp, tn, fn = (int(c[k][0]) for k in ("tp", "fp", "tn", "fn"))
-        rows = "".join(f"<tr><th>{k}</th><td>{float(c[k][0]):.4f}</td></tr>"
-                       for k in ("accuracy", "precision", "recall", "f1", "far"))
         out.clear_output(wait=True)
         with out:
-            display(HTML(f"<table><tr><th></th><th>predicted +</th><th>predicted -</th></tr>"
-                         f"<tr><th>true +</th><td>{tp}</td><td>{fn}</td></tr>"
-                         f"<tr><th>true -</th><td>{fp}</td><td>{tn}</td></tr></table><table>{rows}</table>"))
+            display(HTML(counts_html(s, slider.value)))
             if curve_plot is not None:
                 display(figure_image(curve_plot(s, slider.value)))
 
