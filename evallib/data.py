@@ -311,18 +311,19 @@ def preprocess(img, pre):
     ``pre`` is the params ``preprocess`` mapping (resize, crop, mean, std, tta).
     """
     img = resize(img, pre.get("resize"))
-    arr = np.asarray(img, dtype=np.float32)
+    arr = np.asarray(img)
     if arr.ndim == 2:
         arr = arr[:, :, None]
-    vs = np.stack([np.ascontiguousarray(v) for v in views(arr, pre.get("crop"), pre.get("tta", "none"))])
-    vs /= 255.0
+    # crop on the 8-bit image, then one conversion and one fused scale-and-shift per view
+    vs = np.stack(views(arr, pre.get("crop"), pre.get("tta", "none"))).astype(np.float32)
     mean = np.asarray(pre.get("mean", [0.0]), dtype=np.float32)
     std = np.asarray(pre.get("std", [1.0]), dtype=np.float32)
     c = vs.shape[-1]
     if mean.size not in (1, c) or std.size not in (1, c):
         raise DataError(f"preprocess.mean/std: expected 1 or {c} values for {c}-channel images; "
                         f"got {mean.size} and {std.size}")
-    vs = (vs - mean) / std
+    vs *= 1.0 / (255.0 * std)
+    vs -= mean / std
     return vs.transpose(0, 3, 1, 2)
 
 
