@@ -1,7 +1,9 @@
 """Run every benchmark (each in its own process) and record the figures in docs/benchmarks.md.
 
     python bench/run_all.py            # all targets
-    python bench/run_all.py --only bench_classification.py
+    python bench/run_all.py --only bench_inference.py   # rerun one; the others keep their last figures
+
+The figures are also kept in bench/results.json.
 """
 
 import argparse
@@ -65,14 +67,16 @@ def main():
     ap.add_argument("--only", nargs="*", default=None)
     ap.add_argument("--doc", default=str(HERE.parent / "docs" / "benchmarks.md"))
     args = ap.parse_args()
+    store = HERE / "results.json"
     results = []
     for entry in [(o,) for o in args.only] if args.only else SCRIPTS:
         results += run(entry[0], entry[1:])
-    if not args.only:
-        write_doc(results, Path(args.doc))
-        print(f"wrote {args.doc}")
-    else:
-        print(json.dumps(results, indent=1))
+    if args.only and store.exists():  # replace those targets in the last full run's figures
+        new = {r["target"]: r for r in results}
+        results = [new.pop(r["target"], r) for r in json.loads(store.read_text())] + list(new.values())
+    store.write_text(json.dumps(results, indent=1) + "\n")
+    write_doc(results, Path(args.doc))
+    print(f"wrote {args.doc}")
 
 
 if __name__ == "__main__":

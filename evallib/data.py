@@ -274,11 +274,8 @@ def _center_box(h, w, ch, cw):
 def center_crop(arr, size):
     """Center crop of an ``(H, W, C)`` array like torchvision (zero padding when too small)."""
     ch, cw = _pair(size)
+    arr = _pad_to(arr, size)
     h, w = arr.shape[:2]
-    if ch > h or cw > w:
-        ph, pw = max(ch - h, 0), max(cw - w, 0)
-        arr = np.pad(arr, ((ph // 2, (ph + 1) // 2), (pw // 2, (pw + 1) // 2), (0, 0)))
-        h, w = arr.shape[:2]
     top, left = _center_box(h, w, ch, cw)
     return arr[top:top + ch, left:left + cw]
 
@@ -314,17 +311,30 @@ def preprocess(img, pre):
     arr = np.asarray(img)
     if arr.ndim == 2:
         arr = arr[:, :, None]
-    # crop on the 8-bit image, then one conversion and one fused scale-and-shift per view
-    vs = np.stack(views(arr, pre.get("crop"), pre.get("tta", "none"))).astype(np.float32)
+    crop = pre.get("crop")
+    if crop is not None and pre.get("tta", "none") != "tencrop":
+        arr = _pad_to(arr, crop)  # torchvision pads with black before normalizing
     mean = np.asarray(pre.get("mean", [0.0]), dtype=np.float32)
     std = np.asarray(pre.get("std", [1.0]), dtype=np.float32)
-    c = vs.shape[-1]
+    c = arr.shape[-1]
     if mean.size not in (1, c) or std.size not in (1, c):
         raise DataError(f"preprocess.mean/std: expected 1 or {c} values for {c}-channel images; "
                         f"got {mean.size} and {std.size}")
-    vs *= 1.0 / (255.0 * std)
-    vs -= mean / std
-    return vs.transpose(0, 3, 1, 2)
+    # normalize the image once (one conversion, one fused scale-and-shift); the views are then
+    # crops of it, copied once into the stack
+    f = arr.astype(np.float32)
+    f *= 1.0 / (255.0 * std)
+    f -= mean / std
+    return np.stack(views(f, crop, pre.get("tta", "none"))).transpose(0, 3, 1, 2)
+
+
+def _pad_to(arr, size):
+    ch, cw = _pair(size)
+    h, w = arr.shape[:2]
+    if ch <= h and cw <= w:
+        return arr
+    ph, pw = max(ch - h, 0), max(cw - w, 0)
+    return np.pad(arr, ((ph // 2, (ph + 1) // 2), (pw // 2, (pw + 1) // 2), (0, 0)))
 
 
 def load_views(path, pre):

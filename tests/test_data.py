@@ -154,3 +154,15 @@ def test_pairs_file(tree):
     (tree / "bad.txt").write_text("a\t0\t99\n")
     with pytest.raises(DataError, match=r"bad\.txt: line 1: expected image 99 of 'a'; got 3 images"):
         read_pairs(tree / "bad.txt", d)
+
+
+def test_padding_happens_before_normalization_like_torchvision(rng):
+    import torch
+    from torchvision import transforms as T
+
+    img = _img(rng, (10, 7))
+    pre = {"resize": None, "crop": 12, "mean": [0.5, 0.4, 0.3], "std": [0.25, 0.2, 0.1], "tta": "flip"}
+    ours = preprocess(img, pre)
+    ref = T.Compose([T.CenterCrop(12), T.ToTensor(), T.Normalize(pre["mean"], pre["std"])])(img)
+    np.testing.assert_allclose(ours[0], ref.numpy(), atol=1e-6)
+    np.testing.assert_allclose(ours[1], torch.flip(ref, dims=[2]).numpy(), atol=1e-6)
