@@ -12,6 +12,7 @@ import html
 import json
 import warnings
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 
 import numpy as np
@@ -124,7 +125,7 @@ class _Explain:
         size = self.params.report["gallery_size"]
         if size == 0:
             return self._verification_gallery()
-        probs = _probs(self.pred["scores"], self.pred.get("scores_are", "logits"))
+        probs = self.probs
         pred, conf, y = probs.argmax(1), probs.max(1), self.y
         n_ok, n_bad = max(1, size // 2), max(1, size // 4)
         picks = []  # (row, index, target class, caption)
@@ -198,7 +199,7 @@ class _Explain:
         if got is None:
             return
         tm, _, layer = got
-        probs = _probs(self.pred["scores"], self.pred.get("scores_are", "logits"))
+        probs = self.probs
         pred = probs.argmax(1)
         wrong = [int(i) for i in np.nonzero(pred != self.y)[0]]
         options = [(f"#{i}: {self.classes[self.y[i]]} → {self.classes[pred[i]]}", i) for i in wrong]
@@ -283,6 +284,7 @@ class Report(_Explain):
     ver_center: object = None
     metrics: dict = field(default_factory=dict)
     warnings: list = field(default_factory=list)
+    write: bool = True
 
     # ------------------------------------------------------------------ building
     @classmethod
@@ -295,24 +297,40 @@ class Report(_Explain):
         run = json.loads((out_dir / RUN).read_text())
         if run.get("status") != "ok":
             run = run_model(params, out_root, progress=progress)
-        rep = cls(params=params, out_dir=out_dir, run=run, pred=load_predictions(out_dir))
+        rep = cls(params=params, out_dir=out_dir, run=run, pred=load_predictions(out_dir), write=write)
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always", DegenerateWarning)
             rep._compute()
         rep.warnings = sorted({str(w.message) for w in caught if issubclass(w.category, DegenerateWarning)})
         rep.metrics = rep._metrics_dict()
-        rep._write = write
         rep.save()
         return rep
 
     def save(self):
         """Write ``metrics.json`` (atomically), unless the report was loaded with ``write=False``."""
-        if getattr(self, "_write", True):
+        if self.write:
             write_json(self.out_dir / METRICS, self.metrics)
 
     @property
     def classes(self):
         return self.pred["classes"]
+
+    @cached_property
+    def probs(self):
+        """Class probabilities, ndarray of shape (n_samples, n_classes) (softmax of logits)."""
+        return _probs(self.pred["scores"], self.pred.get("scores_are", "logits"))
+
+    @cached_property
+    def onehot(self):
+        """True class of each sample as a boolean ndarray of shape (n_samples, n_classes)."""
+        out = np.zeros(self.probs.shape, dtype=bool)
+        out[np.arange(len(self.y)), self.y] = True
+        return out
+
+    @cached_property
+    def micro_sweep(self):
+        """The micro-average sweep: every (sample, class) cell as one binary decision."""
+        return threshold_sweep(self.onehot.ravel(), self.probs.ravel())
 
     @property
     def y(self):
@@ -388,10 +406,7 @@ class Report(_Explain):
         if self.classification is not None:
             c = self.classification.to_dict()
             c["intervals"] = self.cls_intervals
-            probs = _probs(self.pred["scores"], self.pred.get("scores_are", "logits"))
-            onehot = np.zeros_like(probs, dtype=bool)
-            onehot[np.arange(len(self.y)), self.y] = True
-            fpr, tpr, _ = threshold_sweep(onehot.ravel(), probs.ravel()).roc()
+            fpr, tpr, _ = self.micro_sweep.roc()
             c["roc_micro"] = _thin(fpr, tpr)
             if self.cls_center is not None:
                 c["center_crop"] = self.cls_center.to_dict()
@@ -504,12 +519,8 @@ class Report(_Explain):
         c = self._need("classification")
         if c is None:
             return
-        probs = _probs(self.pred["scores"], self.pred.get("scores_are", "logits"))
-        y = self.y
-        onehot = np.zeros_like(probs, dtype=bool)
-        onehot[np.arange(len(y)), y] = True
-        micro = threshold_sweep(onehot.ravel(), probs.ravel())
-        grid, mtpr = macro_roc(y, probs)
+        probs, onehot, micro = self.probs, self.onehot, self.micro_sweep
+        grid, mtpr = macro_roc(self.y, probs)
         roc = {f"micro average (AUC {micro.auc():.3f})": micro,
                f"macro average (AUC {c.roc_auc_macro:.3f})": (grid, mtpr)}
         pr = {f"micro average (AP {micro.average_precision():.3f})": micro}
@@ -544,7 +555,7 @@ class Report(_Explain):
         c = self._need("classification")
         if c is None:
             return
-        probs = _probs(self.pred["scores"], self.pred.get("scores_are", "logits"))
+        probs = self.probs
         support = np.bincount(self.y, minlength=len(self.classes))
         order = [int(k) for k in np.argsort(-support, kind="stable")[:20] if support[k] > 0]
         if len(self.classes) == 2:

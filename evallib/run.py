@@ -56,14 +56,17 @@ def load_predictions(out_dir):
 
 
 def _cached(out_dir, key):
+    """The skipped-file lists of cached predictions made under ``key``, or None (reads only those arrays)."""
     f = Path(out_dir) / PREDICTIONS
     if not f.exists():
         return None
     try:
-        d = load_predictions(out_dir)
+        with np.load(f, allow_pickle=False) as z:
+            if str(z["cache_key"]) != key:
+                return None
+            return {"skipped_paths": z["skipped_paths"].tolist(), "skipped_reasons": z["skipped_reasons"].tolist()}
     except (OSError, ValueError, KeyError):
         return None
-    return d if d.get("cache_key") == key else None
 
 
 def run_model(params, out_root="outputs", *, progress=True, threads=None):
@@ -133,7 +136,7 @@ def run_model(params, out_root="outputs", *, progress=True, threads=None):
         "params": params.to_dict(), "model": facts,
         "dataset": {"root": str(dataset.root), "images": len(dataset), "classes": dataset.classes,
                     "counts": dataset.counts(), "skipped": skipped},
-        "inference": inference, "seconds_total": time.perf_counter() - t0,
+        "inference": inference, "predictions_key": key, "seconds_total": time.perf_counter() - t0,
     }
     write_json(out_dir / RUN, facts_out)
     return facts_out
@@ -212,7 +215,7 @@ def _run_one(path, out_root, threads, progress, render=False, show_code=False):
         facts = run_model(params, out_root, progress=progress, threads=threads)
         if render:
             out_dir = Path(out_root) / params.name
-            key = _report_key(params, load_predictions(out_dir)["cache_key"], show_code)
+            key = _report_key(params, facts["predictions_key"], show_code)
             if previous.get("report_key") == key and (out_dir / "report.html").exists() \
                     and (out_dir / "metrics.json").exists():
                 facts["report_cached"] = True

@@ -324,21 +324,14 @@ class VerificationMetrics:
         notes = []
         if exact:
             sweep = sweep_from_sorted_scores(gen, np.sort(got["imp"]).astype(np.float64))
-            tar, table = self._tar_exact(sweep), sweep.table(self.table_thresholds)
+            tar, table = _tar_exact(sweep, self.far_targets), sweep.table(self.table_thresholds)
         else:
             sweep = sweep_from_histograms(hist_gen, hist_imp, _edges())
             tar, table = self._tar_and_table_binned(sweep, gen, hist_gen, hist_imp, got, e, lab, lut)
             notes.append(f"{n_all:,} pairs: curves are binned at width {2.0 ** -20:.2g}; AUC is within "
                          f"{sweep.auc_bound:.2g} of the exact value; TAR@FAR and the threshold table are exact")
-        self.n_genuine, self.n_impostor = n_gen, n_imp
-        return self._result(sweep, tar, table, hist_gen, hist_imp, notes, n=len(lab), n_ids=len(counts))
-
-    def _tar_exact(self, sweep):
-        out = {}
-        for f in self.far_targets:
-            t, thr = sweep.tar_at_far(f) if sweep.n_pos and sweep.n_neg else (float("nan"), float("nan"))
-            out[f] = {"tar": t, "threshold": thr, "supported": bool(sweep.n_neg and f * sweep.n_neg >= 1)}
-        return out
+        return _result(sweep, tar, table, hist_gen, hist_imp, n=len(lab), n_ids=len(counts),
+                       policy_far=self.policy_far, backend=self.backend, notes=notes)
 
     def _tar_and_table_binned(self, sweep, gen, hist_gen, hist_imp, got, e, lab, lut):
         n_imp = int(hist_imp.sum())
@@ -372,26 +365,38 @@ class VerificationMetrics:
                                      np.array(fp[::-1], float), sweep.n_pos, sweep.n_neg)
         return out, exact_sweep.table(self.table_thresholds)
 
-    def _result(self, sweep, tar, table, hist_gen, hist_imp, notes, *, n, n_ids):
-        from .sweep import POLICIES
-
-        ok = sweep.n_pos > 0 and sweep.n_neg > 0
-        auc = sweep.auc() if ok else float("nan")
-        eer, eer_t = sweep.eer() if ok else (float("nan"), float("nan"))
-        policies = {p: sweep.choose(p, far_target=self.policy_far) for p in POLICIES} if ok else {}
-        coarse = 200
-        return VerificationResult(
-            n_samples=n, n_identities=n_ids, n_genuine=int(sweep.n_pos), n_impostor=int(sweep.n_neg),
-            protocol="all pairs", sweep=sweep, auc=auc, auc_bound=sweep.auc_bound, eer=eer, eer_threshold=eer_t,
-            tar_at_far=tar, table=table, policies=policies,
-            histogram={"edges": np.linspace(-1, 1, coarse + 1).tolist(), "genuine": _coarsen(hist_gen, coarse).tolist(),
-                       "impostor": _coarsen(hist_imp, coarse).tolist()},
-            backend=self.backend, notes=notes)
-
     def bootstrap_sample(self):
         """Genuine scores and identities, and sampled impostor ``(score, id_a, id_b)`` rows (after compute)."""
         gen, gid, imp = self._sample
         return gen.astype(np.float64), gid, imp
+
+
+def _tar_exact(sweep, far_targets):
+    """TAR at each FAR target read off an exact sweep."""
+    out = {}
+    for f in far_targets:
+        t, thr = sweep.tar_at_far(f) if sweep.n_pos and sweep.n_neg else (float("nan"), float("nan"))
+        out[f] = {"tar": t, "threshold": thr, "supported": bool(sweep.n_neg and f * sweep.n_neg >= 1)}
+    return out
+
+
+def _result(sweep, tar, table, hist_gen, hist_imp, *, n, n_ids, policy_far, protocol="all pairs",
+            backend="numpy", notes=(), lfw=None, intervals=None):
+    """The :class:`VerificationResult` of a sweep, its TAR@FAR, table and score histograms."""
+    from .sweep import POLICIES
+
+    ok = sweep.n_pos > 0 and sweep.n_neg > 0
+    auc = sweep.auc() if ok else float("nan")
+    eer, eer_t = sweep.eer() if ok else (float("nan"), float("nan"))
+    policies = {p: sweep.choose(p, far_target=policy_far) for p in POLICIES} if ok else {}
+    coarse = 200
+    return VerificationResult(
+        n_samples=n, n_identities=n_ids, n_genuine=int(sweep.n_pos), n_impostor=int(sweep.n_neg),
+        protocol=protocol, sweep=sweep, auc=auc, auc_bound=sweep.auc_bound, eer=eer, eer_threshold=eer_t,
+        tar_at_far=tar, table=table, policies=policies,
+        histogram={"edges": np.linspace(-1, 1, coarse + 1).tolist(), "genuine": _coarsen(hist_gen, coarse).tolist(),
+                   "impostor": _coarsen(hist_imp, coarse).tolist()},
+        lfw=lfw, backend=backend, notes=list(notes), intervals=intervals or {})
 
 
 def _coarsen(hist, n):
@@ -466,13 +471,9 @@ def evaluate_verification(embeddings, labels, *, pairs=None, exact_limit=20_000_
     from .sweep import threshold_sweep
 
     sweep = threshold_sweep(same, s)
-    m = VerificationMetrics(backend="numpy", far_targets=far_targets, table_thresholds=table_thresholds,
-                            policy_far=policy_far)
     edges = np.linspace(-1, 1, 4097)
     hg, _ = np.histogram(s[same], bins=edges)
     hi, _ = np.histogram(s[~same], bins=edges)
-    res = m._result(sweep, m._tar_exact(sweep), sweep.table(m.table_thresholds), hg, hi, [], n=n,
-                    n_ids=len(np.unique(np.asarray(labels))))
     lfw = lfw_accuracy(s, same, pairs[3]) if len(pairs) == 4 else None
     intervals = {}
     if n_bootstrap:
@@ -482,7 +483,9 @@ def evaluate_verification(embeddings, labels, *, pairs=None, exact_limit=20_000_
         imp = np.stack([s[~same], ids[i[~same]], ids[j[~same]]], axis=1)
         intervals = bootstrap_verification(s[same], ids[i[same]], imp, n_boot=n_bootstrap, seed=seed,
                                            far_targets=(policy_far,))
-    return VerificationResult(**{**res.__dict__, "protocol": "pair list", "lfw": lfw, "intervals": intervals})
+    return _result(sweep, _tar_exact(sweep, far_targets), sweep.table(np.asarray(table_thresholds, dtype=np.float64)),
+                   hg, hi, n=n, n_ids=len(np.unique(np.asarray(labels))), policy_far=policy_far,
+                   protocol="pair list", lfw=lfw, intervals=intervals)
 
 
 def extreme_pairs(embeddings, labels, k=4, *, block_size=2048):
