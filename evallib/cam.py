@@ -46,11 +46,15 @@ class SimilarityTarget:
 
 @dataclass
 class TorchModel:
-    """A torch module ready for CAMs, and how it was obtained (shown in the report)."""
+    """A torch module ready for CAMs, and how it was obtained (shown in the report).
+
+    ``batch`` is the batch size the ONNX graph fixes (dynamo exports often fix 1), else ``None``.
+    """
 
     module: object
     source: str
     nhwc: bool = False
+    batch: int | None = None
 
 
 def _output_module(module, output, nhwc):
@@ -75,7 +79,8 @@ def _output_module(module, output, nhwc):
     return Selected().eval()
 
 
-def load_torch_model(model, *, fallback=None, factory=None, output=0, nhwc=False, output_names=None):
+def load_torch_model(model, *, fallback=None, factory=None, output=0, nhwc=False, output_names=None,
+                     input_shape=None):
     """A torch module for CAMs from a module, an ONNX file (onnx2torch) or a fallback torch file.
 
     Parameters
@@ -89,6 +94,11 @@ def load_torch_model(model, *, fallback=None, factory=None, output=0, nhwc=False
         ``"package.module:callable"`` building the module for a state dict.
     output : int or str
         Which output the CAM explains (index, or ONNX output name with ``output_names``).
+    nhwc : bool
+        The model takes NHWC input; the returned module takes NCHW and transposes.
+    input_shape : tuple of int, optional
+        ``(channels, height, width)`` of one NCHW input: the converted module is then checked
+        against onnxruntime (see :func:`evallib.onnx_convert.to_torch`).
     """
     import torch
 
@@ -99,13 +109,19 @@ def load_torch_model(model, *, fallback=None, factory=None, output=0, nhwc=False
     errors = []
     path = Path(model)
     if path.suffix.lower() == ".onnx":
-        try:
-            import onnx2torch
+        from .onnx_convert import to_torch
 
-            return TorchModel(_output_module(onnx2torch.convert(str(path)), output, nhwc),
-                              f"ONNX file converted with onnx2torch ({path.name})", nhwc)
-        except Exception as exc:  # noqa: BLE001 -- any conversion failure falls back, with its reason
-            errors.append(f"onnx2torch could not convert {path.name}: {type(exc).__name__}: {exc}")
+        shape = None
+        if input_shape is not None:
+            c, h, w = input_shape
+            shape = (h, w, c) if nhwc else (c, h, w)
+        try:
+            module, steps, batch = to_torch(path, input_shape=shape)
+            return TorchModel(_output_module(module, output, nhwc),
+                              f"ONNX file {path.name} converted with onnx2torch ({'; '.join(steps) or 'as is'})",
+                              nhwc, batch)
+        except ModelError as exc:
+            errors.append(str(exc))
     if fallback:
         fb = Path(fallback)
         try:
@@ -131,9 +147,17 @@ def load_torch_model(model, *, fallback=None, factory=None, output=0, nhwc=False
     raise ModelError("Grad-CAM unavailable: " + "; ".join(errors or [f"cannot use {model!r} as a model"]))
 
 
+def _passes_through(module, inputs, output):
+    """Outputs that are an input again, or only its layout changed (Transpose), hold no new map."""
+    return any(output is i for i in inputs) or type(module).__name__ == "OnnxTranspose"
+
+
 def spatial_layers(module, input_shape):
-    """``[(name, module, output shape)]`` of leaf modules whose output is a 4-d map, in execution order
-    (pass-through modules such as ``Identity``, whose output is their input, are left out)."""
+    """``[(name, module, output shape)]`` of leaf modules whose output is a 4-d map, in execution order.
+
+    Pass-through modules (``Identity``, whose output is its input) and layout changes
+    (``Transpose``, as NHWC graphs have around their convolutions) are left out.
+    """
     import torch
 
     seen = []
@@ -142,7 +166,7 @@ def spatial_layers(module, input_shape):
         if len(list(m.children())) == 0:
             hooks.append(m.register_forward_hook(
                 lambda mod, inp, out, name=name: seen.append((name, mod, tuple(out.shape)))
-                if isinstance(out, torch.Tensor) and not any(out is i for i in inp) else None))
+                if isinstance(out, torch.Tensor) and not _passes_through(mod, inp, out) else None))
     try:
         with torch.no_grad():
             module(torch.zeros(input_shape))
@@ -152,10 +176,16 @@ def spatial_layers(module, input_shape):
     return [(n, m, s) for n, m, s in seen if len(s) == 4]
 
 
-def find_target_layer(module, input_shape, *, nhwc=False):
+def _is_map(shape, input_shape):
+    """Whether a 4-d output reads as an NCHW map of the input: more than one position, and no
+    spatial side longer than the input's (an NHWC tensor read as NCHW has its channels there)."""
+    h, w = shape[2], shape[3]
+    return h * w > 1 and h <= input_shape[-2] and w <= input_shape[-1]
+
+
+def find_target_layer(module, input_shape):
     """The last layer whose output is still a spatial map (height and width above 1): ``(name, module)``."""
-    layers = spatial_layers(module, input_shape)
-    maps = [(n, m, s) for n, m, s in layers if (s[1] * s[2] if nhwc else s[2] * s[3]) > 1]
+    maps = [(n, m, s) for n, m, s in spatial_layers(module, input_shape) if _is_map(s, input_shape)]
     if not maps:
         raise ModelError(f"Grad-CAM: no layer of the model outputs a spatial map for input {list(input_shape)}; "
                          f"name one in params (report.cam_layer)")
@@ -164,12 +194,197 @@ def find_target_layer(module, input_shape, *, nhwc=False):
 
 
 def get_layer(module, name):
+    """The submodule called ``name``: its module path, or the ONNX node output it computes."""
     layers = dict(module.named_modules())
-    if name not in layers:
-        candidates = [n for n in layers if n]
-        raise ModelError(f"report.cam_layer: expected one of the model's layers ({', '.join(candidates[-12:])}); "
-                         f"got {name!r}")
-    return layers[name]
+    if name in layers:
+        return layers[name]
+    for path, m in layers.items():
+        mapping = getattr(m, "onnx_mapping", None)
+        if (mapping is not None and name in mapping.outputs) or path.rsplit(".", 1)[-1] == name:
+            return m
+    candidates = [n for n in layers if n]
+    raise ModelError(f"report.cam_layer: expected one of the model's layers ({', '.join(candidates[-12:])}) or an "
+                     f"ONNX tensor name; got {name!r}")
+
+
+def layer_label(module, layer):
+    """A layer's module path, with the ONNX tensor it computes when it came from onnx2torch."""
+    name = next((n for n, m in module.named_modules() if m is layer), "?")
+    mapping = getattr(layer, "onnx_mapping", None)
+    return f"{name} (ONNX tensor {mapping.outputs[0]!r})" if mapping is not None and mapping.outputs else name
+
+
+def _torch_cam(tm, x, targets, layer, method, batch_size):
+    import pytorch_grad_cam
+    import torch
+
+    cam_cls = getattr(pytorch_grad_cam, METHODS[method])
+    step = tm.batch or batch_size
+    out = []
+    with cam_cls(model=tm.module, target_layers=[layer]) as cam:
+        if hasattr(cam, "batch_size"):
+            cam.batch_size = 16 if tm.batch is None else tm.batch
+        for s in range(0, len(x), step):
+            t = None if targets is None else targets[s:s + step]
+            out.append(cam(input_tensor=torch.from_numpy(x[s:s + step]), targets=t))
+    return np.concatenate(out).astype(np.float32)
+
+
+class OnnxEigenCAM:
+    """EigenCAM with onnxruntime alone: no conversion, no gradients.
+
+    The target layer's activations are read as an extra output of the graph, and turned into
+    maps exactly as pytorch-grad-cam's ``EigenCAM`` does (first principal component, clipped at
+    zero, scaled to [0, 1] and resized to the input). The maps do not depend on the target.
+
+    Parameters
+    ----------
+    path : str or Path
+        The ONNX file.
+    input_shape : tuple of int
+        ``(channels, height, width)`` of one NCHW input.
+    layer : str, optional
+        An ONNX tensor or node name (default: the last 4-d map with height and width above 1 that
+        is not a mere Transpose).
+    nhwc : bool
+        The model takes NHWC input.
+    """
+
+    def __init__(self, path, input_shape, *, layer=None, nhwc=False, threads=0):
+        import onnx
+
+        from .onnx_convert import fixed_batch
+
+        self.nhwc = nhwc
+        model = onnx.load(str(path))
+        self.batch = fixed_batch(model)
+        inferred = onnx.shape_inference.infer_shapes(model)
+        types = {v.name: v.type.tensor_type.elem_type for v in
+                 [*inferred.graph.value_info, *inferred.graph.output]}
+        producers = {o: n for n in model.graph.node for o in n.output}
+        if layer is not None:
+            node = next((n for n in model.graph.node if n.name == layer), None)
+            name = node.output[0] if node is not None else layer
+            if name not in producers:
+                raise ModelError(f"report.cam_layer: expected an ONNX tensor or node name of {Path(path).name}; "
+                                 f"got {layer!r}")
+            candidates = [name]
+        else:
+            candidates = [o for n in model.graph.node if n.op_type not in ("Transpose", "Identity", "Constant")
+                          for o in n.output if types.get(o) == onnx.TensorProto.FLOAT]
+        self.input_shape = tuple(input_shape)
+        x = self._layout(np.zeros((self.batch or 1, *self.input_shape), np.float32))
+        probe = self._session(model, candidates, threads)
+        shapes = dict(zip(candidates, (a.shape for a in probe.run(candidates, {probe.get_inputs()[0].name: x}))))
+        maps = [n for n in candidates if len(shapes[n]) == 4 and _is_map(shapes[n], self.input_shape)]
+        if not maps:
+            raise ModelError(f"EigenCAM: no tensor of {Path(path).name} is a spatial map for input "
+                             f"{list(self.input_shape)}; name one in params (report.cam_layer)")
+        self.layer = maps[-1]
+        self.session = probe if len(candidates) == 1 else self._session(model, [self.layer], threads)
+
+    @staticmethod
+    def _session(model, names, threads):
+        import onnx
+        import onnxruntime as ort
+
+        m = onnx.ModelProto()
+        m.CopyFrom(model)
+        known = {o.name for o in m.graph.output}
+        m.graph.output.extend(onnx.ValueInfoProto(name=n) for n in names if n not in known)
+        opts = ort.SessionOptions()
+        opts.intra_op_num_threads = threads or 0
+        opts.log_severity_level = 3
+        return ort.InferenceSession(m.SerializeToString(), sess_options=opts, providers=["CPUExecutionProvider"])
+
+    def _layout(self, x):
+        return np.ascontiguousarray(x.transpose(0, 2, 3, 1) if self.nhwc else x)
+
+    def activations(self, images):
+        """The target layer's output for NCHW ``images``: ndarray of shape (n, C, h, w)."""
+        x = np.asarray(images, np.float32)
+        step = self.batch or 32
+        name = self.session.get_inputs()[0].name
+        out = [self.session.run([self.layer], {name: self._layout(x[s:s + step])})[0] for s in range(0, len(x), step)]
+        return np.concatenate(out)
+
+    def __call__(self, images, targets=None):
+        from pytorch_grad_cam.utils.image import scale_cam_image
+        from pytorch_grad_cam.utils.svd_on_activations import get_2d_projection
+
+        del targets  # EigenCAM is class-agnostic
+        size = (self.input_shape[2], self.input_shape[1])
+        cam = np.maximum(get_2d_projection(self.activations(images)), 0)
+        per_layer = np.maximum(scale_cam_image(cam, size)[:, None], 0)  # as BaseCAM, for one layer
+        return scale_cam_image(per_layer.mean(axis=1)).astype(np.float32)
+
+
+@dataclass
+class CamRoute:
+    """How heat maps are drawn for one model output; the report states all of it.
+
+    Call it with NCHW ``images`` and per-image ``targets`` (class indices or callables).
+    """
+
+    route: str
+    """``"onnx2torch"``, ``"torch model named in params"`` or ``"onnxruntime (forward only)"``."""
+    method: str
+    layer: str
+    source: str
+    notes: list
+    """Why earlier routes did not serve (empty when the first did)."""
+    draw: object = None
+
+    def __call__(self, images, targets=None):
+        return self.draw(np.asarray(images, dtype=np.float32), targets)
+
+
+def cam_route(model, *, input_shape, method="gradcam", layer=None, output=0, output_names=None, nhwc=False,
+              fallback=None, factory=None, batch_size=32):
+    """The first route that can draw CAMs of ``model``, tried in this order:
+
+    1. the ONNX file converted by onnx2torch after :func:`evallib.onnx_convert.normalize_for_torch`,
+       and checked against onnxruntime, with pytorch-grad-cam and ``method``;
+    2. the torch model named in params (``fallback`` and ``factory``), with ``method``;
+    3. EigenCAM on onnxruntime alone (:class:`OnnxEigenCAM`), which needs no conversion.
+
+    Raises
+    ------
+    ModelError
+        Naming every route's reason, when none serves.
+    """
+    if method not in METHODS:
+        raise ValueError(f"method: expected one of {', '.join(METHODS)}; got {method!r}")
+    shape = tuple(input_shape)
+    try:
+        tm = load_torch_model(model, fallback=fallback, factory=factory, output=output, nhwc=nhwc,
+                              output_names=output_names, input_shape=shape)
+        target = get_layer(tm.module, layer) if layer else find_target_layer(tm.module, (1, *shape))[1]
+
+        def draw(x, targets):
+            return _torch_cam(tm, x, _targets(targets, x), target, method, batch_size)
+
+        route = "onnx2torch" if tm.source.startswith("ONNX file") else "torch model named in params"
+        return CamRoute(route, method, layer_label(tm.module, target), tm.source, [], draw)
+    except ModelError as exc:
+        notes = [str(exc)]
+    if Path(str(model)).suffix.lower() != ".onnx":
+        raise ModelError(notes[0])
+    try:
+        eigen = OnnxEigenCAM(model, shape, layer=layer, nhwc=nhwc)
+    except (ModelError, ValueError, RuntimeError) as exc:  # onnxruntime raises its own RuntimeError kinds
+        raise ModelError("; ".join(notes + [f"EigenCAM on onnxruntime failed too: {exc}"])) from None
+    return CamRoute("onnxruntime (forward only)", "eigencam", f"ONNX tensor {eigen.layer!r}",
+                    f"ONNX file {Path(model).name} run by onnxruntime", notes, lambda x, targets: eigen(x))
+
+
+def _targets(targets, x):
+    if targets is None:
+        return None
+    targets = [t if callable(t) else ClassTarget(t) for t in targets]
+    if len(targets) != len(x):
+        raise ValueError(f"targets: expected one per image ({len(x)}); got {len(targets)}")
+    return targets
 
 
 def grad_cam(model, images, *, targets=None, layer=None, method="gradcam", output=0, batch_size=32):
@@ -177,48 +392,50 @@ def grad_cam(model, images, *, targets=None, layer=None, method="gradcam", outpu
 
     Parameters
     ----------
-    model : torch.nn.Module, str, Path or TorchModel
-        A torch module, an ONNX file (converted with onnx2torch) or a :class:`TorchModel`.
+    model : torch.nn.Module, str, Path, TorchModel or CamRoute
+        A torch module, an ONNX file or a prepared model. An ONNX file goes the first route of
+        :func:`cam_route` that serves; when that is EigenCAM on onnxruntime (the file cannot be
+        converted), a warning says so.
     images : ndarray of shape (n_images, channels, height, width)
         Preprocessed model inputs (NCHW).
     targets : sequence, optional
         Per image: a class index or a callable target. Default: the predicted class.
     layer : str or torch.nn.Module, optional
-        Target layer (default: the last layer with a spatial output).
+        Target layer (default: the last layer with a spatial output): a module, its name, or an
+        ONNX tensor name.
     method : {"gradcam", "gradcam++", "scorecam", "eigencam", "xgradcam", "layercam", "hirescam"}
 
     Returns
     -------
     ndarray of shape (n_images, height, width)
         Each map scaled to [0, 1].
-    """
-    import pytorch_grad_cam
-    import torch
 
+    Examples
+    --------
+    >>> maps = evallib.grad_cam("resnet18.onnx", x, targets=[207, 208])  # doctest: +SKIP
+    """
     if method not in METHODS:
         raise ValueError(f"method: expected one of {', '.join(METHODS)}; got {method!r}")
-    tm = model if isinstance(model, TorchModel) else load_torch_model(model, output=output)
-    module = tm.module
     x = np.asarray(images, dtype=np.float32)
     if x.ndim != 4:
         raise ValueError(f"images: expected an array of shape (n_images, channels, height, width); got {x.shape}")
+    if isinstance(model, CamRoute):
+        return model(x, targets)
+    if isinstance(model, (str, Path)):
+        route = cam_route(model, input_shape=x.shape[1:], method=method, layer=layer, output=output,
+                          batch_size=batch_size)
+        if route.method != method:
+            import warnings
+
+            warnings.warn(f"{method} unavailable, the maps are {route.method} from {route.source}: "
+                          + "; ".join(route.notes), stacklevel=2)
+        return route(x, targets)
+    tm = model if isinstance(model, TorchModel) else load_torch_model(model, output=output)
     if layer is None:
-        _, layer = find_target_layer(module, (1, *x.shape[1:]))
+        _, layer = find_target_layer(tm.module, (1, *x.shape[1:]))
     elif isinstance(layer, str):
-        layer = get_layer(module, layer)
-    if targets is not None:
-        targets = [t if callable(t) else ClassTarget(t) for t in targets]
-        if len(targets) != len(x):
-            raise ValueError(f"targets: expected one per image ({len(x)}); got {len(targets)}")
-    cam_cls = getattr(pytorch_grad_cam, METHODS[method])
-    out = []
-    with cam_cls(model=module, target_layers=[layer]) as cam:
-        if hasattr(cam, "batch_size"):
-            cam.batch_size = 16
-        for s in range(0, len(x), batch_size):
-            t = None if targets is None else targets[s:s + batch_size]
-            out.append(cam(input_tensor=torch.from_numpy(x[s:s + batch_size]), targets=t))
-    return np.concatenate(out).astype(np.float32)
+        layer = get_layer(tm.module, layer)
+    return _torch_cam(tm, x, _targets(targets, x), layer, method, batch_size)
 
 
 def overlay(image, heat, *, alpha=0.5):

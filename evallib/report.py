@@ -73,58 +73,66 @@ class _Explain:
         shown = [to_display(v, pre["mean"], pre["std"]) for v in x]
         return x, shown
 
-    def cam_model(self, output="scores"):
-        """The torch model for CAMs, or ``None`` with the reason displayed."""
-        from .cam import load_torch_model
+    def cam_route(self, output="scores"):
+        """How heat maps are drawn for ``output`` (an :class:`evallib.cam.CamRoute`), or ``None``.
+
+        When no route serves, the reason is shown once and the galleries show their images alone.
+        """
+        from .cam import cam_route
         from .errors import ModelError
         from .inference import _layout
 
-        key = (output,)
-        cache = self.__dict__.setdefault("_cam_models", {})
-        if key in cache:
-            return cache[key]
+        cache = self.__dict__.setdefault("_cam_routes", {})
+        if output in cache:
+            return cache[output]
         rep, model = self.params.report, self.run["model"]
         names = [o["name"] for o in model["outputs"]]
-        shape = model["inputs"][0]["shape"]
-        c = 1 if self.params.preprocess["mode"] == "grayscale" else 3
-        crop = self.params.preprocess["crop"] or self.params.preprocess["resize"]
-        h, w = (crop, crop) if isinstance(crop, int) else crop
+        shape = self._views([0])[0].shape[1:]  # one view as the model gets it: (C, H, W)
         try:
-            nhwc = _layout(shape, (c, h, w), self.params.preprocess["layout"]) == "nhwc"
-            tm = load_torch_model(self.params.model, fallback=rep["torch_model"], factory=rep["torch_model_factory"],
-                                  output=self.params.outputs[output], output_names=names, nhwc=nhwc)
-            from .cam import find_target_layer, get_layer
-
-            if rep["cam_layer"]:
-                layer_name, layer = rep["cam_layer"], get_layer(tm.module, rep["cam_layer"])
-            else:
-                layer_name, layer = find_target_layer(tm.module, (1, c, h, w))
-            cache[key] = (tm, layer_name, layer)
+            nhwc = _layout(model["inputs"][0]["shape"], shape, self.params.preprocess["layout"]) == "nhwc"
+            cache[output] = cam_route(self.params.model, input_shape=shape, method=rep["cam_method"],
+                                      layer=rep["cam_layer"], output=self.params.outputs[output], output_names=names,
+                                      nhwc=nhwc, fallback=rep["torch_model"], factory=rep["torch_model_factory"])
         except (ModelError, ValueError) as exc:
-            _display(f'<p class="evallib-warn">{html.escape(str(exc))}</p>' + CSS)
-            cache[key] = None
-        return cache[key]
+            cache[output] = None
+            if not self.__dict__.get("_cam_reason_shown"):
+                self._cam_reason_shown = True
+                _display(CSS + f'<p class="evallib-warn">No heat maps: {html.escape(str(exc))}. The galleries '
+                               f'show their images alone.</p>')
+        return cache[output]
 
-    def _cam_intro(self, tm, layer_name):
-        method = self.params.report["cam_method"]
-        _display(CSS + html_table([["model used", tm.source], ["target layer", layer_name], ["method", method]],
-                                  ["Grad-CAM", ""]))
+    def _cam_intro(self, route):
+        if self.__dict__.get("_cam_intro_shown"):
+            return
+        self._cam_intro_shown = True
+        rows = [["route", route.route], ["model used", route.source], ["target layer", route.layer],
+                ["method", route.method]]
+        if route.method != self.params.report["cam_method"]:
+            rows.append(["note", f"{self.params.report['cam_method']} needs gradients, which no route gave; "
+                                 f"{route.method} needs none and drew these maps (the same map for every target)"])
+        rows += [["why not an earlier route", n] for n in route.notes]
+        self.metrics["cam"] = {"route": route.route, "method": route.method, "layer": route.layer}
+        self.save()
+        _display(CSS + html_table(rows, ["Heat maps", ""]))
+
+    def _heat(self, route, x, targets, shown):
+        """Tiles' images: each shown image with its heat map over it, or alone when there is no route."""
+        from .cam import overlay
+
+        if route is None:
+            return list(shown)
+        return [overlay(img, cam) for img, cam in zip(shown, route(x, targets))]
 
     def grad_cam_gallery(self):
         """Per class the most confident correct images and the mistakes, each with its heat map."""
-        from .cam import grad_cam, overlay
         from .plots import plot_tiles
 
-        if self.classification is None:
+        if self.classification is None or self.params.report["gallery_size"] == 0:
             return self._verification_gallery()
-        got = self.cam_model("scores")
-        if got is None:
-            return self._verification_gallery()
-        tm, layer_name, layer = got
-        self._cam_intro(tm, layer_name)
+        route = self.cam_route("scores")
+        if route is not None:
+            self._cam_intro(route)
         size = self.params.report["gallery_size"]
-        if size == 0:
-            return self._verification_gallery()
         probs = self.probs
         pred, conf, y = probs.argmax(1), probs.max(1), self.y
         n_ok, n_bad = max(1, size // 2), max(1, size // 4)
@@ -140,47 +148,45 @@ class _Explain:
                 picks.append(row)
         flat = [t for row in picks for t in row]
         x, shown = self._views([i for i, _, _ in flat])
-        cams = grad_cam(tm, x, targets=[t for _, t, _ in flat], layer=layer, method=self.params.report["cam_method"])
+        images = self._heat(route, x, [t for _, t, _ in flat], shown)
         tiles, j = [], 0
         for row in picks:
-            tiles.append([(overlay(shown[j + m], cams[j + m]), cap) for m, (_, _, cap) in enumerate(row)])
+            tiles.append([(images[j + m], cap) for m, (_, _, cap) in enumerate(row)])
             j += len(row)
-        fig = plot_tiles(tiles, ncols=max(len(r) for r in tiles), title="Grad-CAM: where the model looks")
+        title = "Grad-CAM: where the model looks" if route is not None else "Gallery (no heat maps)"
+        fig = plot_tiles(tiles, ncols=max(len(r) for r in tiles), title=title)
         _display(guide("Each row is one true class: its most confident correct images, then its mistakes as pairs "
                        "(heat map for the wrong prediction, then for the true class). Red areas drove the score; "
                        "captions read true → predicted (probability)."), figure_image(fig, dpi=80))
         self._verification_gallery()
 
     def _verification_gallery(self):
-        from .cam import SimilarityTarget, grad_cam, overlay
+        from .cam import SimilarityTarget
         from .metrics.verification import extreme_pairs
         from .plots import plot_tiles
 
         if self.verification is None or self.params.report["gallery_size"] == 0:
             return
-        got = self.cam_model("embedding")
-        if got is None:
-            return
-        tm, layer_name, layer = got
-        if self.classification is None:
-            self._cam_intro(tm, layer_name)
         k = max(1, self.params.report["gallery_size"] // 2)
         emb = self.pred["embeddings"]
         rejects, accepts = extreme_pairs(emb, self.y, k)
         pairs = [(i, j, s, "false reject") for i, j, s in rejects] + [(i, j, s, "false accept") for i, j, s in accepts]
         if not pairs:
             return
+        route = self.cam_route("embedding")
+        if route is not None:
+            self._cam_intro(route)
         idx = [i for i, j, _, _ in pairs] + [j for i, j, _, _ in pairs]
         x, shown = self._views(idx)
         e = emb / np.linalg.norm(emb, axis=1, keepdims=True)
         targets = [SimilarityTarget(e[j]) for i, j, _, _ in pairs] + [SimilarityTarget(e[i]) for i, j, _, _ in pairs]
-        cams = grad_cam(tm, x, targets=targets, layer=layer, method=self.params.report["cam_method"])
+        heat = self._heat(route, x, targets, shown)
         n = len(pairs)
         tiles = []
         for m, (i, j, s, kind) in enumerate(pairs):
             a, b = self.classes[self.y[i]], self.classes[self.y[j]]
-            tiles.append([(shown[m], f"{kind}: {a}"), (overlay(shown[m], cams[m]), f"similarity {s:.3f}"),
-                          (overlay(shown[n + m], cams[n + m]), f"{b}"), (shown[n + m], f"{b}")])
+            tiles.append([(shown[m], f"{kind}: {a}"), (heat[m], f"similarity {s:.3f}"),
+                          (heat[n + m], f"{b}"), (shown[n + m], f"{b}")])
         fig = plot_tiles(tiles, ncols=4, title="Verification: the hardest pairs")
         _display(guide("Top rows: pairs of the same identity the model finds least similar (false rejects); bottom "
                        "rows: pairs of different identities it finds most similar (false accepts). The heat maps "
@@ -192,13 +198,11 @@ class _Explain:
             return
         import ipywidgets as w
 
-        from .cam import grad_cam, overlay
         from .plots import plot_tiles
 
-        got = self.cam_model("scores")
-        if got is None:
+        route = self.cam_route("scores")
+        if route is None:
             return
-        tm, _, layer = got
         probs = self.probs
         pred = probs.argmax(1)
         wrong = [int(i) for i in np.nonzero(pred != self.y)[0]]
@@ -210,12 +214,11 @@ class _Explain:
         def show(*_):
             i = int(index.value)
             x, shown = self._views([i, i])
-            cams = grad_cam(tm, x, targets=[int(pred[i]), int(self.y[i])], layer=layer,
-                            method=self.params.report["cam_method"])
+            heat = self._heat(route, x, [int(pred[i]), int(self.y[i])], shown)
             fig = plot_tiles([[(shown[0], self.pred["paths"][i]),
-                               (overlay(shown[0], cams[0]), f"predicted {self.classes[pred[i]]}"),
-                               (overlay(shown[1], cams[1]), f"true {self.classes[self.y[i]]}")]], ncols=3,
-                             title="Grad-CAM", tile_inches=2.5)
+                               (heat[0], f"predicted {self.classes[pred[i]]}"),
+                               (heat[1], f"true {self.classes[self.y[i]]}")]], ncols=3,
+                             title=f"{route.method} ({route.route})", tile_inches=2.5)
             out.clear_output(wait=True)
             with out:
                 _display(figure_image(fig))
