@@ -16,6 +16,18 @@ from .metrics import (  # noqa: E402
 from .params import Params, load_params, parse_params  # noqa: E402
 from .run import load_predictions, run_many, run_model  # noqa: E402
 
+# Grad-CAM needs torch: its names load on first use (PEP 562), so ``import evallib`` stays light.
+_LAZY = {"grad_cam": "cam", "cam_route": "cam", "CamRoute": "cam", "ClassTarget": "cam", "SimilarityTarget": "cam"}
+
+
+def __getattr__(name):
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
+    raise AttributeError(f"module 'evallib' has no attribute {name!r}")
+
+
 __all__ = [
     "Dataset", "Pairs", "list_images", "load_image", "preprocess", "read_pairs",
     "DataError", "EvallibError", "ModelError", "ParamsError",
@@ -26,4 +38,5 @@ __all__ = [
     "threshold_sweep",
     "Params", "load_params", "parse_params",
     "load_predictions", "run_many", "run_model",
+    *_LAZY,
 ]

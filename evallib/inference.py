@@ -196,6 +196,7 @@ def predict(session, files, pre, outputs, *, batch_size=64, decode_workers=2, ma
         views, reason = load_views(io.BytesIO(raw), pre)
         return views, reason, hashlib.blake2b(raw, digest_size=16).hexdigest()
 
+    fixed = inp.shape[0] if isinstance(inp.shape[0], int) and inp.shape[0] > 0 else None
     start = time.perf_counter()
     kept, failed, digests, chunks = [], [], [], {n: [] for n in wanted}
     layout = None
@@ -224,14 +225,18 @@ def predict(session, files, pre, outputs, *, batch_size=64, decode_workers=2, ma
             if layout == "nhwc":
                 x = x.transpose(0, 2, 3, 1)
             # all views of an image go in the same run; a run holds at most batch_size views
-            # (or one image's views), since very large runs are slower per image
-            step = max(n_views, batch_size // n_views * n_views)
+            # (or one image's views), since very large runs are slower per image; a graph that fixes
+            # its batch size (dynamo exports fix 1) gets exactly that many, the last run padded
+            step = fixed or max(n_views, batch_size // n_views * n_views)
             parts = {name: [] for name in wanted}
             for s0 in range(0, len(x), step):
                 wait_for_cool_cpu(max_cpu_temp)
-                result = session.run(wanted, {inp.name: np.ascontiguousarray(x[s0:s0 + step], dtype=dtype)})
+                run = x[s0:s0 + step]
+                if len(run) < step and fixed:
+                    run = np.concatenate([run, np.zeros((step - len(run), *run.shape[1:]), run.dtype)])
+                result = session.run(wanted, {inp.name: np.ascontiguousarray(run, dtype=dtype)})
                 for name, r in zip(wanted, result):
-                    parts[name].append(np.asarray(r, dtype=np.float64))
+                    parts[name].append(np.asarray(r, dtype=np.float64)[:len(x) - s0])
             for name in wanted:
                 chunks[name].append(np.concatenate(parts[name]).reshape(len(good), n_views, -1))
             kept.extend(i for i, _ in good)

@@ -24,8 +24,11 @@ def make_embeddings(rng, n=400, ids=20, dim=16, spread=1.0):
     return centers[labels] * spread + rng.normal(size=(n, dim)), labels
 
 
-def export_tiny_model(path, *, channels=1, size=16, n_classes=3, nhwc=False, seed=0):
-    """A small CNN exported to ONNX with outputs ``logits`` and ``embedding``."""
+def export_tiny_model(path, *, channels=1, size=16, n_classes=3, nhwc=False, seed=0, batch=None):
+    """A small CNN exported to ONNX with outputs ``logits`` and ``embedding``.
+
+    ``batch`` fixes the graph's batch size (as the dynamo exporter does); by default it is dynamic.
+    """
     import warnings
 
     import torch
@@ -46,12 +49,13 @@ def export_tiny_model(path, *, channels=1, size=16, n_classes=3, nhwc=False, see
             e = self.conv(x)
             return self.fc(e), e
 
-    shape = (1, size, size, channels) if nhwc else (1, channels, size, size)
+    shape = (batch or 1, size, size, channels) if nhwc else (batch or 1, channels, size, size)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         torch.onnx.export(Tiny().eval(), (torch.zeros(shape),), str(path), dynamo=False, input_names=["input"],
                           output_names=["logits", "embedding"], opset_version=17,
-                          dynamic_axes={"input": {0: "batch"}, "logits": {0: "batch"}, "embedding": {0: "batch"}})
+                          dynamic_axes=None if batch else {"input": {0: "batch"}, "logits": {0: "batch"},
+                                                           "embedding": {0: "batch"}})
     return path
 
 

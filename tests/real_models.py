@@ -156,3 +156,21 @@ def onnx_tensor_equal_to(path, x, activation, *, nhwc=False):
     if found is None:
         raise AssertionError(f"no tensor of {path} equals the torch layer's output")
     return found
+
+
+def flat_model(path, *, size=8, n_classes=3):
+    """A graph with no spatial map anywhere (Flatten, then Gemm): no heat map can be drawn for it."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    fc = numpy_helper.from_array(np.random.default_rng(0).normal(size=(n_classes, size * size)).astype(np.float32), "fc")
+    graph = helper.make_graph(
+        [helper.make_node("Flatten", ["input"], ["embedding"]),
+         helper.make_node("Gemm", ["embedding", "fc"], ["logits"], transB=1)],
+        "flat", [helper.make_tensor_value_info("input", TensorProto.FLOAT, ["batch", 1, size, size])],
+        [helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["batch", n_classes]),
+         helper.make_tensor_value_info("embedding", TensorProto.FLOAT, ["batch", size * size])], initializer=[fc])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    model.ir_version = 8
+    onnx.save(model, str(path))
+    return path

@@ -12,8 +12,8 @@ import torch
 from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
 
 from evallib.cam import OnnxEigenCAM, SimilarityTarget, cam_route, grad_cam
-from real_models import (EXPORTERS, LAYERS, NHWC, export, iresnet, onnx_tensor_equal_to, torchvision_model,
-                         weights_as_constants)
+from real_models import (EXPORTERS, LAYERS, NHWC, export, flat_model, iresnet, onnx_tensor_equal_to,
+                         torchvision_model, weights_as_constants)
 
 SIZE = 64  # every architecture still has a 2x2 map or larger at its last stage
 TARGETS = [3, 7]
@@ -161,18 +161,9 @@ def test_unconvertible_graph_falls_back_to_eigencam_on_onnxruntime(tmp_path):
 
 
 def test_no_route_names_every_reason(tmp_path):
-    import onnx
-    from onnx import TensorProto, helper, numpy_helper
-
     from evallib.errors import ModelError
 
-    fc = numpy_helper.from_array(np.ones((3, 64), np.float32), "fc")
-    graph = helper.make_graph(
-        [helper.make_node("Flatten", ["input"], ["f"]), helper.make_node("Gemm", ["f", "fc"], ["logits"], transB=1)],
-        "flat", [helper.make_tensor_value_info("input", TensorProto.FLOAT, ["batch", 1, 8, 8])],
-        [helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["batch", 3])], initializer=[fc])
-    path = tmp_path / "flat.onnx"
-    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)]), str(path))
+    path = flat_model(tmp_path / "flat.onnx", size=8)
     with pytest.raises(ModelError, match=r"no layer of the model outputs a spatial map for input \[1, 1, 8, 8\].*"
                                          r"EigenCAM on onnxruntime failed too: .*no tensor of flat\.onnx is a spatial map"):
         cam_route(path, input_shape=(1, 8, 8))

@@ -62,6 +62,21 @@ def test_batched_equals_one_by_one_and_tta_aggregation(model, data, tta):
     np.testing.assert_allclose(batched.embeddings[3], e / np.linalg.norm(e), atol=1e-5)
 
 
+@pytest.mark.parametrize("batch", [1, 4])
+@pytest.mark.parametrize("tta", ["none", "tencrop"])
+def test_graph_with_a_fixed_batch_size(model, data, tmp_path, batch, tta):
+    # the dynamo exporter fixes the batch size (1 unless told otherwise); runs are cut and padded to it
+    fixed = export_tiny_model(tmp_path / "fixed.onnx", batch=batch)
+    assert onnx.load(str(fixed)).graph.input[0].type.tensor_type.shape.dim[0].dim_value == batch
+    d, files = _files(data)
+    pre = {**PRE, "tta": tta}
+    ref = predict(open_session(model, threads=1), files, pre, OUTS, batch_size=7, progress=False)
+    got = predict(open_session(fixed, threads=1), files, pre, OUTS, batch_size=7, progress=False)
+    assert len(got.kept) == len(files) == 15
+    np.testing.assert_allclose(got.scores, ref.scores, atol=1e-5)
+    np.testing.assert_allclose(got.embeddings, ref.embeddings, atol=1e-5)
+
+
 def test_nhwc_model_is_fed_nhwc(tmp_path, data):
     m = export_tiny_model(tmp_path / "nhwc.onnx", nhwc=True)
     _, files = _files(data)
@@ -179,4 +194,8 @@ def test_atomic_write_keeps_the_old_file_on_failure(tmp_path):
 
 def test_importing_evallib_does_not_import_torch():
     code = "import sys, evallib, evallib.metrics; sys.exit(1 if 'torch' in sys.modules else 0)"
+    assert subprocess.run([sys.executable, "-c", code]).returncode == 0
+    # grad_cam is reached from the package root, and torch comes only when a map is drawn
+    code = ("import sys, evallib; f = evallib.grad_cam; assert f.__module__ == 'evallib.cam'; "
+            "assert 'grad_cam' in evallib.__all__; sys.exit(1 if 'torch' in sys.modules else 0)")
     assert subprocess.run([sys.executable, "-c", code]).returncode == 0

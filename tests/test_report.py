@@ -6,6 +6,8 @@ import shutil
 
 import numpy as np
 import pytest
+import torch
+import torchvision
 import yaml
 from PIL import Image
 
@@ -46,6 +48,16 @@ def rendered(tmp_path_factory):
     (params / "broken.yaml").write_text(yaml.safe_dump({"name": "broken", **base, "model": str(root / "nope.onnx")}))
     odd = export_unconvertible_model(root / "odd.onnx", size=16)
     (params / "odd.yaml").write_text(yaml.safe_dump({"name": "odd", **base, "model": str(odd)}))
+    # a torchvision architecture through the dynamo exporter (batch fixed at 1, opset 20 ops)
+    from real_models import export
+
+    torch.manual_seed(0)
+    resnet = export(torchvision.models.resnet18(num_classes=3).eval(), root / "resnet18_dynamo.onnx", "dynamo",
+                    (1, 3, 32, 32))
+    (params / "resnet.yaml").write_text(yaml.safe_dump({
+        **base, "name": "resnet", "model": str(resnet), "task": "classification",
+        "preprocess": {"resize": 32, "crop": 32, "mean": [0.5, 0.5, 0.5], "std": [0.25, 0.25, 0.25], "mode": "rgb"},
+        "outputs": {"scores": "logits", "scores_are": "logits", "embedding": None}}))
     out = root / "outputs"
     code = main(["run", str(params), "--out", str(out), "--quiet"])
     return {"root": root, "out": out, "code": code, "params": params}
@@ -64,13 +76,51 @@ def test_run_renders_reports_and_index(rendered):
 
 def test_grad_cam_and_tsne_sections(rendered):
     html = (rendered["out"] / "tiny" / "report.html").read_text()
-    assert "ONNX file converted with onnx2torch (tiny.onnx)" in html and "Grad-CAM: where the model looks" in html
+    assert "ONNX file tiny.onnx converted with onnx2torch (checked against onnxruntime" in html
+    assert "Grad-CAM: where the model looks" in html
     m = json.loads((rendered["out"] / "tiny" / "metrics.json").read_text())
     assert 0 < m["tsne"]["trustworthiness"] <= 1 and m["tsne"]["points"] == 30
-    # a model onnx2torch cannot convert: the section says why, the rest of the report is there
+    # a model onnx2torch cannot convert: EigenCAM on onnxruntime draws the maps, and the section says why
     odd = (rendered["out"] / "odd" / "report.html").read_text()
-    assert "Grad-CAM unavailable: onnx2torch could not convert odd.onnx" in odd
-    assert "Threshold table" in odd and "t-SNE map" in odd
+    assert "onnxruntime (forward only)" in odd and "onnx2torch could not convert odd.onnx" in odd
+    assert "gradcam needs gradients, which no route gave; eigencam needs none" in odd
+    assert "Grad-CAM: where the model looks" in odd and "Threshold table" in odd and "t-SNE map" in odd
+    assert json.loads((rendered["out"] / "odd" / "metrics.json").read_text())["cam"] == {
+        "route": "onnxruntime (forward only)", "method": "eigencam", "layer": "ONNX tensor 'r'"}
+
+
+def test_torchvision_dynamo_export_gets_a_real_grad_cam_gallery(rendered):
+    out = rendered["out"] / "resnet"
+    run = json.loads((out / "run.json").read_text())
+    assert run["status"] == "ok" and run["dataset"]["images"] == 30
+    html = (out / "report.html").read_text()
+    assert "ONNX file resnet18_dynamo.onnx converted with onnx2torch (opset 20 -&gt; 17" in html
+    assert "Grad-CAM: where the model looks" in html
+    cam = json.loads((out / "metrics.json").read_text())["cam"]
+    assert cam["route"] == "onnx2torch" and cam["method"] == "gradcam" and "relu" in cam["layer"]
+
+
+def test_gallery_without_heat_maps_states_the_reason_once(rendered, tmp_path, monkeypatch):
+    from real_models import flat_model
+
+    from evallib import plots, report
+
+    p = yaml.safe_load((rendered["params"] / "tiny.yaml").read_text())
+    p.update(name="flat", model=str(flat_model(tmp_path / "flat.onnx", size=16)))
+    p["preprocess"]["tta"] = "none"
+    (tmp_path / "flat.yaml").write_text(yaml.safe_dump(p))
+    shown, tiles = [], []
+    monkeypatch.setattr(report, "_display", lambda *objs: shown.extend(o for o in objs if isinstance(o, str)))
+    real = plots.plot_tiles
+    monkeypatch.setattr(plots, "plot_tiles", lambda t, **kw: tiles.append((t, kw)) or real(t, **kw))
+    rep = report.Report.load(tmp_path / "flat.yaml", tmp_path / "out", write=False, progress=False)
+    rep.grad_cam_gallery()
+    reasons = [h for h in shown if "No heat maps:" in h]
+    assert len(reasons) == 1 and "EigenCAM on onnxruntime failed too" in reasons[0]
+    assert [kw["title"] for _, kw in tiles] == ["Gallery (no heat maps)", "Verification: the hardest pairs"]
+    gallery = tiles[0][0]
+    assert sum(len(row) for row in gallery) >= 3 and gallery[0][0][0].shape == (16, 16)  # the images, unblended
+    assert "cam" not in rep.metrics
 
 
 def test_metrics_json_matches_the_engine(rendered):
