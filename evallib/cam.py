@@ -449,9 +449,15 @@ def overlay(image, heat, *, alpha=0.5):
     return np.clip((1 - alpha) * img + alpha * jet, 0, 1)
 
 
-def to_display(view, mean, std):
-    """A preprocessed (C, H, W) view back to an (H, W[, 3]) image in [0, 1]."""
+def to_display(view, mean, std, *, top=1.0, bgr=False):
+    """A preprocessed (C, H, W) view back to an (H, W[, 3]) RGB image in [0, 1].
+
+    ``top`` is the pixel value of white before normalization (1 for ``scale: unit``, 255 for
+    ``scale: byte`` and uint8 inputs); ``bgr`` reverses the model's BGR order to RGB.
+    """
     v = np.asarray(view, dtype=np.float32).transpose(1, 2, 0)
-    v = v * np.asarray(std, np.float32) + np.asarray(mean, np.float32)
+    v = (v * np.asarray(std, np.float32) + np.asarray(mean, np.float32)) / np.float32(top)
     v = np.clip(v, 0, 1)
+    if bgr and v.shape[2] == 3:
+        v = v[:, :, ::-1]
     return v[:, :, 0] if v.shape[2] == 1 else v

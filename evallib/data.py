@@ -6,14 +6,16 @@ Three label layouts are read:
 * ``filename_prefix``: ``root/<label>_<anything>.<ext>`` (as face datasets are laid out);
 * ``csv``: a manifest with ``path,label`` rows, paths relative to ``data.root``.
 
-Preprocessing follows torchvision on PIL images: bilinear resize (shorter side or exact size),
-center crop, ``TenCrop`` (four corners and the center, then their horizontal flips), scaling to
-[0, 1] and ``(x - mean) / std``.
+Preprocessing follows torchvision on PIL images: resize (shorter side, exact size, or fit inside a
+box and pad) with Pillow's nearest, bilinear, bicubic or Lanczos filters, timm's ``crop_pct``, RGB or
+BGR channel order, center crop, ``TenCrop`` (four corners and the center, then their horizontal
+flips), and ``(x - mean) / std`` on pixels in 0..1 or 0..255; uint8 models get the raw pixels.
 """
 
 from __future__ import annotations
 
 import csv
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -247,24 +249,111 @@ def _pair(size):
     return (size, size) if isinstance(size, int) else (int(size[0]), int(size[1]))
 
 
-def resize(img, size):
-    """Resize like ``torchvision.transforms.Resize`` on a PIL image (bilinear).
+INTERPOLATIONS = {"nearest": Image.NEAREST, "bilinear": Image.BILINEAR, "bicubic": Image.BICUBIC,
+                  "lanczos": Image.LANCZOS}
+RESIZE_MODES = ("shorter", "exact", "fit")
+PADS = ("center", "bottom_right")
+DTYPES = {"float32": np.float32, "float16": np.float16, "float64": np.float64, "uint8": np.uint8}
 
-    An integer resizes the shorter side (the longer side is ``int(size * long / short)``);
-    ``[height, width]`` resizes to exactly that.
+
+def crop_pct_size(crop, crop_pct):
+    """The shorter side timm resizes to before its center crop: ``floor(crop / crop_pct)``.
+
+    As timm's ``transforms_imagenet_eval`` computes ``scale_size = math.floor(img_size / crop_pct)``,
+    for a square crop (an integer or ``[n, n]``).
+    """
+    h, w = _pair(crop)
+    if h != w:
+        raise DataError(f"preprocess.crop_pct: expected a square crop (an integer or [n, n]); got crop {[h, w]}")
+    return math.floor(h / crop_pct)
+
+
+def fit_size(height, width, box):
+    """Size ``(new_height, new_width)`` of an image ``height x width`` scaled to fit inside ``box``.
+
+    ``scale = min(box_h / height, box_w / width)``; each side becomes ``round(side * scale)``
+    (Python's ``round``, as ultralytics' ``LetterBox`` computes it), kept within ``1..box``, so the
+    limiting side equals the box exactly. Small images are scaled up.
+    """
+    bh, bw = _pair(box)
+    scale = min(bh / height, bw / width)
+    return (min(bh, max(1, int(round(height * scale)))), min(bw, max(1, int(round(width * scale)))))
+
+
+def resize(img, size, *, mode=None, interpolation="bilinear"):
+    """Resize a PIL image like ``torchvision.transforms.v2.Resize(size, interpolation, antialias=True)``.
+
+    Parameters
+    ----------
+    img : PIL.Image.Image
+    size : int or [height, width] or None
+        ``None`` returns ``img`` unchanged.
+    mode : {"shorter", "exact", "fit"}, optional
+        ``shorter`` (the default for an integer) resizes the shorter side to ``size`` and the longer
+        side to ``int(size * long / short)``, as torchvision does; ``exact`` (the default for a list)
+        resizes to exactly ``[height, width]``; ``fit`` keeps the aspect ratio and scales the image to
+        fit inside ``[height, width]`` (sides rounded as :func:`fit_size` says); the caller pads it to
+        the box with :func:`pad_to_box`. An integer with ``exact`` or ``fit`` means ``[size, size]``.
+    interpolation : {"nearest", "bilinear", "bicubic", "lanczos"}
+        Pillow's resampling filter of that name, as torchvision uses on PIL images (Pillow's filters
+        antialias when downscaling).
+
+    Returns
+    -------
+    PIL.Image.Image
     """
     if size is None:
         return img
+    if interpolation not in INTERPOLATIONS:
+        raise DataError(f"preprocess.interpolation: expected one of {', '.join(INTERPOLATIONS)}; "
+                        f"got {interpolation!r}")
+    mode = mode or ("shorter" if isinstance(size, int) else "exact")
     w, h = img.size
-    if isinstance(size, int):
+    if mode == "shorter":
+        if not isinstance(size, int):
+            raise DataError(f"preprocess.resize_mode: shorter expects an integer preprocess.resize; got {size}")
         short, long = (w, h) if w <= h else (h, w)
-        if short == size:
-            return img
         new_short, new_long = size, int(size * long / short)
         new_w, new_h = (new_short, new_long) if w <= h else (new_long, new_short)
-    else:
+    elif mode == "exact":
         new_h, new_w = _pair(size)
-    return img.resize((new_w, new_h), Image.BILINEAR)
+    elif mode == "fit":
+        new_h, new_w = fit_size(h, w, size)
+    else:
+        raise DataError(f"preprocess.resize_mode: expected one of {', '.join(RESIZE_MODES)}; got {mode!r}")
+    if (new_w, new_h) == (w, h):
+        return img
+    return img.resize((new_w, new_h), INTERPOLATIONS[interpolation])
+
+
+def pad_to_box(arr, size, *, where="center", value=0):
+    """Pad an ``(H, W, C)`` array no larger than ``size`` to exactly ``size`` with ``value``.
+
+    Parameters
+    ----------
+    arr : ndarray of shape (H, W, C)
+    size : int or [height, width]
+    where : {"center", "bottom_right"}
+        ``center`` splits the padding, the odd pixel going to the bottom and right (``top =
+        (box_h - H) // 2``, as ultralytics' letterbox and torchvision's ``CenterCrop`` pad);
+        ``bottom_right`` keeps the image in the top left corner (OCR line models).
+    value : float or sequence of float
+        One value, or one per channel, in the units of ``arr``.
+
+    Returns
+    -------
+    ndarray of shape (height, width, C)
+    """
+    bh, bw = _pair(size)
+    h, w, c = arr.shape
+    if (h, w) == (bh, bw):
+        return arr
+    value = np.broadcast_to(np.asarray(value, dtype=arr.dtype).reshape(-1), (c,))
+    out = np.empty((bh, bw, c), dtype=arr.dtype)
+    out[...] = value
+    top, left = ((bh - h) // 2, (bw - w) // 2) if where == "center" else (0, 0)
+    out[top:top + h, left:left + w] = arr
+    return out
 
 
 def _center_box(h, w, ch, cw):
@@ -303,29 +392,76 @@ def views(arr, crop, tta):
 
 
 def preprocess(img, pre):
-    """Views of one PIL image as float32 ``(n_views, C, H, W)``, normalized.
+    """Views of one PIL image as ``(n_views, C, H, W)``, normalized, in the model's input type.
 
-    ``pre`` is the params ``preprocess`` mapping (resize, crop, mean, std, tta).
+    ``pre`` is the params ``preprocess`` mapping; a missing key takes its default. The steps:
+
+    1. resize (:func:`resize`): ``resize``, ``resize_mode`` (shorter | exact | fit) and
+       ``interpolation``; with ``crop_pct`` and no ``resize``, the shorter side goes to
+       ``floor(crop / crop_pct)`` as timm does;
+    2. ``channels: bgr`` reverses the channel order (the model reads BGR, as OpenCV decodes);
+    3. ``resize_mode: fit`` pads to exactly ``resize`` (:func:`pad_to_box`, ``pad`` and
+       ``pad_value`` in 0..255 pixel units, in the model's channel order);
+    4. ``(x / s - mean) / std`` with ``s = 255`` for ``scale: unit`` (pixels in 0..1) and ``s = 1``
+       for ``scale: byte`` (pixels in 0..255); ``mean`` and ``std`` are in the model's channel
+       order (BGR when ``channels`` is bgr), as the model's own pipeline lists them;
+    5. the test-time views (:func:`views`: ``crop`` and ``tta``).
+
+    ``dtype`` float32 (also for ``auto``), float16 or float64 gives that type; ``uint8`` gives the
+    raw 0..255 pixels (``mean`` must then be 0 and ``std`` 1; ``scale`` has no effect).
+
+    Returns
+    -------
+    ndarray of shape (n_views, C, H, W)
     """
-    img = resize(img, pre.get("resize"))
+    crop, tta = pre.get("crop"), pre.get("tta", "none")
+    size, mode = pre.get("resize"), pre.get("resize_mode")
+    if pre.get("crop_pct") is not None:
+        if crop is None or size is not None:
+            raise DataError(f"preprocess.crop_pct: expected preprocess.crop and no preprocess.resize with it; "
+                            f"got crop {crop}, resize {size}")
+        size, mode = crop_pct_size(crop, pre["crop_pct"]), "shorter"
+    img = resize(img, size, mode=mode, interpolation=pre.get("interpolation", "bilinear"))
     arr = np.asarray(img)
     if arr.ndim == 2:
         arr = arr[:, :, None]
-    crop = pre.get("crop")
-    if crop is not None and pre.get("tta", "none") != "tencrop":
-        arr = _pad_to(arr, crop)  # torchvision pads with black before normalizing
+    c = arr.shape[-1]
+    if pre.get("channels", "rgb") == "bgr":
+        if c != 3:
+            raise DataError(f"preprocess.channels: expected rgb for {c}-channel images (mode grayscale); got 'bgr'")
+        arr = arr[:, :, ::-1]
+    dtype = np.dtype(DTYPES.get(pre.get("dtype", "auto"), np.float32))
     mean = np.asarray(pre.get("mean", [0.0]), dtype=np.float32)
     std = np.asarray(pre.get("std", [1.0]), dtype=np.float32)
-    c = arr.shape[-1]
     if mean.size not in (1, c) or std.size not in (1, c):
         raise DataError(f"preprocess.mean/std: expected 1 or {c} values for {c}-channel images; "
                         f"got {mean.size} and {std.size}")
+    if dtype == np.uint8 and (mean.any() or (std != 1).any()):
+        raise DataError(f"preprocess.mean/std: expected mean [0] and std [1] for uint8 input (the model takes "
+                        f"raw 0..255 pixels); got mean {mean.tolist()}, std {std.tolist()}")
+    fresh = False
+    if size is not None and mode == "fit":
+        value = np.asarray(pre.get("pad_value", 0), dtype=np.float64).reshape(-1)
+        if value.size not in (1, c):
+            raise DataError(f"preprocess.pad_value: expected 1 or {c} values for {c}-channel images; "
+                            f"got {value.size}")
+        if (value != np.round(value)).any():  # a fractional pad value is padded in floating point
+            if dtype == np.uint8:
+                raise DataError(f"preprocess.pad_value: expected whole pixel values for uint8 input; "
+                                f"got {value.tolist()}")
+            arr, fresh = arr.astype(np.float32), True
+        arr = pad_to_box(arr, size, where=pre.get("pad", "center"), value=value)
+    if crop is not None and tta != "tencrop":
+        arr = _pad_to(arr, crop)  # torchvision pads with black before normalizing
+    if dtype == np.uint8:
+        return np.stack(views(arr, crop, tta)).transpose(0, 3, 1, 2)
     # normalize the image once (one conversion, one fused scale-and-shift); the views are then
     # crops of it, copied once into the stack
-    f = arr.astype(np.float32)
-    f *= 1.0 / (255.0 * std)
+    f = arr if fresh else arr.astype(np.float32)
+    f *= 1.0 / ((255.0 if pre.get("scale", "unit") == "unit" else 1.0) * std)
     f -= mean / std
-    return np.stack(views(f, crop, pre.get("tta", "none"))).transpose(0, 3, 1, 2)
+    out = np.stack(views(f, crop, tta)).transpose(0, 3, 1, 2)
+    return out if dtype == np.float32 else out.astype(dtype)
 
 
 def _pad_to(arr, size):

@@ -16,10 +16,12 @@ from pathlib import Path
 
 import numpy as np
 
-from .data import CENTER_VIEW, load_views
+from .data import CENTER_VIEW, DTYPES, load_views
 from .errors import ModelError
 
-_ORT_FLOAT = {"tensor(float)": np.float32, "tensor(float16)": np.float16, "tensor(double)": np.float64}
+# model input element types (onnxruntime's "tensor(float)" or onnx's "float") and the preprocess.dtype
+# that feeds them
+_INPUT_TYPES = {"float": "float32", "float16": "float16", "double": "float64", "uint8": "uint8"}
 
 
 def file_sha256(path, chunk=1 << 20):
@@ -102,6 +104,35 @@ def _layout(input_shape, view_shape, layout):
     return chosen
 
 
+def input_dtype(input_type, *, dtype="auto", name="input"):
+    """The ``preprocess.dtype`` that feeds a model input of type ``input_type``.
+
+    Parameters
+    ----------
+    input_type : str
+        onnxruntime's type (``"tensor(float)"``, ``"tensor(float16)"``, ``"tensor(double)"``,
+        ``"tensor(uint8)"``) or onnx's element type name (``"float"``...), as :func:`model_facts` lists.
+    dtype : {"auto", "float32", "float16", "float64", "uint8"}
+        The params' ``preprocess.dtype``; ``auto`` takes the model's, any other must match it.
+    name : str
+        The input's name, for messages.
+
+    Returns
+    -------
+    str
+        One of float32, float16, float64, uint8.
+    """
+    kind = input_type[len("tensor("):-1] if input_type.startswith("tensor(") else input_type
+    got = _INPUT_TYPES.get(kind)
+    if got is None:
+        raise ModelError(f"model input {name!r} has type {input_type}; expected tensor(float), tensor(float16), "
+                         f"tensor(double) or tensor(uint8)")
+    if dtype not in ("auto", got):
+        raise ModelError(f"preprocess.dtype: expected auto or {got} (model input {name!r} has type {input_type}); "
+                         f"got {dtype!r}")
+    return got
+
+
 def softmax(x, axis=-1):
     x = x - np.max(x, axis=axis, keepdims=True)
     np.exp(x, out=x)
@@ -166,7 +197,8 @@ def predict(session, files, pre, outputs, *, batch_size=64, decode_workers=2, ma
     session : onnxruntime.InferenceSession
     files : list of Path
     pre : dict
-        The params ``preprocess`` mapping.
+        The params ``preprocess`` mapping. Its ``dtype`` (``auto`` by default) is resolved against
+        the model's input type (:func:`input_dtype`); uint8 inputs take the raw pixels.
     outputs : dict
         The params ``outputs`` mapping (``scores``, ``scores_are``, ``embedding``).
 
@@ -183,10 +215,13 @@ def predict(session, files, pre, outputs, *, batch_size=64, decode_workers=2, ma
     for key in ("scores", "embedding"):
         if outputs.get(key) and outputs[key] not in names:
             raise ModelError(f"outputs.{key}: expected one of the model's outputs {names}; got {outputs[key]!r}")
-    dtype = _ORT_FLOAT.get(inp.type)
-    if dtype is None:
-        raise ModelError(f"model input {inp.name!r} has type {inp.type}; expected a float tensor "
-                         f"(tensor(float), tensor(float16) or tensor(double))")
+    pre = {**pre, "dtype": input_dtype(inp.type, dtype=pre.get("dtype", "auto"), name=inp.name)}
+    if pre["dtype"] == "uint8":
+        mean, std = list(pre.get("mean", [0.0])), list(pre.get("std", [1.0]))
+        if any(m != 0 for m in mean) or any(v != 1 for v in std):
+            raise ModelError(f"preprocess.mean/std: expected mean [0] and std [1] for model input {inp.name!r} of "
+                             f"type {inp.type} (it takes raw 0..255 pixels); got mean {mean}, std {std}")
+    dtype = DTYPES[pre["dtype"]]
 
     def decode(f):
         try:

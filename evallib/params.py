@@ -15,6 +15,7 @@ from pathlib import Path
 import jsonschema
 import yaml
 
+from .data import DTYPES, INTERPOLATIONS, PADS, RESIZE_MODES
 from .errors import ParamsError
 
 TTA_CHOICES = ("none", "flip", "tencrop")
@@ -29,6 +30,7 @@ _size = {
     ],
     "description": "an integer >= 1 or a list [height, width]",
 }
+_pixel = {"type": "number", "minimum": 0, "maximum": 255}
 _floats = {"type": "array", "items": {"type": "number"}, "minItems": 1, "maxItems": 4}
 
 SCHEMA = {
@@ -71,7 +73,16 @@ SCHEMA = {
                 "mean": _floats,
                 "std": {"type": "array", "items": {"type": "number", "exclusiveMinimum": 0},
                         "minItems": 1, "maxItems": 4},
+                "resize_mode": {"enum": list(RESIZE_MODES)},
+                "interpolation": {"enum": list(INTERPOLATIONS)},
+                "pad": {"enum": list(PADS)},
+                "pad_value": {"oneOf": [_pixel, {"type": "array", "items": _pixel, "minItems": 1, "maxItems": 3}],
+                              "description": "a pixel value in 0..255, or one per channel"},
+                "crop_pct": {"type": "number", "exclusiveMinimum": 0, "maximum": 1},
                 "mode": {"enum": ["grayscale", "rgb"]},
+                "channels": {"enum": ["rgb", "bgr"]},
+                "scale": {"enum": ["unit", "byte"]},
+                "dtype": {"enum": ["auto", *DTYPES]},
                 "layout": {"enum": ["auto", "nchw", "nhwc"]},
                 "tta": {"enum": list(TTA_CHOICES)},
                 "batch_size": {"type": "integer", "minimum": 1},
@@ -123,8 +134,10 @@ SCHEMA = {
 DEFAULTS = {
     "task": "classification",
     "data": {"labels": "folder", "extensions": [".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp"]},
-    "preprocess": {"resize": None, "crop": None, "mean": [0.0], "std": [1.0], "mode": "rgb",
-                   "layout": "auto", "tta": "none", "batch_size": 64},
+    "preprocess": {"resize": None, "resize_mode": None, "interpolation": "bilinear", "pad": "center",
+                   "pad_value": 0, "crop": None, "crop_pct": None, "mean": [0.0], "std": [1.0], "mode": "rgb",
+                   "channels": "rgb", "scale": "unit", "dtype": "auto", "layout": "auto", "tta": "none",
+                   "batch_size": 64},
     "outputs": {"scores": "logits", "scores_are": "logits", "embedding": None},
     "report": {"threshold_policy": "max_accuracy", "far_target": 1e-3, "bootstrap": 1000,
                "gallery_size": 8, "primary_metric": None, "top_k": 5, "seed": 0, "training_log": None,
@@ -246,11 +259,7 @@ def parse_params(raw, *, source=None, base_dir=None):
         raise ParamsError(f"{where}: data.csv: expected a manifest path when data.labels is 'csv'; got nothing")
     data["extensions"] = [e.lower() if e.startswith(".") else "." + e.lower() for e in data["extensions"]]
 
-    pre = dict(p["preprocess"])
-    for key in ("mean", "std"):
-        if len(pre[key]) not in (1, 3, 4):
-            raise ParamsError(f"{where}: preprocess.{key}: expected 1 value or one per channel (3); "
-                              f"got {len(pre[key])} values")
+    pre = _check_preprocess(dict(p["preprocess"]), raw.get("preprocess") or {}, where)
     outs = p["outputs"]
     if "classification" in tasks and not outs["scores"]:
         raise ParamsError(f"{where}: outputs.scores: expected the name of the ONNX output with class scores "
@@ -265,6 +274,49 @@ def parse_params(raw, *, source=None, base_dir=None):
     return Params(name=p["name"], model=resolve(p["model"]), tasks=tasks, data=data, preprocess=pre,
                   outputs=outs, report=p["report"], runtime=p["runtime"],
                   source=Path(source).resolve() if source else None, raw=raw)
+
+
+def _check_preprocess(pre, given, where):
+    """Check the preprocess keys against each other; fill in ``resize_mode``. ``given`` is the raw mapping."""
+    def fail(key, what):
+        raise ParamsError(f"{where}: preprocess.{key}: {what}")
+
+    for key in ("mean", "std"):
+        if len(pre[key]) not in (1, 3, 4):
+            fail(key, f"expected 1 value or one per channel (3); got {len(pre[key])} values")
+    if pre["channels"] == "bgr" and pre["mode"] == "grayscale":
+        fail("channels", "expected rgb with preprocess.mode grayscale (one channel has no order); got 'bgr'")
+    if pre["crop_pct"] is not None:
+        if pre["crop"] is None:
+            fail("crop_pct", "expected preprocess.crop with it (the image is resized to floor(crop / crop_pct), "
+                             "then center-cropped to crop); got no crop")
+        if pre["resize"] is not None:
+            fail("crop_pct", f"expected no preprocess.resize with it (crop_pct sets the resize to "
+                             f"floor(crop / crop_pct)); got both crop_pct {pre['crop_pct']} and resize {pre['resize']}")
+        if not isinstance(pre["crop"], int) and pre["crop"][0] != pre["crop"][1]:
+            fail("crop_pct", f"expected a square preprocess.crop with it (an integer or [n, n]); got crop {pre['crop']}")
+    if pre["resize_mode"] is not None and pre["resize"] is None:
+        fail("resize_mode", f"expected preprocess.resize with it; got resize_mode {pre['resize_mode']!r} "
+                            f"and no resize")
+    if pre["resize_mode"] == "shorter" and not isinstance(pre["resize"], int):
+        fail("resize_mode", f"expected an integer preprocess.resize with resize_mode 'shorter'; got resize {pre['resize']}")
+    if pre["resize"] is not None and pre["resize_mode"] is None:
+        pre["resize_mode"] = "shorter" if isinstance(pre["resize"], int) else "exact"
+    for key in ("pad", "pad_value"):
+        if key in given and pre["resize_mode"] != "fit":
+            fail(key, f"expected resize_mode 'fit' with it (it pads the fitted image to resize); "
+                      f"got resize_mode {pre['resize_mode']!r}")
+    values = pre["pad_value"] if isinstance(pre["pad_value"], list) else [pre["pad_value"]]
+    channels = 1 if pre["mode"] == "grayscale" else 3
+    if len(values) not in (1, channels):
+        fail("pad_value", f"expected 1 value or one per channel ({channels}); got {len(values)} values")
+    if pre["dtype"] == "uint8":
+        if any(m != 0 for m in pre["mean"]) or any(v != 1 for v in pre["std"]):
+            fail("dtype", f"uint8 input takes the raw 0..255 pixels: expected mean [0] and std [1]; "
+                          f"got mean {pre['mean']}, std {pre['std']}")
+        if any(v != round(v) for v in values):
+            fail("pad_value", f"expected whole pixel values with dtype uint8; got {pre['pad_value']}")
+    return pre
 
 
 def load_params(path):

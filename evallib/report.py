@@ -66,11 +66,14 @@ class _Explain:
         """Center-crop model inputs (NCHW) and display images of dataset rows ``idx``."""
         from .cam import to_display
         from .data import load_views
+        from .inference import input_dtype
 
         pre = {**self.params.preprocess, "tta": "none"}
+        pre["dtype"] = input_dtype(self.run["model"]["inputs"][0]["type"], dtype=pre["dtype"])
         root = Path(self.pred["root"])
         x = np.concatenate([load_views(root / self.pred["paths"][i], pre)[0] for i in idx]).astype(np.float32)
-        shown = [to_display(v, pre["mean"], pre["std"]) for v in x]
+        top = 255.0 if pre["scale"] == "byte" or pre["dtype"] == "uint8" else 1.0
+        shown = [to_display(v, pre["mean"], pre["std"], top=top, bgr=pre["channels"] == "bgr") for v in x]
         return x, shown
 
     def cam_route(self, output="scores"):
