@@ -209,7 +209,7 @@ def get_layer(module, name):
 
 def layer_label(module, layer):
     """A layer's module path, with the ONNX tensor it computes when it came from onnx2torch."""
-    name = next((n for n, m in module.named_modules() if m is layer), "?")
+    name = next((n for n, m in module.named_modules() if m is layer), "?").removeprefix("inner.")
     mapping = getattr(layer, "onnx_mapping", None)
     return f"{name} (ONNX tensor {mapping.outputs[0]!r})" if mapping is not None and mapping.outputs else name
 

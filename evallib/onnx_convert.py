@@ -203,12 +203,21 @@ def to_torch(path, *, input_shape=None, rtol=1e-3):
     if shape is not None:
         import onnxruntime as ort
 
-        session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
-        inp = session.get_inputs()[0]
-        x = np.random.default_rng(0).normal(size=(batch or 1, *shape)).astype(np.float32)
-        ref = session.run(None, {inp.name: x})
-        with torch.no_grad():
-            got = module(torch.from_numpy(x))
+        rng = np.random.default_rng(0)
+        try:
+            session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+            inp = session.get_inputs()[0]
+            if inp.type == "tensor(uint8)":
+                x = rng.integers(0, 256, size=(batch or 1, *shape), dtype=np.uint8)
+            else:
+                x = rng.normal(size=(batch or 1, *shape)).astype(np.float32)
+            ref = session.run(None, {inp.name: x})
+            with torch.no_grad():
+                got = module(torch.from_numpy(x))
+        except Exception as exc:  # noqa: BLE001 -- onnxruntime and the converted module raise their own kinds
+            raise ModelError(f"onnx2torch converted {name}, but the module could not be checked against "
+                             f"onnxruntime on an input of shape {[batch or 1, *shape]}: "
+                             f"{type(exc).__name__}: {str(exc)[:200]}") from None
         got = list(got.values()) if isinstance(got, dict) else (list(got) if isinstance(got, (tuple, list)) else [got])
         worst = 0.0
         for r, g in zip(ref, got):
