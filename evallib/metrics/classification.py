@@ -55,7 +55,7 @@ def infer_score_type(scores, *, atol=1e-3):
     >>> infer_score_type([[0.2, 0.8], [0.5, 0.5]])[0]
     'probabilities'
     >>> infer_score_type([[-1.0, 2.5], [0.3, 0.1]])
-    ('logits', 'values from -1 to 2.5, outside [0, 1] (row sums 0.4–1.5)')
+    ('logits', 'values from -1 to 2.5, outside [0, 1] (row sums 0.4000–1.5000)')
     """
     s = np.asarray(scores, dtype=np.float64)
     if s.ndim != 2 or s.shape[0] == 0:
@@ -63,7 +63,7 @@ def infer_score_type(scores, *, atol=1e-3):
                            f"got shape {s.shape}")
     sums = s.sum(axis=1)
     lo, hi, s_lo, s_hi = float(s.min()), float(s.max()), float(sums.min()), float(sums.max())
-    row_sums = f"row sums {s_lo:.4g}–{s_hi:.4g}"
+    row_sums = "row sums " + "–".join(f"{v:.4f}" if abs(v) < 1e4 else f"{v:.4g}" for v in (s_lo, s_hi))
     if not (lo >= -atol and hi <= 1 + atol):
         return "logits", f"values from {lo:.4g} to {hi:.4g}, outside [0, 1] ({row_sums})"
     if not (abs(s_lo - 1) <= atol and abs(s_hi - 1) <= atol):
