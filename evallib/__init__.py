@@ -5,13 +5,16 @@ Torch is never imported here: the data, inference and metrics paths do not pay f
 
 __version__ = "0.1.0"
 
-from .data import Dataset, Pairs, list_images, load_image, preprocess, read_pairs  # noqa: E402
+from .data import (  # noqa: E402
+    Dataset, Pairs, classes_from_metadata, list_images, load_image, preprocess, read_pairs, sort_labels,
+)
 from .errors import DataError, EvallibError, ModelError, ParamsError  # noqa: E402
 from .inference import model_facts, open_session, predict  # noqa: E402
 from .metrics import (  # noqa: E402
-    ClassificationMetrics, ClassificationResult, DegenerateWarning, ThresholdChoice, ThresholdSweep,
-    VerificationMetrics, VerificationResult, bootstrap_classification, bootstrap_verification,
-    evaluate_classification, evaluate_verification, lfw_accuracy, mcnemar, paired_comparison, threshold_sweep,
+    ClassificationMetrics, ClassificationResult, ClassOrderCheck, DegenerateWarning, ThresholdChoice, ThresholdSweep,
+    VerificationMetrics, VerificationResult, bootstrap_classification, bootstrap_verification, class_order_check,
+    evaluate_classification, evaluate_verification, infer_score_type, lfw_accuracy, mcnemar, paired_comparison,
+    threshold_sweep,
 )
 from .params import Params, load_params, parse_params  # noqa: E402
 from .run import load_predictions, run_many, run_model  # noqa: E402
@@ -29,13 +32,14 @@ def __getattr__(name):
 
 
 __all__ = [
-    "Dataset", "Pairs", "list_images", "load_image", "preprocess", "read_pairs",
+    "Dataset", "Pairs", "classes_from_metadata", "list_images", "load_image", "preprocess", "read_pairs",
+    "sort_labels",
     "DataError", "EvallibError", "ModelError", "ParamsError",
     "model_facts", "open_session", "predict",
     "ClassificationMetrics", "ClassificationResult", "DegenerateWarning", "ThresholdChoice", "ThresholdSweep",
     "VerificationMetrics", "VerificationResult", "bootstrap_classification", "bootstrap_verification",
     "evaluate_classification", "evaluate_verification", "lfw_accuracy", "mcnemar", "paired_comparison",
-    "threshold_sweep",
+    "threshold_sweep", "ClassOrderCheck", "class_order_check", "infer_score_type",
     "Params", "load_params", "parse_params",
     "load_predictions", "run_many", "run_model",
     *_LAZY,

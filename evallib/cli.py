@@ -6,6 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from .data import describe_class_order
 from .errors import EvallibError
 
 
@@ -17,6 +18,11 @@ def _summary(results):
             speed = inf.get("images_per_second")
             how = "cached predictions" if inf.get("cached") else f"{speed:.0f} images/s" if speed else ""
             print(f"ok      {r['name']}: {r['dataset']['images']} images, {how}")
+            ds = r["dataset"]
+            if ds.get("class_order"):
+                print(f"        class order: {describe_class_order(ds['classes'], ds['class_order'])}")
+            for w in r.get("warnings", []):
+                print(f"WARNING {r['name']}: {w}", file=sys.stderr)
         else:
             failed += 1
             print(f"FAILED  {r['name']}: {r['error']}", file=sys.stderr)

@@ -14,8 +14,11 @@ flips), and ``(x - mean) / std`` on pixels in 0..1 or 0..255; uint8 models get t
 
 from __future__ import annotations
 
+import ast
 import csv
+import json
 import math
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -42,6 +45,9 @@ class Dataset:
     classes : list of str
     skipped : list of dict
         Files left out while listing, each ``{"path", "reason"}``.
+    class_order : str
+        Where the order of ``classes`` came from, e.g. ``"params data.classes"``,
+        ``"model metadata key 'character'"`` or ``"sorted folder names (numeric)"``.
     """
 
     root: Path
@@ -49,6 +55,7 @@ class Dataset:
     labels: np.ndarray
     classes: list
     skipped: list = field(default_factory=list)
+    class_order: str = ""
 
     def __len__(self):
         return len(self.paths)
@@ -64,14 +71,137 @@ class Dataset:
     def subset(self, keep):
         """A dataset with only the rows where ``keep`` is true (a boolean mask or index array)."""
         idx = np.arange(len(self))[keep]
-        return Dataset(self.root, [self.paths[i] for i in idx], self.labels[idx], self.classes, list(self.skipped))
+        return Dataset(self.root, [self.paths[i] for i in idx], self.labels[idx], self.classes, list(self.skipped),
+                       self.class_order)
+
+
+# --- class order ---------------------------------------------------------------------------
+
+_NUMBER = re.compile(r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?")
+METADATA_CLASS_KEYS = ("classes", "labels", "names", "class_names", "character")
+
+
+def sort_labels(labels):
+    """Label names in the order used for the score columns when nothing else gives one.
+
+    Names that read as numbers (``"0"``, ``"90"``, ``"-1"``, ``"2.5"``) come first, in numeric
+    order (``"2"`` before ``"10"``); the other names follow in plain text order, the order
+    torchvision's ``ImageFolder`` gives folder names, so a model trained from class folders with
+    non-numeric names keeps its column order.
+
+    Parameters
+    ----------
+    labels : iterable of str
+
+    Returns
+    -------
+    names : list of str
+    kind : {"numeric", "text", "numeric, then text"}
+        How the names were ordered.
+
+    Examples
+    --------
+    >>> sort_labels(["0", "90", "180", "270"])
+    (['0', '90', '180', '270'], 'numeric')
+    """
+    names = sorted(set(map(str, labels)))
+    numeric = [n for n in names if _NUMBER.fullmatch(n)]
+    text = [n for n in names if not _NUMBER.fullmatch(n)]
+    numeric.sort(key=lambda n: (float(n), n))
+    kind = "numeric" if not text else "text" if not numeric else "numeric, then text"
+    return numeric + text, kind
+
+
+def classes_from_metadata(metadata):
+    """Class names in score-column order from an ONNX model's metadata, if it names them.
+
+    The keys ``classes``, ``labels``, ``names``, ``class_names`` and ``character`` are read, in that
+    order (the first that gives at least two names wins). A value may be a JSON list
+    (``["cat", "dog"]``), a JSON or Python dict from column index to name
+    (``{0: 'person', 1: 'bicycle'}``, as ultralytics writes ``names``; read with
+    ``ast.literal_eval``, never evaluated), or names separated by newlines, commas or spaces (tried
+    in that order: ``"0,90,180,270"``).
+
+    Parameters
+    ----------
+    metadata : dict of str to str
+        ``metadata_props`` of the model (``model_facts(path)["metadata"]``).
+
+    Returns
+    -------
+    (key, names) : tuple of str and list of str, or None
+        The metadata key that was read and the names, one per score column.
+    """
+    by_lower = {str(k).lower(): k for k in metadata}
+    for key in METADATA_CLASS_KEYS:
+        if key in by_lower:
+            names = _parse_names(metadata[by_lower[key]])
+            if names is not None and len(names) >= 2:
+                return by_lower[key], names
+    return None
+
+
+def _parse_names(text):
+    text = str(text).strip()
+    if not text:
+        return None
+    if text[0] in "[{(":
+        try:
+            value = json.loads(text)
+        except ValueError:
+            try:
+                value = ast.literal_eval(text)
+            except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
+                return None
+        return _names_from_value(value)
+    if "\n" in text:
+        parts = text.splitlines()
+    elif "," in text:
+        parts = text.split(",")
+    else:
+        parts = text.split()
+    return [p.strip() for p in parts]
+
+
+def _names_from_value(value):
+    if isinstance(value, (list, tuple)):
+        if any(isinstance(v, (list, tuple, dict)) for v in value):
+            return None
+        return [str(v) for v in value]
+    if not isinstance(value, dict) or not value:
+        return None
+
+    def index(v):
+        if isinstance(v, bool):
+            return None
+        if isinstance(v, int):
+            return v
+        return int(v) if isinstance(v, str) and v.strip().isdigit() else None
+
+    for pairs in ([(index(k), v) for k, v in value.items()],  # {index: name}
+                  [(index(v), k) for k, v in value.items()]):  # {name: index}
+        if sorted(-1 if i is None else i for i, _ in pairs) == list(range(len(pairs))):
+            return [str(name) for _, name in sorted(pairs)]
+    return None
+
+
+def describe_class_order(classes, source, *, limit=10):
+    """One line naming the class order and where it came from; the first ``limit`` names when there are more.
+
+    >>> describe_class_order(["0", "90", "180", "270"], "model metadata key 'character'")
+    "model metadata key 'character': 0, 90, 180, 270"
+    """
+    shown = ", ".join(map(str, classes[:limit]))
+    more = f", ... ({len(classes):,} classes)" if len(classes) > limit else ""
+    return f"{source}: {shown}{more}"
 
 
 def _is_image(path, extensions):
     return path.is_file() and path.suffix.lower() in extensions and not path.name.startswith(".")
 
 
-def list_images(root, *, labels="folder", csv_path=None, classes=None, extensions=(".png", ".jpg", ".jpeg")):
+def list_images(root, *, labels="folder", csv_path=None, classes=None, classes_source="params data.classes",
+                extensions=(".png", ".jpg", ".jpeg")):
     """List labelled images under ``root``.
 
     Parameters
@@ -81,7 +211,10 @@ def list_images(root, *, labels="folder", csv_path=None, classes=None, extension
     csv_path : str or Path, optional
         The manifest when ``labels="csv"``.
     classes : list, optional
-        Class names in score-column order. When omitted, the sorted label names are used.
+        Class names in score-column order; every label in the data must be one of them (some may
+        have no images). When omitted, the label names are sorted with :func:`sort_labels`.
+    classes_source : str
+        Where ``classes`` came from (recorded as ``Dataset.class_order`` and named in errors).
     extensions : sequence of str
 
     Returns
@@ -115,23 +248,29 @@ def list_images(root, *, labels="folder", csv_path=None, classes=None, extension
     if not items:
         raise DataError(f"data.root: expected image files ({', '.join(extensions)}) laid out for labels "
                         f"'{labels}'; got none in {root}")
-    found = sorted({lab for _, lab in items})
+    found, kind = sort_labels(lab for _, lab in items)
     if classes is None:
         classes = found
+        classes_source = f"sorted {'folder names' if labels == 'folder' else 'labels'} ({kind})"
     else:
         classes = [str(c) for c in classes]
-        unknown = sorted(set(found) - set(classes))
+        twice = sorted({c for c in classes if classes.count(c) > 1})
+        if twice:
+            raise DataError(f"{classes_source}: expected distinct class names; got {twice[:10]} more than once")
+        unknown = sort_labels(set(found) - set(classes))[0]
         if unknown:
-            raise DataError(f"data.classes: expected every label in the data to be one of the "
+            hint = "" if classes_source == "params data.classes" else \
+                " (set data.classes in the params to give the model's column order)"
+            raise DataError(f"{classes_source}: expected every label in the data to be one of the "
                             f"{len(classes)} classes; got unknown labels {unknown[:10]}"
-                            f"{' ...' if len(unknown) > 10 else ''}")
+                            f"{' ...' if len(unknown) > 10 else ''}{hint}")
     if len(found) < 2:
         raise DataError(f"data.root: expected images of at least 2 classes; got only class "
                         f"{found[0]!r} ({len(items)} images) in {root}")
     index = {c: i for i, c in enumerate(classes)}
     return Dataset(root=root, paths=[p for p, _ in items],
                    labels=np.array([index[lab] for _, lab in items], dtype=np.int64),
-                   classes=list(classes), skipped=skipped)
+                   classes=list(classes), skipped=skipped, class_order=classes_source)
 
 
 def _read_manifest(csv_path, root, skipped):

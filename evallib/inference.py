@@ -2,6 +2,9 @@
 
 Test-time views of a batch run as one ``session.run``. Class probabilities are averaged over
 views (softmax first when the output is logits); embeddings are averaged, then L2-normalized.
+Whether the score output is logits or probabilities is decided once, on the raw scores of every
+view, before any averaging (``outputs.scores_are: auto``); a declared type the scores contradict
+is kept and reported with the evidence (:func:`score_type_warning`).
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ import numpy as np
 
 from .data import CENTER_VIEW, DTYPES, load_views
 from .errors import ModelError
+from .metrics.classification import infer_score_type
 
 # model input element types (onnxruntime's "tensor(float)" or onnx's "float") and the preprocess.dtype
 # that feeds them
@@ -151,7 +155,9 @@ class Predictions:
 
     ``scores`` are logits when ``scores_are == "logits"`` (no test-time augmentation) and
     view-averaged probabilities otherwise; ``scores_center`` and ``embeddings_center`` hold the
-    center view alone when test-time augmentation ran. ``kept`` indexes the dataset rows;
+    center view alone when test-time augmentation ran. ``raw_scores_are`` is the type of the
+    model's own score output (and of ``scores_center``); ``score_type`` records how it was
+    decided: ``{"declared", "detected", "used", "evidence"}``. ``kept`` indexes the dataset rows;
     ``file_hashes`` (BLAKE2b of each kept file's bytes) pair the same images across models.
     """
 
@@ -164,6 +170,25 @@ class Predictions:
     failed: list
     seconds: float
     file_hashes: list = None
+    raw_scores_are: str | None = None
+    score_type: dict | None = None
+
+
+def score_type_warning(score_type):
+    """The warning for a declared score type that the scores contradict, or None.
+
+    ``score_type`` is :attr:`Predictions.score_type`.
+    """
+    declared, detected = score_type["declared"], score_type["detected"]
+    if declared in ("auto", detected):
+        return None
+    if detected == "probabilities":
+        what = "these look like probabilities (a Softmax output); log loss and ECE would be wrong"
+    else:
+        what = ("these are not probabilities (they look like logits); log loss, ECE and the ROC curves "
+                "would be wrong")
+    return (f"outputs.scores_are: declared {declared!r} but {score_type['evidence']}: {what}; "
+            f"set outputs.scores_are to {detected!r} or 'auto'")
 
 
 def _cpu_temperature():
@@ -281,16 +306,23 @@ def predict(session, files, pre, outputs, *, batch_size=64, decode_workers=2, ma
     def gather(name):
         return np.concatenate(chunks[name]) if chunks[name] else None
 
-    scores = emb = scores_c = emb_c = None
-    scores_are = outputs.get("scores_are", "logits")
+    scores = emb = scores_c = emb_c = score_type = None
+    scores_are = raw_are = None
     c = CENTER_VIEW[tta]
     if outputs.get("scores"):
         raw = gather(outputs["scores"])
         if raw is not None:
+            # decided once, on every view's raw scores, before views are averaged
+            out_type = next(o.type for o in session.get_outputs() if o.name == outputs["scores"])
+            atol = 4e-3 if out_type == "tensor(float16)" else 1e-3  # a softmax computed in float16
+            detected, evidence = infer_score_type(raw.reshape(-1, raw.shape[-1]), atol=atol)
+            declared = outputs.get("scores_are", "auto")
+            raw_are = detected if declared == "auto" else declared
+            score_type = {"declared": declared, "detected": detected, "used": raw_are, "evidence": evidence}
             if tta == "none":
-                scores = raw[:, 0]
+                scores, scores_are = raw[:, 0], raw_are
             else:
-                probs = softmax(raw.copy(), axis=-1) if scores_are == "logits" else raw
+                probs = softmax(raw.copy(), axis=-1) if raw_are == "logits" else raw
                 scores, scores_are = probs.mean(axis=1), "probabilities"
                 scores_c = raw[:, c]
     if outputs.get("embedding"):
@@ -299,5 +331,5 @@ def predict(session, files, pre, outputs, *, batch_size=64, decode_workers=2, ma
             emb = l2_normalize(raw.mean(axis=1))
             if tta != "none":
                 emb_c = l2_normalize(raw[:, c])
-    return Predictions(np.asarray(kept, dtype=np.int64), scores, scores_are if scores is not None else None,
-                       emb, scores_c, emb_c, failed, seconds, digests)
+    return Predictions(np.asarray(kept, dtype=np.int64), scores, scores_are, emb, scores_c, emb_c, failed, seconds,
+                       digests, raw_are, score_type)

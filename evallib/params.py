@@ -93,7 +93,7 @@ SCHEMA = {
             "additionalProperties": False,
             "properties": {
                 "scores": {"type": ["string", "null"]},
-                "scores_are": {"enum": ["logits", "probabilities"]},
+                "scores_are": {"enum": ["auto", "logits", "probabilities"]},
                 "embedding": {"type": ["string", "null"]},
             },
         },
@@ -138,7 +138,7 @@ DEFAULTS = {
                    "pad_value": 0, "crop": None, "crop_pct": None, "mean": [0.0], "std": [1.0], "mode": "rgb",
                    "channels": "rgb", "scale": "unit", "dtype": "auto", "layout": "auto", "tta": "none",
                    "batch_size": 64},
-    "outputs": {"scores": "logits", "scores_are": "logits", "embedding": None},
+    "outputs": {"scores": "logits", "scores_are": "auto", "embedding": None},
     "report": {"threshold_policy": "max_accuracy", "far_target": 1e-3, "bootstrap": 1000,
                "gallery_size": 8, "primary_metric": None, "top_k": 5, "seed": 0, "training_log": None,
                "cam_method": "gradcam", "cam_layer": None, "torch_model": None, "torch_model_factory": None,

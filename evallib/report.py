@@ -18,13 +18,15 @@ from pathlib import Path
 import numpy as np
 
 from ._io import to_jsonable, write_json
+from .data import describe_class_order
 from .display import CSS, figure_image, guide, html_table
 from .metrics import (DegenerateWarning, bootstrap_classification, evaluate_classification, evaluate_verification,
-                      threshold_sweep)
+                      infer_score_type, threshold_sweep)
 from .params import load_params
 from .run import PREDICTIONS, RUN, load_predictions, run_model
 
 METRICS = "metrics.json"
+TSNE_MIN_SCORES = 3  # a t-SNE map of this many class scores or fewer is not drawn
 PRIMARY = {
     "accuracy": ("classification", "accuracy"), "macro_f1": ("classification", "macro_f1"),
     "top_5": ("classification", "top_5"), "roc_auc_macro": ("classification", "roc_auc_macro"),
@@ -232,15 +234,29 @@ class _Explain:
         _display(w.VBox([w.HBox([index, pick]), out]))
 
     def tsne_map(self):
-        """t-SNE map of the embeddings (or logits) with thumbnails and trustworthiness."""
+        """t-SNE map of the embedding output with thumbnails and trustworthiness.
+
+        Without an embedding output the class scores are mapped when there are more than
+        ``TSNE_MIN_SCORES`` of them; otherwise the section says why there is no map.
+        """
         from .data import load_image
         from .tsne import plot_tsne, tsne_map
 
-        feats = self.pred.get("embeddings", self.pred.get("scores"))
-        if feats is None:
-            _display("<p><i>No embedding or scores to map.</i></p>")
+        outs = self.params.outputs
+        if "embeddings" in self.pred:
+            feats, source = self.pred["embeddings"], f"output {outs['embedding']!r}"
+        elif "scores" in self.pred and self.pred["scores"].shape[1] > TSNE_MIN_SCORES:
+            kind = "class probabilities" if self.pred.get("scores_are") == "probabilities" else "class scores"
+            feats, source = self.pred["scores"], f"output {outs['scores']!r} ({kind})"
+        else:
+            n = self.pred["scores"].shape[1] if "scores" in self.pred else 0
+            why = ("No t-SNE map: the model has no embedding output"
+                   + (f", and a map of its {n} class scores would show nothing the scores themselves do not "
+                      f"(a map needs more than {TSNE_MIN_SCORES})" if n else "") + ".")
+            self.metrics["tsne"] = {"skipped": why}
+            self.save()
+            _display(f"<p><i>{html.escape(why)}</i></p>")
             return
-        source = "embedding output" if "embeddings" in self.pred else "logits (the model has no embedding output)"
         rep = self.params.report
         m = tsne_map(feats, seed=rep["seed"], perplexity=rep["tsne_perplexity"])
         mistakes = None
@@ -262,10 +278,10 @@ class _Explain:
 
         ax, placed = plot_tsne(m, self.y, self.classes, thumbnails=thumb, mistakes=mistakes,
                                max_thumbnails=rep["tsne_thumbnails"], seed=rep["seed"])
-        self.metrics["tsne"] = {"trustworthiness": m.trustworthiness, "method": m.method,
+        self.metrics["tsne"] = {"source": source, "trustworthiness": m.trustworthiness, "method": m.method,
                                 "trust_sample": m.trust_sample, "points": len(feats), "thumbnails": placed}
         self.save()
-        note = (f"{len(feats):,} points from the {source}; {placed} thumbnails on points spread out so none overlap; "
+        note = (f"{len(feats):,} points from {source}; {placed} thumbnails on points spread out so none overlap; "
                 f"trustworthiness (k = 10) {m.trustworthiness:.3f}"
                 + (f" measured on {m.trust_sample:,} random points" if m.trust_sample < len(feats) else "")
                 + ": near 1 means neighbours on the map are neighbours in the embedding.")
@@ -353,9 +369,9 @@ class Report(_Explain):
                                                           n_boot=rep["bootstrap"], seed=rep["seed"],
                                                           ks=(rep["top_k"],))
             if "scores_center" in p:
+                raw_kind = p.get("raw_scores_are") or infer_score_type(p["scores_center"])[0]
                 self.cls_center = evaluate_classification(names, p["scores_center"], classes=self.classes,
-                                                          scores_are=self.params.outputs["scores_are"],
-                                                          top_k=(1, rep["top_k"]))
+                                                          scores_are=raw_kind, top_k=(1, rep["top_k"]))
         if "verification" in self.params.tasks and "embeddings" in p:
             kw = dict(policy_far=rep["far_target"])
             self.verification = evaluate_verification(p["embeddings"], self.y, n_bootstrap=rep["bootstrap"],
@@ -441,14 +457,22 @@ class Report(_Explain):
                  ["task", ", ".join(self.params.tasks)], ["test-time augmentation", self.params.preprocess["tta"]]]
         facts += [[f"metadata: {k}", v] for k, v in model["metadata"].items()]
         speed = inf.get("images_per_second")
-        run_rows = [["images evaluated", len(self.y)], ["classes", len(self.classes)],
-                    ["skipped files", len(ds["skipped"])],
-                    ["inference time", f"{inf.get('seconds', float('nan')):.2f} s" + (" (earlier run; cached)" if inf.get("cached") else "")],
-                    ["images/s", f"{speed:.0f}" if speed else "n/a"]]
+        run_rows = [["images evaluated", len(self.y)], ["classes", len(self.classes)]]
+        if ds.get("class_order"):
+            run_rows.append(["class order", describe_class_order(self.classes, ds["class_order"])])
+        st = self.run.get("score_type")
+        if st:
+            how = "detected" if st["declared"] == "auto" else f"declared; detected {st['detected']}"
+            run_rows.append(["score type", f"{st['used']} ({how}: {st['evidence']})"])
+        run_rows += [["skipped files", len(ds["skipped"])],
+                     ["inference time", f"{inf.get('seconds', float('nan')):.2f} s" + (" (earlier run; cached)" if inf.get("cached") else "")],
+                     ["images/s", f"{speed:.0f}" if speed else "n/a"]]
         counts = [[k, v] for k, v in ds["counts"].items()]
-        parts = [CSS, f"<h3>{html.escape(self.params.name)}</h3>", html_table(facts, ["model", ""]),
-                 html_table(io_rows, ["", "name", "shape", "type"]), html_table(run_rows, ["run", ""]),
-                 "<details><summary>images per class</summary>" + html_table(counts, ["class", "images"]) + "</details>"]
+        parts = [CSS, f"<h3>{html.escape(self.params.name)}</h3>"]
+        parts += [f'<p class="evallib-warn"><b>Warning:</b> {html.escape(w)}</p>' for w in self.run.get("warnings", [])]
+        parts += [html_table(facts, ["model", ""]),
+                  html_table(io_rows, ["", "name", "shape", "type"]), html_table(run_rows, ["run", ""]),
+                  "<details><summary>images per class</summary>" + html_table(counts, ["class", "images"]) + "</details>"]
         if ds["skipped"]:
             parts.append("<details open><summary>skipped files</summary>" + html_table(
                 [[s["path"], s["reason"]] for s in ds["skipped"][:200]], ["file", "reason"]) + "</details>")

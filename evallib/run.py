@@ -3,6 +3,13 @@
 Per model this writes ``predictions.npz`` (scores, embeddings, labels, files) and ``run.json``
 (timings, images/s, skipped files, model facts, or the error). Predictions are cached: a run
 whose model file, data listing and preprocessing are unchanged does no inference.
+
+The class names of the score columns come from the params (``data.classes``), else from the
+model's metadata (:func:`evallib.data.classes_from_metadata`), else from the sorted label names;
+``run.json`` records which (``dataset.class_order``). After inference two checks run once and
+their findings go to ``run.json`` ``warnings``: a declared score type the scores contradict, and
+a confusion matrix that becomes far better with the columns renamed
+(:func:`evallib.metrics.class_order_check`).
 """
 
 from __future__ import annotations
@@ -19,14 +26,15 @@ import numpy as np
 
 from . import __version__
 from ._io import write_json, write_npz, write_text
-from .data import list_images
-from .errors import EvallibError
-from .inference import model_facts, open_session, predict
+from .data import classes_from_metadata, list_images
+from .errors import DataError, EvallibError
+from .inference import model_facts, open_session, predict, score_type_warning
+from .metrics.class_order import class_order_check
 from .params import load_params
 
 PREDICTIONS = "predictions.npz"
 RUN = "run.json"
-_CACHE_VERSION = 2
+_CACHE_VERSION = 3
 
 
 def _cache_key(facts, dataset, params):
@@ -49,14 +57,16 @@ def load_predictions(out_dir):
     for k in ("paths", "classes", "skipped_paths", "skipped_reasons", "file_hashes"):
         if k in d:
             d[k] = d[k].tolist()
-    for k in ("scores_are", "cache_key", "root"):
+    for k in ("scores_are", "raw_scores_are", "cache_key", "root"):
         if k in d:
             d[k] = str(d[k])
+    if "checks" in d:
+        d["checks"] = json.loads(str(d["checks"]))
     return d
 
 
 def _cached(out_dir, key):
-    """The skipped-file lists of cached predictions made under ``key``, or None (reads only those arrays)."""
+    """The skipped-file lists and checks of cached predictions made under ``key``, or None (reads only those)."""
     f = Path(out_dir) / PREDICTIONS
     if not f.exists():
         return None
@@ -64,9 +74,74 @@ def _cached(out_dir, key):
         with np.load(f, allow_pickle=False) as z:
             if str(z["cache_key"]) != key:
                 return None
-            return {"skipped_paths": z["skipped_paths"].tolist(), "skipped_reasons": z["skipped_reasons"].tolist()}
+            return {"skipped_paths": z["skipped_paths"].tolist(), "skipped_reasons": z["skipped_reasons"].tolist(),
+                    "checks": json.loads(str(z["checks"]))}
     except (OSError, ValueError, KeyError):
         return None
+
+
+def _score_columns(facts, output):
+    """The number of columns of ``output`` when the model file fixes it, else None."""
+    for o in facts["outputs"]:
+        if o["name"] == output and o["shape"]:
+            last = o["shape"][-1]
+            return last if isinstance(last, int) and last > 0 else None
+    return None
+
+
+def _check_columns(n_columns, names, source, output):
+    if n_columns is not None and n_columns != len(names):
+        raise DataError(f"{source}: expected one class name per column of output {output!r} ({n_columns} columns); "
+                        f"got {len(names)} names (set data.classes in the params to give the model's column order)")
+
+
+def _class_names(params, facts):
+    """``(names, source)``: the score-column names from the params or the model's metadata, else ``(None, None)``."""
+    if params.data.get("classes") is not None:
+        return params.data["classes"], "params data.classes"
+    output = params.outputs.get("scores")
+    if "classification" not in params.tasks or not output:
+        return None, None  # identities of an embedding model: the model's class names do not apply
+    found = classes_from_metadata(facts["metadata"])
+    if found is None:
+        return None, None
+    key, names = found
+    source = f"model metadata key {key!r}"
+    _check_columns(_score_columns(facts, output), names, source, output)
+    return names, source
+
+
+def _checks(params, labels, scores, classes, score_type):
+    """What run.json reports about the scores: how their type was decided, and a likely better class order."""
+    order = None
+    if "classification" in params.tasks and scores is not None and scores.shape[1] == len(classes):
+        found = class_order_check(labels, scores.argmax(axis=1), classes)
+        order = found.to_dict() if found is not None else None
+    return {"score_type": score_type, "class_order": order}
+
+
+def _class_order_warning(check, source, *, limit=10):
+    a, b = check["accuracy"], check["assigned_accuracy"]
+    likely = check["likely_order"]
+    if len(likely) <= limit:
+        renamed = "in the order " + ", ".join(likely)
+    else:
+        moved = check["moved"]
+        renamed = "with " + "; ".join(f"column {j} ({named}) as {new}" for j, named, new in moved[:limit]) + \
+                  (f"; and {len(moved) - limit:,} more columns renamed" if len(moved) > limit else "")
+    return (f"class order: accuracy is {a:.3f} with the score columns named from {source}, but would be "
+            f"{b:.3f} {renamed}; the model's classes are likely in that order (give it in data.classes)")
+
+
+def _warnings(checks, source):
+    out = []
+    if checks.get("score_type"):
+        w = score_type_warning(checks["score_type"])
+        if w:
+            out.append(w)
+    if checks.get("class_order"):
+        out.append(_class_order_warning(checks["class_order"], source))
+    return out
 
 
 def run_model(params, out_root="outputs", *, progress=True, threads=None):
@@ -90,8 +165,9 @@ def run_model(params, out_root="outputs", *, progress=True, threads=None):
     t0 = time.perf_counter()
     facts = model_facts(params.model)
     d = params.data
-    dataset = list_images(d["root"], labels=d["labels"], csv_path=d.get("csv"), classes=d.get("classes"),
-                          extensions=d["extensions"])
+    names, source = _class_names(params, facts)
+    dataset = list_images(d["root"], labels=d["labels"], csv_path=d.get("csv"), classes=names,
+                          classes_source=source or "params data.classes", extensions=d["extensions"])
     key = _cache_key(facts, dataset, params)
     cached = _cached(out_dir, key)
     if cached is not None:
@@ -99,6 +175,7 @@ def run_model(params, out_root="outputs", *, progress=True, threads=None):
         inference = previous.get("inference", {})
         inference["cached"] = True
         skipped = [{"path": p, "reason": r} for p, r in zip(cached["skipped_paths"], cached["skipped_reasons"])]
+        checks = cached["checks"]
     else:
         session = open_session(params.model, threads=params.runtime["threads"] if threads is None else threads)
         pred = predict(session, [dataset.file(i) for i in range(len(dataset))], params.preprocess, params.outputs,
@@ -107,6 +184,9 @@ def run_model(params, out_root="outputs", *, progress=True, threads=None):
         if len(pred.kept) == 0:
             raise EvallibError(f"data.root: no image of {len(dataset)} could be decoded; "
                                f"first reason: {pred.failed[0]['reason'] if pred.failed else 'none'}")
+        if pred.scores is not None and source and source != "params data.classes":
+            _check_columns(pred.scores.shape[1], dataset.classes, source, params.outputs["scores"])
+        checks = _checks(params, dataset.labels[pred.kept], pred.scores, dataset.classes, pred.score_type)
         root = str(dataset.root)
         skipped = list(dataset.skipped) + [
             {"path": os.path.relpath(f["path"], root), "reason": f["reason"]} for f in pred.failed]
@@ -126,6 +206,8 @@ def run_model(params, out_root="outputs", *, progress=True, threads=None):
                 arrays[name] = value
         if pred.scores_are:
             arrays["scores_are"] = np.array(pred.scores_are)
+            arrays["raw_scores_are"] = np.array(pred.raw_scores_are)
+        arrays["checks"] = np.array(json.dumps(checks))
         write_npz(out_dir / PREDICTIONS, **arrays)
         n = len(pred.kept)
         inference = {"cached": False, "seconds": pred.seconds, "images": n,
@@ -135,8 +217,10 @@ def run_model(params, out_root="outputs", *, progress=True, threads=None):
         "status": "ok", "name": params.name, "evallib": __version__,
         "params": params.to_dict(), "model": facts,
         "dataset": {"root": str(dataset.root), "images": len(dataset), "classes": dataset.classes,
-                    "counts": dataset.counts(), "skipped": skipped},
-        "inference": inference, "predictions_key": key, "seconds_total": time.perf_counter() - t0,
+                    "class_order": dataset.class_order, "counts": dataset.counts(), "skipped": skipped},
+        "inference": inference, "score_type": checks["score_type"], "class_order_check": checks["class_order"],
+        "warnings": _warnings(checks, dataset.class_order),
+        "predictions_key": key, "seconds_total": time.perf_counter() - t0,
     }
     write_json(out_dir / RUN, facts_out)
     return facts_out

@@ -44,6 +44,7 @@ def test_valid_file_resolves_paths_against_its_folder(tmp_path):
     assert p.data["root"] == (sub / "data").resolve()
     assert p.tasks == ("classification", "verification")
     assert p.preprocess["mean"] == [0.0] and p.report["bootstrap"] == 1000  # defaults filled in
+    assert p.outputs["scores_are"] == "auto"  # decided from the scores unless declared
 
 
 @pytest.mark.parametrize("path, value, match", [
@@ -59,6 +60,7 @@ def test_valid_file_resolves_paths_against_its_folder(tmp_path):
     (["outputs", "embedding"], None, r"p\.yaml: outputs\.embedding: expected the name of the ONNX output with the embedding for task verification; got None"),
     (["data", "labels"], "csv", r"p\.yaml: data\.csv: expected a manifest path when data\.labels is 'csv'; got nothing"),
     (["preprocess", "mean"], [0.1, 0.2], r"p\.yaml: preprocess\.mean: expected 1 value or one per channel \(3\); got 2 values"),
+    (["outputs", "scores_are"], "softmax", r"p\.yaml: outputs\.scores_are: expected one of auto, logits, probabilities; got 'softmax'"),
 ])
 def test_errors_name_file_key_expected_and_got(tmp_path, path, value, match):
     with pytest.raises(ParamsError, match=match):

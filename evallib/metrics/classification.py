@@ -30,6 +30,47 @@ def to_probabilities(scores, scores_are):
     return _softmax(scores)[0] if scores_are == "logits" else scores
 
 
+def infer_score_type(scores, *, atol=1e-3):
+    """Whether class scores are probabilities or logits, with the evidence in words.
+
+    Scores are probabilities when every value is in [0, 1] and every row sums to 1, both within
+    ``atol``; anything else is logits. One-hot rows are probabilities; values in [0, 1] whose
+    rows do not sum to 1 (independent sigmoids, or logits that happen to be small) are logits.
+
+    Parameters
+    ----------
+    scores : array-like of shape (n_samples, n_classes)
+    atol : float
+        Tolerance on the range and on the row sums (1e-3 covers float16 rounding of a softmax).
+
+    Returns
+    -------
+    kind : {"probabilities", "logits"}
+    evidence : str
+        The row-sum and value ranges that decided, e.g.
+        ``"every row is in [0, 1] and sums to 1 (row sums 0.9999–1.0001)"``.
+
+    Examples
+    --------
+    >>> infer_score_type([[0.2, 0.8], [0.5, 0.5]])[0]
+    'probabilities'
+    >>> infer_score_type([[-1.0, 2.5], [0.3, 0.1]])
+    ('logits', 'values from -1 to 2.5, outside [0, 1] (row sums 0.4000–1.5000)')
+    """
+    s = np.asarray(scores, dtype=np.float64)
+    if s.ndim != 2 or s.shape[0] == 0:
+        raise EvallibError(f"scores: expected a 2-d array of shape (n_samples, n_classes) with at least one row; "
+                           f"got shape {s.shape}")
+    sums = s.sum(axis=1)
+    lo, hi, s_lo, s_hi = float(s.min()), float(s.max()), float(sums.min()), float(sums.max())
+    row_sums = "row sums " + "–".join(f"{v:.4f}" if abs(v) < 1e4 else f"{v:.4g}" for v in (s_lo, s_hi))
+    if not (lo >= -atol and hi <= 1 + atol):
+        return "logits", f"values from {lo:.4g} to {hi:.4g}, outside [0, 1] ({row_sums})"
+    if not (abs(s_lo - 1) <= atol and abs(s_hi - 1) <= atol):
+        return "logits", f"values are in [0, 1] but rows do not sum to 1 ({row_sums})"
+    return "probabilities", f"every row is in [0, 1] and sums to 1 ({row_sums})"
+
+
 def true_class_rank(scores, y):
     """How many classes rank above the true class, with scikit-learn's tie order (among equal
     scores the higher class index ranks first)."""
