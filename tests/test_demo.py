@@ -85,6 +85,6 @@ def test_demo_params_evaluate_end_to_end(demo, monkeypatch):
         if name == "linear":
             assert "no layer of the model outputs a spatial map" in html  # the section says why it is missing
         else:
-            assert "ONNX file converted with onnx2torch" in html and "the model finds least similar (false rejects)" in html
+            assert "converted with onnx2torch (checked against onnxruntime" in html and "the model finds least similar (false rejects)" in html
     index = (demo / "outputs" / "index.html").read_text()
     assert all(f'href="{n}/report.html"' in index for n in acc)
