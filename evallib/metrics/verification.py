@@ -3,10 +3,11 @@
 The score of a pair is the cosine similarity of its two embeddings, computed exactly.
 Embeddings are L2-normalized and each component is rounded to a multiple of ``2**-24``
 (float32 holds these exactly). A product of two components is then a multiple of ``2**-48``,
-and every partial sum of a dot product is at most ``|a| |b| <= 1 + 1e-5`` in size, under
-``2**53`` of those units: float64 adds them without rounding, in any order, with or without
-FMA. So the score of a pair, and everything derived from the scores (thresholds, counts, AUC,
-EER, policies), is the same number on every backend, block size and thread count.
+and every partial sum of a dot product is at most ``sum |a_k b_k| <= |a| |b|``, about 1: under
+``2**49`` of those units, within float64's 53 bits. Float64 adds them without rounding, in any
+order, with or without FMA. So the score of a pair, and everything derived from the scores
+(thresholds, counts, AUC, EER, policies), is the same number on every backend, block size and
+thread count.
 
 Scores of all ``N (N - 1) / 2`` pairs are computed in blocks of rows and columns; no ``N x N``
 matrix and no list of all pairs is ever held. Genuine (same label) and impostor scores are
