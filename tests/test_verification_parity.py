@@ -104,6 +104,21 @@ def test_the_adversarial_set_puts_scores_at_the_thresholds():
         assert np.sum((np.abs(s - t) < 3e-8) & (s != t)) >= 10, t  # within float32 rounding of it
 
 
+def test_float64_scores_are_the_exact_dot_products():
+    from fractions import Fraction
+
+    e, labels = adversarial(d=512)
+    q = _grid(e)
+    assert np.array_equal(q.astype(np.float32), ver.normalize_embeddings(e))
+    rng = np.random.default_rng(5)
+    i, j = rng.integers(0, len(e), (2, 200))
+    ours = ver.pair_scores(e, i, j)
+    brute = np.sum(q[i] * q[j], axis=1)
+    for k in range(len(i)):  # rational arithmetic: no rounding at all
+        exact = sum(Fraction(float(a)) * Fraction(float(b)) for a, b in zip(q[i[k]], q[j[k]]))
+        assert Fraction(float(ours[k])) == exact == Fraction(float(brute[k]))
+
+
 @pytest.mark.parametrize("seed", [0, 1])
 def test_exact_path_equals_float64_brute_force_and_sklearn(seed):
     e, labels = adversarial(seed)
