@@ -1,10 +1,12 @@
 """Target 1: verification sweep from embeddings against scikit-learn's roc_curve + auc.
 
 Synthetic clustered identities, d = 512. Our time includes the similarities; scikit-learn's
-does not (it gets the pair scores and labels ready-made).
+does not (it gets the pair scores and labels ready-made). evallib runs on all cores and again on
+one thread (``threads=1``); the block size is the one chosen from free memory.
 """
 
 import argparse
+import os
 
 import numpy as np
 
@@ -20,10 +22,11 @@ def identities(n, d=512, per_id=10, seed=0):
     return (centers[labels] * 0.25 + rng.normal(size=(n, d)).astype(np.float32)), labels
 
 
-def ours(e, labels, backend="numpy"):
-    m = VerificationMetrics(backend=backend)
+def ours(e, labels, backend="numpy", threads=0):
+    m = VerificationMetrics(backend=backend, threads=threads)
     m.update(e, labels)
-    return m.compute()
+    r = m.compute()
+    return r, m.block
 
 
 def main():
@@ -34,11 +37,16 @@ def main():
     args = ap.parse_args()
     for n in args.sizes:
         e, labels = identities(n)
-        t, r = timed(lambda: ours(e, labels, args.backend), args.repeat)
+        t, (r, block) = timed(lambda: ours(e, labels, args.backend), args.repeat)
         peak = peak_bytes(lambda: ours(e, labels, args.backend)) / 2**30
+        t1, (r1, _) = timed(lambda: ours(e, labels, args.backend, threads=1), args.repeat)
         figures = {"N": n, "pairs": n * (n - 1) // 2, "evallib_s": t, "evallib_peak_GiB": peak,
                    "max_rss_MiB": max_rss_mb(), "auc": r.auc, "auc_bound": r.auc_bound,
-                   "tar_at_far_1e-3": r.tar_at_far[1e-3]["tar"], "backend": r.backend}
+                   "tar_at_far_1e-3": r.tar_at_far[1e-3]["tar"], "backend": r.backend,
+                   "threads": os.cpu_count(), "block_size": block, "evallib_1_thread_s": t1,
+                   "speedup_all_threads_vs_1": t1 / t,
+                   "same_numbers_on_1_thread": bool(r1.auc == r.auc and r1.eer == r.eer and all(
+                       (r1.table[c] == r.table[c]).all() for c in ("tp", "fp")))}
         if n <= 20_000:
             from sklearn.metrics import auc, roc_curve
 

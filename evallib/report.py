@@ -373,7 +373,7 @@ class Report(_Explain):
                 self.cls_center = evaluate_classification(names, p["scores_center"], classes=self.classes,
                                                           scores_are=raw_kind, top_k=(1, rep["top_k"]))
         if "verification" in self.params.tasks and "embeddings" in p:
-            kw = dict(policy_far=rep["far_target"])
+            kw = dict(policy_far=rep["far_target"], threads=self.params.runtime["threads"])
             self.verification = evaluate_verification(p["embeddings"], self.y, n_bootstrap=rep["bootstrap"],
                                                       seed=rep["seed"], **kw)
             if "embeddings_center" in p:

@@ -1,19 +1,33 @@
 """Verification metrics for embedding models: every pair of samples, block by block.
 
-Cosine similarities of all ``N (N - 1) / 2`` pairs are computed in blocks of rows and
-columns; no ``N x N`` matrix and no list of all pairs is ever held. Genuine (same label) and
-impostor scores are counted into fine histograms over [-1, 1] whose bin width is a power of
-two, so bin membership and the edges are exact in floating point. While the number of pairs
-is at most ``exact_limit`` the scores are also kept and the sweep is exact. Above it the sweep
-is binned; TAR@FAR and the threshold table are then made exact by a second pass that
-collects the raw scores of only the few bins that hold the thresholds asked for.
+The score of a pair is the cosine similarity of its two embeddings, computed exactly.
+Embeddings are L2-normalized and each component is rounded to a multiple of ``2**-24``
+(float32 holds these exactly). A product of two components is then a multiple of ``2**-48``,
+and every partial sum of a dot product is at most ``sum |a_k b_k| <= |a| |b|``, about 1: under
+``2**49`` of those units, within float64's 53 bits. Float64 adds them without rounding, in any
+order, with or without FMA. So the score of a pair, and everything derived from the scores
+(thresholds, counts, AUC, EER, policies), is the same number on every backend, block size and
+thread count.
+
+Scores of all ``N (N - 1) / 2`` pairs are computed in blocks of rows and columns; no ``N x N``
+matrix and no list of all pairs is ever held. Genuine (same label) and impostor scores are
+counted into fine histograms over [-1, 1] whose bin width is a power of two, so bin membership
+and the edges are exact. While the number of pairs is at most ``exact_limit`` the scores are
+also kept and the sweep is exact. Above it the sweep is binned; TAR@FAR and the threshold table
+are then made exact by collecting the raw scores of only the few bins that hold the thresholds
+asked for. On the NumPy backend the blocks are shared among ``threads`` threads, each with its
+own partial histograms (integer counts: their sum does not depend on the order).
 """
 
 from __future__ import annotations
 
+import os
+import queue
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import numpy as np
+from threadpoolctl import threadpool_limits
 
 from ..errors import EvallibError
 from .bootstrap import bootstrap_verification
@@ -21,7 +35,16 @@ from .sweep import ThresholdSweep, _warn, check_scores, sweep_from_histograms
 
 FAR_TARGETS = (1e-1, 1e-2, 1e-3, 1e-4, 1e-5, 1e-6)
 TABLE_THRESHOLDS = tuple(np.round(np.arange(0.0, 1.0001, 0.1), 10))
+GRID_BITS = 24  # normalized components are multiples of 2**-24
 BIN_BITS = 21  # 2**21 bins over [-1, 1]: width 2**-20, about 9.5e-7
+_NB = 1 << BIN_BITS
+_HALF = 1 << (BIN_BITS - 1)
+# block sizing from free memory: bytes per pair of a block (float64 score, int64 bin, masks and
+# temporaries), the share of free memory the blocks in flight may take, and the limits
+_BYTES_PER_PAIR = 40
+_MEMORY_SHARE = 0.25
+_BLOCK_MIN = 256
+_BLOCK_CAP = {"numpy": 2048, "cupy": 4096}
 
 
 def get_backend(backend="auto"):
@@ -48,12 +71,81 @@ def _np(x):
 
 
 def normalize_embeddings(embeddings, name="embeddings"):
+    """L2-normalized embeddings, each component rounded to a multiple of ``2**-24`` (ties to even).
+
+    Returns an ndarray of shape (n_samples, dim), float32 (which holds these values exactly).
+    """
     e = check_scores(name, embeddings, ndim=2)
     norm = np.linalg.norm(e, axis=1, keepdims=True)
     if (norm == 0).any():
         raise EvallibError(f"{name}: expected non-zero vectors; got {int((norm == 0).sum())} all-zero rows "
                            f"(first at row {int(np.nonzero(norm[:, 0] == 0)[0][0])})")
-    return (e / norm).astype(np.float32)
+    scale = float(1 << GRID_BITS)
+    return (np.round(e / norm * scale) / scale).astype(np.float32)
+
+
+def _scores(xp, a, b):
+    """Scores of every row of ``a`` against every row of ``b``: ndarray of shape (len(a), len(b)).
+
+    ``a`` and ``b`` hold normalized embeddings; the float64 product is exact (module notes), so
+    its value does not depend on how the library splits or orders the sums.
+    """
+    return a.astype(xp.float64) @ b.astype(xp.float64).T
+
+
+def _bins(xp, s):
+    """Bin of each score: ``floor(s * 2**20) + 2**20``, clipped to ``[0, 2**21)``; int64.
+
+    Scores are multiples of ``2**-48`` within about 1e-5 of [-1, 1], so ``s * 2**20 + 2**20`` is exact
+    and truncating it equals the floor wherever it is not clipped.
+    """
+    b = (s * float(_HALF) + float(_HALF)).astype(xp.int64)
+    xp.clip(b, 0, _NB - 1, out=b)
+    return b
+
+
+def _edges():
+    return (np.arange(_NB, dtype=np.float64) - _HALF) / float(_HALF)
+
+
+def _bin_of(values):
+    """Bin of arbitrary float64 values (thresholds): ``floor(v * 2**20) + 2**20``, clipped."""
+    v = np.asarray(values, dtype=np.float64)
+    return np.clip(np.floor(v * float(_HALF)).astype(np.int64) + _HALF, 0, _NB - 1)
+
+
+def _workers(threads):
+    """Threads for the pass over pairs: ``threads``, or one per core for 0."""
+    if isinstance(threads, bool) or not isinstance(threads, (int, np.integer)) or threads < 0:
+        raise EvallibError(f"threads: expected an integer >= 0 (0 = one per core); got {threads!r}")
+    return int(threads) or (os.cpu_count() or 1)
+
+
+def _check_block_size(block_size):
+    if block_size is not None and (isinstance(block_size, bool) or not isinstance(block_size, (int, np.integer))
+                                   or block_size < 1):
+        raise EvallibError(f"block_size: expected None (sized from free memory) or an integer >= 1; "
+                           f"got {block_size!r}")
+
+
+def _free_memory(xp):
+    """Bytes free for the blocks: available host memory (NumPy), or free GPU memory (CuPy)."""
+    if xp is np:
+        import psutil
+
+        return int(psutil.virtual_memory().available)
+    return int(xp.cuda.runtime.memGetInfo()[0] + xp.get_default_memory_pool().free_bytes())
+
+
+def _auto_block_size(free_bytes, *, backend="numpy", workers=1):
+    """Rows (and columns) per block for ``workers`` blocks in flight within a quarter of ``free_bytes``.
+
+    A block of ``b x b`` pairs takes about ``40 b**2`` bytes plus three histograms of ``2**21``
+    counts. The result is a multiple of 256, at least 256 and at most 2048 (NumPy) or 4096 (CuPy).
+    """
+    per_worker = _MEMORY_SHARE * free_bytes / max(1, workers) - 3 * 8 * _NB
+    b = int(np.sqrt(max(per_worker, 0) / _BYTES_PER_PAIR)) // _BLOCK_MIN * _BLOCK_MIN
+    return int(min(_BLOCK_CAP[backend], max(_BLOCK_MIN, b)))
 
 
 @dataclass(frozen=True)
@@ -101,26 +193,6 @@ class VerificationResult:
         }
 
 
-_SCALE = np.float32(2.0 ** 20)  # bins of width 2**-20: s * 2**20 and its floor are exact in float32
-
-
-def _bins(xp, s):
-    """Bin of each float32 score in [-1, 1]: ``floor(s * 2**20) + 2**20``, exact, clipped to the range."""
-    b = xp.floor(s * _SCALE).astype(xp.int32)
-    b += 1 << 20
-    xp.clip(b, 0, (1 << 21) - 1, out=b)
-    return b
-
-
-def _edges():
-    return (np.arange(1 << 21, dtype=np.float64) - (1 << 20)) / float(1 << 20)
-
-
-def _bin_of(values):
-    v = np.asarray(values, dtype=np.float32)
-    return np.clip(np.floor(v * _SCALE).astype(np.int64) + (1 << 20), 0, (1 << 21) - 1)
-
-
 def sweep_from_sorted_scores(gen_sorted, imp_sorted):
     """Exact sweep from genuine and impostor scores, each sorted ascending (no re-sort of the pairs)."""
     allv = np.concatenate([gen_sorted, imp_sorted])
@@ -138,14 +210,19 @@ class VerificationMetrics:
     """All-pairs verification metrics, fed embeddings batch by batch.
 
     Pairs span batches, so ``update`` keeps the (normalized) embeddings and ``compute`` scores
-    every pair once, block by block: the result is the same for any split of the data.
+    every pair once, block by block: the result is the same for any split of the data, any
+    block size, any number of threads and either backend.
 
     Parameters
     ----------
     exact_limit : int
         Keep every score (exact sweep) while the number of pairs is at most this.
-    block_size : int
-        Rows and columns per similarity block.
+    block_size : int or None
+        Rows and columns per similarity block. ``None`` sizes the blocks from free memory at
+        ``compute`` (host memory for NumPy, GPU memory for CuPy; see ``docs/metrics.md``).
+    threads : int
+        Threads sharing the blocks on the NumPy backend, each with a single-threaded BLAS;
+        0 means one per core. The GPU backend runs the blocks one after another.
     backend : {"auto", "numpy", "cupy"}
     far_targets : sequence of float
     table_thresholds : sequence of float
@@ -153,15 +230,25 @@ class VerificationMetrics:
         Random impostor pairs scored first to find the score bins that hold each FAR target's
         threshold; their raw scores are collected during the pass (a second pass runs only
         if a threshold falls outside them).
+
+    Attributes
+    ----------
+    block : int or None
+        Rows per block of the last ``compute``.
+    passes : int
+        Passes over all pairs so far.
     """
 
-    def __init__(self, *, exact_limit=20_000_000, block_size=2048, backend="auto", far_targets=FAR_TARGETS,
-                 table_thresholds=TABLE_THRESHOLDS, bootstrap_pairs=100_000, seed=0, policy_far=1e-3,
-                 presample=1_000_000):
+    def __init__(self, *, exact_limit=20_000_000, block_size=None, threads=0, backend="auto",
+                 far_targets=FAR_TARGETS, table_thresholds=TABLE_THRESHOLDS, bootstrap_pairs=100_000, seed=0,
+                 policy_far=1e-3, presample=1_000_000):
+        _check_block_size(block_size)
+        self.workers = _workers(threads)
         self.xp, self.backend = get_backend(backend)
         self.policy_far = policy_far
         self.exact_limit = int(exact_limit)
-        self.block = int(block_size)
+        self.block_size = None if block_size is None else int(block_size)
+        self.block = self.block_size
         self.far_targets = tuple(far_targets)
         self.table_thresholds = np.asarray(table_thresholds, dtype=np.float64)
         self.bootstrap_pairs = int(bootstrap_pairs)
@@ -189,25 +276,78 @@ class VerificationMetrics:
         return sum(len(x) for x in self._lab)
 
     # -- the pass over pairs
-    def _blocks(self, e, lab):
-        """Yield ``(r0, c0, s, same_or_None, valid_or_None)`` for the blocks of pairs i < j."""
-        xp = self.xp
-        n, b = len(e), self.block
-        tri = None
-        for r0 in range(0, n, b):
-            er, lr = e[r0:r0 + b], lab[r0:r0 + b]
-            for c0 in range(r0, n, b):
-                ec, lc = e[c0:c0 + b], lab[c0:c0 + b]
-                s = er @ ec.T
-                # labels are sorted: genuine pairs only where the two label ranges meet
-                genuine = bool(lr[0] <= lc[-1] and lc[0] <= lr[-1])
-                same = (xp.asarray(lr)[:, None] == xp.asarray(lc)[None, :]) if genuine else None
-                valid = None
-                if c0 == r0:
-                    if tri is None or tri.shape != s.shape:
-                        tri = xp.triu(xp.ones(s.shape, dtype=bool), 1)
-                    valid = tri
-                yield s, same, valid, lr, lc
+    def _count_block(self, e, lab, r0, c0, hist, *, exact, xlut, rate):
+        """Score the block of rows ``r0:`` by columns ``c0:`` (pairs i < j only) and count it into ``hist``.
+
+        Returns the block's raw scores that the pass keeps: genuine scores and identities, every
+        impostor score (``exact``) or those in the bins flagged by ``xlut``, and the impostor sample.
+        """
+        xp, b = self.xp, self.block
+        lr, lc = lab[r0:r0 + b], lab[c0:c0 + b]
+        s = _scores(xp, e[r0:r0 + b], e[c0:c0 + b])
+        bins = _bins(xp, s)
+        # labels are sorted: genuine pairs only where the two label ranges meet
+        same = (xp.asarray(lr)[:, None] == xp.asarray(lc)[None, :]) if lr[0] <= lc[-1] and lc[0] <= lr[-1] else None
+        valid = (xp.arange(len(lr))[:, None] < xp.arange(len(lc))[None, :]) if c0 == r0 else None
+        out = {}
+        if valid is None and same is None:  # the common block: all impostors, all valid
+            hist["all"] += xp.bincount(bins.ravel(), minlength=_NB)
+            imp_mask = None
+        else:
+            vmask = valid if valid is not None else xp.ones(s.shape, dtype=bool)
+            hist["all"] += xp.bincount(bins[vmask], minlength=_NB)
+            if same is not None:
+                gmask = same & vmask
+                hist["gen"] += xp.bincount(bins[gmask], minlength=_NB)
+                out["gen"] = _np(s[gmask])
+                out["gen_ids"] = lr[_np(xp.nonzero(gmask)[0])]
+                imp_mask = vmask & ~same
+            else:
+                imp_mask = vmask
+        if exact:
+            out["imp"] = _np(s[imp_mask] if imp_mask is not None else s.ravel())
+        elif xlut is not None:
+            flag = xlut[bins]
+            if imp_mask is not None:
+                flag &= imp_mask
+            out["kept"] = _np(s[flag])
+            out["kept_bins"] = _np(bins[flag])
+        rng = np.random.default_rng([self.seed, r0, c0])  # one stream per block: any thread order
+        out["sample"] = self._sample_impostors(rng, rate, s, lr, lc, valid is not None)
+        return out
+
+    def _run_blocks(self, count, n):
+        """``count(r0, c0, hist)`` over the blocks of pairs i < j, shared among the threads.
+
+        Returns the per-block results in block order and the summed histograms.
+        """
+        xp, b = self.xp, self.block
+        blocks = [(r0, c0) for r0 in range(0, n, b) for c0 in range(r0, n, b)]
+        workers = 1 if xp is not np else max(1, min(self.workers, len(blocks)))
+        free = queue.SimpleQueue()  # one pair of partial histograms per thread
+        hists = [{"all": xp.zeros(_NB, dtype=xp.int64), "gen": xp.zeros(_NB, dtype=xp.int64)} for _ in range(workers)]
+        for h in hists:
+            free.put(h)
+
+        def one(block):
+            h = free.get()
+            try:
+                return count(*block, h)
+            finally:
+                free.put(h)
+
+        if xp is not np:
+            parts = [one(block) for block in blocks]
+        else:
+            # the threads are the parallelism; with fewer blocks than threads, BLAS takes the rest
+            with threadpool_limits(limits=max(1, self.workers // workers), user_api="blas"):
+                if workers == 1:
+                    parts = [one(block) for block in blocks]
+                else:
+                    with ThreadPoolExecutor(workers) as pool:
+                        parts = list(pool.map(one, blocks))
+        total = {k: _np(sum(h[k] for h in hists)) for k in ("all", "gen")}
+        return parts, total
 
     def _presample(self, e, lab, n_imp):
         """Scores of random impostor pairs (for the bins to collect)."""
@@ -215,13 +355,13 @@ class VerificationMetrics:
         side = int(min(len(e), np.ceil(np.sqrt(self.presample))))
         rows = rng.choice(len(e), side, replace=False)
         cols = rng.choice(len(e), side, replace=False)
-        s = e[rows] @ e[cols].T  # one small GEMM instead of gathering pairs row by row
+        s = _scores(np, e[rows], e[cols])  # one small GEMM instead of gathering pairs row by row
         keep = (lab[rows][:, None] != lab[cols][None, :]) & (rows[:, None] != cols[None, :])
         return np.sort(s[keep])[::-1]
 
     def _lut(self, sample):
         """Bins whose raw scores the pass keeps: around each FAR target's likely threshold, and the table's."""
-        lut = np.zeros(1 << 21, dtype=bool)
+        lut = np.zeros(_NB, dtype=bool)
         lut[_bin_of(self.table_thresholds)] = True
         m = len(sample)
         for f in self.far_targets:
@@ -234,47 +374,25 @@ class VerificationMetrics:
         return lut
 
     def _pass(self, e, lab, *, exact, lut):
+        """One pass over all pairs: histograms, genuine scores, kept impostor scores and the sample."""
         xp = self.xp
-        rng = np.random.default_rng(self.seed)
-        nb = 1 << 21
-        hist_all = xp.zeros(nb, dtype=xp.int64)
-        hist_gen = xp.zeros(nb, dtype=xp.int64)
-        gen, gen_ids, imp, kept, kept_bins, sample = [], [], [], [], [], []
         n_pairs = len(e) * (len(e) - 1) // 2
         rate = min(1.0, 4.0 * self.bootstrap_pairs / max(n_pairs, 1))
         xlut = xp.asarray(lut) if lut is not None else None
+        ed = xp.asarray(e)
         self.passes += 1
-        for s, same, valid, lr, lc in self._blocks(xp.asarray(e), lab):
-            b = _bins(xp, s)
-            if valid is None and same is None:  # the common block: all impostors, all valid
-                hist_all += xp.bincount(b.ravel(), minlength=nb)
-                imp_mask = None
-            else:
-                vmask = valid if valid is not None else xp.ones(s.shape, dtype=bool)
-                hist_all += xp.bincount(b[vmask], minlength=nb)
-                if same is not None:
-                    gmask = same & vmask
-                    hist_gen += xp.bincount(b[gmask], minlength=nb)
-                    gen.append(_np(s[gmask]))
-                    gen_ids.append(lr[_np(xp.nonzero(gmask)[0])])
-                    imp_mask = vmask & ~same
-                else:
-                    imp_mask = vmask
-            if exact:
-                imp.append(_np(s[imp_mask] if imp_mask is not None else s.ravel()))
-            elif xlut is not None:
-                flag = xlut[b]
-                if imp_mask is not None:
-                    flag &= imp_mask
-                kept.append(_np(s[flag]))
-                kept_bins.append(_np(b[flag]))
-            sample.append(self._sample_impostors(rng, rate, s, lr, lc, valid is not None))
-        cat = (lambda xs, dt: np.concatenate(xs) if xs else np.zeros(0, dt))
-        return {"hist_all": _np(hist_all), "hist_gen": _np(hist_gen), "gen": cat(gen, np.float32),
-                "gen_ids": cat(gen_ids, np.int64), "imp": cat(imp, np.float32) if exact else None,
-                "kept": cat(kept, np.float32), "kept_bins": cat(kept_bins, np.int32),
-                "sample": np.concatenate([x for x in sample if len(x)]) if any(len(x) for x in sample)
-                else np.zeros((0, 3))}
+        parts, hist = self._run_blocks(
+            lambda r0, c0, h: self._count_block(ed, lab, r0, c0, h, exact=exact, xlut=xlut, rate=rate), len(e))
+
+        def cat(key, dtype):
+            xs = [p[key] for p in parts if key in p]
+            return np.concatenate(xs) if xs else np.zeros(0, dtype)
+
+        sample = [p["sample"] for p in parts if len(p["sample"])]
+        return {"hist_all": hist["all"], "hist_gen": hist["gen"], "gen": cat("gen", np.float64),
+                "gen_ids": cat("gen_ids", np.int64), "imp": cat("imp", np.float64) if exact else None,
+                "kept": cat("kept", np.float64), "kept_bins": cat("kept_bins", np.int64),
+                "sample": np.concatenate(sample) if sample else np.zeros((0, 3))}
 
     def _sample_impostors(self, rng, rate, s, lr, lc, diag):
         """A uniform random sample of a block's impostor pairs: ``(score, id_a, id_b)`` rows."""
@@ -282,7 +400,11 @@ class VerificationMetrics:
         k = rng.binomial(r * q, rate) if rate < 1 else r * q
         if k == 0:
             return np.zeros((0, 3))
-        flat = np.arange(r * q) if k == r * q else np.unique(rng.integers(0, r * q, size=k))
+        if k == r * q:
+            flat = np.arange(r * q)
+        else:  # distinct positions, sorted (np.unique's result, without its hashing)
+            flat = np.sort(rng.integers(0, r * q, size=k))
+            flat = flat[np.r_[True, flat[1:] != flat[:-1]]]
         ii, jj = np.divmod(flat, q)
         keep = lr[ii] != lc[jj]
         if diag:
@@ -293,7 +415,7 @@ class VerificationMetrics:
 
     def _refine(self, e, lab, bins):
         """A second pass for bins the first one did not keep: their raw impostor scores."""
-        lut = np.zeros(1 << 21, dtype=bool)
+        lut = np.zeros(_NB, dtype=bool)
         lut[list(bins)] = True
         got = self._pass(e, lab, exact=False, lut=lut)
         return got["kept"], got["kept_bins"]
@@ -315,15 +437,17 @@ class VerificationMetrics:
             _warn(f"verification metrics are undefined: there are no {missing} pairs "
                   f"({len(lab)} samples); they are NaN")
         exact = n_all <= self.exact_limit
+        self.block = self.block_size or _auto_block_size(
+            _free_memory(self.xp), backend=self.backend, workers=self.workers if self.xp is np else 1)
         lut = None if exact or n_imp == 0 else self._lut(self._presample(e, lab, n_imp))
         got = self._pass(e, lab, exact=exact, lut=lut)
         self._sample = (got["gen"], got["gen_ids"], got["sample"])
         hist_gen = got["hist_gen"]
         hist_imp = got["hist_all"] - hist_gen
-        gen = np.sort(got["gen"]).astype(np.float64)
+        gen = np.sort(got["gen"])
         notes = []
         if exact:
-            sweep = sweep_from_sorted_scores(gen, np.sort(got["imp"]).astype(np.float64))
+            sweep = sweep_from_sorted_scores(gen, np.sort(got["imp"]))
             tar, table = _tar_exact(sweep, self.far_targets), sweep.table(self.table_thresholds)
         else:
             sweep = sweep_from_histograms(hist_gen, hist_imp, _edges())
@@ -354,7 +478,7 @@ class VerificationMetrics:
             k, b = need[f]
             inbin = np.sort(kept[kept_bins == b])[::-1]
             v = inbin[k - int(above[b + 1])]  # the (k+1)-th highest impostor score
-            thr = float(np.nextafter(np.float32(v), np.float32(np.inf)))
+            thr = float(np.nextafter(v, np.inf))  # the lowest threshold that rejects it
             out[f] = {"tar": float(len(gen) - np.searchsorted(gen, v, side="right")) / len(gen) if len(gen)
                       else float("nan"), "threshold": thr, "supported": True}
         tp, fp = [], []
@@ -368,7 +492,7 @@ class VerificationMetrics:
     def bootstrap_sample(self):
         """Genuine scores and identities, and sampled impostor ``(score, id_a, id_b)`` rows (after compute)."""
         gen, gid, imp = self._sample
-        return gen.astype(np.float64), gid, imp
+        return gen, gid, imp
 
 
 def _tar_exact(sweep, far_targets):
@@ -407,7 +531,7 @@ def _coarsen(hist, n):
 def pair_scores(embeddings, i, j):
     """Cosine similarity of the listed pairs ``(i[k], j[k])``."""
     e = normalize_embeddings(embeddings)
-    return np.einsum("nd,nd->n", e[i].astype(np.float64), e[j].astype(np.float64)).astype(np.float32).astype(np.float64)
+    return np.einsum("nd,nd->n", e[i].astype(np.float64), e[j].astype(np.float64))  # exact, as _scores
 
 
 def lfw_accuracy(scores, same, fold):
@@ -427,7 +551,7 @@ def lfw_accuracy(scores, same, fold):
     return {"mean": float(np.mean(accs)), "std": float(np.std(accs)), "accuracies": accs, "thresholds": thrs}
 
 
-def evaluate_verification(embeddings, labels, *, pairs=None, exact_limit=20_000_000, block_size=2048,
+def evaluate_verification(embeddings, labels, *, pairs=None, exact_limit=20_000_000, block_size=None, threads=0,
                           backend="auto", far_targets=FAR_TARGETS, table_thresholds=TABLE_THRESHOLDS,
                           policy_far=1e-3, n_bootstrap=0, seed=0):
     """Verification metrics from embeddings.
@@ -441,6 +565,12 @@ def evaluate_verification(embeddings, labels, *, pairs=None, exact_limit=20_000_
     pairs : tuple ``(i, j, same)`` or ``(i, j, same, fold)``, optional
         An explicit pair list (index arrays into ``embeddings`` and the same/different flag);
         with ``fold`` the LFW 10-fold accuracy is reported too.
+    block_size : int or None
+        Rows and columns per similarity block of the all-pairs pass; ``None`` sizes them from
+        free memory. The results do not depend on it.
+    threads : int
+        Threads of the all-pairs pass on the NumPy backend (0: one per core). The results do not
+        depend on it.
     n_bootstrap : int
         Resamples of identities for the AUC and TAR@FAR intervals (0: none).
 
@@ -449,7 +579,7 @@ def evaluate_verification(embeddings, labels, *, pairs=None, exact_limit=20_000_
     VerificationResult
     """
     if pairs is None:
-        m = VerificationMetrics(exact_limit=exact_limit, block_size=block_size, backend=backend,
+        m = VerificationMetrics(exact_limit=exact_limit, block_size=block_size, threads=threads, backend=backend,
                                 far_targets=far_targets, table_thresholds=table_thresholds, policy_far=policy_far)
         m.update(embeddings, labels)
         res = m.compute()
@@ -459,6 +589,8 @@ def evaluate_verification(embeddings, labels, *, pairs=None, exact_limit=20_000_
         return res
     if len(pairs) not in (3, 4):
         raise EvallibError(f"pairs: expected (i, j, same) or (i, j, same, fold); got {len(pairs)} items")
+    _check_block_size(block_size)  # unused for a pair list, but checked alike
+    _workers(threads)
     i, j, same = (np.asarray(p) for p in pairs[:3])
     n = len(np.asarray(embeddings))
     for name, idx in (("pairs i", i), ("pairs j", j)):
@@ -500,7 +632,7 @@ def extreme_pairs(embeddings, labels, k=4, *, block_size=2048):
     n = len(e)
     for r0 in range(0, n, block_size):
         for c0 in range(r0, n, block_size):
-            s = e[r0:r0 + block_size] @ e[c0:c0 + block_size].T
+            s = _scores(np, e[r0:r0 + block_size], e[c0:c0 + block_size])
             ii, jj = np.indices(s.shape)
             ii, jj = ii + r0, jj + c0
             valid = jj > ii
