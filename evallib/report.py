@@ -22,9 +22,9 @@ from .display import CSS, figure_image, guide, html_table
 from .metrics import (DegenerateWarning, bootstrap_classification, evaluate_classification, evaluate_verification,
                       threshold_sweep)
 from .params import load_params
-from .run import PREDICTIONS, RUN, load_predictions, run_model
+from .outputs import METRICS, PREDICTIONS, RUN, load_predictions
+from .run import run_model
 
-METRICS = "metrics.json"
 PRIMARY = {
     "accuracy": ("classification", "accuracy"), "macro_f1": ("classification", "macro_f1"),
     "top_5": ("classification", "top_5"), "roc_auc_macro": ("classification", "roc_auc_macro"),

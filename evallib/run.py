@@ -1,8 +1,9 @@
 """``evallib run``: evaluate params files into ``outputs/<name>/``.
 
 Per model this writes ``predictions.npz`` (scores, embeddings, labels, files) and ``run.json``
-(timings, images/s, skipped files, model facts, or the error). Predictions are cached: a run
-whose model file, data listing and preprocessing are unchanged does no inference.
+(timings, images/s, skipped files, model facts, the data fingerprint, or the error); file names,
+loading and writing are :mod:`evallib.outputs`. Predictions are cached: a run whose model file,
+data listing and preprocessing are unchanged does no inference.
 """
 
 from __future__ import annotations
@@ -18,14 +19,15 @@ from pathlib import Path
 import numpy as np
 
 from . import __version__
-from ._io import write_json, write_npz, write_text
+from ._io import write_text
 from .data import list_images
 from .errors import EvallibError
 from .inference import model_facts, open_session, predict
+from .outputs import (INDEX_HTML, INDEX_KEY, INDEX_NOTEBOOK, METRICS, REPORT_HTML, REPORT_NOTEBOOK, cached_skipped,
+                      load_run, scan, write_predictions, write_run)
+from .outputs import load_predictions  # noqa: F401 -- evallib.run.load_predictions, as before outputs.py
 from .params import load_params
 
-PREDICTIONS = "predictions.npz"
-RUN = "run.json"
 _CACHE_VERSION = 2
 
 
@@ -42,31 +44,23 @@ def _cache_key(facts, dataset, params):
     return hashlib.sha256(blob.encode()).hexdigest()
 
 
-def load_predictions(out_dir):
-    """Read ``predictions.npz`` from a model's output folder into a dict of arrays/values."""
-    with np.load(Path(out_dir) / PREDICTIONS, allow_pickle=False) as z:
-        d = {k: z[k] for k in z.files}
-    for k in ("paths", "classes", "skipped_paths", "skipped_reasons", "file_hashes"):
-        if k in d:
-            d[k] = d[k].tolist()
-    for k in ("scores_are", "cache_key", "root"):
-        if k in d:
-            d[k] = str(d[k])
-    return d
+def data_fingerprint(dataset):
+    """A hash of the evaluation file listing: each file's path relative to the data root and its label name.
 
+    Two models evaluated on the same listing share it, wherever the folder sits and whatever the
+    order of ``classes``; a file added, removed or relabelled changes it.
 
-def _cached(out_dir, key):
-    """The skipped-file lists of cached predictions made under ``key``, or None (reads only those arrays)."""
-    f = Path(out_dir) / PREDICTIONS
-    if not f.exists():
-        return None
-    try:
-        with np.load(f, allow_pickle=False) as z:
-            if str(z["cache_key"]) != key:
-                return None
-            return {"skipped_paths": z["skipped_paths"].tolist(), "skipped_reasons": z["skipped_reasons"].tolist()}
-    except (OSError, ValueError, KeyError):
-        return None
+    Parameters
+    ----------
+    dataset : Dataset
+
+    Returns
+    -------
+    str
+        64 hexadecimal digits (sha256).
+    """
+    rows = sorted(zip(dataset.paths, (dataset.classes[k] for k in dataset.labels.tolist())))
+    return hashlib.sha256(json.dumps(rows, ensure_ascii=False).encode()).hexdigest()
 
 
 def run_model(params, out_root="outputs", *, progress=True, threads=None):
@@ -93,12 +87,11 @@ def run_model(params, out_root="outputs", *, progress=True, threads=None):
     dataset = list_images(d["root"], labels=d["labels"], csv_path=d.get("csv"), classes=d.get("classes"),
                           extensions=d["extensions"])
     key = _cache_key(facts, dataset, params)
-    cached = _cached(out_dir, key)
+    cached = cached_skipped(out_dir, key)
     if cached is not None:
-        previous = json.loads((out_dir / RUN).read_text()) if (out_dir / RUN).exists() else {}
-        inference = previous.get("inference", {})
+        inference = (load_run(out_dir) or {}).get("inference", {})
         inference["cached"] = True
-        skipped = [{"path": p, "reason": r} for p, r in zip(cached["skipped_paths"], cached["skipped_reasons"])]
+        skipped = cached
     else:
         session = open_session(params.model, threads=params.runtime["threads"] if threads is None else threads)
         pred = predict(session, [dataset.file(i) for i in range(len(dataset))], params.preprocess, params.outputs,
@@ -126,7 +119,7 @@ def run_model(params, out_root="outputs", *, progress=True, threads=None):
                 arrays[name] = value
         if pred.scores_are:
             arrays["scores_are"] = np.array(pred.scores_are)
-        write_npz(out_dir / PREDICTIONS, **arrays)
+        write_predictions(out_dir, **arrays)
         n = len(pred.kept)
         inference = {"cached": False, "seconds": pred.seconds, "images": n,
                      "images_per_second": n / pred.seconds if pred.seconds > 0 else None,
@@ -136,9 +129,10 @@ def run_model(params, out_root="outputs", *, progress=True, threads=None):
         "params": params.to_dict(), "model": facts,
         "dataset": {"root": str(dataset.root), "images": len(dataset), "classes": dataset.classes,
                     "counts": dataset.counts(), "skipped": skipped},
+        "data_fingerprint": data_fingerprint(dataset),
         "inference": inference, "predictions_key": key, "seconds_total": time.perf_counter() - t0,
     }
-    write_json(out_dir / RUN, facts_out)
+    write_run(out_dir, facts_out)
     return facts_out
 
 
@@ -174,29 +168,31 @@ def render_report(params_path, out_root="outputs", *, show_code=False):
 
     params = load_params(params_path)
     out_dir = Path(out_root) / params.name
-    nb = out_dir / "report.ipynb"
+    nb = out_dir / REPORT_NOTEBOOK
     execute(notebook_dir() / "report.ipynb", nb,
             {"params_path": str(Path(params_path).resolve()), "out_root": str(Path(out_root).resolve()),
              "interactive": False}, cwd=notebook_dir())
-    return to_html(nb, out_dir / "report.html", show_code=show_code, title=f"{params.name}: evaluation report")
+    return to_html(nb, out_dir / REPORT_HTML, show_code=show_code, title=f"{params.name}: evaluation report")
 
 
 def render_index(out_root="outputs", *, primary_metric=None, show_code=False):
-    """Execute ``notebooks/compare.ipynb`` into ``out_root/index.html``."""
+    """Execute ``notebooks/compare.ipynb`` into ``out_root/index.html``.
+
+    The page is rebuilt only when something it shows has changed.
+    """
     from .render import execute, notebook_dir, to_html
 
     out_root = Path(out_root)
     h = hashlib.sha256(json.dumps([code_digest(), primary_metric, show_code]).encode())
-    for d in sorted(p for p in out_root.iterdir() if p.is_dir()):
-        if (d / RUN).exists():  # what the page shows of a run: its status and error, and its metrics
-            run = json.loads((d / RUN).read_text())
-            h.update(json.dumps([d.name, run.get("status"), run.get("error")]).encode())
-        if (d / "metrics.json").exists():
-            h.update((d / "metrics.json").read_bytes())
-    key_file, index = out_root / ".index_key", out_root / "index.html"
+    for m in scan(out_root):  # what the page shows of a run: status, error, data, and its metrics
+        h.update(json.dumps([m.path.name, m.status, m.run.get("error"), m.run.get("data_fingerprint"),
+                             m.run.get("dataset", {}).get("root")]).encode())
+        if (m.path / METRICS).exists():
+            h.update((m.path / METRICS).read_bytes())
+    key_file, index = out_root / INDEX_KEY, out_root / INDEX_HTML
     if index.exists() and key_file.exists() and key_file.read_text() == h.hexdigest():
         return index
-    nb = out_root / "index.ipynb"
+    nb = out_root / INDEX_NOTEBOOK
     execute(notebook_dir() / "compare.ipynb", nb,
             {"out_root": str(out_root.resolve()), "primary_metric": primary_metric}, cwd=notebook_dir())
     to_html(nb, index, show_code=show_code, title="Model comparison")
@@ -207,17 +203,14 @@ def render_index(out_root="outputs", *, primary_metric=None, show_code=False):
 def _run_one(path, out_root, threads, progress, render=False, show_code=False):
     """Run one params file (and render its report); never raises (the error goes into run.json)."""
     try:
-        previous = {}
         params = load_params(path)
-        run_file = Path(out_root) / params.name / RUN
-        if run_file.exists():
-            previous = json.loads(run_file.read_text())
+        previous = load_run(Path(out_root) / params.name) or {}
         facts = run_model(params, out_root, progress=progress, threads=threads)
         if render:
             out_dir = Path(out_root) / params.name
             key = _report_key(params, facts["predictions_key"], show_code)
-            if previous.get("report_key") == key and (out_dir / "report.html").exists() \
-                    and (out_dir / "metrics.json").exists():
+            if previous.get("report_key") == key and (out_dir / REPORT_HTML).exists() \
+                    and (out_dir / METRICS).exists():
                 facts["report_cached"] = True
                 facts["report_seconds"] = previous.get("report_seconds")
             else:
@@ -226,7 +219,7 @@ def _run_one(path, out_root, threads, progress, render=False, show_code=False):
                 facts["report_seconds"] = time.perf_counter() - t0
                 facts["report_cached"] = False
             facts["report_key"] = key
-            write_json(out_dir / RUN, facts)
+            write_run(out_dir, facts)
         return facts
     except Exception as exc:  # noqa: BLE001 -- one model's failure must not stop the others
         name = Path(path).stem
@@ -237,7 +230,7 @@ def _run_one(path, out_root, threads, progress, render=False, show_code=False):
         facts = {"status": "failed", "name": name, "params_file": str(path),
                  "error": f"{type(exc).__name__}: {exc}",
                  "expected": isinstance(exc, EvallibError), "traceback": traceback.format_exc()}
-        write_json(Path(out_root) / name / RUN, facts)
+        write_run(Path(out_root) / name, facts)
         return facts
 
 
