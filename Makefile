@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 
-.PHONY: demo test bench clean chromium
+.PHONY: demo notebooks test bench clean chromium
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -16,6 +16,11 @@ $(VENV)/.installed: pyproject.toml | $(BIN)/python
 
 demo: $(VENV)/.installed
 	$(BIN)/evallib demo
+	$(BIN)/evallib notebooks notebooks
+
+# copies of the packaged notebooks to open in JupyterLab (an edited copy is kept)
+notebooks: $(VENV)/.installed
+	$(BIN)/evallib notebooks notebooks
 
 # The browser tests drive Debian's Chromium (Playwright's own browser download is not used).
 chromium:

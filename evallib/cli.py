@@ -1,4 +1,4 @@
-"""Command line: ``evallib run PARAMS...`` and ``evallib demo``."""
+"""Command line: ``evallib run PARAMS...``, ``evallib demo`` and ``evallib notebooks``."""
 
 from __future__ import annotations
 
@@ -51,6 +51,14 @@ def cmd_demo(args):
     return _evaluate(sorted(Path(args.params).glob("*.yaml")), args)
 
 
+def cmd_notebooks(args):
+    from .render import copy_notebooks
+
+    for path, what in copy_notebooks(args.dest, overwrite=args.force):
+        print(f"{what:<14}{path}")
+    return 0
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(prog="evallib", description="Evaluate ONNX image models into reports.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -69,9 +77,12 @@ def main(argv=None):
         p.add_argument("--primary-metric", default=None,
                        help="leaderboard metric: macro_f1 (default for classification), accuracy, top_5, "
                             "roc_auc_macro, auc (default for verification), tar_at_far, lfw_accuracy")
+    nbs = sub.add_parser("notebooks", help="copy the report and comparison notebooks to open them in JupyterLab")
+    nbs.add_argument("dest", nargs="?", default="notebooks", help="folder for the copies (default: notebooks/)")
+    nbs.add_argument("--force", action="store_true", help="replace copies that were edited")
     args = parser.parse_args(argv)
     try:
-        return {"run": cmd_run, "demo": cmd_demo}[args.command](args)
+        return {"run": cmd_run, "demo": cmd_demo, "notebooks": cmd_notebooks}[args.command](args)
     except EvallibError as exc:
         print(f"evallib: error: {exc}", file=sys.stderr)
         return 2

@@ -1,4 +1,8 @@
-"""Execute a parameterized notebook with papermill and render it to one self-contained HTML file."""
+"""Execute a parameterized notebook with papermill and render it to one self-contained HTML file.
+
+The notebooks (``report.ipynb``, ``compare.ipynb``) and the HTML template ship inside the package;
+:func:`copy_notebooks` puts copies where JupyterLab can open them.
+"""
 
 from __future__ import annotations
 
@@ -8,15 +12,43 @@ from pathlib import Path
 from ._io import atomic_path, write_text
 
 TEMPLATES = Path(__file__).parent / "templates"
+NOTEBOOKS = ("report.ipynb", "compare.ipynb")
 
 
 def notebook_dir():
-    """The repo's ``notebooks/`` folder (evallib is installed from its checkout)."""
-    here = Path(__file__).resolve().parent.parent / "notebooks"
-    if (here / "report.ipynb").exists():
-        return here
-    raise FileNotFoundError(f"notebooks: expected report.ipynb and compare.ipynb in {here}; got none "
-                            f"(install evallib from its repository checkout: pip install -e .)")
+    """The folder of the packaged notebooks, ``report.ipynb`` and ``compare.ipynb``."""
+    return Path(__file__).resolve().parent / "notebooks"
+
+
+def copy_notebooks(dest, *, overwrite=False):
+    """Copy the packaged notebooks into ``dest`` to open them in JupyterLab.
+
+    Parameters
+    ----------
+    dest : str or Path
+        Folder for the copies (created if missing). Their default parameters expect it beside
+        ``params/`` and ``outputs/``, as ``notebooks/`` is in the repository.
+    overwrite : bool, default False
+        Replace copies that differ from the packaged notebooks (an edited copy is kept otherwise).
+
+    Returns
+    -------
+    list of (Path, str)
+        Each copy and what happened to it: ``"written"``, ``"up to date"`` or ``"kept (edited)"``.
+    """
+    dest = Path(dest)
+    dest.mkdir(parents=True, exist_ok=True)
+    done = []
+    for name in NOTEBOOKS:
+        src, dst = notebook_dir() / name, dest / name
+        if dst.exists() and dst.read_bytes() == src.read_bytes():
+            done.append((dst, "up to date"))
+        elif dst.exists() and not overwrite:
+            done.append((dst, "kept (edited)"))
+        else:
+            write_text(dst, src.read_text(encoding="utf-8"))
+            done.append((dst, "written"))
+    return done
 
 
 def execute(notebook, output, parameters, *, cwd=None, timeout=1800):

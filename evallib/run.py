@@ -163,7 +163,7 @@ def _report_key(params, cache_key, show_code):
 
 
 def render_report(params_path, out_root="outputs", *, show_code=False):
-    """Execute ``notebooks/report.ipynb`` for one model and render ``report.html`` (metrics.json comes with it)."""
+    """Execute the packaged ``report.ipynb`` for one model and render ``report.html`` (metrics.json comes with it)."""
     from .render import execute, notebook_dir, to_html
 
     params = load_params(params_path)
@@ -176,7 +176,7 @@ def render_report(params_path, out_root="outputs", *, show_code=False):
 
 
 def render_index(out_root="outputs", *, primary_metric=None, show_code=False):
-    """Execute ``notebooks/compare.ipynb`` into ``out_root/index.html``.
+    """Execute the packaged ``compare.ipynb`` into ``out_root/index.html``.
 
     The page is rebuilt only when something it shows has changed.
     """
