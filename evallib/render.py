@@ -7,12 +7,18 @@ The notebooks (``report.ipynb``, ``compare.ipynb``) and the HTML template ship i
 from __future__ import annotations
 
 import shutil
+import warnings
 from pathlib import Path
 
 from ._io import atomic_path, write_text
 
 TEMPLATES = Path(__file__).parent / "templates"
 NOTEBOOKS = ("report.ipynb", "compare.ipynb")
+
+# the kernel logs a warning on every start (plain TCP on localhost) and an error when it is stopped
+# mid-shutdown; a kernel that dies still fails the notebook
+_QUIET_KERNEL = ["--IPKernelApp.log_level=CRITICAL"]
+_JUPYTER_MODULES = r"(jupyter_client|jupyter_core|zmq|papermill|nbclient|nbformat|nbconvert|traitlets|ipykernel)"
 
 
 def notebook_dir():
@@ -51,16 +57,23 @@ def copy_notebooks(dest, *, overwrite=False):
     return done
 
 
-def execute(notebook, output, parameters, *, cwd=None, timeout=1800):
-    """Run ``notebook`` with ``parameters`` into ``output`` (written atomically, also on failure)."""
+def execute(notebook, output, parameters, *, cwd=None, timeout=1800, verbose=False):
+    """Run ``notebook`` with ``parameters`` into ``output`` (written atomically, also on failure).
+
+    Unless ``verbose``, the kernel's log messages below ERROR and the Jupyter libraries' Python
+    warnings are silenced (cell outputs are kept in the notebook either way).
+    """
     import papermill as pm
 
     output = Path(output)
-    with atomic_path(output) as tmp:
+    with atomic_path(output) as tmp, warnings.catch_warnings():
+        if not verbose:
+            warnings.filterwarnings("ignore", module=_JUPYTER_MODULES)
         try:
             pm.execute_notebook(str(notebook), str(tmp), parameters=parameters, cwd=str(cwd) if cwd else None,
                                 progress_bar=False, request_save_on_cell_execute=False, execution_timeout=timeout,
-                                kernel_name="python3", log_output=False)
+                                kernel_name="python3", log_output=False,
+                                extra_arguments=[] if verbose else list(_QUIET_KERNEL))
         except Exception:
             # the partial notebook shows where it stopped; the last good report stays in place
             if tmp.exists():

@@ -13,7 +13,7 @@ import json
 import os
 import time
 import traceback
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 
 import numpy as np
@@ -70,6 +70,9 @@ def run_model(params, out_root="outputs", *, progress=True, threads=None):
     ----------
     params : Params or str or Path
     out_root : str or Path
+    progress : bool or tqdm, default True
+        Show a progress bar of the images; or a bar to advance instead (its total is set to the
+        number of images; a cache hit advances it at once).
     threads : int, optional
         onnxruntime intra-op threads (default: the params' ``runtime.threads``, 0 = all cores).
 
@@ -87,11 +90,17 @@ def run_model(params, out_root="outputs", *, progress=True, threads=None):
     dataset = list_images(d["root"], labels=d["labels"], csv_path=d.get("csv"), classes=d.get("classes"),
                           extensions=d["extensions"])
     key = _cache_key(facts, dataset, params)
+    bar = progress if hasattr(progress, "update") else None
+    if bar is not None:
+        bar.reset(total=len(dataset))
     cached = cached_skipped(out_dir, key)
     if cached is not None:
         inference = (load_run(out_dir) or {}).get("inference", {})
         inference["cached"] = True
         skipped = cached
+        if bar is not None:
+            bar.update(len(dataset))
+            bar.set_postfix_str("cached predictions", refresh=False)
     else:
         session = open_session(params.model, threads=params.runtime["threads"] if threads is None else threads)
         pred = predict(session, [dataset.file(i) for i in range(len(dataset))], params.preprocess, params.outputs,
@@ -162,8 +171,11 @@ def _report_key(params, cache_key, show_code):
     return hashlib.sha256(blob.encode()).hexdigest()
 
 
-def render_report(params_path, out_root="outputs", *, show_code=False):
-    """Execute the packaged ``report.ipynb`` for one model and render ``report.html`` (metrics.json comes with it)."""
+def render_report(params_path, out_root="outputs", *, show_code=False, verbose=False):
+    """Execute the packaged ``report.ipynb`` for one model and render ``report.html`` (metrics.json comes with it).
+
+    ``verbose`` lets the kernel's own log messages through.
+    """
     from .render import execute, notebook_dir, to_html
 
     params = load_params(params_path)
@@ -171,11 +183,11 @@ def render_report(params_path, out_root="outputs", *, show_code=False):
     nb = out_dir / REPORT_NOTEBOOK
     execute(notebook_dir() / "report.ipynb", nb,
             {"params_path": str(Path(params_path).resolve()), "out_root": str(Path(out_root).resolve()),
-             "interactive": False}, cwd=notebook_dir())
+             "interactive": False}, cwd=notebook_dir(), verbose=verbose)
     return to_html(nb, out_dir / REPORT_HTML, show_code=show_code, title=f"{params.name}: evaluation report")
 
 
-def render_index(out_root="outputs", *, primary_metric=None, show_code=False):
+def render_index(out_root="outputs", *, primary_metric=None, show_code=False, verbose=False):
     """Execute the packaged ``compare.ipynb`` into ``out_root/index.html``.
 
     The page is rebuilt only when something it shows has changed.
@@ -194,18 +206,34 @@ def render_index(out_root="outputs", *, primary_metric=None, show_code=False):
         return index
     nb = out_root / INDEX_NOTEBOOK
     execute(notebook_dir() / "compare.ipynb", nb,
-            {"out_root": str(out_root.resolve()), "primary_metric": primary_metric}, cwd=notebook_dir())
+            {"out_root": str(out_root.resolve()), "primary_metric": primary_metric}, cwd=notebook_dir(),
+            verbose=verbose)
     to_html(nb, index, show_code=show_code, title="Model comparison")
     write_text(key_file, h.hexdigest())
     return index
 
 
-def _run_one(path, out_root, threads, progress, render=False, show_code=False):
-    """Run one params file (and render its report); never raises (the error goes into run.json)."""
+def error_text(exc):
+    """One line for a failure: a notebook cell's own exception, or the exception's type and message."""
+    if getattr(exc, "ename", None):  # papermill's PapermillExecutionError: a cell raised
+        return f"{exc.ename}: {exc.evalue} (in notebook cell {exc.exec_count})"
+    return f"{type(exc).__name__}: {exc}"
+
+
+def _run_one(path, out_root, threads, progress, render=False, show_code=False, verbose=False):
+    """Run one params file (and render its report); never raises (the error goes into run.json).
+
+    ``progress`` shows one bar for the model: its images, then the report.
+    """
+    from tqdm.auto import tqdm
+
+    bar = tqdm(desc=Path(path).stem, unit="img", disable=not progress, leave=True, dynamic_ncols=True,
+               bar_format="{l_bar}{bar}| {n_fmt}/{total_fmt} images [{elapsed}{postfix}]")
     try:
         params = load_params(path)
+        bar.set_description_str(params.name, refresh=False)
         previous = load_run(Path(out_root) / params.name) or {}
-        facts = run_model(params, out_root, progress=progress, threads=threads)
+        facts = run_model(params, out_root, progress=bar, threads=threads)
         if render:
             out_dir = Path(out_root) / params.name
             key = _report_key(params, facts["predictions_key"], show_code)
@@ -214,37 +242,68 @@ def _run_one(path, out_root, threads, progress, render=False, show_code=False):
                 facts["report_cached"] = True
                 facts["report_seconds"] = previous.get("report_seconds")
             else:
+                bar.set_postfix_str("report")
                 t0 = time.perf_counter()
-                render_report(path, out_root, show_code=show_code)
+                render_report(path, out_root, show_code=show_code, verbose=verbose)
                 facts["report_seconds"] = time.perf_counter() - t0
                 facts["report_cached"] = False
             facts["report_key"] = key
             write_run(out_dir, facts)
+        bar.set_postfix_str("done", refresh=False)
         return facts
     except Exception as exc:  # noqa: BLE001 -- one model's failure must not stop the others
+        bar.set_postfix_str("failed", refresh=False)
         name = Path(path).stem
         try:
             name = load_params(path).name
         except Exception:  # noqa: BLE001
             pass
         facts = {"status": "failed", "name": name, "params_file": str(path),
-                 "error": f"{type(exc).__name__}: {exc}",
+                 "error": error_text(exc),
                  "expected": isinstance(exc, EvallibError), "traceback": traceback.format_exc()}
         write_run(Path(out_root) / name, facts)
         return facts
+    finally:
+        bar.close()
 
 
-def run_many(paths, out_root="outputs", *, jobs=1, progress=True, render=False, show_code=False):
+def run_many(paths, out_root="outputs", *, jobs=1, progress=True, render=False, show_code=False, verbose=False):
     """Run several params files, ``jobs`` at a time; returns their run facts in order.
 
-    With ``render`` each model's report is rendered too.
+    Parameters
+    ----------
+    paths : list of str or Path
+        Params files.
+    out_root : str or Path
+    jobs : int, default 1
+        Models evaluated at once, each in its own process with its share of the cores.
+    progress : bool, default True
+        One progress bar per model (with ``jobs > 1``: one bar of the models done).
+    render : bool, default False
+        Render each model's report too.
+    show_code : bool, default False
+        Keep the notebook's code cells in the HTML.
+    verbose : bool, default False
+        Let the notebook kernels' log messages through.
+
+    Returns
+    -------
+    list of dict
+        Each model's run facts, as in its ``run.json``.
     """
     paths = list(paths)
     jobs = max(1, min(jobs, len(paths) or 1))
     if jobs == 1:
-        return [_run_one(p, out_root, None, progress, render, show_code) for p in paths]
+        return [_run_one(p, out_root, None, progress, render, show_code, verbose) for p in paths]
+    from tqdm.auto import tqdm
+
     threads = max(1, (os.cpu_count() or 1) // jobs)
-    n = len(paths)
-    with ProcessPoolExecutor(max_workers=jobs) as pool:
-        return list(pool.map(_run_one, paths, [out_root] * n, [threads] * n, [False] * n, [render] * n,
-                             [show_code] * n))
+    results = [None] * len(paths)
+    with ProcessPoolExecutor(max_workers=jobs) as pool, \
+            tqdm(total=len(paths), desc="models", unit="model", disable=not progress, dynamic_ncols=True) as bar:
+        futures = {pool.submit(_run_one, p, out_root, threads, False, render, show_code, verbose): i
+                   for i, p in enumerate(paths)}
+        for f in as_completed(futures):
+            results[futures[f]] = f.result()
+            bar.update(1)
+    return results

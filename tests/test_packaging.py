@@ -67,3 +67,9 @@ def test_wheel_install_renders_a_report(tmp_path):
     assert (out / "tiny" / "report.html").stat().st_size > 10_000 and (out / "index.html").exists()
     executed = json.loads((out / "tiny" / "report.ipynb").read_text())
     assert Path(executed["metadata"]["papermill"]["input_path"]).is_relative_to(site)  # the packaged notebook
+    # quiet: a progress bar, a summary table; no kernel or library warnings
+    lines = run.stdout.splitlines()
+    assert lines[0].split() == ["model", "data", "n", "accuracy", "macro_f1", "status"]
+    assert lines[2].split()[:3] == ["tiny", "eval_set", "12"] and lines[2].endswith("ok")
+    assert "TCP" not in run.stderr and "warning" not in run.stderr.lower(), run.stderr
+    assert "tiny: 100%" in run.stderr
