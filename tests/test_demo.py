@@ -15,6 +15,8 @@ from evallib.run import load_predictions
 
 REPO = Path(__file__).resolve().parent.parent
 
+pytestmark = pytest.mark.slow  # trains three models and renders their reports
+
 
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory):
