@@ -1,7 +1,8 @@
 """The comparison page: leaderboards of the models in an output folder, paired comparisons, ROC overlay.
 
 Models are grouped by their evaluation data (the data fingerprint in ``run.json``, a hash of the
-file listing) and ranked within their group: a model evaluated on other data gets its own table.
+evaluated images' contents and labels) and ranked within their group: a model evaluated on other
+data gets its own table.
 """
 
 from __future__ import annotations
@@ -27,9 +28,9 @@ class DataGroup:
     key : str
         The data fingerprint (or, for runs that predate it, the data folder's path).
     folders : tuple of str
-        The data folder's name (no path) as each model's run saw it, without repeats.
+        The names (no path) of the folders the models read the data from, sorted, without repeats.
     images : int
-        Images listed in the data.
+        Images evaluated.
     models : tuple of str
         The models that evaluated it, best first by the primary metric.
     """
@@ -107,8 +108,9 @@ class Comparison:
                 folder = Path(str(self.runs[n].get("dataset", {}).get("root", ""))).name
                 if folder and folder not in folders:
                     folders.append(folder)
-            images = self.runs[names[0]].get("dataset", {}).get("images", 0)
-            out.append(DataGroup(key, tuple(folders), images, tuple(self.ranking(names))))
+            run = self.runs[names[0]]
+            images = run.get("inference", {}).get("images", run.get("dataset", {}).get("images", 0))
+            out.append(DataGroup(key, tuple(sorted(folders)), images, tuple(self.ranking(names))))
         return sorted(out, key=lambda g: (-len(g.models), g.title, g.key))
 
     def _group_heading(self, g):

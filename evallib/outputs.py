@@ -52,14 +52,14 @@ def load_predictions(model_dir):
         ``scores`` (ndarray of shape (n_samples, n_classes)), ``embeddings`` (ndarray of shape
         (n_samples, dim)), ``labels`` (ndarray of shape (n_samples,)), where present; ``paths``,
         ``classes``, ``skipped_paths``, ``skipped_reasons`` and ``file_hashes`` as lists of str;
-        ``scores_are``, ``cache_key`` and ``root`` as str.
+        ``scores_are``, ``cache_key``, ``root`` and ``data_fingerprint`` as str.
     """
     with np.load(Path(model_dir) / PREDICTIONS, allow_pickle=False) as z:
         d = {k: z[k] for k in z.files}
     for k in ("paths", "classes", "skipped_paths", "skipped_reasons", "file_hashes"):
         if k in d:
             d[k] = d[k].tolist()
-    for k in ("scores_are", "cache_key", "root"):
+    for k in ("scores_are", "cache_key", "root", "data_fingerprint"):
         if k in d:
             d[k] = str(d[k])
     return d
@@ -70,15 +70,16 @@ def write_predictions(model_dir, **arrays):
     write_npz(Path(model_dir) / PREDICTIONS, **arrays)
 
 
-def cached_skipped(model_dir, key):
-    """The skipped files of predictions made under cache key ``key``, or None when there are none.
+def cached_predictions(model_dir, key):
+    """What a run reuses of predictions made under cache key ``key``, or None when there are none.
 
-    Reads only the key and the skipped-file arrays of ``predictions.npz``.
+    Reads only the key, the skipped-file arrays and the data fingerprint of ``predictions.npz``
+    (predictions written without a fingerprint count as none).
 
     Returns
     -------
-    list of dict or None
-        Each ``{"path", "reason"}``.
+    dict or None
+        ``skipped`` (list of dict, each ``{"path", "reason"}``) and ``data_fingerprint`` (str).
     """
     f = Path(model_dir) / PREDICTIONS
     if not f.exists():
@@ -87,8 +88,9 @@ def cached_skipped(model_dir, key):
         with np.load(f, allow_pickle=False) as z:
             if str(z["cache_key"]) != key:
                 return None
-            return [{"path": p, "reason": r} for p, r in zip(z["skipped_paths"].tolist(),
-                                                              z["skipped_reasons"].tolist())]
+            skipped = [{"path": p, "reason": r} for p, r in zip(z["skipped_paths"].tolist(),
+                                                                z["skipped_reasons"].tolist())]
+            return {"skipped": skipped, "data_fingerprint": str(z["data_fingerprint"])}
     except (OSError, ValueError, KeyError):
         return None
 

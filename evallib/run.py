@@ -23,8 +23,8 @@ from ._io import write_text
 from .data import list_images
 from .errors import EvallibError
 from .inference import model_facts, open_session, predict
-from .outputs import (INDEX_HTML, INDEX_KEY, INDEX_NOTEBOOK, METRICS, REPORT_HTML, REPORT_NOTEBOOK, cached_skipped,
-                      load_run, scan, write_predictions, write_run)
+from .outputs import (INDEX_HTML, INDEX_KEY, INDEX_NOTEBOOK, METRICS, REPORT_HTML, REPORT_NOTEBOOK,
+                      cached_predictions, load_run, scan, write_predictions, write_run)
 from .outputs import load_predictions  # noqa: F401 -- evallib.run.load_predictions, as before outputs.py
 from .params import load_params
 
@@ -44,22 +44,28 @@ def _cache_key(facts, dataset, params):
     return hashlib.sha256(blob.encode()).hexdigest()
 
 
-def data_fingerprint(dataset):
-    """A hash of the evaluation file listing: each file's path relative to the data root and its label name.
+def data_fingerprint(file_hashes, label_names):
+    """A hash of the evaluated images: each image's content hash with its label name, in any order.
 
-    Two models evaluated on the same listing share it, wherever the folder sits and whatever the
-    order of ``classes``; a file added, removed or relabelled changes it.
+    Two models evaluated on the same images with the same labels share it, whatever the folder,
+    the file names, the layout (class folders, ``label_xxx.png``, a csv) or the order of
+    ``classes``; an image added, removed or relabelled changes it.
 
     Parameters
     ----------
-    dataset : Dataset
+    file_hashes : list of str
+        The content hash of each evaluated image (:attr:`Predictions.file_hashes`).
+    label_names : list of str
+        The label of each image, by name.
 
     Returns
     -------
     str
         64 hexadecimal digits (sha256).
     """
-    rows = sorted(zip(dataset.paths, (dataset.classes[k] for k in dataset.labels.tolist())))
+    if len(file_hashes) != len(label_names):
+        raise ValueError(f"label_names: expected one per file hash ({len(file_hashes)}); got {len(label_names)}")
+    rows = sorted(zip(map(str, file_hashes), map(str, label_names)))
     return hashlib.sha256(json.dumps(rows, ensure_ascii=False).encode()).hexdigest()
 
 
@@ -93,11 +99,11 @@ def run_model(params, out_root="outputs", *, progress=True, threads=None):
     bar = progress if hasattr(progress, "update") else None
     if bar is not None:
         bar.reset(total=len(dataset))
-    cached = cached_skipped(out_dir, key)
+    cached = cached_predictions(out_dir, key)
     if cached is not None:
         inference = (load_run(out_dir) or {}).get("inference", {})
         inference["cached"] = True
-        skipped = cached
+        skipped, fingerprint = cached["skipped"], cached["data_fingerprint"]
         if bar is not None:
             bar.update(len(dataset))
             bar.set_postfix_str("cached predictions", refresh=False)
@@ -112,6 +118,7 @@ def run_model(params, out_root="outputs", *, progress=True, threads=None):
         root = str(dataset.root)
         skipped = list(dataset.skipped) + [
             {"path": os.path.relpath(f["path"], root), "reason": f["reason"]} for f in pred.failed]
+        fingerprint = data_fingerprint(pred.file_hashes, [dataset.classes[k] for k in dataset.labels[pred.kept]])
         arrays = {
             "paths": np.array([dataset.paths[i] for i in pred.kept], dtype=str),
             "labels": dataset.labels[pred.kept],
@@ -121,6 +128,7 @@ def run_model(params, out_root="outputs", *, progress=True, threads=None):
             "skipped_reasons": np.array([s["reason"] for s in skipped], dtype=str),
             "cache_key": np.array(key),
             "file_hashes": np.array(pred.file_hashes, dtype=str),
+            "data_fingerprint": np.array(fingerprint),
         }
         for name in ("scores", "embeddings", "scores_center", "embeddings_center"):
             value = getattr(pred, name)
@@ -138,7 +146,7 @@ def run_model(params, out_root="outputs", *, progress=True, threads=None):
         "params": params.to_dict(), "model": facts,
         "dataset": {"root": str(dataset.root), "images": len(dataset), "classes": dataset.classes,
                     "counts": dataset.counts(), "skipped": skipped},
-        "data_fingerprint": data_fingerprint(dataset),
+        "data_fingerprint": fingerprint,
         "inference": inference, "predictions_key": key, "seconds_total": time.perf_counter() - t0,
     }
     write_run(out_dir, facts_out)

@@ -87,6 +87,9 @@ def test_demo_params_evaluate_end_to_end(demo, monkeypatch):
         if name == "linear":
             assert "no layer of the model outputs a spatial map" in html  # the section says why it is missing
         else:
-            assert "ONNX file converted with onnx2torch" in html and "the model finds least similar (false rejects)" in html
+            assert f"ONNX file {name}.onnx converted with onnx2torch" in html
+            assert "the model finds least similar (false rejects)" in html
     index = (demo / "outputs" / "index.html").read_text()
     assert all(f'href="{n}/report.html"' in index for n in acc)
+    # the same 540 images, read from two layouts: one data set, one leaderboard and one paired table
+    assert index.count("<h3>Evaluation data: ") == 2 and index.count("<h3>Evaluation data: eval, eval_flat</h3>") == 2

@@ -8,11 +8,11 @@ import shutil
 import numpy as np
 import pytest
 import yaml
+from PIL import Image
 
 from conftest import export_tiny_model, write_image_tree
 from evallib import compare, outputs
 from evallib.cli import main
-from evallib.data import list_images
 from evallib.report import Report
 from evallib.run import data_fingerprint, run_model
 
@@ -24,36 +24,59 @@ def model(tmp_path_factory):
     return export_tiny_model(tmp_path_factory.mktemp("m") / "tiny.onnx")
 
 
-def _params(folder, model, data, name, **pre):
+def _params(folder, model, data, name, *, data_keys=None, **pre):
     f = folder / f"{name}.yaml"
     f.write_text(yaml.safe_dump({
-        "name": name, "model": str(model), "task": "classification", "data": {"root": str(data)},
+        "name": name, "model": str(model), "task": "classification", "data": {"root": str(data), **(data_keys or {})},
         "preprocess": {**PRE, **pre}, "outputs": {"scores": "logits", "scores_are": "logits", "embedding": None},
         "report": {"bootstrap": 20, "gallery_size": 0}}))
     return f
 
 
 def brute_fingerprint(root):
-    """The listing as files on disk: (path relative to root, label = parent folder), sorted, hashed."""
-    rows = sorted([p.relative_to(root).as_posix(), p.parent.name] for p in root.rglob("*.png"))
-    return hashlib.sha256(json.dumps(rows, ensure_ascii=False).encode()).hexdigest()
+    """Every decodable image under ``root`` as (BLAKE2b-128 of its bytes, its folder's name), sorted, hashed."""
+    rows = []
+    for p in root.rglob("*.png"):
+        try:
+            Image.open(p).load()
+        except OSError:
+            continue
+        rows.append([hashlib.blake2b(p.read_bytes(), digest_size=16).hexdigest(), p.parent.name])
+    return hashlib.sha256(json.dumps(sorted(rows), ensure_ascii=False).encode()).hexdigest()
 
 
-def test_data_fingerprint_is_the_listing(tmp_path, rng):
+def test_data_fingerprint_is_the_evaluated_images_and_labels(model, tmp_path, rng):
     a = write_image_tree(tmp_path / "a", rng, per_class=3)
-    fp = data_fingerprint(list_images(a))
+    out = tmp_path / "out"
+
+    def fingerprint(data, **data_keys):
+        return run_model(_params(tmp_path, model, data, "m", data_keys=data_keys), out, progress=False)[
+            "data_fingerprint"]
+
+    fp = fingerprint(a)
     assert re.fullmatch(r"[0-9a-f]{64}", fp) and fp == brute_fingerprint(a)
-    # the same files elsewhere, and the classes listed in another order: the same data
-    shutil.copytree(a, tmp_path / "elsewhere" / "copy")
-    assert data_fingerprint(list_images(tmp_path / "elsewhere" / "copy")) == fp
-    assert data_fingerprint(list_images(a, classes=["c", "a", "b"])) == fp
-    # a file relabelled, removed or added: other data
-    (a / "b" / "a_0.png").write_bytes((a / "a" / "a_0.png").read_bytes())
-    (a / "a" / "a_0.png").unlink()
-    relabelled = data_fingerprint(list_images(a))
+    assert fingerprint(a) == fp  # from the cached predictions
+    assert json.loads((out / "m" / outputs.RUN).read_text())["data_fingerprint"] == fp
+    # the same images elsewhere, in the flat label_xxx.png layout, classes in another order: the same data
+    flat = tmp_path / "elsewhere" / "flat"
+    flat.mkdir(parents=True)
+    for f in a.rglob("*.png"):
+        shutil.copy(f, flat / f"{f.parent.name}_{f.name}")
+    assert fingerprint(flat, labels="filename_prefix") == fp
+    assert fingerprint(a, classes=["c", "a", "b"]) == fp
+    # a file that cannot be decoded is not evaluated: still the same data
+    (a / "a" / "broken.png").write_bytes(b"\x89PNG not really")
+    assert fingerprint(a) == fp
+    # an image relabelled, removed or added: other data
+    shutil.move(a / "a" / "a_0.png", a / "b" / "a_0.png")
+    relabelled = fingerprint(a)
     assert relabelled != fp and relabelled == brute_fingerprint(a)
     (a / "b" / "a_0.png").unlink()
-    assert data_fingerprint(list_images(a)) not in (fp, relabelled)
+    assert fingerprint(a) not in (fp, relabelled)
+    shutil.copy(a / "c" / "c_0.png", a / "c" / "c_0_again.png")
+    assert fingerprint(a) == brute_fingerprint(a)
+    with pytest.raises(ValueError, match=r"label_names: expected one per file hash \(2\); got 1"):
+        data_fingerprint(["x", "y"], ["a"])
 
 
 def test_run_json_scan_and_cached_predictions(model, tmp_path, rng):
@@ -61,15 +84,15 @@ def test_run_json_scan_and_cached_predictions(model, tmp_path, rng):
     (data / "a" / "broken.png").write_bytes(b"\x89PNG not really")
     out = tmp_path / "out"
     facts = run_model(_params(tmp_path, model, data, "m1"), out, progress=False)
-    assert facts["data_fingerprint"] == brute_fingerprint(data)
     assert outputs.load_run(out / "m1") == json.loads((out / "m1" / outputs.RUN).read_text())
     assert outputs.load_run(out / "m1")["data_fingerprint"] == facts["data_fingerprint"]
     pred = outputs.load_predictions(out / "m1")
     assert pred["scores"].shape == (9, 3) and pred["cache_key"] == facts["predictions_key"]
-    skipped = outputs.cached_skipped(out / "m1", facts["predictions_key"])
-    assert skipped == facts["dataset"]["skipped"] and skipped[0]["path"] == "a/broken.png"
-    assert outputs.cached_skipped(out / "m1", "another key") is None
-    assert outputs.cached_skipped(out / "none", facts["predictions_key"]) is None
+    cached = outputs.cached_predictions(out / "m1", facts["predictions_key"])
+    assert cached == {"skipped": facts["dataset"]["skipped"], "data_fingerprint": facts["data_fingerprint"]}
+    assert cached["skipped"][0]["path"] == "a/broken.png"
+    assert outputs.cached_predictions(out / "m1", "another key") is None
+    assert outputs.cached_predictions(out / "none", facts["predictions_key"]) is None
 
     # a failed model is found too; a folder without run.json and a stray file are not models
     assert main(["run", str(_params(tmp_path, tmp_path / "missing.onnx", data, "m0")), "--out", str(out),
