@@ -1,9 +1,9 @@
-# Two set-up commands for a fresh machine: `make demo` and `make test`.
+# Two set-up commands for a fresh machine: `make demo` and `make test`; `make test-fast` while editing.
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 
-.PHONY: demo test bench clean chromium
+.PHONY: demo notebooks test test-fast bench clean chromium
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -16,6 +16,11 @@ $(VENV)/.installed: pyproject.toml | $(BIN)/python
 
 demo: $(VENV)/.installed
 	$(BIN)/evallib demo
+	$(BIN)/evallib notebooks notebooks
+
+# copies of the packaged notebooks to open in JupyterLab (an edited copy is kept)
+notebooks: $(VENV)/.installed
+	$(BIN)/evallib notebooks notebooks
 
 # The browser tests drive Debian's Chromium (Playwright's own browser download is not used).
 chromium:
@@ -25,6 +30,11 @@ chromium:
 
 test: $(VENV)/.installed chromium
 	$(BIN)/python -m pytest -q
+
+# no notebook kernel, no browser, no wheel build (tests marked slow): under a minute.
+# This -m replaces the one in pyproject's addopts, so it leaves out full_matrix too.
+test-fast: $(VENV)/.installed
+	$(BIN)/python -m pytest -q -m "not slow and not full_matrix"
 
 bench: $(VENV)/.installed
 	$(BIN)/python bench/run_all.py

@@ -1,45 +1,134 @@
-"""Command line: ``evallib run PARAMS...`` and ``evallib demo``."""
+"""Command line: ``evallib run PARAMS...``, ``evallib demo`` and ``evallib notebooks``.
+
+Quiet by default: one progress bar per model, then a summary table (model, data, images, the
+headline metrics with their 95% intervals, status). ``-v`` adds per-model details, the notebook
+kernels' log messages and the tracebacks of failed models.
+"""
 
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
 from pathlib import Path
 
 from .data import describe_class_order
 from .errors import EvallibError
 
+# headline metrics of the summary table, as metrics.json names them
+SUMMARY_METRICS = ("accuracy", "macro_f1", "auc", "tar_at_far", "eer")
 
-def _summary(results):
-    failed = 0
+
+def _metric_cell(h):
+    if h is None:
+        return "-"
+    value, iv = h.get("value"), h.get("interval")
+    if value is None or value != value:  # NaN
+        return "n/a"
+    return f"{value:.3f}" + (f" [{iv[0]:.3f}, {iv[1]:.3f}]" if iv else "")
+
+
+def summary_rows(results, out_root):
+    """The summary table of a run: a header and one row per model.
+
+    Parameters
+    ----------
+    results : list of dict
+        Run facts, as :func:`evallib.run.run_many` returns them.
+    out_root : str or Path
+        The output folder, where each model's ``metrics.json`` is read (metrics written for other
+        predictions than this run's are not shown).
+
+    Returns
+    -------
+    header : list of str
+    rows : list of list of str
+    """
+    from .outputs import load_metrics
+
+    metrics = {}
+    for r in results:
+        m = load_metrics(Path(out_root) / r["name"]) if r["status"] == "ok" else None
+        if m is not None and m.get("run", {}).get("predictions_key", r.get("predictions_key")) == \
+                r.get("predictions_key"):
+            metrics[r["name"]] = m.get("headline", {})
+    shown = [k for k in SUMMARY_METRICS if any(k in h for h in metrics.values())]
+    header = ["model", "data", "n", *shown, "status"]
+    rows = []
+    for r in results:
+        if r["status"] != "ok":
+            rows.append([r["name"], "-", "-", *["-"] * len(shown), "FAILED"])
+            continue
+        ds, inf = r["dataset"], r["inference"]
+        status = "ok (cached predictions)" if inf.get("cached") else "ok"
+        if r["name"] not in metrics:
+            status += ", no metrics"
+        h = metrics.get(r["name"], {})
+        rows.append([r["name"], Path(ds["root"]).name, str(inf.get("images", ds["images"])),
+                     *[_metric_cell(h.get(k)) for k in shown], status])
+    return header, rows
+
+
+def format_table(header, rows):
+    """Plain-text table: columns padded to their widest cell, a rule under the header."""
+    widths = [max(len(str(c)) for c in col) for col in zip(header, *rows)]
+
+    def line(cells):
+        return "  ".join(str(c).ljust(w) for c, w in zip(cells, widths)).rstrip()
+
+    return "\n".join([line(header), line(["-" * w for w in widths]), *map(line, rows)])
+
+
+def _details(r):
+    inf = r["inference"]
+    speed = inf.get("images_per_second")
+    how = "cached predictions" if inf.get("cached") else f"{speed:.0f} images/s" if speed else ""
+    report = r.get("report_seconds")
+    if r.get("report_cached"):
+        how += ", report unchanged"
+    elif report is not None:
+        how += f", report {report:.1f} s"
+    return f"ok      {r['name']}: {r['dataset']['images']} images, {how}"
+
+
+def _report(results, out_root, verbose):
+    """Print the summary table (stdout) and the failures (stderr); 1 when a model failed."""
+    failed = [r for r in results if r["status"] != "ok"]
+    if verbose:
+        for r in results:
+            if r["status"] == "ok":
+                print(_details(r))
+    if results:
+        print(format_table(*summary_rows(results, out_root)))
     for r in results:
         if r["status"] == "ok":
-            inf = r["inference"]
-            speed = inf.get("images_per_second")
-            how = "cached predictions" if inf.get("cached") else f"{speed:.0f} images/s" if speed else ""
-            print(f"ok      {r['name']}: {r['dataset']['images']} images, {how}")
             ds = r["dataset"]
             if ds.get("class_order"):
-                print(f"        class order: {describe_class_order(ds['classes'], ds['class_order'])}")
+                print(f"{r['name']}: class order: {describe_class_order(ds['classes'], ds['class_order'])}")
             for w in r.get("warnings", []):
                 print(f"WARNING {r['name']}: {w}", file=sys.stderr)
-        else:
-            failed += 1
-            print(f"FAILED  {r['name']}: {r['error']}", file=sys.stderr)
+    for r in failed:
+        print(f"FAILED  {r['name']}: {r['error']}", file=sys.stderr)
+        if verbose and r.get("traceback"):
+            print(r["traceback"], file=sys.stderr)
     return 1 if failed else 0
 
 
 def _evaluate(files, args):
     from .run import render_index, run_many
 
-    status = _summary(run_many(files, args.out, jobs=args.jobs, progress=not args.quiet,
-                               render=not args.no_report, show_code=args.show_code))
+    results = run_many(files, args.out, jobs=args.jobs, progress=not args.quiet, render=not args.no_report,
+                       show_code=args.show_code, verbose=args.verbose)
+    status = _report(results, args.out, args.verbose)
     if not args.no_report:
         try:
-            index = render_index(args.out, primary_metric=args.primary_metric, show_code=args.show_code)
+            index = render_index(args.out, primary_metric=args.primary_metric, show_code=args.show_code,
+                                 verbose=args.verbose)
             print(f"index   {index}")
         except Exception as exc:  # noqa: BLE001 -- the per-model reports are already written
-            print(f"FAILED  index page: {type(exc).__name__}: {exc}", file=sys.stderr)
+            from .run import error_text
+
+            print(f"FAILED  index page: {error_text(exc)}", file=sys.stderr)
             status = 1
     return status
 
@@ -57,6 +146,14 @@ def cmd_demo(args):
     return _evaluate(sorted(Path(args.params).glob("*.yaml")), args)
 
 
+def cmd_notebooks(args):
+    from .render import copy_notebooks
+
+    for path, what in copy_notebooks(args.dest, overwrite=args.force):
+        print(f"{what:<14}{path}")
+    return 0
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(prog="evallib", description="Evaluate ONNX image models into reports.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -70,14 +167,21 @@ def main(argv=None):
         p.add_argument("--out", default="outputs", help="output folder (default: outputs/)")
         p.add_argument("--jobs", type=int, default=1, help="models evaluated in parallel")
         p.add_argument("--quiet", action="store_true", help="no progress bars")
+        p.add_argument("-v", "--verbose", action="store_true",
+                       help="per-model details, the notebook kernels' log messages, tracebacks of failures")
         p.add_argument("--no-report", action="store_true", help="predictions and run.json only, no HTML")
         p.add_argument("--show-code", action="store_true", help="include the notebooks' code cells in the HTML")
         p.add_argument("--primary-metric", default=None,
                        help="leaderboard metric: macro_f1 (default for classification), accuracy, top_5, "
                             "roc_auc_macro, auc (default for verification), tar_at_far, lfw_accuracy")
+    nbs = sub.add_parser("notebooks", help="copy the report and comparison notebooks to open them in JupyterLab")
+    nbs.add_argument("dest", nargs="?", default="notebooks", help="folder for the copies (default: notebooks/)")
+    nbs.add_argument("--force", action="store_true", help="replace copies that were edited")
     args = parser.parse_args(argv)
+    if getattr(args, "verbose", False):
+        logging.basicConfig(level=logging.INFO, format="%(name)s: %(message)s")
     try:
-        return {"run": cmd_run, "demo": cmd_demo}[args.command](args)
+        return {"run": cmd_run, "demo": cmd_demo, "notebooks": cmd_notebooks}[args.command](args)
     except EvallibError as exc:
         print(f"evallib: error: {exc}", file=sys.stderr)
         return 2

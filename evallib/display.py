@@ -70,3 +70,11 @@ CSS = """<style>
 .evallib-guide {color: #444; margin: 4px 0;}
 .evallib-warn {color: #8a4b00; background: #fff4e0; padding: 4px 8px; border-radius: 4px;}
 </style>"""
+
+
+def show(*objs):
+    """Display each object in the notebook: a str as HTML, anything else as IPython shows it."""
+    from IPython.display import HTML, display
+
+    for o in objs:
+        display(HTML(o) if isinstance(o, str) else o)

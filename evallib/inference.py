@@ -226,6 +226,8 @@ def predict(session, files, pre, outputs, *, batch_size=64, decode_workers=2, ma
         the model's input type (:func:`input_dtype`); uint8 inputs take the raw pixels.
     outputs : dict
         The params ``outputs`` mapping (``scores``, ``scores_are``, ``embedding``).
+    progress : bool or tqdm, default True
+        Show a progress bar named ``desc``; or a bar to advance by one per image (left open).
 
     Returns
     -------
@@ -261,7 +263,8 @@ def predict(session, files, pre, outputs, *, batch_size=64, decode_workers=2, ma
     kept, failed, digests, chunks = [], [], [], {n: [] for n in wanted}
     layout = None
     batches = [range(s, min(s + batch_size, len(files))) for s in range(0, len(files), batch_size)]
-    bar = tqdm(total=len(files), desc=desc, unit="img", disable=not progress, leave=False)
+    own_bar = not hasattr(progress, "update")
+    bar = tqdm(total=len(files), desc=desc, unit="img", disable=not progress, leave=False) if own_bar else progress
     with ThreadPoolExecutor(max_workers=max(1, decode_workers)) as pool:
         pending = pool.map(decode, [files[i] for i in batches[0]]) if batches else None
         for b, rows in enumerate(batches):
@@ -300,7 +303,8 @@ def predict(session, files, pre, outputs, *, batch_size=64, decode_workers=2, ma
             for name in wanted:
                 chunks[name].append(np.concatenate(parts[name]).reshape(len(good), n_views, -1))
             kept.extend(i for i, _ in good)
-    bar.close()
+    if own_bar:
+        bar.close()
     seconds = time.perf_counter() - start
 
     def gather(name):

@@ -1,34 +1,79 @@
-"""Execute a parameterized notebook with papermill and render it to one self-contained HTML file."""
+"""Execute a parameterized notebook with papermill and render it to one self-contained HTML file.
+
+The notebooks (``report.ipynb``, ``compare.ipynb``) and the HTML template ship inside the package;
+:func:`copy_notebooks` puts copies where JupyterLab can open them.
+"""
 
 from __future__ import annotations
 
 import shutil
+import warnings
 from pathlib import Path
 
 from ._io import atomic_path, write_text
 
 TEMPLATES = Path(__file__).parent / "templates"
+NOTEBOOKS = ("report.ipynb", "compare.ipynb")
+
+# the kernel logs a warning on every start (plain TCP on localhost) and an error when it is stopped
+# mid-shutdown; a kernel that dies still fails the notebook
+_QUIET_KERNEL = ["--IPKernelApp.log_level=CRITICAL"]
+_JUPYTER_MODULES = r"(jupyter_client|jupyter_core|zmq|papermill|nbclient|nbformat|nbconvert|traitlets|ipykernel)"
 
 
 def notebook_dir():
-    """The repo's ``notebooks/`` folder (evallib is installed from its checkout)."""
-    here = Path(__file__).resolve().parent.parent / "notebooks"
-    if (here / "report.ipynb").exists():
-        return here
-    raise FileNotFoundError(f"notebooks: expected report.ipynb and compare.ipynb in {here}; got none "
-                            f"(install evallib from its repository checkout: pip install -e .)")
+    """The folder of the packaged notebooks, ``report.ipynb`` and ``compare.ipynb``."""
+    return Path(__file__).resolve().parent / "notebooks"
 
 
-def execute(notebook, output, parameters, *, cwd=None, timeout=1800):
-    """Run ``notebook`` with ``parameters`` into ``output`` (written atomically, also on failure)."""
+def copy_notebooks(dest, *, overwrite=False):
+    """Copy the packaged notebooks into ``dest`` to open them in JupyterLab.
+
+    Parameters
+    ----------
+    dest : str or Path
+        Folder for the copies (created if missing). Their default parameters expect it beside
+        ``params/`` and ``outputs/``, as ``notebooks/`` is in the repository.
+    overwrite : bool, default False
+        Replace copies that differ from the packaged notebooks (an edited copy is kept otherwise).
+
+    Returns
+    -------
+    list of (Path, str)
+        Each copy and what happened to it: ``"written"``, ``"up to date"`` or ``"kept (edited)"``.
+    """
+    dest = Path(dest)
+    dest.mkdir(parents=True, exist_ok=True)
+    done = []
+    for name in NOTEBOOKS:
+        src, dst = notebook_dir() / name, dest / name
+        if dst.exists() and dst.read_bytes() == src.read_bytes():
+            done.append((dst, "up to date"))
+        elif dst.exists() and not overwrite:
+            done.append((dst, "kept (edited)"))
+        else:
+            write_text(dst, src.read_text(encoding="utf-8"))
+            done.append((dst, "written"))
+    return done
+
+
+def execute(notebook, output, parameters, *, cwd=None, timeout=1800, verbose=False):
+    """Run ``notebook`` with ``parameters`` into ``output`` (written atomically, also on failure).
+
+    Unless ``verbose``, the kernel's log messages below ERROR and the Jupyter libraries' Python
+    warnings are silenced (cell outputs are kept in the notebook either way).
+    """
     import papermill as pm
 
     output = Path(output)
-    with atomic_path(output) as tmp:
+    with atomic_path(output) as tmp, warnings.catch_warnings():
+        if not verbose:
+            warnings.filterwarnings("ignore", module=_JUPYTER_MODULES)
         try:
             pm.execute_notebook(str(notebook), str(tmp), parameters=parameters, cwd=str(cwd) if cwd else None,
                                 progress_bar=False, request_save_on_cell_execute=False, execution_timeout=timeout,
-                                kernel_name="python3", log_output=False)
+                                kernel_name="python3", log_output=False,
+                                extra_arguments=[] if verbose else list(_QUIET_KERNEL))
         except Exception:
             # the partial notebook shows where it stopped; the last good report stays in place
             if tmp.exists():

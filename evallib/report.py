@@ -23,9 +23,9 @@ from .display import CSS, figure_image, guide, html_table
 from .metrics import (DegenerateWarning, bootstrap_classification, evaluate_classification, evaluate_verification,
                       infer_score_type, threshold_sweep)
 from .params import load_params
-from .run import PREDICTIONS, RUN, load_predictions, run_model
+from .outputs import METRICS, PREDICTIONS, RUN, load_predictions
+from .run import run_model
 
-METRICS = "metrics.json"
 TSNE_MIN_SCORES = 3  # a t-SNE map of this many class scores or fewer is not drawn
 PRIMARY = {
     "accuracy": ("classification", "accuracy"), "macro_f1": ("classification", "macro_f1"),

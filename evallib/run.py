@@ -1,8 +1,9 @@
 """``evallib run``: evaluate params files into ``outputs/<name>/``.
 
 Per model this writes ``predictions.npz`` (scores, embeddings, labels, files) and ``run.json``
-(timings, images/s, skipped files, model facts, or the error). Predictions are cached: a run
-whose model file, data listing and preprocessing are unchanged does no inference.
+(timings, images/s, skipped files, model facts, the data fingerprint, or the error); file names,
+loading and writing are :mod:`evallib.outputs`. Predictions are cached: a run whose model file,
+data listing and preprocessing are unchanged does no inference.
 
 The class names of the score columns come from the params (``data.classes``), else from the
 model's metadata (:func:`evallib.data.classes_from_metadata`), else from the sorted label names;
@@ -19,21 +20,22 @@ import json
 import os
 import time
 import traceback
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 
 import numpy as np
 
 from . import __version__
-from ._io import write_json, write_npz, write_text
+from ._io import write_text
 from .data import classes_from_metadata, list_images
 from .errors import DataError, EvallibError
 from .inference import model_facts, open_session, predict, score_type_warning
 from .metrics.class_order import class_order_check
+from .outputs import (INDEX_HTML, INDEX_KEY, INDEX_NOTEBOOK, METRICS, REPORT_HTML, REPORT_NOTEBOOK,
+                      cached_predictions, load_run, scan, write_predictions, write_run)
+from .outputs import load_predictions  # noqa: F401 -- evallib.run.load_predictions, as before outputs.py
 from .params import load_params
 
-PREDICTIONS = "predictions.npz"
-RUN = "run.json"
 _CACHE_VERSION = 3
 
 
@@ -50,34 +52,29 @@ def _cache_key(facts, dataset, params):
     return hashlib.sha256(blob.encode()).hexdigest()
 
 
-def load_predictions(out_dir):
-    """Read ``predictions.npz`` from a model's output folder into a dict of arrays/values."""
-    with np.load(Path(out_dir) / PREDICTIONS, allow_pickle=False) as z:
-        d = {k: z[k] for k in z.files}
-    for k in ("paths", "classes", "skipped_paths", "skipped_reasons", "file_hashes"):
-        if k in d:
-            d[k] = d[k].tolist()
-    for k in ("scores_are", "raw_scores_are", "cache_key", "root"):
-        if k in d:
-            d[k] = str(d[k])
-    if "checks" in d:
-        d["checks"] = json.loads(str(d["checks"]))
-    return d
+def data_fingerprint(file_hashes, label_names):
+    """A hash of the evaluated images: each image's content hash with its label name, in any order.
 
+    Two models evaluated on the same images with the same labels share it, whatever the folder,
+    the file names, the layout (class folders, ``label_xxx.png``, a csv) or the order of
+    ``classes``; an image added, removed or relabelled changes it.
 
-def _cached(out_dir, key):
-    """The skipped-file lists and checks of cached predictions made under ``key``, or None (reads only those)."""
-    f = Path(out_dir) / PREDICTIONS
-    if not f.exists():
-        return None
-    try:
-        with np.load(f, allow_pickle=False) as z:
-            if str(z["cache_key"]) != key:
-                return None
-            return {"skipped_paths": z["skipped_paths"].tolist(), "skipped_reasons": z["skipped_reasons"].tolist(),
-                    "checks": json.loads(str(z["checks"]))}
-    except (OSError, ValueError, KeyError):
-        return None
+    Parameters
+    ----------
+    file_hashes : list of str
+        The content hash of each evaluated image (:attr:`Predictions.file_hashes`).
+    label_names : list of str
+        The label of each image, by name.
+
+    Returns
+    -------
+    str
+        64 hexadecimal digits (sha256).
+    """
+    if len(file_hashes) != len(label_names):
+        raise ValueError(f"label_names: expected one per file hash ({len(file_hashes)}); got {len(label_names)}")
+    rows = sorted(zip(map(str, file_hashes), map(str, label_names)))
+    return hashlib.sha256(json.dumps(rows, ensure_ascii=False).encode()).hexdigest()
 
 
 def _score_columns(facts, output):
@@ -151,6 +148,9 @@ def run_model(params, out_root="outputs", *, progress=True, threads=None):
     ----------
     params : Params or str or Path
     out_root : str or Path
+    progress : bool or tqdm, default True
+        Show a progress bar of the images; or a bar to advance instead (its total is set to the
+        number of images; a cache hit advances it at once).
     threads : int, optional
         onnxruntime intra-op threads (default: the params' ``runtime.threads``, 0 = all cores).
 
@@ -169,13 +169,17 @@ def run_model(params, out_root="outputs", *, progress=True, threads=None):
     dataset = list_images(d["root"], labels=d["labels"], csv_path=d.get("csv"), classes=names,
                           classes_source=source or "params data.classes", extensions=d["extensions"])
     key = _cache_key(facts, dataset, params)
-    cached = _cached(out_dir, key)
+    bar = progress if hasattr(progress, "update") else None
+    if bar is not None:
+        bar.reset(total=len(dataset))
+    cached = cached_predictions(out_dir, key)
     if cached is not None:
-        previous = json.loads((out_dir / RUN).read_text()) if (out_dir / RUN).exists() else {}
-        inference = previous.get("inference", {})
+        inference = (load_run(out_dir) or {}).get("inference", {})
         inference["cached"] = True
-        skipped = [{"path": p, "reason": r} for p, r in zip(cached["skipped_paths"], cached["skipped_reasons"])]
-        checks = cached["checks"]
+        skipped, fingerprint, checks = cached["skipped"], cached["data_fingerprint"], cached["checks"]
+        if bar is not None:
+            bar.update(len(dataset))
+            bar.set_postfix_str("cached predictions", refresh=False)
     else:
         session = open_session(params.model, threads=params.runtime["threads"] if threads is None else threads)
         pred = predict(session, [dataset.file(i) for i in range(len(dataset))], params.preprocess, params.outputs,
@@ -190,6 +194,7 @@ def run_model(params, out_root="outputs", *, progress=True, threads=None):
         root = str(dataset.root)
         skipped = list(dataset.skipped) + [
             {"path": os.path.relpath(f["path"], root), "reason": f["reason"]} for f in pred.failed]
+        fingerprint = data_fingerprint(pred.file_hashes, [dataset.classes[k] for k in dataset.labels[pred.kept]])
         arrays = {
             "paths": np.array([dataset.paths[i] for i in pred.kept], dtype=str),
             "labels": dataset.labels[pred.kept],
@@ -199,6 +204,7 @@ def run_model(params, out_root="outputs", *, progress=True, threads=None):
             "skipped_reasons": np.array([s["reason"] for s in skipped], dtype=str),
             "cache_key": np.array(key),
             "file_hashes": np.array(pred.file_hashes, dtype=str),
+            "data_fingerprint": np.array(fingerprint),
         }
         for name in ("scores", "embeddings", "scores_center", "embeddings_center"):
             value = getattr(pred, name)
@@ -208,7 +214,7 @@ def run_model(params, out_root="outputs", *, progress=True, threads=None):
             arrays["scores_are"] = np.array(pred.scores_are)
             arrays["raw_scores_are"] = np.array(pred.raw_scores_are)
         arrays["checks"] = np.array(json.dumps(checks))
-        write_npz(out_dir / PREDICTIONS, **arrays)
+        write_predictions(out_dir, **arrays)
         n = len(pred.kept)
         inference = {"cached": False, "seconds": pred.seconds, "images": n,
                      "images_per_second": n / pred.seconds if pred.seconds > 0 else None,
@@ -218,11 +224,12 @@ def run_model(params, out_root="outputs", *, progress=True, threads=None):
         "params": params.to_dict(), "model": facts,
         "dataset": {"root": str(dataset.root), "images": len(dataset), "classes": dataset.classes,
                     "class_order": dataset.class_order, "counts": dataset.counts(), "skipped": skipped},
+        "data_fingerprint": fingerprint,
         "inference": inference, "score_type": checks["score_type"], "class_order_check": checks["class_order"],
         "warnings": _warnings(checks, dataset.class_order),
         "predictions_key": key, "seconds_total": time.perf_counter() - t0,
     }
-    write_json(out_dir / RUN, facts_out)
+    write_run(out_dir, facts_out)
     return facts_out
 
 
@@ -252,90 +259,139 @@ def _report_key(params, cache_key, show_code):
     return hashlib.sha256(blob.encode()).hexdigest()
 
 
-def render_report(params_path, out_root="outputs", *, show_code=False):
-    """Execute ``notebooks/report.ipynb`` for one model and render ``report.html`` (metrics.json comes with it)."""
+def render_report(params_path, out_root="outputs", *, show_code=False, verbose=False):
+    """Execute the packaged ``report.ipynb`` for one model and render ``report.html`` (metrics.json comes with it).
+
+    ``verbose`` lets the kernel's own log messages through.
+    """
     from .render import execute, notebook_dir, to_html
 
     params = load_params(params_path)
     out_dir = Path(out_root) / params.name
-    nb = out_dir / "report.ipynb"
+    nb = out_dir / REPORT_NOTEBOOK
     execute(notebook_dir() / "report.ipynb", nb,
             {"params_path": str(Path(params_path).resolve()), "out_root": str(Path(out_root).resolve()),
-             "interactive": False}, cwd=notebook_dir())
-    return to_html(nb, out_dir / "report.html", show_code=show_code, title=f"{params.name}: evaluation report")
+             "interactive": False}, cwd=notebook_dir(), verbose=verbose)
+    return to_html(nb, out_dir / REPORT_HTML, show_code=show_code, title=f"{params.name}: evaluation report")
 
 
-def render_index(out_root="outputs", *, primary_metric=None, show_code=False):
-    """Execute ``notebooks/compare.ipynb`` into ``out_root/index.html``."""
+def render_index(out_root="outputs", *, primary_metric=None, show_code=False, verbose=False):
+    """Execute the packaged ``compare.ipynb`` into ``out_root/index.html``.
+
+    The page is rebuilt only when something it shows has changed.
+    """
     from .render import execute, notebook_dir, to_html
 
     out_root = Path(out_root)
     h = hashlib.sha256(json.dumps([code_digest(), primary_metric, show_code]).encode())
-    for d in sorted(p for p in out_root.iterdir() if p.is_dir()):
-        if (d / RUN).exists():  # what the page shows of a run: its status and error, and its metrics
-            run = json.loads((d / RUN).read_text())
-            h.update(json.dumps([d.name, run.get("status"), run.get("error")]).encode())
-        if (d / "metrics.json").exists():
-            h.update((d / "metrics.json").read_bytes())
-    key_file, index = out_root / ".index_key", out_root / "index.html"
+    for m in scan(out_root):  # what the page shows of a run: status, error, data, and its metrics
+        h.update(json.dumps([m.path.name, m.status, m.run.get("error"), m.run.get("data_fingerprint"),
+                             m.run.get("dataset", {}).get("root")]).encode())
+        if (m.path / METRICS).exists():
+            h.update((m.path / METRICS).read_bytes())
+    key_file, index = out_root / INDEX_KEY, out_root / INDEX_HTML
     if index.exists() and key_file.exists() and key_file.read_text() == h.hexdigest():
         return index
-    nb = out_root / "index.ipynb"
+    nb = out_root / INDEX_NOTEBOOK
     execute(notebook_dir() / "compare.ipynb", nb,
-            {"out_root": str(out_root.resolve()), "primary_metric": primary_metric}, cwd=notebook_dir())
+            {"out_root": str(out_root.resolve()), "primary_metric": primary_metric}, cwd=notebook_dir(),
+            verbose=verbose)
     to_html(nb, index, show_code=show_code, title="Model comparison")
     write_text(key_file, h.hexdigest())
     return index
 
 
-def _run_one(path, out_root, threads, progress, render=False, show_code=False):
-    """Run one params file (and render its report); never raises (the error goes into run.json)."""
+def error_text(exc):
+    """One line for a failure: a notebook cell's own exception, or the exception's type and message."""
+    if getattr(exc, "ename", None):  # papermill's PapermillExecutionError: a cell raised
+        return f"{exc.ename}: {exc.evalue} (in notebook cell {exc.exec_count})"
+    return f"{type(exc).__name__}: {exc}"
+
+
+def _run_one(path, out_root, threads, progress, render=False, show_code=False, verbose=False):
+    """Run one params file (and render its report); never raises (the error goes into run.json).
+
+    ``progress`` shows one bar for the model: its images, then the report.
+    """
+    from tqdm.auto import tqdm
+
+    bar = tqdm(desc=Path(path).stem, unit="img", disable=not progress, leave=True, dynamic_ncols=True,
+               bar_format="{l_bar}{bar}| {n_fmt}/{total_fmt} images [{elapsed}{postfix}]")
     try:
-        previous = {}
         params = load_params(path)
-        run_file = Path(out_root) / params.name / RUN
-        if run_file.exists():
-            previous = json.loads(run_file.read_text())
-        facts = run_model(params, out_root, progress=progress, threads=threads)
+        bar.set_description_str(params.name, refresh=False)
+        previous = load_run(Path(out_root) / params.name) or {}
+        facts = run_model(params, out_root, progress=bar, threads=threads)
         if render:
             out_dir = Path(out_root) / params.name
             key = _report_key(params, facts["predictions_key"], show_code)
-            if previous.get("report_key") == key and (out_dir / "report.html").exists() \
-                    and (out_dir / "metrics.json").exists():
+            if previous.get("report_key") == key and (out_dir / REPORT_HTML).exists() \
+                    and (out_dir / METRICS).exists():
                 facts["report_cached"] = True
                 facts["report_seconds"] = previous.get("report_seconds")
             else:
+                bar.set_postfix_str("report")
                 t0 = time.perf_counter()
-                render_report(path, out_root, show_code=show_code)
+                render_report(path, out_root, show_code=show_code, verbose=verbose)
                 facts["report_seconds"] = time.perf_counter() - t0
                 facts["report_cached"] = False
             facts["report_key"] = key
-            write_json(out_dir / RUN, facts)
+            write_run(out_dir, facts)
+        bar.set_postfix_str("done", refresh=False)
         return facts
     except Exception as exc:  # noqa: BLE001 -- one model's failure must not stop the others
+        bar.set_postfix_str("failed", refresh=False)
         name = Path(path).stem
         try:
             name = load_params(path).name
         except Exception:  # noqa: BLE001
             pass
         facts = {"status": "failed", "name": name, "params_file": str(path),
-                 "error": f"{type(exc).__name__}: {exc}",
+                 "error": error_text(exc),
                  "expected": isinstance(exc, EvallibError), "traceback": traceback.format_exc()}
-        write_json(Path(out_root) / name / RUN, facts)
+        write_run(Path(out_root) / name, facts)
         return facts
+    finally:
+        bar.close()
 
 
-def run_many(paths, out_root="outputs", *, jobs=1, progress=True, render=False, show_code=False):
+def run_many(paths, out_root="outputs", *, jobs=1, progress=True, render=False, show_code=False, verbose=False):
     """Run several params files, ``jobs`` at a time; returns their run facts in order.
 
-    With ``render`` each model's report is rendered too.
+    Parameters
+    ----------
+    paths : list of str or Path
+        Params files.
+    out_root : str or Path
+    jobs : int, default 1
+        Models evaluated at once, each in its own process with its share of the cores.
+    progress : bool, default True
+        One progress bar per model (with ``jobs > 1``: one bar of the models done).
+    render : bool, default False
+        Render each model's report too.
+    show_code : bool, default False
+        Keep the notebook's code cells in the HTML.
+    verbose : bool, default False
+        Let the notebook kernels' log messages through.
+
+    Returns
+    -------
+    list of dict
+        Each model's run facts, as in its ``run.json``.
     """
     paths = list(paths)
     jobs = max(1, min(jobs, len(paths) or 1))
     if jobs == 1:
-        return [_run_one(p, out_root, None, progress, render, show_code) for p in paths]
+        return [_run_one(p, out_root, None, progress, render, show_code, verbose) for p in paths]
+    from tqdm.auto import tqdm
+
     threads = max(1, (os.cpu_count() or 1) // jobs)
-    n = len(paths)
-    with ProcessPoolExecutor(max_workers=jobs) as pool:
-        return list(pool.map(_run_one, paths, [out_root] * n, [threads] * n, [False] * n, [render] * n,
-                             [show_code] * n))
+    results = [None] * len(paths)
+    with ProcessPoolExecutor(max_workers=jobs) as pool, \
+            tqdm(total=len(paths), desc="models", unit="model", disable=not progress, dynamic_ncols=True) as bar:
+        futures = {pool.submit(_run_one, p, out_root, threads, False, render, show_code, verbose): i
+                   for i, p in enumerate(paths)}
+        for f in as_completed(futures):
+            results[futures[f]] = f.result()
+            bar.update(1)
+    return results

@@ -112,6 +112,7 @@ def test_targets_and_overlay():
     assert o.shape == (4, 4, 3) and np.allclose(o, 0.5 * np.array([0.5, 0, 0]), atol=0.01)  # jet(1) is dark red
 
 
+@pytest.mark.slow
 def test_tsne_is_deterministic_and_trustworthy():
     from sklearn.datasets import load_digits
 
@@ -134,6 +135,7 @@ def test_thumbnails_never_overlap():
     assert not ((dx < 20) & (dy < 20)).any()
 
 
+@pytest.mark.slow
 def test_tsne_plot_places_thumbnails():
     rng = np.random.default_rng(0)
     emb = np.r_[rng.normal(0, 1, (60, 8)), rng.normal(6, 1, (60, 8))]

@@ -15,6 +15,8 @@ from evallib.cam import OnnxEigenCAM, SimilarityTarget, cam_route, grad_cam
 from real_models import (EXPORTERS, LAYERS, NHWC, export, flat_model, iresnet, onnx_tensor_equal_to,
                          torchvision_model, weights_as_constants)
 
+pytestmark = pytest.mark.slow  # exports torchvision architectures
+
 SIZE = 64  # every architecture still has a 2x2 map or larger at its last stage
 TARGETS = [3, 7]
 

@@ -15,6 +15,8 @@ from evallib.run import load_predictions
 
 REPO = Path(__file__).resolve().parent.parent
 
+pytestmark = pytest.mark.slow  # trains three models and renders their reports
+
 
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory):
@@ -85,6 +87,9 @@ def test_demo_params_evaluate_end_to_end(demo, monkeypatch):
         if name == "linear":
             assert "no layer of the model outputs a spatial map" in html  # the section says why it is missing
         else:
-            assert "converted with onnx2torch (checked against onnxruntime" in html and "the model finds least similar (false rejects)" in html
+            assert f"ONNX file {name}.onnx converted with onnx2torch" in html
+            assert "the model finds least similar (false rejects)" in html
     index = (demo / "outputs" / "index.html").read_text()
     assert all(f'href="{n}/report.html"' in index for n in acc)
+    # the same 540 images, read from two layouts: one data set, one leaderboard and one paired table
+    assert index.count("<h3>Evaluation data: ") == 2 and index.count("<h3>Evaluation data: eval, eval_flat</h3>") == 2

@@ -174,7 +174,7 @@ def test_failed_model_does_not_stop_the_others(model, data, tmp_path, capsys):
 def test_cli_reports_params_errors(tmp_path, capsys):
     f = tmp_path / "p.yaml"
     f.write_text("name: x\nmodel: m.onnx\ndata: {root: d}\npreprocess: {tta: tencorp}\n")
-    assert main(["run", str(f), "--out", str(tmp_path / "o")]) == 1
+    assert main(["run", str(f), "--out", str(tmp_path / "o"), "--no-report"]) == 1
     err = capsys.readouterr().err
     assert "preprocess.tta: expected one of none, flip, tencrop; got 'tencorp'" in err
 

@@ -17,6 +17,8 @@ from evallib.metrics import evaluate_classification, evaluate_verification
 from evallib.metrics.classification import to_probabilities
 from evallib.run import load_predictions
 
+pytestmark = pytest.mark.slow  # notebook kernels and Chromium
+
 CLASSES = ["cat", "<b>x</b>", "dog & co"]
 
 
