@@ -98,8 +98,6 @@ def _report(results, out_root, verbose):
         for r in results:
             if r["status"] == "ok":
                 print(_details(r))
-    if results:
-        print(format_table(*summary_rows(results, out_root)))
     for r in results:
         if r["status"] == "ok":
             ds = r["dataset"]
@@ -107,6 +105,8 @@ def _report(results, out_root, verbose):
                 print(f"{r['name']}: class order: {describe_class_order(ds['classes'], ds['class_order'])}")
             for w in r.get("warnings", []):
                 print(f"WARNING {r['name']}: {w}", file=sys.stderr)
+    if results:
+        print(format_table(*summary_rows(results, out_root)))
     for r in failed:
         print(f"FAILED  {r['name']}: {r['error']}", file=sys.stderr)
         if verbose and r.get("traceback"):

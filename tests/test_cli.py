@@ -35,13 +35,20 @@ def _lines(text):
     return [line for line in text.replace("\r", "\n").splitlines() if line.strip()]
 
 
+def _table(text):
+    """The summary table's lines (the class order of each model is printed above it)."""
+    lines = _lines(text)
+    return lines[next(i for i, line in enumerate(lines) if line.startswith("model ")):]
+
+
 def test_summary_table_at_default_verbosity(setup, capsys):
     root, params = setup
     good, bad = params("good"), params("bad", model=root / "missing.onnx")
     out = root / "out"
     assert main(["run", str(good), str(bad), "--out", str(out), "--no-report"]) == 1
     captured = capsys.readouterr()
-    table = _lines(captured.out)
+    assert _lines(captured.out)[0] == "good: class order: sorted folder names (text): a, b, c"
+    table = _table(captured.out)
     assert table[0].split() == ["model", "data", "n", "status"]  # no metrics.json yet: no metric columns
     assert set(table[1]) <= {"-", " "}
     assert table[2].split() == ["good", "digits", "12", "ok,", "no", "metrics"]
@@ -64,7 +71,7 @@ def test_summary_shows_headline_metrics_with_intervals(setup, capsys):
     assert main(["run", str(good), "--out", str(out), "--no-report", "--quiet"]) == 0
     captured = capsys.readouterr()
     assert captured.err == ""  # --quiet: no bars, and nothing failed
-    head, rule, row = _lines(captured.out)
+    head, rule, row = _table(captured.out)
     assert head.split() == ["model", "data", "n", "accuracy", "macro_f1", "status"]
     h = rep.metrics["headline"]
     cells = [f"{h[k]['value']:.3f} [{h[k]['interval'][0]:.3f}, {h[k]['interval'][1]:.3f}]"
@@ -75,7 +82,7 @@ def test_summary_shows_headline_metrics_with_intervals(setup, capsys):
     # other preprocessing: new predictions, and the metrics on disk belong to the old ones
     params("good", tta="flip")
     assert main(["run", str(good), "--out", str(out), "--no-report", "--quiet"]) == 0
-    head, _, row = _lines(capsys.readouterr().out)
+    head, _, row = _table(capsys.readouterr().out)
     assert "accuracy" not in head and row.split()[-2:] == ["no", "metrics"]
     assert json.loads((out / "good" / "metrics.json").read_text())["headline"] == h
 
