@@ -16,7 +16,8 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 # one process per entry, so that each peak memory figure is its own
 SCRIPTS = [("bench_verification.py", "--sizes", "10000"), ("bench_verification.py", "--sizes", "50000"),
-           ("bench_classification.py",), ("bench_tsne.py",), ("bench_inference.py",), ("bench_reports.py",)]
+           ("bench_classification.py",), ("bench_tsne.py",), ("bench_inference.py",), ("bench_reports.py",),
+           ("bench_many_classes.py",)]
 
 
 def run(script, extra=()):

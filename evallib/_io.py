@@ -60,7 +60,7 @@ def write_json(path, obj):
     write_text(path, json.dumps(obj, indent=2, default=_json_default, allow_nan=True) + "\n")
 
 
-def write_npz(path, **arrays):
+def write_npz(path, *, compressed=False, **arrays):
     with atomic_path(path) as tmp:
         with open(tmp, "wb") as fh:
-            np.savez(fh, **arrays)
+            (np.savez_compressed if compressed else np.savez)(fh, **arrays)

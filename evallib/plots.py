@@ -17,6 +17,37 @@ def _ax(ax, size=(5.0, 4.0)):
     return Figure(figsize=size, layout="constrained").add_subplot()
 
 
+def _thin_curve(x, y, *, log_x=False, resolution=2000):
+    """Indices of the points of a curve worth drawing: the first and last of every run of points
+    that fall in the same cell of a ``resolution`` x ``resolution`` grid over the data's range.
+
+    A curve of millions of points (a sweep over every pair) draws the same at screen size from a
+    few thousand, and the steps stay where they are. ``log_x`` spaces the grid on a log x axis.
+
+    Returns
+    -------
+    ndarray of int
+    """
+    x, y = np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64)
+    if len(x) <= 2 * resolution:
+        return np.arange(len(x))
+    if log_x:
+        with np.errstate(divide="ignore", invalid="ignore"):
+            x = np.log10(x)
+
+    def cell(v):
+        ok = np.isfinite(v)
+        if not ok.any():
+            return np.zeros(len(v), dtype=np.int64)
+        lo, hi = v[ok].min(), v[ok].max()
+        q = np.floor((v - lo) / ((hi - lo) or 1.0) * resolution)
+        return np.where(ok, q, -1).astype(np.int64)
+
+    key = cell(x) * (resolution + 2) + cell(y)
+    change = np.r_[True, key[1:] != key[:-1]]
+    return np.nonzero(change | np.r_[change[1:], True])[0]
+
+
 def plot_roc(curves, *, ax=None, log_far=False, title="ROC curve", marker=None):
     """ROC curves.
 
@@ -36,6 +67,8 @@ def plot_roc(curves, *, ax=None, log_far=False, title="ROC curve", marker=None):
         if log_far:
             keep = fpr > 0
             fpr, tpr = fpr[keep], tpr[keep]
+        keep = _thin_curve(fpr, tpr, log_x=log_far)
+        fpr, tpr = fpr[keep], tpr[keep]
         ax.plot(fpr, tpr, label=label, lw=1.5, drawstyle="steps-post" if log_far else "default")
     if marker is not None and np.all(np.isfinite(marker)):
         ax.plot(*marker, "o", color="black", ms=6, label="chosen threshold")
@@ -59,7 +92,9 @@ def plot_pr(curves, *, ax=None, title="Precision-recall curve"):
     ax = _ax(ax)
     for label, c in curves.items():
         p, r = (c.pr()[:2] if hasattr(c, "pr") else c)
-        ax.plot(np.r_[0.0, r], np.r_[1.0, p], label=label, lw=1.5, drawstyle="steps-post")
+        keep = _thin_curve(r, p)
+        ax.plot(np.r_[0.0, np.asarray(r)[keep]], np.r_[1.0, np.asarray(p)[keep]], label=label, lw=1.5,
+                drawstyle="steps-post")
     ax.set_xlabel("recall")
     ax.set_ylabel("precision")
     ax.set_xlim(0, 1)
@@ -70,12 +105,23 @@ def plot_pr(curves, *, ax=None, title="Precision-recall curve"):
     return ax
 
 
-def plot_confusion(confusion, classes, *, ax=None, normalize=True, max_annotated=30,
+def _row_rates(cm, row_totals=None):
+    totals = cm.sum(axis=1) if row_totals is None else np.asarray(row_totals, dtype=np.float64)
+    if totals.shape != (len(cm),):
+        raise ValueError(f"row_totals: expected one total per row ({len(cm)}); got shape {totals.shape}")
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.nan_to_num(cm / totals[:, None])
+
+
+def plot_confusion(confusion, classes, *, ax=None, normalize=True, max_annotated=30, row_totals=None,
                    title="Confusion matrix"):
     """Confusion heat map: colour is the row-normalized rate; cells show count and percent.
 
     Above ``max_annotated`` classes the cell text is dropped and tick labels thinned so the
     plot stays readable; the colour still shows every cell.
+
+    ``row_totals`` (ndarray of shape (n_classes,)) are the true classes' image counts when
+    ``confusion`` is a submatrix of a larger one, so that rates are shares of the whole row.
     """
     import seaborn as sns
 
@@ -83,9 +129,7 @@ def plot_confusion(confusion, classes, *, ax=None, normalize=True, max_annotated
     c = len(classes)
     size = min(14.0, max(4.5, 0.45 * c + 2.0))
     ax = _ax(ax, (size + 1.2, size))
-    with np.errstate(invalid="ignore", divide="ignore"):
-        rate = cm / cm.sum(axis=1, keepdims=True)
-    rate = np.nan_to_num(rate)
+    rate = _row_rates(cm, row_totals)
     annot = False
     if c <= max_annotated:
         annot = np.array([[f"{int(n)}\n{r:.0%}" if n else "" for n, r in zip(rn, rr)] for rn, rr in zip(cm, rate)])
@@ -101,6 +145,41 @@ def plot_confusion(confusion, classes, *, ax=None, normalize=True, max_annotated
     ax.set_title(title)
     ax.tick_params(axis="x", rotation=90 if max(map(len, labels)) > 3 else 0)
     ax.tick_params(axis="y", rotation=0)
+    return ax
+
+
+def plot_confusion_image(confusion, *, order=None, ax=None, title="Confusion matrix"):
+    """A confusion matrix of many classes as one image: one pixel per cell, no class labels.
+
+    Colour is the share of the true class (row), on a square-root scale, and empty cells are
+    white, so that rare confusions stay visible. ``order`` (ndarray of shape (n_classes,)) permutes rows and
+    columns alike, e.g. :func:`evallib.metrics.cluster_order`.
+    """
+    from matplotlib import colormaps
+    from matplotlib.colors import ListedColormap, PowerNorm
+
+    cm = np.asarray(confusion, dtype=np.float64)
+    if order is not None:
+        order = np.asarray(order)
+        if sorted(order.tolist()) != list(range(len(cm))):
+            raise ValueError(f"order: expected a permutation of the {len(cm)} classes; got {len(order)} indices")
+        cm = cm[np.ix_(order, order)]
+    ax = _ax(ax, (10.0, 10.8))
+    # empty cells white, any count at least a clear blue, so that single confusions show
+    blues = ListedColormap(colormaps["Blues"](np.linspace(0.3, 1.0, 256)))
+    blues.set_bad("white")
+    rate = np.ma.masked_equal(_row_rates(cm), 0.0)
+    # a cell per pixel when the figure is saved at dpi >= n_classes / 9 (up to about 2,000 classes)
+    image = ax.imshow(rate, cmap=blues, norm=PowerNorm(0.5, vmin=0, vmax=1), aspect="equal",
+                      interpolation="nearest" if len(cm) <= 2000 else "antialiased")
+    ax.figure.colorbar(image, ax=ax, label="share of the true class (row), square-root scale", shrink=0.6,
+                       location="bottom", pad=0.02)
+    ax.set_xticks([])
+    ax.set_yticks([])
+    how = "clustered order" if order is not None else "class order"
+    ax.set_xlabel(f"predicted class ({how})")
+    ax.set_ylabel(f"true class ({how})")
+    ax.set_title(title)
     return ax
 
 

@@ -8,6 +8,7 @@ notebook stays a list of calls.
 
 from __future__ import annotations
 
+import functools
 import html
 import json
 import warnings
@@ -17,9 +18,9 @@ from pathlib import Path
 
 import numpy as np
 
-from ._io import to_jsonable, write_json
+from ._io import to_jsonable, write_json, write_npz
 from .data import describe_class_order
-from .display import CSS, figure_image, guide, html_table
+from .display import CSS, figure_image, folded_table, guide, html_table, short_message
 from .metrics import (DegenerateWarning, bootstrap_classification, evaluate_classification, evaluate_verification,
                       infer_score_type, threshold_sweep)
 from .params import load_params
@@ -27,6 +28,15 @@ from .outputs import METRICS, PREDICTIONS, RUN, load_predictions
 from .run import run_model
 
 TSNE_MIN_SCORES = 3  # a t-SNE map of this many class scores or fewer is not drawn
+METRICS_ARRAYS = "metrics.npz"  # arrays too bulky for metrics.json (a confusion matrix of many classes)
+BULKY_CELLS = 10_000  # a confusion matrix with more cells than this goes to METRICS_ARRAYS
+TABLE_ROWS = 25  # a per-class table longer than this shows its worst rows and folds the rest
+CONFUSION_ANNOTATED = 30  # up to this many classes the confusion heat map shows every class with its counts
+CONFUSED_CLASSES = 25  # above that: the most confused classes' submatrix
+GALLERY_CLASSES = 10  # above this many classes the gallery has rows for the worst classes only
+HOVER_POINTS = 5000  # t-SNE points with a hover title in the HTML (mistakes first)
+STATIC_SLIDER_CLASSES = 50  # classes the static per-class slider embeds (the worst ones, above this)
+STATIC_SLIDER_POINTS = 300  # thresholds per curve in a static slider of many curves (plus tp's steps)
 PRIMARY = {
     "accuracy": ("classification", "accuracy"), "macro_f1": ("classification", "macro_f1"),
     "top_5": ("classification", "top_5"), "roc_auc_macro": ("classification", "roc_auc_macro"),
@@ -59,6 +69,85 @@ def macro_roc(y, probs, grid=np.linspace(0, 1, 201)):
             fpr, tpr, _ = threshold_sweep(pos, probs[:, k]).roc()
             tprs.append(np.interp(grid, fpr, tpr))
     return grid, np.mean(tprs, axis=0) if tprs else np.full(len(grid), np.nan)
+
+
+_QUIET = (DeprecationWarning, PendingDeprecationWarning, ImportWarning)
+
+
+def _section(title):
+    """Run a report section with its warnings caught: they go to the report's notes, never to the page.
+
+    Deprecation warnings (for developers, not readers) are dropped.
+    """
+    def wrap(method):
+        @functools.wraps(method)
+        def run(self, *args, **kwargs):
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always")
+                try:
+                    return method(self, *args, **kwargs)
+                finally:
+                    for w in caught:
+                        if not issubclass(w.category, _QUIET):
+                            self.note(f"{title}: {w.message}")
+        return run
+    return wrap
+
+
+def worst_first(f1, support):
+    """Class indices from the lowest F1 up; among equal F1 the class with more images comes first.
+
+    Parameters
+    ----------
+    f1 : array-like of shape (n_classes,)
+        NaN sorts last.
+    support : array-like of shape (n_classes,)
+        Images per class.
+
+    Returns
+    -------
+    ndarray of shape (n_classes,)
+    """
+    f1 = np.asarray(f1, dtype=np.float64)
+    support = np.asarray(support)
+    if f1.shape != support.shape:
+        raise ValueError(f"support: expected one count per class ({f1.shape[0]}); got shape {support.shape}")
+    return np.lexsort((np.arange(len(f1)), -support, np.where(np.isnan(f1), np.inf, f1)))
+
+
+def load_metrics(out_dir):
+    """A model's ``metrics.json`` with the arrays kept in ``metrics.npz`` put back (as nested lists)."""
+    out_dir = Path(out_dir)
+    m = json.loads((out_dir / METRICS).read_text())
+    stored = list(_array_refs(m))
+    if stored:
+        with np.load(out_dir / METRICS_ARRAYS, allow_pickle=False) as z:
+            for parent, key, ref in stored:
+                parent[key] = z[ref["key"]].tolist()
+    return m
+
+
+def _array_refs(m):
+    for part in (m.get("classification"), (m.get("classification") or {}).get("center_crop")):
+        if isinstance(part, dict) and isinstance(part.get("confusion"), dict) and "npz" in part["confusion"]:
+            yield part, "confusion", part["confusion"]
+
+
+def _split_bulky(m):
+    """``(metrics for JSON, {key: array})``: confusion matrices of more than ``BULKY_CELLS`` cells move out."""
+    c = m.get("classification")
+    if not isinstance(c, dict) or len(c.get("confusion") or []) ** 2 <= BULKY_CELLS:
+        return m, {}
+    arrays = {}
+
+    def move(part, key):
+        arrays[key] = np.asarray(part["confusion"], dtype=np.int64)
+        return {**part, "confusion": {"npz": METRICS_ARRAYS, "key": key, "shape": list(arrays[key].shape)}}
+
+    c = move(c, "confusion")
+    if isinstance(c.get("center_crop"), dict):
+        c["center_crop"] = move(c["center_crop"], "center_crop_confusion")
+    return {**m, "classification": c}, arrays
 
 
 class _Explain:
@@ -102,8 +191,8 @@ class _Explain:
             cache[output] = None
             if not self.__dict__.get("_cam_reason_shown"):
                 self._cam_reason_shown = True
-                _display(CSS + f'<p class="evallib-warn">No heat maps: {html.escape(str(exc))}. The galleries '
-                               f'show their images alone.</p>')
+                _display(CSS + f'<p class="evallib-warn">No heat maps: {html.escape(short_message(exc, limit=600))}. '
+                               f'The galleries show their images alone.</p>')
         return cache[output]
 
     def _cam_intro(self, route):
@@ -115,7 +204,7 @@ class _Explain:
         if route.method != self.params.report["cam_method"]:
             rows.append(["note", f"{self.params.report['cam_method']} needs gradients, which no route gave; "
                                  f"{route.method} needs none and drew these maps (the same map for every target)"])
-        rows += [["why not an earlier route", n] for n in route.notes]
+        rows += [["why not an earlier route", short_message(n, limit=600)] for n in route.notes]
         self.metrics["cam"] = {"route": route.route, "method": route.method, "layer": route.layer}
         self.save()
         _display(CSS + html_table(rows, ["Heat maps", ""]))
@@ -128,8 +217,12 @@ class _Explain:
             return list(shown)
         return [overlay(img, cam) for img, cam in zip(shown, route(x, targets))]
 
+    @_section("Grad-CAM gallery")
     def grad_cam_gallery(self):
-        """Per class the most confident correct images and the mistakes, each with its heat map."""
+        """Per class the most confident correct images and the mistakes, each with its heat map.
+
+        Above ``GALLERY_CLASSES`` classes only the worst classes (lowest F1) have rows.
+        """
         from .plots import plot_tiles
 
         if self.classification is None or self.params.report["gallery_size"] == 0:
@@ -141,8 +234,15 @@ class _Explain:
         probs = self.probs
         pred, conf, y = probs.argmax(1), probs.max(1), self.y
         n_ok, n_bad = max(1, size // 2), max(1, size // 4)
+        rows_for, which = range(len(self.classes)), "Each row is one true class"
+        if len(self.classes) > GALLERY_CLASSES:
+            c = self.classification
+            rows_for = [k for k in worst_first(c.f1, c.support) if c.support[k] > 0][:GALLERY_CLASSES]
+            which = (f"Each row is one of the {GALLERY_CLASSES} true classes with the lowest F1 (of "
+                     f"{len(self.classes):,}), worst first")
         picks = []  # (row, index, target class, caption)
-        for k, name in enumerate(self.classes):
+        for k in rows_for:
+            k, name = int(k), self.classes[k]
             ok = np.nonzero((y == k) & (pred == k))[0]
             bad = np.nonzero((y == k) & (pred != k))[0]
             row = [(i, k, f"{name} → {name} ({conf[i]:.2f})") for i in ok[np.argsort(-conf[ok], kind="stable")][:n_ok]]
@@ -160,7 +260,7 @@ class _Explain:
             j += len(row)
         title = "Grad-CAM: where the model looks" if route is not None else "Gallery (no heat maps)"
         fig = plot_tiles(tiles, ncols=max(len(r) for r in tiles), title=title)
-        _display(guide("Each row is one true class: its most confident correct images, then its mistakes as pairs "
+        _display(guide(f"{which}: its most confident correct images, then its mistakes as pairs "
                        "(heat map for the wrong prediction, then for the true class). Red areas drove the score; "
                        "captions read true → predicted (probability)."), figure_image(fig, dpi=80))
         self._verification_gallery()
@@ -197,6 +297,7 @@ class _Explain:
                        "rows: pairs of different identities it finds most similar (false accepts). The heat maps "
                        "show what drives the similarity to the other image."), figure_image(fig, dpi=80))
 
+    @_section("Grad-CAM explorer")
     def cam_explorer(self, interactive=False):
         """In JupyterLab: pick an image (by index or among the mistakes) and see its CAM."""
         if not interactive or self.classification is None:
@@ -233,14 +334,18 @@ class _Explain:
         show()
         _display(w.VBox([w.HBox([index, pick]), out]))
 
+    @_section("t-SNE map")
     def tsne_map(self):
         """t-SNE map of the embedding output with thumbnails and trustworthiness.
 
         Without an embedding output the class scores are mapped when there are more than
-        ``TSNE_MIN_SCORES`` of them; otherwise the section says why there is no map.
+        ``TSNE_MIN_SCORES`` of them; otherwise the section says why there is no map. In the HTML
+        each point (up to ``HOVER_POINTS``, mistakes first) has a hover title: its class, the
+        prediction when wrong, and its file.
         """
         from .data import load_image
-        from .tsne import plot_tsne, tsne_map
+        from .display import figure_with_hover
+        from .tsne import MAX_LEGEND, plot_tsne, tsne_map
 
         outs = self.params.outputs
         if "embeddings" in self.pred:
@@ -281,13 +386,26 @@ class _Explain:
         self.metrics["tsne"] = {"source": source, "trustworthiness": m.trustworthiness, "method": m.method,
                                 "trust_sample": m.trust_sample, "points": len(feats), "thumbnails": placed}
         self.save()
-        note = (f"{len(feats):,} points from {source}; {placed} thumbnails on points spread out so none overlap; "
-                f"trustworthiness (k = 10) {m.trustworthiness:.3f}"
+        fig = ax.figure
+        fig.draw_without_rendering()  # the final layout, so the hover points sit on the drawn ones
+        wrong = np.zeros(len(feats), bool) if mistakes is None else mistakes
+        rng = np.random.default_rng(rep["seed"])
+        hover = np.argsort(-(wrong + rng.random(len(feats))), kind="stable")[:HOVER_POINTS]
+        pred = self.pred["scores"].argmax(1) if mistakes is not None else None
+        titles = [f"{self.classes[self.y[i]]}" + (f" → predicted {self.classes[pred[i]]}" if wrong[i] else "")
+                  + f" ({self.pred['paths'][i]})" for i in hover]
+        n_cls = len(self.classes)
+        colours = (f"Colours by class; {n_cls:,} classes" if n_cls > MAX_LEGEND else "Colours by class (legend)")
+        note = (f"{colours}; {len(feats):,} points from {source}; {placed} thumbnails on points spread out so "
+                f"none overlap; trustworthiness (k = 10) {m.trustworthiness:.3f}"
                 + (f" measured on {m.trust_sample:,} random points" if m.trust_sample < len(feats) else "")
-                + ": near 1 means neighbours on the map are neighbours in the embedding.")
+                + ": near 1 means neighbours on the map are neighbours in the embedding. Hover over a point for its "
+                  "class and file" + (f" ({len(hover):,} of the points, mistakes first)." if len(hover) < len(feats)
+                                      else "."))
         _display(guide("Images the model finds similar sit close together; a thumbnail inside another class's "
                        "cluster is an image the model confuses. Black rings mark misclassified images."),
-                 figure_image(ax.figure, dpi=80), CSS + f"<p>{html.escape(note)}</p>")
+                 figure_with_hover(fig, ax.transData.transform(m.coords[hover]), titles, dpi=80),
+                 CSS + f"<p>{html.escape(note)}</p>")
 
 
 @dataclass
@@ -306,6 +424,7 @@ class Report(_Explain):
     ver_center: object = None
     metrics: dict = field(default_factory=dict)
     warnings: list = field(default_factory=list)
+    render_notes: dict = field(default_factory=dict)
     write: bool = True
 
     # ------------------------------------------------------------------ building
@@ -323,15 +442,24 @@ class Report(_Explain):
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always", DegenerateWarning)
             rep._compute()
-        rep.warnings = sorted({str(w.message) for w in caught if issubclass(w.category, DegenerateWarning)})
+        rep.warnings = rep._checks() + sorted({str(w.message) for w in caught
+                                               if issubclass(w.category, DegenerateWarning)})
         rep.metrics = rep._metrics_dict()
         rep.save()
         return rep
 
     def save(self):
-        """Write ``metrics.json`` (atomically), unless the report was loaded with ``write=False``."""
+        """Write ``metrics.json`` (atomically), unless the report was loaded with ``write=False``.
+
+        A large confusion matrix goes to ``metrics.npz`` beside it (see :func:`load_metrics`).
+        """
         if self.write:
-            write_json(self.out_dir / METRICS, self.metrics)
+            m, arrays = _split_bulky(self.metrics)
+            if arrays:
+                write_npz(self.out_dir / METRICS_ARRAYS, compressed=True, **arrays)
+            else:
+                (self.out_dir / METRICS_ARRAYS).unlink(missing_ok=True)
+            write_json(self.out_dir / METRICS, m)
 
     @property
     def classes(self):
@@ -380,6 +508,26 @@ class Report(_Explain):
                 self.ver_center = evaluate_verification(p["embeddings_center"], self.y, **kw)
             if self.params.data.get("pairs"):
                 self.verification_pairs = self._pair_list(**kw)
+
+    def _checks(self):
+        """What the summary warns about before any section runs: class order, score type, skipped files.
+
+        Add a check here (returning short messages); degenerate metrics follow them in ``warnings``.
+        """
+        from .summary import class_order_warnings, score_type_warnings, skipped_warnings
+
+        out = class_order_warnings(self.classes, classes_given=self.params.data.get("classes") is not None,
+                                   confusion=None if self.classification is None else self.classification.confusion)
+        if "scores" in self.pred:  # the raw scores: the center view's when augmentation averaged probabilities
+            out += score_type_warnings(self.pred.get("scores_center", self.pred["scores"]),
+                                       scores_are=self.params.outputs["scores_are"])
+        skipped = [{**s, "reason": short_message(s["reason"])} for s in self.run["dataset"]["skipped"]]
+        return out + skipped_warnings(skipped)
+
+    def note(self, text):
+        """Add a short message (no paths) to the Notes section at the end of the report."""
+        msg = short_message(text)
+        self.render_notes[msg] = self.render_notes.get(msg, 0) + 1
 
     def _pair_list(self, **kw):
         from .data import Dataset, read_pairs
@@ -446,18 +594,75 @@ class Report(_Explain):
         return to_jsonable(m)
 
     # ------------------------------------------------------------------ sections
+    @_section("Summary")
+    def summary(self):
+        """The top of the page: headline metrics with intervals, the decision rule, the rank among the
+        models evaluated on the same data, the warnings, and the contents."""
+        from .compare import Comparison
+        from .summary import SECTIONS, rank_among, summary_html
+
+        ds = self.run["dataset"]
+        primary = self.primary()[0]
+        ranking = None
+        try:
+            peers = Comparison.load(self.out_dir.parent, primary_metric=primary).ok
+            ranking = rank_among(self.params.name, {**peers, self.params.name: self.metrics}, primary)
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            self.note(f"Summary: no ranking: the other models' metrics could not be read ({exc})")
+        has = {"classification": self.classification is not None, "verification": self.verification is not None,
+               "training_log": bool(self.params.report.get("training_log"))}
+        lede = (f"{self.params.name}: {Path(self.run['model']['path']).name} evaluated on {len(self.y):,} images "
+                f"of {len(self.classes):,} classes from {Path(ds['root']).name}/ "
+                f"({' and '.join(self.params.tasks)}).")
+        _display(summary_html(name=self.params.name, lede=lede, headline=self.metrics["headline"], primary=primary,
+                              decision=self._decision(), ranking=ranking, warnings=self.warnings,
+                              toc=[(i, t) for i, t, need in SECTIONS if need is None or has[need]]))
+
+    def _decision(self):
+        from .summary import POLICY_TEXT
+
+        out = []
+        if self.classification is not None:
+            out.append("Classification: each image gets the class with the highest score (no threshold; the "
+                       "class threshold slider shows one class against the rest at any threshold).")
+        v = self.verification
+        if v is not None:
+            policy = self.params.report["threshold_policy"]
+            ch = v.policies.get(policy)
+            if ch is None:
+                out.append(f"Verification: the threshold policy {policy} has no threshold on these pairs.")
+            else:
+                target = f" (target {self.params.report['far_target']:g})" if policy == "far" else ""
+                out.append(f"Verification: two images show the same identity when their cosine similarity is at least "
+                           f"{ch.threshold:.4f}, chosen by the policy {policy}{target}: {POLICY_TEXT[policy]}; "
+                           f"there TAR {ch.recall:.4f}, FAR {ch.far:.4f}, accuracy {ch.accuracy:.4f}.")
+        return " ".join(out) if out else "none."
+
+    @_section("Notes")
+    def notes(self):
+        """Warnings raised while the sections were drawn, as short messages with no paths."""
+        if not self.render_notes:
+            _display(CSS + "<p>No warnings while this report was drawn.</p>")
+            return
+        items = "".join(f"<li>{html.escape(m)}{f' ({n} times)' if n > 1 else ''}</li>"
+                        for m, n in self.render_notes.items())
+        _display(CSS + guide("Warnings the libraries raised while this report was drawn; they rarely change a "
+                             "number, but say where a figure may be off.") + f"<ul>{items}</ul>")
+
+    @_section("Model and data")
     def header(self):
-        """Model facts, dataset, skipped files, run time."""
+        """Model facts (file name and sha256, never the machine's path), data folder, skipped files, run time."""
         model, ds, inf = self.run["model"], self.run["dataset"], self.run["inference"]
         io_rows = [["input", i["name"], str(i["shape"]), i["type"]] for i in model["inputs"]] + \
                   [["output", o["name"], str(o["shape"]), o["type"]] for o in model["outputs"]]
-        facts = [["model file", model["path"]], ["size", f"{model['size_bytes'] / 1e6:.2f} MB"],
+        facts = [["model file", Path(model["path"]).name], ["size", f"{model['size_bytes'] / 1e6:.2f} MB"],
                  ["sha256", model["sha256"]], ["producer", model["producer"]],
                  ["opset", ", ".join(f"{k} {v}" for k, v in model["opset"].items())],
                  ["task", ", ".join(self.params.tasks)], ["test-time augmentation", self.params.preprocess["tta"]]]
         facts += [[f"metadata: {k}", v] for k, v in model["metadata"].items()]
         speed = inf.get("images_per_second")
-        run_rows = [["images evaluated", len(self.y)], ["classes", len(self.classes)]]
+        run_rows = [["data folder", Path(ds["root"]).name], ["images evaluated", len(self.y)],
+                    ["classes", len(self.classes)]]
         if ds.get("class_order"):
             run_rows.append(["class order", describe_class_order(self.classes, ds["class_order"])])
         st = self.run.get("score_type")
@@ -475,9 +680,8 @@ class Report(_Explain):
                   "<details><summary>images per class</summary>" + html_table(counts, ["class", "images"]) + "</details>"]
         if ds["skipped"]:
             parts.append("<details open><summary>skipped files</summary>" + html_table(
-                [[s["path"], s["reason"]] for s in ds["skipped"][:200]], ["file", "reason"]) + "</details>")
-        for w in self.warnings:
-            parts.append(f'<p class="evallib-warn">{html.escape(w)}</p>')
+                [[s["path"], short_message(s["reason"])] for s in ds["skipped"][:200]], ["file", "reason"])
+                + (f"<p>and {len(ds['skipped']) - 200:,} more</p>" if len(ds["skipped"]) > 200 else "") + "</details>")
         _display("".join(parts))
 
     def _need(self, what):
@@ -486,6 +690,7 @@ class Report(_Explain):
             _display(f"<p><i>Not part of this model's evaluation (task: {html.escape(', '.join(self.params.tasks))}).</i></p>")
         return obj
 
+    @_section("Classification")
     def classification_summary(self):
         """Headline metrics with intervals, the center-crop comparison, per-class table."""
         c = self._need("classification")
@@ -518,28 +723,71 @@ class Report(_Explain):
                       guide(f"The same model on the single center crop and with {tta} test-time augmentation; "
                             "a positive change means augmentation helps (for loss, lower is better)."),
                       html_table(rows, ["metric", "center crop", tta, "change"])]
-        per = [[cls, c.precision[i], c.recall[i], c.f1[i], int(c.support[i]), c.roc_auc[i]]
-               for i, cls in enumerate(c.classes)]
-        parts += ["<h4>Per class</h4>", html_table(per, ["class", "precision", "recall", "F1", "images", "ROC AUC"])]
+        n = len(c.classes)
+        order = np.arange(n) if n <= TABLE_ROWS else worst_first(c.f1, c.support)
+        per = [[str(c.classes[i]), c.precision[i], c.recall[i], c.f1[i], int(c.support[i]), c.roc_auc[i]]
+               for i in order]
+        head = ["class", "precision", "recall", "F1", "images", "ROC AUC"]
+        parts.append("<h4>Per class</h4>")
+        if n <= TABLE_ROWS:
+            parts.append(html_table(per, head))
+        else:
+            parts += [guide(f"The {TABLE_ROWS} classes with the lowest F1 of {n:,}, worst first (equal F1: more "
+                            f"images first). Open the full table below; a click on a column header sorts it."),
+                      folded_table(per, head, shown=TABLE_ROWS, what="classes")]
         if c.undefined:
-            parts.append(html_table([[u["metric"], ", ".join(u["classes"][:20]), u["reason"]] for u in c.undefined],
-                                    ["undefined metric", "classes", "reason"]))
+            parts.append(html_table([[u["metric"], ", ".join(u["classes"][:20])
+                                      + (f" and {len(u['classes']) - 20:,} more" if len(u["classes"]) > 20 else ""),
+                                      u["reason"]] for u in c.undefined], ["undefined metric", "classes", "reason"]))
         _display("".join(parts))
 
+    @_section("Confusion matrix")
     def confusion(self):
-        """Confusion heat map (counts and row percentages) and the most confused pairs."""
-        from .plots import plot_confusion
+        """Confusion heat map (counts and row percentages) and the most confused pairs.
+
+        Above ``CONFUSION_ANNOTATED`` classes: the submatrix of the most confused classes (ordered
+        so that confusions sit next to each other), then the whole matrix as one image ordered by
+        hierarchical clustering, then the pairs.
+        """
+        from .metrics.confusion import cluster_order, most_confused_classes
+        from .plots import plot_confusion, plot_confusion_image
 
         c = self._need("classification")
         if c is None:
             return
-        ax = plot_confusion(c.confusion, c.classes, title=f"Confusion matrix: {self.params.name}")
         rows = [[m["true"], m["predicted"], m["count"], m["rate"]] for m in c.most_confused]
-        _display(guide("Rows are the true class, columns the prediction; the diagonal is correct. "
-                       "Each cell shows the count and the share of its row; dark cells off the diagonal are "
-                       "the model's typical mistakes."), figure_image(ax.figure),
-                 CSS + "<h4>Most confused pairs</h4>" + html_table(rows, ["true", "predicted as", "images", "share of true class"]))
+        pairs = CSS + "<h4>Most confused pairs</h4>" + html_table(rows, ["true", "predicted as", "images",
+                                                                         "share of true class"])
+        n = len(c.classes)
+        if n <= CONFUSION_ANNOTATED:
+            ax = plot_confusion(c.confusion, c.classes, title=f"Confusion matrix: {self.params.name}")
+            _display(guide("Rows are the true class, columns the prediction; the diagonal is correct. "
+                           "Each cell shows the count and the share of its row; dark cells off the diagonal are "
+                           "the model's typical mistakes."), figure_image(ax.figure), pairs)
+            return
+        shown = []
+        idx = most_confused_classes(c.confusion, max_classes=CONFUSED_CLASSES)
+        if len(idx) >= 2:
+            ax = plot_confusion(c.confusion[np.ix_(idx, idx)], [c.classes[i] for i in idx],
+                                row_totals=c.confusion.sum(axis=1)[idx],
+                                title=f"The {len(idx)} most confused classes of {n:,}: {self.params.name}")
+            shown += [guide(f"The {len(idx)} classes involved in the largest off-diagonal counts, of {n:,}; they are "
+                            "ordered so that classes confused with each other sit side by side. Rows are the true "
+                            "class, columns the prediction; each cell shows the count and the share of all of the "
+                            "true class's images, so a row need not add up to 100%."), figure_image(ax.figure)]
+        else:
+            shown.append("<p><i>No class is confused with another: every image is classified correctly.</i></p>")
+        ax = plot_confusion_image(c.confusion, order=cluster_order(c.confusion),
+                                  title=f"All {n:,} classes, ordered by hierarchical clustering: {self.params.name}")
+        dpi = min(220, max(100, int(np.ceil(n / 9.0))))  # at least a pixel per class, up to 2,000 classes
+        shown += [guide("The whole matrix, one pixel per pair of classes, rows and columns in the same order: "
+                        "classes confused with each other are clustered together, so confusions appear as dark "
+                        "squares along the diagonal; a dark point far from it is a confusion between otherwise "
+                        "distinct groups. Colour is the share of the true class (row); empty cells are white."),
+                  figure_image(ax.figure, dpi=dpi), pairs]
+        _display(*shown)
 
+    @_section("ROC and precision-recall")
     def curves(self):
         """ROC and precision-recall curves: micro and macro averages, per class when few."""
         from matplotlib.figure import Figure
@@ -568,6 +816,7 @@ class Report(_Explain):
                        "better the model separates that class from the others; the diagonal is guessing."),
                  figure_image(fig))
 
+    @_section("Calibration")
     def reliability(self):
         """Reliability diagram with expected calibration error."""
         from .plots import plot_reliability
@@ -580,25 +829,35 @@ class Report(_Explain):
                        "is their mean confidence. A bar below its mark means over-confident, above it "
                        "under-confident. The number in a bar is its count of images."), figure_image(ax.figure))
 
+    @_section("Class threshold slider")
     def classification_slider(self, interactive=False):
         """Threshold slider on each class's probability (one class vs the rest)."""
         c = self._need("classification")
         if c is None:
             return
-        probs = self.probs
-        support = np.bincount(self.y, minlength=len(self.classes))
-        order = [int(k) for k in np.argsort(-support, kind="stable")[:20] if support[k] > 0]
-        if len(self.classes) == 2:
-            order = [1]
-        sweeps = {f"class {self.classes[k]} vs rest": threshold_sweep(self.y == k, probs[:, k]) for k in order}
-        note = "" if len(order) == len(self.classes) or len(self.classes) == 2 else \
-            f" (the {len(order)} classes with most images)"
+        probs, n = self.probs, len(self.classes)
+        present = [k for k in range(n) if c.support[k] > 0]
+        keys, note = present, ""
+        if n == 2:
+            keys = [1]
+        elif not interactive and len(present) > STATIC_SLIDER_CLASSES:
+            keys = [k for k in worst_first(c.f1, c.support) if c.support[k] > 0][:STATIC_SLIDER_CLASSES]
+            note = (f" (the {len(keys)} classes with the lowest F1 of {n:,}; in JupyterLab the live slider has "
+                    f"every class)")
+        keys = sorted(keys, key=lambda k: (str(self.classes[k]).casefold(), k))  # the chooser lists names A to Z
+
+        def sweep(k):
+            return lambda: threshold_sweep(self.y == k, probs[:, k])
+
+        sweeps = {f"class {self.classes[k]} vs rest": sweep(k) for k in keys}
         self._slider(sweeps, 0.5, f"Probability threshold per class{note}", interactive,
                      positive="class", negative="other classes")
 
     def _slider(self, sweeps, initial, title, interactive, positive, negative):
+        """``sweeps`` maps a curve's name to a ThresholdSweep, or to a function that makes it (the live
+        slider makes it when the curve is chosen)."""
         from .plots import plot_roc
-        from .slider import live_slider, static_slider_html, sweep_payload
+        from .slider import SEARCH_FROM, live_slider, static_slider_html, sweep_payload
 
         _display(guide("Move the slider to see what a decision threshold would do: the counts of right and "
                        "wrong decisions and the rates they give."))
@@ -606,11 +865,14 @@ class Report(_Explain):
             def curve(sweep, t):
                 c = sweep.table([t])
                 return plot_roc({"ROC": sweep}, marker=(float(c["far"][0]), float(c["recall"][0]))).figure
-            _display(live_slider(sweeps, initial=initial, curve_plot=curve))
+            _display(live_slider(sweeps, initial=initial, curve_plot=curve, positive=positive, negative=negative))
         else:
-            _display(static_slider_html([sweep_payload(s, name=n, positive=positive, negative=negative)
+            points = STATIC_SLIDER_POINTS if len(sweeps) > SEARCH_FROM else None
+            _display(static_slider_html([sweep_payload(s() if callable(s) else s, name=n, positive=positive,
+                                                       negative=negative, max_points=points)
                                          for n, s in sweeps.items()], initial=initial, title=title))
 
+    @_section("Verification")
     def verification_summary(self):
         """Score histograms, ROC with log FAR, metrics against threshold, tables and policies."""
         from matplotlib.figure import Figure
@@ -675,6 +937,7 @@ class Report(_Explain):
                 "Accuracy on each fold uses the threshold that was best on the other nine folds (the LFW protocol).")
                 + html_table(rows, ["pair list", ""]))
 
+    @_section("Similarity threshold slider")
     def verification_slider(self, interactive=False):
         v = self._need("verification")
         if v is None:
@@ -684,6 +947,7 @@ class Report(_Explain):
         self._slider({"all pairs": v.sweep}, t, "Similarity threshold (accept as same identity)", interactive,
                      positive="genuine", negative="impostor")
 
+    @_section("Training curves")
     def training_curves(self):
         """Training and validation curves when the params name a training log."""
         from .plots import plot_training_curves

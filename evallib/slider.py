@@ -16,15 +16,27 @@ import numpy as np
 
 EXACT_LIMIT = 100_000
 THINNED = 2_000
+SEARCH_FROM = 10  # with more curves than this the chooser gets a search box
 
 
-def sweep_payload(sweep, *, name, positive="positive", negative="negative"):
-    """JSON-ready counts of a sweep, ascending thresholds; thinned above ``EXACT_LIMIT``."""
+def sweep_payload(sweep, *, name, positive="positive", negative="negative", max_points=None):
+    """JSON-ready counts of a sweep, ascending thresholds; thinned above ``EXACT_LIMIT``.
+
+    With ``max_points`` (for many curves on one page) it keeps about that many evenly spaced
+    thresholds plus every one where the true-positive count changes (up to ``max_points`` of
+    them), so the range where the positives lie keeps its steps.
+    """
     n = len(sweep.thresholds)
-    idx = np.arange(n)[::-1]  # ascending thresholds
-    exact = sweep.exact and n <= EXACT_LIMIT
-    if n > EXACT_LIMIT:
-        idx = idx[np.unique(np.linspace(0, n - 1, THINNED).round().astype(int))]
+    limit = EXACT_LIMIT if max_points is None else min(max_points, EXACT_LIMIT)
+    exact = sweep.exact and n <= limit
+    keep = np.arange(n)  # descending thresholds
+    if n > limit:
+        keep = np.linspace(0, n - 1, min(limit, THINNED)).round().astype(int)
+        steps = np.nonzero(np.diff(np.r_[0, sweep.tp]))[0] if max_points is not None else []
+        if len(steps):
+            keep = np.r_[keep, steps[np.linspace(0, len(steps) - 1, min(len(steps), limit)).round().astype(int)]]
+        keep = np.unique(keep)
+    idx = keep[::-1]  # ascending thresholds
     how = (f"exact at every one of the {n:,} distinct thresholds" if exact else
            f"exact counts at {len(idx):,} of {n:,} thresholds" + ("" if sweep.exact else " (bin edges)"))
     return {"name": name, "positive": positive, "negative": negative, "thresholds": sweep.thresholds[idx].tolist(),
@@ -37,10 +49,24 @@ _SCRIPT = r"""
   var root = document.getElementById("%(id)s");
   var data = JSON.parse(root.querySelector("script.evallib-slider-data").textContent);
   var select = root.querySelector("select"), range = root.querySelector("input[type=range]");
+  var search = root.querySelector("input[type=search]");
   data.forEach(function (d, i) {
     var o = document.createElement("option"); o.value = i; o.textContent = d.name; select.appendChild(o);
   });
   if (data.length < 2) { select.style.display = "none"; }
+  if (data.length <= %(search_from)s) { search.style.display = "none"; }
+  search.addEventListener("input", function () {
+    var q = search.value.trim().toLowerCase(), first = null, kept = false;
+    Array.prototype.forEach.call(select.options, function (o) {
+      var hit = o.textContent.toLowerCase().indexOf(q) >= 0;
+      o.hidden = !hit;
+      if (hit && first === null) { first = o; }
+      if (hit && o.selected) { kept = true; }
+    });
+    root.querySelector("[data-field=matches]").textContent =
+      q ? (first === null ? "no match" : select.querySelectorAll("option:not([hidden])").length + " match") : "";
+    if (!kept && first !== null) { select.value = first.value; reset(); }
+  });
   function fmt(x) { return isFinite(x) ? x.toFixed(4) : "n/a"; }
   function set(name, text) { root.querySelector("[data-field=" + name + "]").textContent = text; }
   function show() {
@@ -85,12 +111,17 @@ _STYLE = """
 
 
 def static_slider_html(payloads, *, initial=0.5, title="Threshold slider"):
-    """HTML (with inline script and JSON data) for a slider over one or more sweeps."""
+    """HTML (with inline script and JSON data) for a slider over one or more sweeps.
+
+    The chooser lists the payloads in their order; above ``SEARCH_FROM`` of them a search box
+    filters it (case-insensitive, any part of the name).
+    """
     sid = "evallib-slider-" + uuid.uuid4().hex[:10]
     data = json.dumps(payloads).replace("</", "<\\/")
     return (_STYLE + f"""
 <div class="evallib-slider" id="{sid}">
-  <b>{html.escape(title)}</b> <select aria-label="which curve"></select>
+  <b>{html.escape(title)}</b> <input type="search" placeholder="search {len(payloads)} curves"
+    aria-label="search curves"> <select aria-label="which curve"></select> <span class="note" data-field="matches"></span>
   <div>threshold: <span data-field="threshold" data-threshold=""></span>
     <span class="note">(accept when score &gt;= threshold)</span></div>
   <input type="range" min="0" max="0" step="1" value="0" aria-label="threshold">
@@ -102,26 +133,39 @@ def static_slider_html(payloads, *, initial=0.5, title="Threshold slider"):
     <tr><th>FAR</th><td data-field="far"></td></tr></table>
   <div class="note" data-field="how"></div>
   <script type="application/json" class="evallib-slider-data">{data}</script>
-  <script>{_SCRIPT % {"id": sid, "initial": float(initial) if np.isfinite(initial) else 0.0}}</script>
+  <script>{_SCRIPT % {"id": sid, "initial": float(initial) if np.isfinite(initial) else 0.0,
+                      "search_from": SEARCH_FROM}}</script>
 </div>""")
 
 
-def counts_html(sweep, threshold):
-    """The live slider's readout: confusion counts and rates of ``sweep`` at ``threshold``."""
+def counts_html(sweep, threshold, *, positive="positive", negative="negative"):
+    """The live slider's readout: confusion counts and rates of ``sweep`` at ``threshold``, with the
+    static slider's labels (``positive``/``negative``: e.g. class/other classes, genuine/impostor)."""
     c = sweep.table([threshold])
     tp, fp, tn, fn = (int(c[k][0]) for k in ("tp", "fp", "tn", "fn"))
-    rows = "".join(f"<tr><th>{k}</th><td>{float(c[k][0]):.4f}</td></tr>"
-                   for k in ("accuracy", "precision", "recall", "f1", "far"))
-    return (f'<table><tr><th></th><th>predicted +</th><th>predicted -</th></tr>'
-            f'<tr><th>true +</th><td data-field="tp">{tp}</td><td data-field="fn">{fn}</td></tr>'
-            f'<tr><th>true -</th><td data-field="fp">{fp}</td><td data-field="tn">{tn}</td></tr></table>'
+    rows = "".join(f"<tr><th>{name}</th><td>{float(c[k][0]):.4f}</td></tr>" for k, name in (
+        ("accuracy", "accuracy"), ("precision", "precision"), ("recall", "recall (TAR)"), ("f1", "F1"),
+        ("far", "FAR")))
+    pos, neg = html.escape(positive), html.escape(negative)
+    return (f'<table><tr><th></th><th>predicted {pos}</th><th>predicted {neg}</th></tr>'
+            f'<tr><th>true {pos}</th><td data-field="tp">{tp}</td><td data-field="fn">{fn}</td></tr>'
+            f'<tr><th>true {neg}</th><td data-field="fp">{fp}</td><td data-field="tn">{tn}</td></tr></table>'
             f"<table>{rows}</table>")
 
 
-def live_slider(sweeps, *, initial=0.5, curve_plot=None):
-    """An ipywidgets slider for a live kernel; ``sweeps`` is ``{name: ThresholdSweep}``.
+def live_slider(sweeps, *, initial=0.5, curve_plot=None, positive="positive", negative="negative"):
+    """An ipywidgets slider for a live kernel.
 
-    ``curve_plot(sweep, threshold)`` may return a matplotlib Figure that marks the threshold.
+    Parameters
+    ----------
+    sweeps : dict
+        ``{name: ThresholdSweep}``, or ``{name: function returning one}`` (made when chosen, then kept).
+        The chooser lists the names in this order; above ``SEARCH_FROM`` of them a search box
+        filters it.
+    curve_plot : callable, optional
+        ``curve_plot(sweep, threshold)`` returns a matplotlib Figure that marks the threshold.
+    positive, negative : str
+        The readout's row and column labels.
     """
     import ipywidgets as w
     from IPython.display import HTML, display
@@ -129,8 +173,17 @@ def live_slider(sweeps, *, initial=0.5, curve_plot=None):
     from .display import figure_image
 
     names = list(sweeps)
+    made = {}
+
+    def get(name):
+        if name not in made:
+            s = sweeps[name]
+            made[name] = s() if callable(s) else s
+        return made[name]
+
     pick = w.Dropdown(options=names, description="curve")
-    first = sweeps[names[0]]
+    search = w.Text(placeholder=f"search {len(names)} curves", description="search", continuous_update=True)
+    first = get(names[0])
     lo, hi = float(first.thresholds.min()), float(first.thresholds.max())
     slider = w.FloatSlider(value=min(max(initial, lo), hi), min=lo, max=hi, step=(hi - lo) / 1000 or 0.001,
                            description="threshold", readout_format=".4f", continuous_update=False,
@@ -138,19 +191,37 @@ def live_slider(sweeps, *, initial=0.5, curve_plot=None):
     out = w.Output()
 
     def update(*_):
-        s = sweeps[pick.value]
+        if pick.value is None:
+            return
+        s = get(pick.value)
         out.clear_output(wait=True)
         with out:
-            display(HTML(counts_html(s, slider.value)))
+            display(HTML(counts_html(s, slider.value, positive=positive, negative=negative)))
             if curve_plot is not None:
                 display(figure_image(curve_plot(s, slider.value)))
 
     def repick(*_):
-        s = sweeps[pick.value]
-        slider.min, slider.max = float(s.thresholds.min()), float(s.thresholds.max())
+        if pick.value is None:
+            return
+        s = get(pick.value)
+        lo, hi = float(s.thresholds.min()), float(s.thresholds.max())
+        if lo > slider.max:  # move the bounds in an order that never puts min above max
+            slider.max, slider.min = hi, lo
+        else:
+            slider.min, slider.max = lo, hi
         update()
 
+    def refilter(*_):
+        q = search.value.strip().casefold()
+        kept = [n for n in names if q in n.casefold()]
+        current = pick.value
+        pick.options = kept
+        if kept:
+            pick.value = current if current in kept else kept[0]
+
     pick.observe(repick, names="value")
+    search.observe(refilter, names="value")
     slider.observe(update, names="value")
     update()
-    return w.VBox([pick, slider, out] if len(names) > 1 else [slider, out])
+    chooser = [search, pick] if len(names) > SEARCH_FROM else [pick]
+    return w.VBox([*chooser, slider, out] if len(names) > 1 else [slider, out])

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 import numpy as np
 
 TRUST_SAMPLE = 5000  # trustworthiness needs all pairwise distances: measured on a sample above this
+MAX_LEGEND = 20  # a legend lists at most this many classes; above it, the caption says how many there are
 
 
 @dataclass(frozen=True)
@@ -102,14 +103,30 @@ def spread_subset(coords, *, cell, max_items=None, priority=None):
     return np.array(chosen, dtype=int)
 
 
+def class_colours(n_classes):
+    """RGBA colours, ndarray of shape (n_classes, 4): tab10 or tab20 up to 20 classes, beyond that
+    hues spread by the golden ratio so that classes with neighbouring indices differ."""
+    import matplotlib
+    from matplotlib.colors import hsv_to_rgb
+
+    if n_classes <= 20:
+        cmap = matplotlib.colormaps["tab10" if n_classes <= 10 else "tab20"]
+        return np.array([cmap(k) for k in range(n_classes)])
+    k = np.arange(n_classes)
+    hsv = np.stack([(k * 0.618034) % 1.0, 0.55 + 0.35 * (k % 3) / 2, 0.95 - 0.3 * (k % 2)], axis=1)
+    return np.c_[hsv_to_rgb(hsv), np.ones(n_classes)]
+
+
 def plot_tsne(tmap, labels, classes, *, thumbnails=None, mistakes=None, ax=None, max_thumbnails=150,
               thumb_size=0.045, title="t-SNE map of the embeddings", seed=0):
     """Points coloured by class (mistakes ringed in black) and thumbnails on a spread-out subset
     (framed in their class colour, or thick black for a mistake).
 
     ``thumbnails(i)`` returns the image of sample ``i`` as an array in [0, 1]; ``thumb_size``
-    is a thumbnail's side as a fraction of the axes.
+    is a thumbnail's side as a fraction of the axes. The legend names the classes when there are
+    at most ``MAX_LEGEND``; above that it shows only the ring for mistakes.
     """
+    from matplotlib.lines import Line2D
     from matplotlib.offsetbox import AnnotationBbox, OffsetImage
 
     if ax is None:
@@ -118,21 +135,22 @@ def plot_tsne(tmap, labels, classes, *, thumbnails=None, mistakes=None, ax=None,
         ax = Figure(figsize=(11, 9), layout="constrained").add_subplot()
     xy = tmap.coords
     labels = np.asarray(labels)
-    import matplotlib
-
-    cmap = matplotlib.colormaps["tab10" if len(classes) <= 10 else "tab20"]
-    for k, name in enumerate(classes):
-        m = labels == k
-        if m.any():
-            ax.scatter(xy[m, 0], xy[m, 1], s=10, color=cmap(k % cmap.N), label=str(name), alpha=0.8, linewidths=0)
+    colours = class_colours(len(classes))
+    ax.scatter(xy[:, 0], xy[:, 1], s=10 if len(xy) <= 5000 else 4, c=colours[labels], alpha=0.8, linewidths=0)
+    handles = []
+    if len(classes) <= MAX_LEGEND:
+        handles = [Line2D([], [], ls="", marker="o", ms=6, color=colours[k], label=str(name))
+                   for k, name in enumerate(classes) if np.any(labels == k)]
     if mistakes is not None and np.any(mistakes):
         mk = np.asarray(mistakes, bool)
-        ax.scatter(xy[mk, 0], xy[mk, 1], s=40, facecolors="none", edgecolors="black", linewidths=1.0,
-                   label="misclassified (thumbnail: black frame)")
+        ring = ax.scatter(xy[mk, 0], xy[mk, 1], s=40, facecolors="none", edgecolors="black", linewidths=1.0,
+                          label="misclassified (thumbnail: black frame)")
+        handles.append(ring)
     ax.set_title(f"{title} (trustworthiness {tmap.trustworthiness:.3f})")
     ax.set_xlabel("t-SNE 1 (no units: only neighbourhoods matter)")
     ax.set_ylabel("t-SNE 2")
-    ax.legend(loc="center left", bbox_to_anchor=(1.0, 0.5), fontsize="small", markerscale=2)
+    if handles:
+        ax.legend(handles=handles, loc="center left", bbox_to_anchor=(1.0, 0.5), fontsize="small")
     ax.set_xticks([])
     ax.set_yticks([])
     placed = 0
@@ -150,7 +168,7 @@ def plot_tsne(tmap, labels, classes, *, thumbnails=None, mistakes=None, ax=None,
             box = OffsetImage(img, zoom=side / (max(img.shape[:2]) * fig.dpi / 72),
                               cmap="gray" if img.ndim == 2 else None)
             frame = {"edgecolor": "black", "linewidth": 3.0} if wrong[i] else \
-                {"edgecolor": cmap(int(labels[i]) % cmap.N), "linewidth": 1.5}
+                {"edgecolor": colours[int(labels[i])], "linewidth": 1.5}
             ax.add_artist(AnnotationBbox(box, xy[i], frameon=True, pad=0.0, bboxprops=frame))
         placed = len(subset)
     return ax, placed

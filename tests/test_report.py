@@ -3,6 +3,7 @@
 import json
 import re
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -154,6 +155,46 @@ def test_html_is_self_contained_and_hides_code(rendered):
     assert len(html) < 5_000_000
 
 
+def test_summary_first_with_contents_ranking_and_notes(rendered):
+    out = rendered["out"]
+    html = (out / "tiny" / "report.html").read_text()
+    summary = html.index("headline metric")
+    assert summary < html.index('id="sec-model"') < html.index('id="sec-classification"')
+    m = json.loads((out / "tiny" / "metrics.json").read_text())
+    f1 = m["headline"]["macro_f1"]
+    assert f"<td>macro F1 (primary)</td><td>{f1['value']:.4f}</td>" in html
+    assert f"[{f1['interval'][0]:.4f}, {f1['interval'][1]:.4f}]" in html
+    policy = m["verification"]["policies"]["max_f1"]
+    assert f"at least {policy['threshold']:.4f}, chosen by the policy max_f1" in html
+    # the contents link to sections that exist; a link for every section this model has
+    links = re.findall(r'<a href="#(sec-[\w-]+)">', html)
+    assert len(links) == 12 and all(f'id="{a}"' in html for a in links)
+    # odd, resnet and tiny share their data (the broken run has no metrics): tiny is ranked among 3
+    assert "How this model ranks:" in html and "of 3 models evaluated on the same data, by macro F1" in html
+    ranked = re.findall(r"<td>(\d)</td><td>(\w+)(?: \(this model\))?</td>", html[summary:html.index("</nav>")])
+    values = {n: json.loads((out / n / "metrics.json").read_text())["headline"]["macro_f1"]["value"]
+              for n in ("tiny", "odd", "resnet")}
+    assert [n for _, n in ranked] == sorted(values, key=lambda n: (-values[n], n))
+    assert 'id="sec-notes"' in html and ("No warnings while this report was drawn." in html or "<li>" in html)
+    # nothing a cell wrote to stderr (a library's warning, with its paths) reaches the page
+    for name in ("tiny", "odd", "resnet"):
+        nb = json.loads((out / name / "report.ipynb").read_text())
+        streams = [o for c in nb["cells"] for o in c.get("outputs", []) if o["output_type"] == "stream"]
+        assert streams == [], name
+        assert 'data-mime-type="application/vnd.jupyter.stderr"' not in (out / name / "report.html").read_text()
+
+
+def test_no_machine_path_in_shared_html(rendered):
+    home = str(Path.home())
+    for name in ("tiny", "odd", "resnet"):
+        html = (rendered["out"] / name / "report.html").read_text()
+        for private in (str(rendered["root"]), str(rendered["root"].parent), str(rendered["out"]), home + "/"):
+            assert private not in html, (name, private)
+        run = json.loads((rendered["out"] / name / "run.json").read_text())
+        assert f"<td>{Path(run['model']['path']).name}</td>" in html and run["model"]["sha256"] in html
+        assert "<td>data folder</td><td>data</td>" in html
+
+
 def test_show_code(rendered, tmp_path):
     out = tmp_path / "o"
     assert main(["run", str(rendered["params"] / "tiny.yaml"), "--out", str(out), "--quiet", "--show-code"]) == 0
@@ -176,6 +217,14 @@ def test_report_in_chromium_offline_slider_matches_python(rendered):
         page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
         page.on("pageerror", lambda e: errors.append(str(e)))
         page.goto((out / "report.html").as_uri())
+        # the contents: a side column on a wide page, a block under the summary on a narrow one; links jump
+        toc = "getComputedStyle(document.querySelector('nav.evallib-toc')).position"
+        page.set_viewport_size({"width": 1800, "height": 900})
+        assert page.evaluate(toc) == "fixed"
+        page.locator("nav.evallib-toc a[href='#sec-confusion']").click()
+        assert abs(page.evaluate("document.getElementById('sec-confusion').getBoundingClientRect().top")) < 5
+        page.set_viewport_size({"width": 1000, "height": 900})
+        assert page.evaluate(toc) == "static"
         sliders = page.locator(".evallib-slider")
         assert sliders.count() == 2
         assert "<b>x</b>" in page.locator("body").inner_text()  # shown as literal text

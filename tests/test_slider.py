@@ -44,3 +44,25 @@ def test_live_readout_and_widget(rng):
     slider.value = 0.9  # the callbacks run without a kernel
     pick.value = "b"
     assert slider.min == float(threshold_sweep(1 - y, s).thresholds.min())
+
+
+def test_live_chooser_is_searchable_and_makes_sweeps_when_chosen(rng):
+    y = rng.integers(0, 2, 200)
+    s = rng.normal(size=200) + y
+    made = []
+
+    def lazy(k):
+        return lambda: made.append(k) or threshold_sweep(y, s + k)
+
+    names = [f"class c{k:02d} vs rest" for k in range(12)]
+    box = live_slider({n: lazy(k) for k, n in enumerate(names)}, initial=0.4, positive="class",
+                      negative="other classes")
+    search, pick, slider, out = box.children
+    assert list(pick.options) == names and made == [0]  # only the shown curve was made
+    search.value = "C07"
+    assert list(pick.options) == ["class c07 vs rest"] and pick.value == "class c07 vs rest" and made == [0, 7]
+    assert slider.max == float(threshold_sweep(y, s + 7).thresholds.max())
+    search.value = ""
+    assert len(pick.options) == 12 and pick.value == "class c07 vs rest"
+    html = counts_html(threshold_sweep(y, s), 0.4, positive="class", negative="<other>")
+    assert "<th>true class</th>" in html and "predicted &lt;other&gt;" in html and "recall (TAR)" in html

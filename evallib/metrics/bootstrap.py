@@ -42,15 +42,20 @@ def _auc_layout(scores, pos):
     return order, pos[order], starts
 
 
-def _weighted_auc(w_sorted, pos_sorted, starts):
-    """AUC for each row of weights (already in ascending score order): ties count half."""
+def _weighted_auc(w_sorted, pos_sorted, starts, neg_below=0.0):
+    """AUC for each row of weights (already in ascending score order): ties count half.
+
+    ``neg_below`` (one per row) is the weight of negatives left out because they score below
+    every positive: each positive beats them all.
+    """
     posw = np.where(pos_sorted, w_sorted, 0).astype(np.float64)
     negw = np.where(pos_sorted, 0, w_sorted).astype(np.float64)
     pg = np.add.reduceat(posw, starts, axis=1)
     ng = np.add.reduceat(negw, starts, axis=1)
-    below = np.cumsum(ng, axis=1) - ng
+    neg_below = np.asarray(neg_below, dtype=np.float64)
+    below = np.cumsum(ng, axis=1) - ng + neg_below[..., None]
     num = np.sum(pg * (below + 0.5 * ng), axis=1)
-    den = pg.sum(axis=1) * ng.sum(axis=1)
+    den = pg.sum(axis=1) * (ng.sum(axis=1) + neg_below)
     with np.errstate(invalid="ignore", divide="ignore"):
         return np.where(den > 0, num / np.where(den > 0, den, 1), np.nan)
 
@@ -72,12 +77,19 @@ def _replicates(y, probs, pred, w, *, ks=(5,), auc=True):
     out["macro_f1"] = f1
     if auc:
         per_class = np.full((len(w), c), np.nan)
+        total = w.sum(axis=1, dtype=np.float64)
         for k in range(c):
             pos = y == k
             if not pos.any() or pos.all():
                 continue
-            order, pos_sorted, starts = _auc_layout(probs[:, k], pos)
-            per_class[:, k] = _weighted_auc(w[:, order], pos_sorted, starts)
+            # only samples scoring at or above the lowest positive can outrank one: the rest are
+            # negatives every positive beats, summed as one weight per resample
+            col = probs[:, k]
+            high = np.nonzero(col >= col[pos].min())[0]
+            order, pos_sorted, starts = _auc_layout(col[high], pos[high])
+            w_high = w[:, high[order]]
+            per_class[:, k] = _weighted_auc(w_high, pos_sorted, starts,
+                                            neg_below=total - w_high.sum(axis=1, dtype=np.float64))
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)  # a resample may miss a class entirely
             out["roc_auc_macro"] = np.nanmean(per_class, axis=1)
