@@ -69,6 +69,7 @@ def test_wheel_install_renders_a_report(tmp_path):
     assert Path(executed["metadata"]["papermill"]["input_path"]).is_relative_to(site)  # the packaged notebook
     # quiet: a progress bar, a summary table; no kernel or library warnings
     lines = run.stdout.splitlines()
+    assert lines.pop(0).startswith("tiny: class order: sorted folder names")
     assert lines[0].split() == ["model", "data", "n", "accuracy", "macro_f1", "status"]
     assert lines[2].split()[:3] == ["tiny", "eval_set", "12"] and lines[2].endswith("ok")
     assert "TCP" not in run.stderr and "warning" not in run.stderr.lower(), run.stderr

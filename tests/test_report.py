@@ -16,6 +16,7 @@ from conftest import export_tiny_model, export_unconvertible_model
 from evallib.cli import main
 from evallib.metrics import evaluate_classification, evaluate_verification
 from evallib.metrics.classification import to_probabilities
+from evallib.metrics.verification import pair_scores
 from evallib.run import load_predictions
 
 pytestmark = pytest.mark.slow  # notebook kernels and Chromium
@@ -232,10 +233,9 @@ def test_report_in_chromium_offline_slider_matches_python(rendered):
         # verification slider: genuine vs impostor pairs
         ver = sliders.nth(1)
         rng_input = ver.locator("input[type=range]")
-        e = p["embeddings"] / np.linalg.norm(p["embeddings"], axis=1, keepdims=True)
-        e = e.astype(np.float32)
-        s = (e @ e.T)[np.triu_indices(len(e), 1)].astype(np.float64)
-        same = (p["labels"][:, None] == p["labels"][None, :])[np.triu_indices(len(e), 1)]
+        iu = np.triu_indices(len(p["embeddings"]), 1)
+        s = pair_scores(p["embeddings"], *iu)  # the scores as evallib defines them (docs/metrics.md)
+        same = (p["labels"][:, None] == p["labels"][None, :])[iu]
         for pos in (0, 7, int(rng_input.get_attribute("max")) // 2, int(rng_input.get_attribute("max"))):
             rng_input.evaluate("(el, v) => { el.value = v; el.dispatchEvent(new Event('input')); }", pos)
             t = float(ver.locator("[data-field=threshold]").get_attribute("data-threshold"))
