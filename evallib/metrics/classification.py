@@ -67,7 +67,7 @@ def infer_score_type(scores, *, atol=1e-3):
     if not (lo >= -atol and hi <= 1 + atol):
         return "logits", f"values from {lo:.4g} to {hi:.4g}, outside [0, 1] ({row_sums})"
     if not (abs(s_lo - 1) <= atol and abs(s_hi - 1) <= atol):
-        return "logits", f"values are in [0, 1] but rows do not sum to 1 ({row_sums})"
+        return "logits", f"values from {lo:.4g} to {hi:.4g}, within [0, 1], but rows do not sum to 1 ({row_sums})"
     return "probabilities", f"every row is in [0, 1] and sums to 1 ({row_sums})"
 
 
