@@ -9,6 +9,7 @@ released by pytorch-grad-cam's context manager.
 
 from __future__ import annotations
 
+import functools
 import importlib
 from dataclasses import dataclass
 from pathlib import Path
@@ -109,14 +110,12 @@ def load_torch_model(model, *, fallback=None, factory=None, output=0, nhwc=False
     errors = []
     path = Path(model)
     if path.suffix.lower() == ".onnx":
-        from .onnx_convert import to_torch
-
         shape = None
         if input_shape is not None:
             c, h, w = input_shape
             shape = (h, w, c) if nhwc else (c, h, w)
         try:
-            module, steps, batch = to_torch(path, input_shape=shape)
+            module, steps, batch = _converted(str(path.resolve()), path.stat().st_mtime_ns, shape)
             return TorchModel(_output_module(module, output, nhwc),
                               f"ONNX file {path.name} converted with onnx2torch ({'; '.join(steps) or 'as is'})",
                               nhwc, batch)
@@ -145,6 +144,16 @@ def load_torch_model(model, *, fallback=None, factory=None, output=0, nhwc=False
     elif errors:
         errors.append("no torch model is named in params (report.torch_model) to use instead")
     raise ModelError("Grad-CAM unavailable: " + "; ".join(errors or [f"cannot use {model!r} as a model"]))
+
+
+@functools.lru_cache(maxsize=4)
+def _converted(path, mtime_ns, shape):
+    """:func:`evallib.onnx_convert.to_torch`, once per file version and input shape: a report that
+    explains the scores and the embedding converts the model once (the module is only read)."""
+    from .onnx_convert import to_torch
+
+    del mtime_ns  # part of the cache key: a rewritten file is converted again
+    return to_torch(path, input_shape=shape)
 
 
 def _passes_through(module, inputs, output):

@@ -20,6 +20,7 @@ heat map is never drawn from a module that computes something else.
 from __future__ import annotations
 
 import copy
+from pathlib import Path
 
 import numpy as np
 
@@ -190,7 +191,7 @@ def to_torch(path, *, input_shape=None, rtol=1e-3):
     import onnx2torch
     import torch
 
-    name = getattr(path, "name", str(path))
+    name = Path(path).name
     model = onnx.load(str(path))
     batch = fixed_batch(model)
     fixed, steps = normalize_for_torch(model)

@@ -169,3 +169,22 @@ def test_no_route_names_every_reason(tmp_path):
     with pytest.raises(ModelError, match=r"no layer of the model outputs a spatial map for input \[1, 1, 8, 8\].*"
                                          r"EigenCAM on onnxruntime failed too: .*no tensor of flat\.onnx is a spatial map"):
         cam_route(path, input_shape=(1, 8, 8))
+
+
+def test_one_conversion_serves_every_output(tmp_path, monkeypatch):
+    import evallib.onnx_convert
+    from conftest import export_tiny_model
+
+    path = export_tiny_model(tmp_path / "two_outputs.onnx")
+    calls = []
+    real = evallib.onnx_convert.to_torch
+    monkeypatch.setattr(evallib.onnx_convert, "to_torch", lambda *a, **kw: calls.append(a) or real(*a, **kw))
+    x = np.random.default_rng(4).normal(size=(2, 1, 16, 16)).astype(np.float32)
+    scores = cam_route(path, input_shape=(1, 16, 16), output="logits", output_names=["logits", "embedding"])
+    emb = cam_route(path, input_shape=(1, 16, 16), output="embedding", output_names=["logits", "embedding"])
+    assert len(calls) == 1
+    ref = np.random.default_rng(5).normal(size=16).astype(np.float32)
+    assert scores(x, [0, 1]).shape == emb(x, [SimilarityTarget(ref)] * 2).shape == (2, 16, 16)
+    path.write_bytes(path.read_bytes())  # a rewritten file is converted again
+    cam_route(path, input_shape=(1, 16, 16))
+    assert len(calls) == 2
