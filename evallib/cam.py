@@ -362,8 +362,7 @@ def cam_route(model, *, input_shape, method="gradcam", layer=None, output=0, out
     ModelError
         Naming every route's reason, when none serves.
     """
-    if method not in METHODS:
-        raise ValueError(f"method: expected one of {', '.join(METHODS)}; got {method!r}")
+    _check_method(method)
     shape = tuple(input_shape)
     try:
         tm = load_torch_model(model, fallback=fallback, factory=factory, output=output, nhwc=nhwc,
@@ -385,6 +384,11 @@ def cam_route(model, *, input_shape, method="gradcam", layer=None, output=0, out
         raise ModelError("; ".join(notes + [f"EigenCAM on onnxruntime failed too: {exc}"])) from None
     return CamRoute("onnxruntime (forward only)", "eigencam", f"ONNX tensor {eigen.layer!r}",
                     f"ONNX file {Path(model).name} run by onnxruntime", notes, lambda x, targets: eigen(x))
+
+
+def _check_method(method):
+    if method not in METHODS:
+        raise ValueError(f"method: expected one of {', '.join(METHODS)}; got {method!r}")
 
 
 def _targets(targets, x):
@@ -423,8 +427,7 @@ def grad_cam(model, images, *, targets=None, layer=None, method="gradcam", outpu
     --------
     >>> maps = evallib.grad_cam("resnet18.onnx", x, targets=[207, 208])  # doctest: +SKIP
     """
-    if method not in METHODS:
-        raise ValueError(f"method: expected one of {', '.join(METHODS)}; got {method!r}")
+    _check_method(method)
     x = np.asarray(images, dtype=np.float32)
     if x.ndim != 4:
         raise ValueError(f"images: expected an array of shape (n_images, channels, height, width); got {x.shape}")

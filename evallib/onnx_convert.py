@@ -149,16 +149,18 @@ def normalize_for_torch(model):
     return model, steps
 
 
+def _input_dims(model):
+    """The dims of the graph's (first non-initializer) input: ints where fixed, else None."""
+    inits = {t.name for t in model.graph.initializer}
+    vi = next(v for v in model.graph.input if v.name not in inits)
+    return [int(d.dim_value) if d.HasField("dim_value") and d.dim_value > 0 else None
+            for d in vi.type.tensor_type.shape.dim]
+
+
 def fixed_batch(model):
     """The input's batch size when the graph fixes it (dynamo exports often fix 1), else ``None``."""
-    inits = {t.name for t in model.graph.initializer}
-    for vi in model.graph.input:
-        if vi.name not in inits:
-            dims = vi.type.tensor_type.shape.dim
-            if dims and dims[0].HasField("dim_value") and dims[0].dim_value > 0:
-                return int(dims[0].dim_value)
-            return None
-    return None
+    dims = _input_dims(model)
+    return dims[0] if dims else None
 
 
 def to_torch(path, *, input_shape=None, rtol=1e-3):
@@ -235,11 +237,5 @@ def to_torch(path, *, input_shape=None, rtol=1e-3):
 
 
 def _static_input_shape(model):
-    inits = {t.name for t in model.graph.initializer}
-    for vi in model.graph.input:
-        if vi.name not in inits:
-            dims = vi.type.tensor_type.shape.dim[1:]
-            if dims and all(d.HasField("dim_value") and d.dim_value > 0 for d in dims):
-                return tuple(int(d.dim_value) for d in dims)
-            return None
-    return None
+    dims = _input_dims(model)[1:]
+    return tuple(dims) if dims and None not in dims else None

@@ -21,6 +21,7 @@ import numpy as np
 from ._io import to_jsonable, write_json, write_npz
 from .data import describe_class_order
 from .display import CSS, figure_image, folded_table, guide, html_table, short_message
+from .display import show as _display  # the sections' one output call (tests capture it)
 from .metrics import (DegenerateWarning, bootstrap_classification, evaluate_classification, evaluate_verification,
                       infer_score_type, threshold_sweep)
 from .params import load_params
@@ -43,13 +44,6 @@ PRIMARY = {
     "auc": ("verification", "auc"), "tar_at_far": ("verification", "tar_at_far"),
     "lfw_accuracy": ("verification", "lfw_accuracy"),
 }
-
-
-def _display(*objs):
-    from IPython.display import HTML, display
-
-    for o in objs:
-        display(HTML(o) if isinstance(o, str) else o)
 
 
 def _thin(x, y, n=400):
