@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from .display import CSS, Markup, figure_image, guide, html_table, show
-from .outputs import REPORT_HTML, load_predictions, scan
+from .outputs import REPORT_HTML, data_key, load_predictions, scan
 from .report import PRIMARY
 
 
@@ -98,9 +98,7 @@ class Comparison:
         """
         found = {}
         for name, run in self.runs.items():
-            ds = run.get("dataset", {})
-            key = run.get("data_fingerprint") or f"folder {ds.get('root')}"
-            found.setdefault(key, []).append(name)
+            found.setdefault(data_key(run), []).append(name)
         out = []
         for key, names in found.items():
             folders = []

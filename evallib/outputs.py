@@ -99,6 +99,14 @@ def cached_predictions(model_dir, key):
         return None
 
 
+def data_key(run):
+    """What identifies a model's evaluation data in its run facts: models are compared when it is equal.
+
+    The data fingerprint (``run.json`` ``data_fingerprint``), else, for runs that predate it, the data folder.
+    """
+    return run.get("data_fingerprint") or f"folder {run.get('dataset', {}).get('root')}"
+
+
 @dataclass(frozen=True)
 class ModelOutput:
     """One model's folder under ``out_root``, as :func:`scan` finds it.

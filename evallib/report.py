@@ -504,19 +504,15 @@ class Report(_Explain):
                 self.verification_pairs = self._pair_list(**kw)
 
     def _checks(self):
-        """What the summary warns about before any section runs: class order, score type, skipped files.
+        """What the summary warns about before any section runs: the run's findings (class order and
+        score type, decided once after inference) and the skipped files.
 
         Add a check here (returning short messages); degenerate metrics follow them in ``warnings``.
         """
-        from .summary import class_order_warnings, score_type_warnings, skipped_warnings
+        from .summary import skipped_warnings
 
-        out = class_order_warnings(self.classes, classes_given=self.params.data.get("classes") is not None,
-                                   confusion=None if self.classification is None else self.classification.confusion)
-        if "scores" in self.pred:  # the raw scores: the center view's when augmentation averaged probabilities
-            out += score_type_warnings(self.pred.get("scores_center", self.pred["scores"]),
-                                       scores_are=self.params.outputs["scores_are"])
         skipped = [{**s, "reason": short_message(s["reason"])} for s in self.run["dataset"]["skipped"]]
-        return out + skipped_warnings(skipped)
+        return list(self.run.get("warnings", [])) + skipped_warnings(skipped)
 
     def note(self, text):
         """Add a short message (no paths) to the Notes section at the end of the report."""
@@ -668,7 +664,6 @@ class Report(_Explain):
                      ["images/s", f"{speed:.0f}" if speed else "n/a"]]
         counts = [[k, v] for k, v in ds["counts"].items()]
         parts = [CSS, f"<h3>{html.escape(self.params.name)}</h3>"]
-        parts += [f'<p class="evallib-warn"><b>Warning:</b> {html.escape(w)}</p>' for w in self.run.get("warnings", [])]
         parts += [html_table(facts, ["model", ""]),
                   html_table(io_rows, ["", "name", "shape", "type"]), html_table(run_rows, ["run", ""]),
                   "<details><summary>images per class</summary>" + html_table(counts, ["class", "images"]) + "</details>"]

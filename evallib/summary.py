@@ -6,13 +6,10 @@ return short messages; :meth:`evallib.report.Report.summary` shows them with the
 
 from __future__ import annotations
 
-import json
 import math
-import re
-
-import numpy as np
 
 from .display import render_template
+from .outputs import data_key
 
 HEADLINE_NAMES = {
     "accuracy": "accuracy (top-1)", "macro_f1": "macro F1", "roc_auc_macro": "macro ROC AUC (one-vs-rest)",
@@ -48,17 +45,6 @@ def headline_name(key, entry=None):
 
 def _num(v):
     return v is not None and not (isinstance(v, float) and math.isnan(v))
-
-
-def data_key(run):
-    """What identifies a model's evaluation data in its run facts: two models rank together when it is equal.
-
-    The data fingerprint when the run has one, else the data folder, the image count and the classes.
-    """
-    ds = run.get("dataset", {})
-    if ds.get("fingerprint"):
-        return ds["fingerprint"]
-    return json.dumps([ds.get("root"), ds.get("images"), ds.get("classes")], sort_keys=True)
 
 
 def rank_among(name, peers, metric):
@@ -98,67 +84,6 @@ def rank_among(name, peers, metric):
     return rows
 
 
-def class_order_warnings(classes, *, classes_given, confusion=None):
-    """Signs that the score columns do not follow the class order.
-
-    Parameters
-    ----------
-    classes : list of str
-        The class order the report uses.
-    classes_given : bool
-        Whether the params set ``data.classes`` (else the order is the sorted label names).
-    confusion : ndarray of shape (n_classes, n_classes), optional
-        Counts; when most classes' images go mostly to one other class, each to a different one,
-        the columns are likely permuted.
-    """
-    out = []
-    names = [str(c) for c in classes]
-    if not classes_given and all(re.fullmatch(r"[+-]?\d+", n) for n in names) \
-            and names != sorted(names, key=int):
-        out.append(f"class order: the labels are numbers sorted as text ({', '.join(names[:5])}, ...), while a "
-                   f"model's score columns usually follow numeric order; set data.classes to the model's order")
-    if confusion is not None:
-        cm = np.asarray(confusion)
-        support = cm.sum(axis=1)
-        top = cm.argmax(axis=1)
-        present = support > 0
-        elsewhere = present & (top != np.arange(len(cm))) & (cm[np.arange(len(cm)), top] > 0.5 * support)
-        # a permutation sends classes to distinct others; a model that predicts one class for all does not
-        distinct = len(set(top[elsewhere].tolist())) >= 0.8 * elsewhere.sum()
-        if elsewhere.sum() >= max(2, 0.5 * present.sum()) and distinct:
-            out.append(f"class order: for {int(elsewhere.sum())} of {int(present.sum())} classes most images are "
-                       f"predicted as one other class; the score columns may not follow "
-                       f"{'data.classes' if classes_given else 'the sorted label names'}")
-    return out
-
-
-def score_type_warnings(scores, *, scores_are):
-    """Signs that ``outputs.scores_are`` does not describe the raw scores.
-
-    Parameters
-    ----------
-    scores : ndarray of shape (n_samples, n_classes)
-        Raw model scores (before any softmax evallib applies).
-    scores_are : {"logits", "probabilities"}
-        What the params say they are.
-    """
-    s = np.asarray(scores, dtype=np.float64)
-    if s.size == 0:
-        return []
-    sums = s.sum(axis=1)
-    in_unit = s.min() >= 0 and s.max() <= 1
-    sum_to_one = np.allclose(sums, 1.0, atol=1e-3)
-    if scores_are == "logits" and in_unit and sum_to_one:
-        return ["score type: outputs.scores_are is logits, but every row of scores lies in [0, 1] and sums to 1; "
-                "they look like probabilities, and a softmax over them flattens the confidences "
-                "(set outputs.scores_are: probabilities)"]
-    if scores_are == "probabilities" and not (in_unit and sum_to_one):
-        return [f"score type: outputs.scores_are is probabilities, but the rows of scores sum to "
-                f"{sums.min():.3g} to {sums.max():.3g} and range over [{s.min():.3g}, {s.max():.3g}]; they look "
-                f"like logits (set outputs.scores_are: logits)"]
-    return []
-
-
 def skipped_warnings(skipped, *, shown=3):
     """One message for the files the run skipped: how many, and the first few (paths relative to the data)."""
     if not skipped:
@@ -187,8 +112,8 @@ _SUMMARY = """<div class="evallib-summary">
 </tbody></table>
 {% endif %}
 {% if warnings %}
-<div class="evallib-warn"><b>Warnings</b>
-<ul>{% for w in warnings %}<li>{{ w }}</li>{% endfor %}</ul></div>
+{% for w in warnings %}<p class="evallib-warn"><b>Warning:</b> {{ w }}</p>
+{% endfor %}
 {% else %}
 <p>No warnings.</p>
 {% endif %}

@@ -303,7 +303,9 @@ def test_permutation_warning_end_to_end(tmp_path, angles, capsys, displayed):
     assert "WARNING rev: class order: accuracy is 0.000" in printed.err
     assert "class order: sorted folder names (numeric): 0, 90, 180, 270" in printed.out
     # the report shows the warning first and the order in the run table
-    report_mod.Report.load(tmp_path / "rev.yaml", tmp_path / "out", write=False, progress=False).header()
+    rep = report_mod.Report.load(tmp_path / "rev.yaml", tmp_path / "out", write=False, progress=False)
+    rep.summary()  # the top of the page, then the model facts
+    rep.header()
     page = "".join(displayed)
     assert page.index("<b>Warning:</b> class order: accuracy is 0.000") < page.index("model file")
     assert "<td>class order</td><td>sorted folder names (numeric): 0, 90, 180, 270</td>" in page

@@ -17,8 +17,7 @@ from evallib.errors import EvallibError
 from evallib.metrics import cluster_order, confusion_distance, most_confused_classes, threshold_sweep
 from evallib.report import worst_first
 from evallib.slider import static_slider_html, sweep_payload
-from evallib.summary import (class_order_warnings, data_key, rank_among, score_type_warnings, skipped_warnings,
-                             summary_html)
+from evallib.summary import data_key, rank_among, skipped_warnings, summary_html
 from evallib.tsne import MAX_LEGEND, TSNEMap, class_colours, plot_tsne
 
 PLANTED = [(3, 17, 6, 2), (5, 29, 5, 0), (11, 12, 4, 1), (30, 8, 3, 3)]  # (i, j, i->j, j->i)
@@ -151,24 +150,7 @@ def test_folded_table_shows_the_first_rows_and_folds_all():
     assert "&lt;b&gt;" in folded_table([["<b>", 1.0]] * 30, ["a", "b"])
 
 
-def test_class_order_and_score_type_checks(rng):
-    got = class_order_warnings(["0", "1", "10", "11", "2"], classes_given=False)
-    assert len(got) == 1 and "numbers sorted as text (0, 1, 10, 11, 2, ...)" in got[0]
-    assert class_order_warnings(["0", "1", "2"], classes_given=False) == []
-    assert class_order_warnings(["0", "1", "10", "2"], classes_given=True) == []
-    shifted = np.roll(np.diag([5, 5, 5, 5]), 1, axis=1)  # every class predicted as the next one
-    got = class_order_warnings(list("abcd"), classes_given=True, confusion=shifted)
-    assert got and "for 4 of 4 classes most images are predicted as one other class" in got[0]
-    assert class_order_warnings(list("abcd"), classes_given=True, confusion=np.diag([5, 5, 5, 5]) + 1) == []
-    collapsed = np.zeros((4, 4), int)
-    collapsed[:, 2] = 5  # every image predicted as c: a poor model, not a permutation
-    assert class_order_warnings(list("abcd"), classes_given=True, confusion=collapsed) == []
-    logits = rng.normal(size=(50, 4))
-    probs = np.exp(logits) / np.exp(logits).sum(1, keepdims=True)
-    assert score_type_warnings(logits, scores_are="logits") == []
-    assert score_type_warnings(probs, scores_are="probabilities") == []
-    assert "look like probabilities" in score_type_warnings(probs, scores_are="logits")[0]
-    assert "look like logits" in score_type_warnings(logits, scores_are="probabilities")[0]
+def test_skipped_files_warning():
     skipped = [{"path": f"imgs/{k}.png", "reason": "truncated"} for k in range(5)]
     assert skipped_warnings(skipped) == ["skipped files: 5 files not evaluated: imgs/0.png (truncated); imgs/1.png "
                                          "(truncated); imgs/2.png (truncated); and 2 more (see Model and data)"]
@@ -187,8 +169,8 @@ def test_rank_among_models_of_the_same_data():
     assert [(r["rank"], r["name"]) for r in rows] == [(1, "b"), (2, "e"), (3, "a")]  # c: other data; d: no value
     assert rank_among("c", peers, "macro_f1") is None  # alone on its data
     assert data_key(peers["a"]["run"]) != data_key(peers["c"]["run"])
-    fp = {"run": {"dataset": {"fingerprint": "abc", "root": "/x"}}}
-    assert data_key(fp["run"]) == data_key({"dataset": {"fingerprint": "abc", "root": "/y"}})
+    fp = {"run": {"data_fingerprint": "abc", "dataset": {"root": "/x"}}}
+    assert data_key(fp["run"]) == data_key({"data_fingerprint": "abc", "dataset": {"root": "/y"}})
     html = summary_html(name="a", lede="a on <data>", headline=peers["a"]["headline"], primary="macro_f1",
                         decision="argmax.", ranking=rows, warnings=["<b>w</b>"], toc=[("sec-x", "X")])
     assert "3 of 3 models evaluated on the same data, by macro F1" in html
