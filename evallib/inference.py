@@ -185,8 +185,7 @@ def score_type_warning(score_type):
     if detected == "probabilities":
         what = "these look like probabilities (a Softmax output); log loss and ECE would be wrong"
     else:
-        what = ("these are not probabilities (they look like logits); log loss, ECE and the ROC curves "
-                "would be wrong")
+        what = "these are not probabilities (they look like logits), so they were evaluated as logits"
     return (f"outputs.scores_are: declared {declared!r} but {score_type['evidence']}: {what}; "
             f"set outputs.scores_are to {detected!r} or 'auto'")
 
@@ -321,7 +320,9 @@ def predict(session, files, pre, outputs, *, batch_size=64, decode_workers=2, ma
             atol = 4e-3 if out_type == "tensor(float16)" else 1e-3  # a softmax computed in float16
             detected, evidence = infer_score_type(raw.reshape(-1, raw.shape[-1]), atol=atol)
             declared = outputs.get("scores_are", "auto")
-            raw_are = detected if declared == "auto" else declared
+            # scores that are not probabilities cannot be used as such (the metrics refuse them): they are
+            # taken as logits, and the warning says so; probabilities declared as logits stay logits
+            raw_are = detected if declared == "auto" or detected == "logits" else declared
             score_type = {"declared": declared, "detected": detected, "used": raw_are, "evidence": evidence}
             if tta == "none":
                 scores, scores_are = raw[:, 0], raw_are

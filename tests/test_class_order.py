@@ -386,6 +386,17 @@ def test_softmax_output_declared_as_logits_warns_and_auto_is_right(tmp_path, ang
     # the logits output is detected as logits
     logit_run = run_model(params_for(tmp_path, model, angles, name="logit"), tmp_path / "out", progress=False)
     assert logit_run["score_type"]["used"] == "logits" and logit_run["warnings"] == []
+    # logits declared as probabilities cannot be used as such: evaluated as logits, with the warning
+    lied = run_model(params_for(tmp_path, model, angles, name="lied",
+                                outputs={"scores": "logits", "scores_are": "probabilities"}), tmp_path / "out",
+                     progress=False)
+    assert lied["score_type"]["used"] == "logits" and len(lied["warnings"]) == 1
+    assert "so they were evaluated as logits" in lied["warnings"][0]
+    r = load_predictions(tmp_path / "out" / "lied")
+    assert r["scores_are"] == "logits"
+    got = evaluate_classification(r["labels"], r["scores"], scores_are=r["scores_are"])  # no error
+    ref = evaluate_classification(r["labels"], r["scores"], scores_are="logits")
+    assert got.accuracy == ref.accuracy and got.log_loss == ref.log_loss
 
 
 @pytest.mark.parametrize("output", ["probs", "logits"])
