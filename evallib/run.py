@@ -36,7 +36,7 @@ from .outputs import (INDEX_HTML, INDEX_KEY, INDEX_NOTEBOOK, METRICS, REPORT_HTM
 from .outputs import load_predictions  # noqa: F401 -- evallib.run.load_predictions, as before outputs.py
 from .params import load_params
 
-_CACHE_VERSION = 3
+_CACHE_VERSION = 4
 
 
 def _cache_key(facts, dataset, params):
