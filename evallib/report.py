@@ -657,7 +657,7 @@ class Report(_Explain):
             run_rows.append(["class order", describe_class_order(self.classes, ds["class_order"])])
         st = self.run.get("score_type")
         if st:
-            how = "detected" if st["declared"] == "auto" else f"declared; detected {st['detected']}"
+            how = "detected" if st["declared"] == "auto" else f"declared {st['declared']}; detected {st['detected']}"
             run_rows.append(["score type", f"{st['used']} ({how}: {st['evidence']})"])
         run_rows += [["skipped files", len(ds["skipped"])],
                      ["inference time", f"{inf.get('seconds', float('nan')):.2f} s" + (" (earlier run; cached)" if inf.get("cached") else "")],
