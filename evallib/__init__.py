@@ -19,8 +19,9 @@ from .metrics import (  # noqa: E402
 from .params import Params, load_params, parse_params  # noqa: E402
 from .run import load_predictions, run_many, run_model  # noqa: E402
 
-# Grad-CAM needs torch: its names load on first use (PEP 562), so ``import evallib`` stays light.
-_LAZY = {"grad_cam": "cam", "cam_route": "cam", "CamRoute": "cam", "ClassTarget": "cam", "SimilarityTarget": "cam"}
+# Grad-CAM needs torch and reports need matplotlib: their names load on first use (PEP 562), so
+# ``import evallib`` stays light.
+_LAZY = {"load": "report", "grad_cam": "cam", "cam_route": "cam", "CamRoute": "cam", "ClassTarget": "cam", "SimilarityTarget": "cam"}
 
 
 def __getattr__(name):

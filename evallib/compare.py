@@ -16,7 +16,7 @@ import numpy as np
 
 from .display import CSS, Markup, figure_image, guide, html_table, show
 from .outputs import REPORT_HTML, data_key, load_predictions, scan
-from .report import PRIMARY
+from .evaluation import PRIMARY
 
 
 @dataclass(frozen=True)

@@ -200,6 +200,55 @@ CSS = """<style>
 </style>"""
 
 
+def _part_html(o):
+    if isinstance(o, str):
+        return o
+    data = getattr(o, "data", None)
+    if isinstance(data, bytes) and getattr(o, "format", "png") == "png":  # an IPython Image
+        return f'<img src="data:image/png;base64,{base64.b64encode(data).decode("ascii")}" alt="">'
+    if hasattr(o, "_repr_html_"):
+        return o._repr_html_() or ""
+    return ""  # a live widget has no static form
+
+
+class Section:
+    """One part of a report, as a display object (scikit-learn's ``*Display`` style).
+
+    JupyterLab shows it (live widgets included); ``_repr_html_`` gives its static HTML;
+    :meth:`plot` draws its main figure again on any Axes.
+
+    Attributes
+    ----------
+    title : str
+    parts : list
+        What the section shows, in order: HTML strings, images, widgets.
+    """
+
+    def __init__(self, title):
+        self.title = title
+        self.parts = []
+        self.plot_fn = None
+
+    def plot(self, ax=None):
+        """Draw the section's main figure on ``ax`` (a new figure when None) and return what the plot returns."""
+        if self.plot_fn is None:
+            raise ValueError(f"section {self.title!r}: expected a section with a figure; this one has none")
+        if ax is None:
+            from matplotlib.figure import Figure
+
+            ax = Figure(figsize=(7, 5.5), layout="constrained").add_subplot()
+        return self.plot_fn(ax)
+
+    def _repr_html_(self):
+        return "".join(_part_html(p) for p in self.parts)
+
+    def _ipython_display_(self):
+        show(*self.parts)
+
+    def __repr__(self):
+        return f"<Section {self.title!r}: {len(self.parts)} parts{', plot(ax=...)' if self.plot_fn else ''}>"
+
+
 def show(*objs):
     """Display each object in the notebook: a str as HTML, anything else as IPython shows it."""
     from IPython.display import HTML, display

@@ -8,17 +8,25 @@ beside it, then a rename), so a reader never sees half a file.
 
 from __future__ import annotations
 
+import errno
+import glob
 import json
+import os
+import shutil
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from ._io import write_json, write_npz
+from .errors import EvallibError
 
 PREDICTIONS = "predictions.npz"
 RUN = "run.json"
 METRICS = "metrics.json"
+METRICS_ARRAYS = "metrics.npz"  # the full results (evallib.evaluation), and arrays too bulky for metrics.json
+REPORT_FACTS = "report.json"  # what the report found while drawing: the Grad-CAM route
 REPORT_NOTEBOOK = "report.ipynb"
 REPORT_HTML = "report.html"
 INDEX_NOTEBOOK = "index.ipynb"
@@ -38,9 +46,28 @@ def write_run(model_dir, facts):
 
 
 def load_metrics(model_dir):
-    """The metrics in ``model_dir/metrics.json`` as a dict, or None when there is no such file."""
-    f = Path(model_dir) / METRICS
-    return json.loads(f.read_text()) if f.exists() else None
+    """The metrics in ``model_dir/metrics.json`` as a dict, or None when there is no such file.
+
+    A confusion matrix kept in ``metrics.npz`` (many classes) is put back, as nested lists.
+    """
+    model_dir = Path(model_dir)
+    f = model_dir / METRICS
+    if not f.exists():
+        return None
+    m = json.loads(f.read_text())
+    stored = list(_array_refs(m))
+    if stored:
+        with np.load(model_dir / METRICS_ARRAYS, allow_pickle=False) as z:
+            for parent, key, ref in stored:
+                parent[key] = z[ref["key"]].tolist()
+    return m
+
+
+def _array_refs(m):
+    c = m.get("classification")
+    for part in (c, (c or {}).get("center_crop")):
+        if isinstance(part, dict) and isinstance(part.get("confusion"), dict) and "npz" in part["confusion"]:
+            yield part, "confusion", part["confusion"]
 
 
 def load_predictions(model_dir):
@@ -151,8 +178,137 @@ def scan(out_root):
     if not out_root.is_dir():
         return []
     found = []
-    for d in sorted(p for p in out_root.iterdir() if p.is_dir()):
+    for d in sorted(p for p in out_root.iterdir() if p.is_dir() and not p.name.startswith(".")):
         run = load_run(d)
         if run is not None:
             found.append(ModelOutput(run.get("name", d.name), d, run))
     return found
+
+
+# ---------------------------------------------------------------- publishing a model's folder as one set
+_STAGING = ".staging-"
+_OLD = ".old-"
+_LOCK = ".lock"
+
+
+class OutputBusyError(EvallibError):
+    """Another evallib process is writing the same model folder."""
+
+
+def _hidden(out_root, name, kind, tag=""):
+    return Path(out_root) / f".{name}{kind}{tag}"
+
+
+def _exchange(a, b):
+    """Swap two paths in one step (Linux ``renameat2(RENAME_EXCHANGE)``); False where that is not available."""
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        fn = libc.renameat2
+    except (OSError, AttributeError):
+        return False
+    at_fdcwd, rename_exchange = -100, 2
+    if fn(at_fdcwd, os.fsencode(a), at_fdcwd, os.fsencode(b), rename_exchange) == 0:
+        return True
+    err = ctypes.get_errno()
+    if err in (errno.ENOSYS, errno.EINVAL, errno.EOPNOTSUPP):
+        return False
+    raise OSError(err, os.strerror(err), str(a))
+
+
+def recover(out_root, name):
+    """Tidy what a killed run left of model ``name`` (call it holding the model's lock).
+
+    Staging folders are removed; a model folder that a kill took away between the two renames of a
+    swap (where one-step exchange is unavailable) is put back from its ``.old-`` copy; temporary
+    files of atomic writes are removed.
+    """
+    out_root = Path(out_root)
+    final = out_root / name
+    for p in sorted(out_root.glob(f".{glob.escape(name)}{_OLD}*")):
+        if not final.exists():
+            os.rename(p, final)
+        else:
+            shutil.rmtree(p, ignore_errors=True)
+    for p in out_root.glob(f".{glob.escape(name)}{_STAGING}*"):
+        shutil.rmtree(p, ignore_errors=True)
+    if final.is_dir():
+        for p in final.glob(".*.tmp*"):
+            p.unlink(missing_ok=True)
+
+
+@contextmanager
+def model_lock(out_root, name):
+    """Hold ``out_root/.<name>.lock`` (an advisory lock) while the block runs.
+
+    A second process that asks for it while it is held gets :class:`OutputBusyError` naming the
+    holder (its process id, host, start time and command). The lock goes with the process, so a
+    killed run never leaves it held.
+    """
+    import fcntl
+    import socket
+    import sys
+    import time
+
+    out_root = Path(out_root)
+    out_root.mkdir(parents=True, exist_ok=True)
+    path = _hidden(out_root, name, _LOCK)
+    fh = open(path, "a+")
+    try:
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            fh.seek(0)
+            holder = fh.read().strip() or "another process"
+            raise OutputBusyError(f"{out_root / name}: expected no other evallib run writing this model's outputs; "
+                                  f"got one: {holder}. Wait for it to finish, or stop it and run again") from None
+        fh.seek(0)
+        fh.truncate()
+        fh.write(f"pid {os.getpid()} on {socket.gethostname()}, started {time.strftime('%Y-%m-%d %H:%M:%S')}, "
+                 f"command: {' '.join(sys.argv[:4])}\n")
+        fh.flush()
+        yield
+    finally:
+        fh.close()  # releases the lock
+
+
+@contextmanager
+def publish(out_root, name):
+    """Write a model's outputs as one set: yield a staging folder, then swap it in for ``out_root/name``.
+
+    The staging folder starts with hard links to the current folder's files, so whatever the run
+    does not redo (cached predictions, metrics, a report) carries over at no cost; files are
+    replaced by atomic writes, never changed in place, so the links never alter the published set.
+    When the block ends without an exception, the staging folder replaces ``out_root/name`` in one
+    rename (an exchange on Linux); a reader, or a kill at any moment, sees either the whole old set
+    or the whole new one. When the block raises (Ctrl-C included), the staging folder is removed and
+    the published folder is left as it was. The model's lock is held throughout, and what an earlier
+    killed run left behind is tidied first (:func:`recover`).
+    """
+    out_root = Path(out_root)
+    with model_lock(out_root, name):
+        recover(out_root, name)
+        final = out_root / name
+        staging = _hidden(out_root, name, _STAGING, str(os.getpid()))
+        staging.mkdir(parents=True)
+        try:
+            if final.is_dir():
+                for f in final.iterdir():
+                    if f.is_file() and not f.name.startswith("."):
+                        try:
+                            os.link(f, staging / f.name)
+                        except OSError:  # a file system without hard links
+                            shutil.copy2(f, staging / f.name)
+            yield staging
+        except BaseException:
+            shutil.rmtree(staging, ignore_errors=True)
+            raise
+        if final.is_dir() and _exchange(staging, final):
+            shutil.rmtree(staging, ignore_errors=True)  # now the old set
+        else:
+            old = _hidden(out_root, name, _OLD, str(os.getpid()))
+            if final.exists():
+                os.rename(final, old)
+            os.rename(staging, final)
+            shutil.rmtree(old, ignore_errors=True)

@@ -170,6 +170,13 @@ class Params:
             "runtime": self.runtime, "source": str(self.source) if self.source else None,
         }
 
+    @classmethod
+    def from_dict(cls, d):
+        """The params as :meth:`to_dict` gave them (``run.json`` holds them); not validated again."""
+        return cls(name=d["name"], model=Path(d["model"]), tasks=tuple(d["task"]), data=dict(d["data"]),
+                   preprocess=dict(d["preprocess"]), outputs=dict(d["outputs"]), report=dict(d["report"]),
+                   runtime=dict(d["runtime"]), source=Path(d["source"]) if d.get("source") else None)
+
 
 def _key(path):
     return ".".join(str(p) for p in path) or "(top level)"

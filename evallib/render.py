@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import shutil
 import warnings
+from contextlib import contextmanager
 from pathlib import Path
 
 from ._io import atomic_path, write_text
@@ -57,15 +58,53 @@ def copy_notebooks(dest, *, overwrite=False):
     return done
 
 
-def execute(notebook, output, parameters, *, cwd=None, timeout=1800, verbose=False):
+# what a report kernel imports ahead of its first notebook (Grad-CAM's torch and onnx2torch when installed)
+WARM_REPORT = """
+import importlib.util
+import evallib.report, evallib.evaluation, matplotlib.figure
+for _m in ("torch", "onnx2torch", "pytorch_grad_cam"):
+    if importlib.util.find_spec(_m):
+        importlib.import_module(_m)
+"""
+
+
+@contextmanager
+def shared_kernel(*, cwd=None, verbose=False, warm=None):
+    """A Python kernel that several notebooks run in, one after another: imports are paid once.
+
+    Pass it to :func:`execute` as ``km``; it is shut down when the block ends (Ctrl-C included).
+    A notebook reuses the names the previous one left only by assigning them again, so the
+    report notebook starts from its parameters and ``evallib.load`` alone. ``warm``: code the kernel
+    runs at once, while the caller goes on (imports, e.g. :data:`WARM_REPORT`); a notebook's cells
+    queue behind it.
+    """
+    from jupyter_client.manager import KernelManager
+
+    km = KernelManager(kernel_name="python3")
+    km.start_kernel(cwd=str(cwd) if cwd else None, extra_arguments=[] if verbose else list(_QUIET_KERNEL))
+    try:
+        if warm:
+            kc = km.client()
+            kc.start_channels()
+            kc.execute(warm, silent=True, store_history=False)
+            kc.stop_channels()
+        yield km
+    finally:
+        km.shutdown_kernel(now=True)
+
+
+def execute(notebook, output, parameters, *, cwd=None, timeout=1800, verbose=False, km=None):
     """Run ``notebook`` with ``parameters`` into ``output`` (written atomically, also on failure).
 
     Unless ``verbose``, the kernel's log messages below ERROR and the Jupyter libraries' Python
-    warnings are silenced (cell outputs are kept in the notebook either way).
+    warnings are silenced (cell outputs are kept in the notebook either way). ``km``: a running
+    kernel to use (:func:`shared_kernel`); by default a new one is started and shut down.
     """
     import papermill as pm
 
     output = Path(output)
+    if km is not None and not km.is_alive():
+        km.restart_kernel(now=True)
     with atomic_path(output) as tmp, warnings.catch_warnings():
         if not verbose:
             warnings.filterwarnings("ignore", module=_JUPYTER_MODULES)
@@ -73,7 +112,8 @@ def execute(notebook, output, parameters, *, cwd=None, timeout=1800, verbose=Fal
             pm.execute_notebook(str(notebook), str(tmp), parameters=parameters, cwd=str(cwd) if cwd else None,
                                 progress_bar=False, request_save_on_cell_execute=False, execution_timeout=timeout,
                                 kernel_name="python3", log_output=False,
-                                extra_arguments=[] if verbose else list(_QUIET_KERNEL))
+                                extra_arguments=[] if verbose else list(_QUIET_KERNEL),
+                                **({"km": km} if km is not None else {}))
         except Exception:
             # the partial notebook shows where it stopped; the last good report stays in place
             if tmp.exists():

@@ -1,16 +1,17 @@
-"""One model's report: metrics from cached predictions, and the sections the notebook shows.
+"""One model's report: sections drawn from what the pipeline wrote, as display objects.
 
-``Report.load(params_path, out_root)`` reads (or makes) the predictions, computes every
-metric once, writes ``metrics.json``, and offers one method per report section. Each method
-displays its tables and figures (with a one-line reading guide) and returns nothing, so the
-notebook stays a list of calls.
+``evallib.load(model_dir)`` reads a model's output folder (run facts, predictions and the metrics of
+:mod:`evallib.evaluation`) and offers one :class:`~evallib.display.Section` per part of the report:
+``rep.summary``, ``rep.confusion``, ``rep.curves``... Each is built when it is first asked for; it
+shows itself in JupyterLab (``_repr_html_``, or live widgets), and ``.plot(ax=...)`` draws its main
+figure again on any Axes. Nothing here runs inference, computes a metric or writes a file, except
+:meth:`Report.save_facts`, which ``evallib run`` calls to keep what the drawing found (the Grad-CAM route).
 """
 
 from __future__ import annotations
 
 import functools
 import html
-import json
 import warnings
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -18,19 +19,15 @@ from pathlib import Path
 
 import numpy as np
 
-from ._io import to_jsonable, write_json, write_npz
+from ._io import write_json
 from .data import describe_class_order
-from .display import CSS, figure_image, folded_table, guide, html_table, short_message
-from .display import show as _display  # the sections' one output call (tests capture it)
-from .metrics import (DegenerateWarning, bootstrap_classification, evaluate_classification, evaluate_verification,
-                      infer_score_type, threshold_sweep)
-from .params import load_params
-from .outputs import METRICS, PREDICTIONS, RUN, load_predictions
-from .run import run_model
+from .display import CSS, Section, figure_image, folded_table, guide, html_table, short_message
+from .display import show as _show
+from .errors import EvallibError
+from .evaluation import Evaluation, probabilities, read_evaluation
+from .metrics import threshold_sweep
+from .outputs import METRICS, METRICS_ARRAYS, REPORT_FACTS, load_predictions, load_run
 
-TSNE_MIN_SCORES = 3  # a t-SNE map of this many class scores or fewer is not drawn
-METRICS_ARRAYS = "metrics.npz"  # arrays too bulky for metrics.json (a confusion matrix of many classes)
-BULKY_CELLS = 10_000  # a confusion matrix with more cells than this goes to METRICS_ARRAYS
 TABLE_ROWS = 25  # a per-class table longer than this shows its worst rows and folds the rest
 CONFUSION_ANNOTATED = 30  # up to this many classes the confusion heat map shows every class with its counts
 CONFUSED_CLASSES = 25  # above that: the most confused classes' submatrix
@@ -38,53 +35,55 @@ GALLERY_CLASSES = 10  # above this many classes the gallery has rows for the wor
 HOVER_POINTS = 5000  # t-SNE points with a hover title in the HTML (mistakes first)
 STATIC_SLIDER_CLASSES = 50  # classes the static per-class slider embeds (the worst ones, above this)
 STATIC_SLIDER_POINTS = 300  # thresholds per curve in a static slider of many curves (plus tp's steps)
-PRIMARY = {
-    "accuracy": ("classification", "accuracy"), "macro_f1": ("classification", "macro_f1"),
-    "top_5": ("classification", "top_5"), "roc_auc_macro": ("classification", "roc_auc_macro"),
-    "auc": ("verification", "auc"), "tar_at_far": ("verification", "tar_at_far"),
-    "lfw_accuracy": ("verification", "lfw_accuracy"),
-}
-
-
-def _thin(x, y, n=400):
-    x, y = np.asarray(x), np.asarray(y)
-    if len(x) > n:
-        idx = np.unique(np.r_[np.linspace(0, len(x) - 1, n).round().astype(int)])
-        x, y = x[idx], y[idx]
-    return {"fpr": x.tolist(), "tpr": y.tolist()}
-
-
-def macro_roc(y, probs, grid=np.linspace(0, 1, 201)):
-    """Macro-average one-vs-rest ROC: per-class TPR interpolated on a common FPR grid, averaged."""
-    tprs = []
-    for k in range(probs.shape[1]):
-        pos = y == k
-        if pos.any() and not pos.all():
-            fpr, tpr, _ = threshold_sweep(pos, probs[:, k]).roc()
-            tprs.append(np.interp(grid, fpr, tpr))
-    return grid, np.mean(tprs, axis=0) if tprs else np.full(len(grid), np.nan)
-
 
 _QUIET = (DeprecationWarning, PendingDeprecationWarning, ImportWarning)
+_BUILDING = []  # the sections being built, innermost last: what _display adds to
+
+
+class StaleOutputsError(EvallibError):
+    """The output folder was made with other settings than the params file now holds."""
+
+
+def _display(*objs):
+    """Add to the section being built (a section shows its parts when it is displayed); else show now."""
+    if _BUILDING:
+        _BUILDING[-1].parts.extend(objs)
+    else:
+        _show(*objs)
+
+
+def _plot(fn):
+    """Give the section being built its ``.plot(ax=...)``: ``fn(ax)`` draws the main figure on ``ax``."""
+    if _BUILDING:
+        _BUILDING[-1].plot_fn = fn
 
 
 def _section(title):
-    """Run a report section with its warnings caught: they go to the report's notes, never to the page.
+    """A report section: a property that builds a :class:`Section` from what the method displays.
 
-    Deprecation warnings (for developers, not readers) are dropped.
+    The warnings the method raises go to the report's notes, never to the page; deprecation
+    warnings (for developers, not readers) are dropped. A section is built once per report.
     """
     def wrap(method):
         @functools.wraps(method)
-        def run(self, *args, **kwargs):
+        def build(self):
+            cache = self.__dict__.setdefault("_sections", {})
+            if method.__name__ in cache:
+                return cache[method.__name__]
+            sec = Section(title)
+            _BUILDING.append(sec)
             with warnings.catch_warnings(record=True) as caught:
                 warnings.simplefilter("always")
                 try:
-                    return method(self, *args, **kwargs)
+                    method(self)
                 finally:
+                    _BUILDING.pop()
                     for w in caught:
                         if not issubclass(w.category, _QUIET):
                             self.note(f"{title}: {w.message}")
-        return run
+            cache[method.__name__] = sec
+            return sec
+        return property(build)
     return wrap
 
 
@@ -107,41 +106,6 @@ def worst_first(f1, support):
     if f1.shape != support.shape:
         raise ValueError(f"support: expected one count per class ({f1.shape[0]}); got shape {support.shape}")
     return np.lexsort((np.arange(len(f1)), -support, np.where(np.isnan(f1), np.inf, f1)))
-
-
-def load_metrics(out_dir):
-    """A model's ``metrics.json`` with the arrays kept in ``metrics.npz`` put back (as nested lists)."""
-    out_dir = Path(out_dir)
-    m = json.loads((out_dir / METRICS).read_text())
-    stored = list(_array_refs(m))
-    if stored:
-        with np.load(out_dir / METRICS_ARRAYS, allow_pickle=False) as z:
-            for parent, key, ref in stored:
-                parent[key] = z[ref["key"]].tolist()
-    return m
-
-
-def _array_refs(m):
-    for part in (m.get("classification"), (m.get("classification") or {}).get("center_crop")):
-        if isinstance(part, dict) and isinstance(part.get("confusion"), dict) and "npz" in part["confusion"]:
-            yield part, "confusion", part["confusion"]
-
-
-def _split_bulky(m):
-    """``(metrics for JSON, {key: array})``: confusion matrices of more than ``BULKY_CELLS`` cells move out."""
-    c = m.get("classification")
-    if not isinstance(c, dict) or len(c.get("confusion") or []) ** 2 <= BULKY_CELLS:
-        return m, {}
-    arrays = {}
-
-    def move(part, key):
-        arrays[key] = np.asarray(part["confusion"], dtype=np.int64)
-        return {**part, "confusion": {"npz": METRICS_ARRAYS, "key": key, "shape": list(arrays[key].shape)}}
-
-    c = move(c, "confusion")
-    if isinstance(c.get("center_crop"), dict):
-        c["center_crop"] = move(c["center_crop"], "center_crop_confusion")
-    return {**m, "classification": c}, arrays
 
 
 class _Explain:
@@ -199,8 +163,7 @@ class _Explain:
             rows.append(["note", f"{self.params.report['cam_method']} needs gradients, which no route gave; "
                                  f"{route.method} needs none and drew these maps (the same map for every target)"])
         rows += [["why not an earlier route", short_message(n, limit=600)] for n in route.notes]
-        self.metrics["cam"] = {"route": route.route, "method": route.method, "layer": route.layer}
-        self.save()
+        self.facts["cam"] = {"route": route.route, "method": route.method, "layer": route.layer}
         _display(CSS + html_table(rows, ["Heat maps", ""]))
 
     def _heat(self, route, x, targets, shown):
@@ -292,9 +255,9 @@ class _Explain:
                        "show what drives the similarity to the other image."), figure_image(fig, dpi=80))
 
     @_section("Grad-CAM explorer")
-    def cam_explorer(self, interactive=False):
+    def cam_explorer(self):
         """In JupyterLab: pick an image (by index or among the mistakes) and see its CAM."""
-        if not interactive or self.classification is None:
+        if not self.interactive or self.classification is None:
             return
         import ipywidgets as w
 
@@ -321,7 +284,7 @@ class _Explain:
                              title=f"{route.method} ({route.route})", tile_inches=2.5)
             out.clear_output(wait=True)
             with out:
-                _display(figure_image(fig))
+                _show(figure_image(fig))
 
         pick.observe(lambda ch: setattr(index, "value", ch["new"]), names="value")
         index.observe(show, names="value")
@@ -330,44 +293,34 @@ class _Explain:
 
     @_section("t-SNE map")
     def tsne_map(self):
-        """t-SNE map of the embedding output with thumbnails and trustworthiness.
+        """t-SNE map (computed in the metrics step) with thumbnails and trustworthiness.
 
-        Without an embedding output the class scores are mapped when there are more than
-        ``TSNE_MIN_SCORES`` of them; otherwise the section says why there is no map. In the HTML
-        each point (up to ``HOVER_POINTS``, mistakes first) has a hover title: its class, the
+        Without a map (no embedding output and too few class scores) the section says why. In the
+        HTML each point (up to ``HOVER_POINTS``, mistakes first) has a hover title: its class, the
         prediction when wrong, and its file.
         """
         from .data import load_image
         from .display import figure_with_hover
-        from .tsne import MAX_LEGEND, plot_tsne, tsne_map
+        from .tsne import MAX_LEGEND, TSNEMap, plot_tsne
 
-        outs = self.params.outputs
-        if "embeddings" in self.pred:
-            feats, source = self.pred["embeddings"], f"output {outs['embedding']!r}"
-        elif "scores" in self.pred and self.pred["scores"].shape[1] > TSNE_MIN_SCORES:
-            kind = "class probabilities" if self.pred.get("scores_are") == "probabilities" else "class scores"
-            feats, source = self.pred["scores"], f"output {outs['scores']!r} ({kind})"
-        else:
-            n = self.pred["scores"].shape[1] if "scores" in self.pred else 0
-            why = ("No t-SNE map: the model has no embedding output"
-                   + (f", and a map of its {n} class scores would show nothing the scores themselves do not "
-                      f"(a map needs more than {TSNE_MIN_SCORES})" if n else "") + ".")
-            self.metrics["tsne"] = {"skipped": why}
-            self.save()
-            _display(f"<p><i>{html.escape(why)}</i></p>")
+        t = self.evaluation.tsne or {"skipped": "No t-SNE map was computed."}
+        if "skipped" in t:
+            _display(f"<p><i>{html.escape(t['skipped'])}</i></p>")
             return
         rep = self.params.report
-        m = tsne_map(feats, seed=rep["seed"], perplexity=rep["tsne_perplexity"])
+        index = np.asarray(t["index"])
+        m = TSNEMap(np.asarray(t["coords"]), t["trustworthiness"], t["trust_sample"], t["method"], t["seed"])
+        y = self.y[index]
         mistakes = None
         if "scores" in self.pred and self.classification is not None:
-            mistakes = self.pred["scores"].argmax(1) != self.y
+            mistakes = self.pred["scores"][index].argmax(1) != y
         root = Path(self.pred["root"])
         mode = self.params.preprocess["mode"]
 
         def thumb(i):
             from PIL import Image
 
-            img = load_image(root / self.pred["paths"][i], mode)
+            img = load_image(root / self.pred["paths"][index[i]], mode)
             scale = 32 / max(img.size)
             if scale > 1:  # tiny images are upsampled so a thumbnail is legible
                 img = img.resize((round(img.size[0] * scale), round(img.size[1] * scale)), Image.BILINEAR)
@@ -375,26 +328,29 @@ class _Explain:
                 img.thumbnail((32, 32))
             return np.asarray(img, dtype=np.float32) / 255.0
 
-        ax, placed = plot_tsne(m, self.y, self.classes, thumbnails=thumb, mistakes=mistakes,
-                               max_thumbnails=rep["tsne_thumbnails"], seed=rep["seed"])
-        self.metrics["tsne"] = {"source": source, "trustworthiness": m.trustworthiness, "method": m.method,
-                                "trust_sample": m.trust_sample, "points": len(feats), "thumbnails": placed}
-        self.save()
+        def draw(ax=None, thumbnails=None):
+            return plot_tsne(m, y, self.classes, thumbnails=thumbnails, mistakes=mistakes, ax=ax,
+                             max_thumbnails=rep["tsne_thumbnails"], seed=rep["seed"])
+
+        _plot(lambda ax: draw(ax)[0])
+        ax, placed = draw(thumbnails=thumb)
         fig = ax.figure
         fig.draw_without_rendering()  # the final layout, so the hover points sit on the drawn ones
-        wrong = np.zeros(len(feats), bool) if mistakes is None else mistakes
+        n = len(index)
+        wrong = np.zeros(n, bool) if mistakes is None else mistakes
         rng = np.random.default_rng(rep["seed"])
-        hover = np.argsort(-(wrong + rng.random(len(feats))), kind="stable")[:HOVER_POINTS]
-        pred = self.pred["scores"].argmax(1) if mistakes is not None else None
-        titles = [f"{self.classes[self.y[i]]}" + (f" → predicted {self.classes[pred[i]]}" if wrong[i] else "")
-                  + f" ({self.pred['paths'][i]})" for i in hover]
+        hover = np.argsort(-(wrong + rng.random(n)), kind="stable")[:HOVER_POINTS]
+        pred = self.pred["scores"][index].argmax(1) if mistakes is not None else None
+        titles = [f"{self.classes[y[i]]}" + (f" → predicted {self.classes[pred[i]]}" if wrong[i] else "")
+                  + f" ({self.pred['paths'][index[i]]})" for i in hover]
         n_cls = len(self.classes)
         colours = (f"Colours by class; {n_cls:,} classes" if n_cls > MAX_LEGEND else "Colours by class (legend)")
-        note = (f"{colours}; {len(feats):,} points from {source}; {placed} thumbnails on points spread out so "
+        sample = (f" (a random sample of the {t['images']:,} images, mistakes first)" if n < t["images"] else "")
+        note = (f"{colours}; {n:,} points{sample} from {t['source']}; {placed} thumbnails on points spread out so "
                 f"none overlap; trustworthiness (k = 10) {m.trustworthiness:.3f}"
-                + (f" measured on {m.trust_sample:,} random points" if m.trust_sample < len(feats) else "")
+                + (f" measured on {m.trust_sample:,} random points" if m.trust_sample < n else "")
                 + ": near 1 means neighbours on the map are neighbours in the embedding. Hover over a point for its "
-                  "class and file" + (f" ({len(hover):,} of the points, mistakes first)." if len(hover) < len(feats)
+                  "class and file" + (f" ({len(hover):,} of the points, mistakes first)." if len(hover) < n
                                       else "."))
         _display(guide("Images the model finds similar sit close together; a thumbnail inside another class's "
                        "cluster is an image the model confuses. Black rings mark misclassified images."),
@@ -404,56 +360,64 @@ class _Explain:
 
 @dataclass
 class Report(_Explain):
-    """Everything one model's report shows; built by :meth:`load`."""
+    """Everything one model's report shows; made by :func:`load`.
+
+    Attributes
+    ----------
+    params : Params
+        The params the outputs were made with (from ``run.json``).
+    out_dir : Path
+    run : dict
+        ``run.json``.
+    pred : dict
+        ``predictions.npz`` (:func:`evallib.outputs.load_predictions`).
+    evaluation : Evaluation
+        The metrics (:mod:`evallib.evaluation`).
+    interactive : bool
+        Live ipywidgets (JupyterLab) instead of the static HTML slider.
+    """
 
     params: object
     out_dir: Path
     run: dict
     pred: dict
-    classification: object = None
-    cls_intervals: dict = field(default_factory=dict)
-    cls_center: object = None
-    verification: object = None
-    verification_pairs: object = None
-    ver_center: object = None
-    metrics: dict = field(default_factory=dict)
-    warnings: list = field(default_factory=list)
+    evaluation: Evaluation
+    interactive: bool = False
     render_notes: dict = field(default_factory=dict)
-    write: bool = True
+    facts: dict = field(default_factory=dict)
 
-    # ------------------------------------------------------------------ building
-    @classmethod
-    def load(cls, params_path, out_root="outputs", *, write=True, progress=True):
-        """Read predictions (running inference if they are missing), compute metrics, write metrics.json."""
-        params = load_params(params_path)
-        out_dir = Path(out_root) / params.name
-        if not (out_dir / PREDICTIONS).exists() or not (out_dir / RUN).exists():
-            run_model(params, out_root, progress=progress)
-        run = json.loads((out_dir / RUN).read_text())
-        if run.get("status") != "ok":
-            run = run_model(params, out_root, progress=progress)
-        rep = cls(params=params, out_dir=out_dir, run=run, pred=load_predictions(out_dir), write=write)
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always", DegenerateWarning)
-            rep._compute()
-        rep.warnings = rep._checks() + sorted({str(w.message) for w in caught
-                                               if issubclass(w.category, DegenerateWarning)})
-        rep.metrics = rep._metrics_dict()
-        rep.save()
-        return rep
+    @property
+    def classification(self):
+        return self.evaluation.classification
 
-    def save(self):
-        """Write ``metrics.json`` (atomically), unless the report was loaded with ``write=False``.
+    @property
+    def cls_intervals(self):
+        return self.evaluation.cls_intervals
 
-        A large confusion matrix goes to ``metrics.npz`` beside it (see :func:`load_metrics`).
-        """
-        if self.write:
-            m, arrays = _split_bulky(self.metrics)
-            if arrays:
-                write_npz(self.out_dir / METRICS_ARRAYS, compressed=True, **arrays)
-            else:
-                (self.out_dir / METRICS_ARRAYS).unlink(missing_ok=True)
-            write_json(self.out_dir / METRICS, m)
+    @property
+    def cls_center(self):
+        return self.evaluation.cls_center
+
+    @property
+    def verification(self):
+        return self.evaluation.verification
+
+    @property
+    def ver_center(self):
+        return self.evaluation.ver_center
+
+    @property
+    def verification_pairs(self):
+        return self.evaluation.verification_pairs
+
+    @property
+    def metrics(self):
+        """What ``metrics.json`` holds."""
+        return self.evaluation.metrics
+
+    @property
+    def warnings(self):
+        return self.evaluation.warnings
 
     @property
     def classes(self):
@@ -462,126 +426,26 @@ class Report(_Explain):
     @cached_property
     def probs(self):
         """Class probabilities, ndarray of shape (n_samples, n_classes) (softmax of logits)."""
-        return _probs(self.pred["scores"], self.pred.get("scores_are", "logits"))
-
-    @cached_property
-    def onehot(self):
-        """True class of each sample as a boolean ndarray of shape (n_samples, n_classes)."""
-        out = np.zeros(self.probs.shape, dtype=bool)
-        out[np.arange(len(self.y)), self.y] = True
-        return out
-
-    @cached_property
-    def micro_sweep(self):
-        """The micro-average sweep: every (sample, class) cell as one binary decision."""
-        return threshold_sweep(self.onehot.ravel(), self.probs.ravel())
+        return probabilities(self.pred)
 
     @property
     def y(self):
         return self.pred["labels"]
 
-    def _compute(self):
-        p, rep = self.pred, self.params.report
-        if "classification" in self.params.tasks and "scores" in p:
-            kind = p.get("scores_are", self.params.outputs["scores_are"])
-            names = np.asarray(self.classes)[self.y]
-            self.classification = evaluate_classification(names, p["scores"], scores_are=kind, classes=self.classes,
-                                                          top_k=(1, rep["top_k"]))
-            self.cls_intervals = bootstrap_classification(self.y, p["scores"], scores_are=kind,
-                                                          n_boot=rep["bootstrap"], seed=rep["seed"],
-                                                          ks=(rep["top_k"],))
-            if "scores_center" in p:
-                raw_kind = p.get("raw_scores_are") or infer_score_type(p["scores_center"])[0]
-                self.cls_center = evaluate_classification(names, p["scores_center"], classes=self.classes,
-                                                          scores_are=raw_kind, top_k=(1, rep["top_k"]))
-        if "verification" in self.params.tasks and "embeddings" in p:
-            kw = dict(policy_far=rep["far_target"], threads=self.params.runtime["threads"])
-            self.verification = evaluate_verification(p["embeddings"], self.y, n_bootstrap=rep["bootstrap"],
-                                                      seed=rep["seed"], **kw)
-            if "embeddings_center" in p:
-                self.ver_center = evaluate_verification(p["embeddings_center"], self.y, **kw)
-            if self.params.data.get("pairs"):
-                self.verification_pairs = self._pair_list(**kw)
-
-    def _checks(self):
-        """What the summary warns about before any section runs: the run's findings (class order and
-        score type, decided once after inference) and the skipped files.
-
-        Add a check here (returning short messages); degenerate metrics follow them in ``warnings``.
-        """
-        from .summary import skipped_warnings
-
-        skipped = [{**s, "reason": short_message(s["reason"])} for s in self.run["dataset"]["skipped"]]
-        return list(self.run.get("warnings", [])) + skipped_warnings(skipped)
+    def save_facts(self):
+        """Write what the drawing found (``report.json``: the Grad-CAM route) into the output folder."""
+        write_json(self.out_dir / REPORT_FACTS, self.facts)
 
     def note(self, text):
         """Add a short message (no paths) to the Notes section at the end of the report."""
         msg = short_message(text)
         self.render_notes[msg] = self.render_notes.get(msg, 0) + 1
 
-    def _pair_list(self, **kw):
-        from .data import Dataset, read_pairs
-
-        ds = Dataset(Path(self.pred["root"]), self.pred["paths"], self.y, self.classes)
-        pairs = read_pairs(self.params.data["pairs"], ds)
-        return evaluate_verification(self.pred["embeddings"], self.y, pairs=(pairs.i, pairs.j, pairs.same, pairs.fold),
-                                     n_bootstrap=self.params.report["bootstrap"], seed=self.params.report["seed"], **kw)
-
-    def primary(self, name=None):
+    def primary(self):
         """``(metric name, value, [low, high])`` of the primary metric."""
-        name = name or self.params.report["primary_metric"] or (
-            "macro_f1" if self.classification is not None else "auc")
-        m = self.metrics or self._metrics_dict()
-        task, key = PRIMARY.get(name, (None, None))
-        if task is None:
-            raise ValueError(f"report.primary_metric: expected one of {', '.join(PRIMARY)}; got {name!r}")
-        h = m.get("headline", {}).get(name)
+        name = self.metrics["primary_metric"]
+        h = self.metrics.get("headline", {}).get(name)
         return (name, h["value"], h["interval"]) if h else (name, float("nan"), [float("nan")] * 2)
-
-    def _headline(self):
-        out = {}
-        c, iv = self.classification, self.cls_intervals
-        if c is not None:
-            k = self.params.report["top_k"]
-            out["accuracy"] = {"value": c.accuracy, "interval": iv.get("accuracy")}
-            out["macro_f1"] = {"value": c.macro_f1, "interval": iv.get("macro_f1")}
-            if k in c.top_k:
-                out[f"top_{k}"] = {"value": c.top_k[k], "interval": iv.get(f"top_{k}")}
-            out["roc_auc_macro"] = {"value": c.roc_auc_macro, "interval": iv.get("roc_auc_macro")}
-        v = self.verification
-        if v is not None:
-            far = self.params.report["far_target"]
-            out["auc"] = {"value": v.auc, "interval": v.intervals.get("auc")}
-            out["tar_at_far"] = {"value": v.tar_at_far.get(far, {}).get("tar", float("nan")),
-                                 "interval": v.intervals.get(f"tar_at_far_{far:g}"), "far": far}
-            out["eer"] = {"value": v.eer, "interval": None}
-        if self.verification_pairs is not None and self.verification_pairs.lfw:
-            lfw = self.verification_pairs.lfw
-            out["lfw_accuracy"] = {"value": lfw["mean"], "interval": None, "std": lfw["std"]}
-        return out
-
-    def _metrics_dict(self):
-        m = {"name": self.params.name, "status": "ok", "task": list(self.params.tasks),
-             "headline": self._headline(), "run": self.run, "warnings": self.warnings}
-        if self.classification is not None:
-            c = self.classification.to_dict()
-            c["intervals"] = self.cls_intervals
-            fpr, tpr, _ = self.micro_sweep.roc()
-            c["roc_micro"] = _thin(fpr, tpr)
-            if self.cls_center is not None:
-                c["center_crop"] = self.cls_center.to_dict()
-            m["classification"] = c
-        if self.verification is not None:
-            v = self.verification.to_dict()
-            fpr, tpr, _ = self.verification.sweep.roc()
-            v["roc"] = _thin(fpr, tpr)
-            if self.ver_center is not None:
-                v["center_crop"] = {"auc": self.ver_center.auc, "eer": self.ver_center.eer,
-                                    "tar_at_far": {f"{k:g}": x for k, x in self.ver_center.tar_at_far.items()}}
-            m["verification"] = v
-        if self.verification_pairs is not None:
-            m["pairs"] = self.verification_pairs.to_dict()
-        return to_jsonable(m)
 
     # ------------------------------------------------------------------ sections
     @_section("Summary")
@@ -749,6 +613,7 @@ class Report(_Explain):
                                                                          "share of true class"])
         n = len(c.classes)
         if n <= CONFUSION_ANNOTATED:
+            _plot(lambda ax: plot_confusion(c.confusion, c.classes, ax=ax, title=f"Confusion matrix: {self.params.name}"))
             ax = plot_confusion(c.confusion, c.classes, title=f"Confusion matrix: {self.params.name}")
             _display(guide("Rows are the true class, columns the prediction; the diagonal is correct. "
                            "Each cell shows the count and the share of its row; dark cells off the diagonal are "
@@ -766,8 +631,10 @@ class Report(_Explain):
                             "true class's images, so a row need not add up to 100%."), figure_image(ax.figure)]
         else:
             shown.append("<p><i>No class is confused with another: every image is classified correctly.</i></p>")
-        ax = plot_confusion_image(c.confusion, order=cluster_order(c.confusion),
-                                  title=f"All {n:,} classes, ordered by hierarchical clustering: {self.params.name}")
+        order = cluster_order(c.confusion)
+        title = f"All {n:,} classes, ordered by hierarchical clustering: {self.params.name}"
+        _plot(lambda ax: plot_confusion_image(c.confusion, order=order, ax=ax, title=title))
+        ax = plot_confusion_image(c.confusion, order=order, title=title)
         dpi = min(220, max(100, int(np.ceil(n / 9.0))))  # at least a pixel per class, up to 2,000 classes
         shown += [guide("The whole matrix, one pixel per pair of classes, rows and columns in the same order: "
                         "classes confused with each other are clustered together, so confusions appear as dark "
@@ -786,17 +653,19 @@ class Report(_Explain):
         c = self._need("classification")
         if c is None:
             return
-        probs, onehot, micro = self.probs, self.onehot, self.micro_sweep
-        grid, mtpr = macro_roc(self.y, probs)
-        roc = {f"micro average (AUC {micro.auc():.3f})": micro,
-               f"macro average (AUC {c.roc_auc_macro:.3f})": (grid, mtpr)}
-        pr = {f"micro average (AP {micro.average_precision():.3f})": micro}
+        cv = self.evaluation.curves
+        micro, macro, pr_micro = cv["roc_micro"], cv["roc_macro"], cv["pr_micro"]
+        roc = {f"micro average (AUC {micro['area']:.3f})": (micro["fpr"], micro["tpr"]),
+               f"macro average (AUC {c.roc_auc_macro:.3f})": (macro["fpr"], macro["tpr"])}
+        pr = {f"micro average (AP {pr_micro['area']:.3f})": (pr_micro["precision"], pr_micro["recall"])}
         if len(self.classes) <= 10:
+            probs = self.probs
             for k, name in enumerate(self.classes):
-                if onehot[:, k].any():
-                    s = threshold_sweep(onehot[:, k], probs[:, k])
-                    roc[f"class {name} ({c.roc_auc[k]:.3f})"] = s
-                    pr[f"class {name} ({c.average_precision[k]:.3f})"] = s
+                if (self.y == k).any():
+                    sw = threshold_sweep(self.y == k, probs[:, k])
+                    roc[f"class {name} ({c.roc_auc[k]:.3f})"] = sw
+                    pr[f"class {name} ({c.average_precision[k]:.3f})"] = sw
+        _plot(lambda ax: plot_roc(roc, ax=ax, title="ROC, one class vs the rest"))
         fig = Figure(figsize=(12, 5), layout="constrained")
         a1, a2 = fig.subplots(1, 2)
         plot_roc(roc, ax=a1, title="ROC, one class vs the rest")
@@ -813,13 +682,14 @@ class Report(_Explain):
         c = self._need("classification")
         if c is None:
             return
+        _plot(lambda ax: plot_reliability(c.reliability, ece=c.ece, ax=ax))
         ax = plot_reliability(c.reliability, ece=c.ece)
         _display(guide("Each bar is how often the model is right among images with that confidence; the red mark "
                        "is their mean confidence. A bar below its mark means over-confident, above it "
                        "under-confident. The number in a bar is its count of images."), figure_image(ax.figure))
 
     @_section("Class threshold slider")
-    def classification_slider(self, interactive=False):
+    def classification_slider(self):
         """Threshold slider on each class's probability (one class vs the rest)."""
         c = self._need("classification")
         if c is None:
@@ -829,7 +699,7 @@ class Report(_Explain):
         keys, note = present, ""
         if n == 2:
             keys = [1]
-        elif not interactive and len(present) > STATIC_SLIDER_CLASSES:
+        elif not self.interactive and len(present) > STATIC_SLIDER_CLASSES:
             keys = [k for k in worst_first(c.f1, c.support) if c.support[k] > 0][:STATIC_SLIDER_CLASSES]
             note = (f" (the {len(keys)} classes with the lowest F1 of {n:,}; in JupyterLab the live slider has "
                     f"every class)")
@@ -839,7 +709,7 @@ class Report(_Explain):
             return lambda: threshold_sweep(self.y == k, probs[:, k])
 
         sweeps = {f"class {self.classes[k]} vs rest": sweep(k) for k in keys}
-        self._slider(sweeps, 0.5, f"Probability threshold per class{note}", interactive,
+        self._slider(sweeps, 0.5, f"Probability threshold per class{note}", self.interactive,
                      positive="class", negative="other classes")
 
     def _slider(self, sweeps, initial, title, interactive, positive, negative):
@@ -882,6 +752,8 @@ class Report(_Explain):
             curves[f"center crop only (AUC {self.ver_center.auc:.4f})"] = self.ver_center.sweep
         plot_roc(curves, ax=a2, log_far=True, title="ROC (TAR against FAR)",
                  marker=(chosen.far, chosen.tar) if chosen else None)
+        _plot(lambda ax: plot_roc(curves, ax=ax, log_far=True, title="ROC (TAR against FAR)",
+                                  marker=(chosen.far, chosen.tar) if chosen else None))
         iv = v.intervals
         far = self.params.report["far_target"]
         head = [["pairs", f"{v.n_genuine:,} genuine, {v.n_impostor:,} impostor ({v.protocol}, "
@@ -927,13 +799,13 @@ class Report(_Explain):
                 + html_table(rows, ["pair list", ""]))
 
     @_section("Similarity threshold slider")
-    def verification_slider(self, interactive=False):
+    def verification_slider(self):
         v = self._need("verification")
         if v is None:
             return
         policy = self.params.report["threshold_policy"]
         t = v.policies[policy].threshold if policy in v.policies else 0.5
-        self._slider({"all pairs": v.sweep}, t, "Similarity threshold (accept as same identity)", interactive,
+        self._slider({"all pairs": v.sweep}, t, "Similarity threshold (accept as same identity)", self.interactive,
                      positive="genuine", negative="impostor")
 
     @_section("Training curves")
@@ -947,13 +819,74 @@ class Report(_Explain):
             _display("<p><i>No training log given (report.training_log).</i></p>")
             return
         log = read_training_log(path)
+        _plot(lambda ax: plot_training_curves(log, axes=(ax, ax), title=self.params.name)[0])
         axes = plot_training_curves(log, title=self.params.name)
         _display(guide("Training and validation loss falling together means the model is still learning; "
                        "validation loss rising while training loss falls means over-fitting."),
                  figure_image(axes[0].figure))
 
 
-def _probs(scores, scores_are):
-    from .metrics.classification import to_probabilities
+def _stale(params, params_path, run, model_dir):
+    """Why ``model_dir`` no longer matches the params file ``params_path``, or None."""
+    from .run import metrics_key, predictions_key
 
-    return to_probabilities(np.asarray(scores, dtype=np.float64), scores_are)
+    command = f"evallib run {params_path} --out {model_dir.parent}"
+    now = {k: v for k, v in params.to_dict().items() if k not in ("runtime", "source")}
+    then = {k: v for k, v in run["params"].items() if k not in ("runtime", "source")}
+    changed = sorted(k for k in set(now) | set(then) if now.get(k) != then.get(k))
+    if changed:
+        why = f"its settings differ from the params file ({', '.join(changed)})"
+    elif predictions_key(params) != run.get("predictions_key"):
+        why = "the model file or the images changed since"
+    elif metrics_key(params, run["predictions_key"]) != run.get("metrics_key"):
+        why = "its metrics were computed by another version of evallib"
+    else:
+        return None
+    return (f"{model_dir}: these outputs were not made from {params_path} as it is now: {why}. Nothing from "
+            f"them is shown. Bring them up to date with: {command}")
+
+
+def load(model_dir, *, params=None, interactive=False):
+    """A model's report, from its output folder: sections to show, built from what ``evallib run`` wrote.
+
+    Parameters
+    ----------
+    model_dir : str or Path
+        The model's output folder (``outputs/<name>``).
+    params : str or Path, optional
+        The params file the folder should match: when its settings, the model file or the images
+        have changed since the run, :class:`StaleOutputsError` says so and gives the command that
+        brings the folder up to date, instead of showing numbers made with other settings.
+    interactive : bool, default False
+        Live widgets (JupyterLab) instead of the static HTML slider.
+
+    Returns
+    -------
+    Report
+        ``rep.summary``, ``rep.confusion``, ``rep.curves``... are :class:`~evallib.display.Section`
+        objects: ``evallib.load("outputs/cnn_wide").confusion.plot()``.
+    """
+    from .params import Params, load_params
+
+    model_dir = Path(model_dir)
+    run = load_run(model_dir)
+    if run is None:
+        raise EvallibError(f"{model_dir}: expected a model's output folder with run.json; got none "
+                           f"(run `evallib run <params file> --out {model_dir.parent}` first)")
+    if run.get("status") != "ok":
+        raise EvallibError(f"{model_dir}: the run failed: {run.get('error')}")
+    if not (model_dir / METRICS).exists() or not (model_dir / METRICS_ARRAYS).exists() or "metrics_key" not in run:
+        raise StaleOutputsError(f"{model_dir}: expected metrics.json and metrics.npz from the metrics step; got none "
+                                f"(made by an older evallib?). Run `evallib run <params file> --out "
+                                f"{model_dir.parent}` to compute them")
+    run_params = Params.from_dict(run["params"])
+    if params is not None:
+        why = _stale(load_params(params), params, run, model_dir)
+        if why:
+            raise StaleOutputsError(why)
+    evaluation = read_evaluation(model_dir)
+    if evaluation.metrics.get("metrics_key") != run["metrics_key"]:
+        raise StaleOutputsError(f"{model_dir}: metrics.json does not belong to run.json (another run wrote one of "
+                                f"them); run `evallib run <params file> --out {model_dir.parent}` again")
+    return Report(params=run_params, out_dir=model_dir, run=run, pred=load_predictions(model_dir),
+                  evaluation=evaluation, interactive=interactive)

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import multiprocessing
 import os
 import time
 import traceback
@@ -31,8 +32,9 @@ from .data import classes_from_metadata, list_images
 from .errors import DataError, EvallibError
 from .inference import model_facts, open_session, predict, score_type_warning
 from .metrics.class_order import class_order_check
-from .outputs import (INDEX_HTML, INDEX_KEY, INDEX_NOTEBOOK, METRICS, REPORT_HTML, REPORT_NOTEBOOK,
-                      cached_predictions, load_run, scan, write_predictions, write_run)
+from .outputs import (INDEX_HTML, INDEX_KEY, INDEX_NOTEBOOK, METRICS, METRICS_ARRAYS, REPORT_FACTS, REPORT_HTML,
+                      REPORT_NOTEBOOK, OutputBusyError, cached_predictions, data_key, load_metrics, load_run, publish,
+                      scan, write_predictions, write_run)
 from .outputs import load_predictions  # noqa: F401 -- evallib.run.load_predictions, as before outputs.py
 from .params import load_params
 
@@ -141,7 +143,31 @@ def _warnings(checks, source):
     return out
 
 
-def run_model(params, out_root="outputs", *, progress=True, threads=None):
+def _prepare(params):
+    """``(model facts, dataset, predictions cache key)`` of a params file as it is now."""
+    facts = model_facts(params.model)
+    d = params.data
+    names, source = _class_names(params, facts)
+    dataset = list_images(d["root"], labels=d["labels"], csv_path=d.get("csv"), classes=names,
+                          classes_source=source or "params data.classes", extensions=d["extensions"])
+    return facts, dataset, source, _cache_key(facts, dataset, params)
+
+
+def predictions_key(params):
+    """The cache key that predictions made from ``params`` now would carry: the model file's content,
+    the data listing (names, sizes, times) and labels, the preprocessing and the outputs."""
+    return _prepare(params)[3]
+
+
+def metrics_key(params, predictions_key):
+    """What a model's metrics are computed from: its predictions, every setting but ``runtime``, and evallib's code."""
+    settings = {k: v for k, v in params.to_dict().items() if k not in ("runtime", "source")}
+    blob = json.dumps({"predictions": predictions_key, "params": settings, "code": code_digest()},
+                      sort_keys=True, default=str)
+    return hashlib.sha256(blob.encode()).hexdigest()
+
+
+def run_model(params, out_root="outputs", *, progress=True, threads=None, out_dir=None):
     """Evaluate one model: predictions and run facts into ``out_root/<name>/``.
 
     Parameters
@@ -153,6 +179,8 @@ def run_model(params, out_root="outputs", *, progress=True, threads=None):
         number of images; a cache hit advances it at once).
     threads : int, optional
         onnxruntime intra-op threads (default: the params' ``runtime.threads``, 0 = all cores).
+    out_dir : str or Path, optional
+        Write here instead of ``out_root/<name>`` (the staging folder of :func:`evallib.outputs.publish`).
 
     Returns
     -------
@@ -161,14 +189,9 @@ def run_model(params, out_root="outputs", *, progress=True, threads=None):
     """
     if not hasattr(params, "tasks"):
         params = load_params(params)
-    out_dir = Path(out_root) / params.name
+    out_dir = Path(out_dir) if out_dir is not None else Path(out_root) / params.name
     t0 = time.perf_counter()
-    facts = model_facts(params.model)
-    d = params.data
-    names, source = _class_names(params, facts)
-    dataset = list_images(d["root"], labels=d["labels"], csv_path=d.get("csv"), classes=names,
-                          classes_source=source or "params data.classes", extensions=d["extensions"])
-    key = _cache_key(facts, dataset, params)
+    facts, dataset, source, key = _prepare(params)
     bar = progress if hasattr(progress, "update") else None
     if bar is not None:
         bar.reset(total=len(dataset))
@@ -253,26 +276,80 @@ def code_digest():
     return _CODE_DIGEST
 
 
-def _report_key(params, cache_key, show_code):
-    blob = json.dumps({"params": params.to_dict(), "predictions": cache_key, "code": code_digest(),
-                       "show_code": show_code}, sort_keys=True, default=str)
+def evaluate_model(params, out_root="outputs", *, facts=None, out_dir=None):
+    """The metrics step: compute a model's metrics from its predictions and write ``metrics.json``.
+
+    Metrics already computed from the same predictions, settings and code are reused.
+
+    Parameters
+    ----------
+    params : Params or str or Path
+    out_root : str or Path
+    facts : dict, optional
+        The run facts (default: the model's ``run.json``); ``metrics_key``, ``metrics_cached`` and
+        ``metrics_seconds`` are added to them (the caller writes them).
+    out_dir : str or Path, optional
+        The model's folder (default ``out_root/<name>``).
+
+    Returns
+    -------
+    dict
+        The metrics, as in ``metrics.json``.
+    """
+    from .evaluation import evaluate, write_evaluation
+
+    if not hasattr(params, "tasks"):
+        params = load_params(params)
+    out_dir = Path(out_dir) if out_dir is not None else Path(out_root) / params.name
+    facts = facts if facts is not None else load_run(out_dir)
+    if not facts or facts.get("status") != "ok":
+        raise EvallibError(f"{out_dir}: expected the predictions of a successful run; got "
+                           f"{'none' if not facts else 'a failed run: ' + str(facts.get('error'))}")
+    key = metrics_key(params, facts["predictions_key"])
+    t0 = time.perf_counter()
+    old = load_metrics(out_dir) if (out_dir / METRICS_ARRAYS).exists() else None
+    if old is not None and old.get("metrics_key") == key:
+        facts.update(metrics_key=key, metrics_cached=True)
+        return old
+    ev = evaluate(params, facts, load_predictions(out_dir))
+    write_evaluation(out_dir, ev, metrics_key=key)
+    facts.update(metrics_key=key, metrics_cached=False, metrics_seconds=time.perf_counter() - t0)
+    return ev.metrics
+
+
+def _peers_digest(out_root, facts, name):
+    """What the report's ranking depends on: the headline metrics of the other models on the same data."""
+    h = hashlib.sha256()
+    mine = data_key(facts)
+    for m in scan(out_root):
+        if m.name != name and m.status == "ok" and data_key(m.run) == mine and (m.path / METRICS).exists():
+            h.update(json.dumps([m.name, (load_metrics(m.path) or {}).get("headline")], sort_keys=True).encode())
+    return h.hexdigest()
+
+
+def _report_key(params, facts, show_code, peers):
+    blob = json.dumps({"params": params.to_dict(), "metrics": facts.get("metrics_key"), "code": code_digest(),
+                       "show_code": show_code, "peers": peers}, sort_keys=True, default=str)
     return hashlib.sha256(blob.encode()).hexdigest()
 
 
-def render_report(params_path, out_root="outputs", *, show_code=False, verbose=False):
-    """Execute the packaged ``report.ipynb`` for one model and render ``report.html`` (metrics.json comes with it).
+def render_report(model_dir, *, show_code=False, verbose=False, km=None):
+    """Execute the packaged ``report.ipynb`` on a model's folder and render ``report.html`` there.
 
-    ``verbose`` lets the kernel's own log messages through.
+    The notebook reads what the pipeline wrote (run facts, predictions, metrics) and computes nothing
+    that is already there; it writes ``report.ipynb``, ``report.html`` and ``report.json``.
+    ``verbose`` lets the kernel's own log messages through; ``km`` is a running kernel to use
+    (:func:`evallib.render.shared_kernel`).
     """
     from .render import execute, notebook_dir, to_html
 
-    params = load_params(params_path)
-    out_dir = Path(out_root) / params.name
-    nb = out_dir / REPORT_NOTEBOOK
+    model_dir = Path(model_dir).resolve()
+    name = (load_run(model_dir) or {}).get("name", model_dir.name)
+    nb = model_dir / REPORT_NOTEBOOK
     execute(notebook_dir() / "report.ipynb", nb,
-            {"params_path": str(Path(params_path).resolve()), "out_root": str(Path(out_root).resolve()),
-             "interactive": False}, cwd=notebook_dir(), verbose=verbose)
-    return to_html(nb, out_dir / REPORT_HTML, show_code=show_code, title=f"{params.name}: evaluation report")
+            {"model_dir": str(model_dir), "params_path": None, "interactive": False, "publish": True},
+            cwd=notebook_dir(), verbose=verbose, km=km)
+    return to_html(nb, model_dir / REPORT_HTML, show_code=show_code, title=f"{name}: evaluation report")
 
 
 def render_index(out_root="outputs", *, primary_metric=None, show_code=False, verbose=False):
@@ -308,10 +385,29 @@ def error_text(exc):
     return f"{type(exc).__name__}: {exc}"
 
 
-def _run_one(path, out_root, threads, progress, render=False, show_code=False, verbose=False):
-    """Run one params file (and render its report); never raises (the error goes into run.json).
+def _failure(path, out_root, exc):
+    """Publish a model's failure: ``run.json`` with the error; its predictions stay as a cache for the next run."""
+    name = Path(path).stem
+    try:
+        name = load_params(path).name
+    except Exception:  # noqa: BLE001
+        pass
+    facts = {"status": "failed", "name": name, "params_file": str(path), "error": error_text(exc),
+             "expected": isinstance(exc, EvallibError), "traceback": traceback.format_exc()}
+    try:
+        with publish(out_root, name) as stage:
+            for f in (METRICS, METRICS_ARRAYS, REPORT_HTML, REPORT_NOTEBOOK, REPORT_FACTS):
+                (stage / f).unlink(missing_ok=True)
+            write_run(stage, facts)
+    except OutputBusyError:
+        pass  # the folder belongs to the run that holds it; the error is still returned
+    return facts
 
-    ``progress`` shows one bar for the model: its images, then the report.
+
+def _evaluate_one(path, out_root, threads, progress):
+    """Predictions and metrics of one params file, published as one set; never raises (but for Ctrl-C).
+
+    ``progress`` shows one bar for the model: its images, then the metrics.
     """
     from tqdm.auto import tqdm
 
@@ -320,43 +416,59 @@ def _run_one(path, out_root, threads, progress, render=False, show_code=False, v
     try:
         params = load_params(path)
         bar.set_description_str(params.name, refresh=False)
-        previous = load_run(Path(out_root) / params.name) or {}
-        facts = run_model(params, out_root, progress=bar, threads=threads)
-        if render:
-            out_dir = Path(out_root) / params.name
-            key = _report_key(params, facts["predictions_key"], show_code)
-            if previous.get("report_key") == key and (out_dir / REPORT_HTML).exists() \
-                    and (out_dir / METRICS).exists():
-                facts["report_cached"] = True
-                facts["report_seconds"] = previous.get("report_seconds")
-            else:
-                bar.set_postfix_str("report")
-                t0 = time.perf_counter()
-                render_report(path, out_root, show_code=show_code, verbose=verbose)
-                facts["report_seconds"] = time.perf_counter() - t0
-                facts["report_cached"] = False
-            facts["report_key"] = key
-            write_run(out_dir, facts)
+        with publish(out_root, params.name) as stage:
+            previous = load_run(stage) or {}
+            facts = run_model(params, out_root, progress=bar, threads=threads, out_dir=stage)
+            for k in ("report_key", "report_seconds"):  # the report published with these outputs
+                if k in previous:
+                    facts[k] = previous[k]
+            bar.set_postfix_str("metrics")
+            evaluate_model(params, out_root, facts=facts, out_dir=stage)
+            write_run(stage, facts)
         bar.set_postfix_str("done", refresh=False)
         return facts
     except Exception as exc:  # noqa: BLE001 -- one model's failure must not stop the others
         bar.set_postfix_str("failed", refresh=False)
-        name = Path(path).stem
-        try:
-            name = load_params(path).name
-        except Exception:  # noqa: BLE001
-            pass
-        facts = {"status": "failed", "name": name, "params_file": str(path),
-                 "error": error_text(exc),
-                 "expected": isinstance(exc, EvallibError), "traceback": traceback.format_exc()}
-        write_run(Path(out_root) / name, facts)
-        return facts
+        return _failure(path, out_root, exc)
     finally:
         bar.close()
 
 
+def _render_one(path, out_root, show_code=False, verbose=False, km=None):
+    """Render one model's report from its published outputs, and publish it with them; never raises (but for Ctrl-C)."""
+    try:
+        params = load_params(path)
+        with publish(out_root, params.name) as stage:
+            facts = load_run(stage) or {}
+            if facts.get("status") != "ok":
+                return facts
+            key = _report_key(params, facts, show_code, _peers_digest(out_root, facts, params.name))
+            if facts.get("report_key") == key and (stage / REPORT_HTML).exists():
+                facts["report_cached"] = True
+            else:
+                t0 = time.perf_counter()
+                render_report(stage, show_code=show_code, verbose=verbose, km=km)
+                facts.update(report_seconds=time.perf_counter() - t0, report_cached=False)
+            facts["report_key"] = key
+            write_run(stage, facts)
+        return facts
+    except Exception as exc:  # noqa: BLE001
+        return _failure(path, out_root, exc)
+
+
+def _run_one(path, out_root, threads, progress, render=False, show_code=False, verbose=False):
+    """Predictions, metrics and (with ``render``) the report of one params file; never raises (but for Ctrl-C)."""
+    facts = _evaluate_one(path, out_root, threads, progress)
+    if render and facts.get("status") == "ok":
+        facts = _render_one(path, out_root, show_code, verbose)
+    return facts
+
+
 def run_many(paths, out_root="outputs", *, jobs=1, progress=True, render=False, show_code=False, verbose=False):
     """Run several params files, ``jobs`` at a time; returns their run facts in order.
+
+    Every model's predictions and metrics come first, then the reports, so that each report ranks
+    its model among all of them.
 
     Parameters
     ----------
@@ -382,16 +494,32 @@ def run_many(paths, out_root="outputs", *, jobs=1, progress=True, render=False, 
     paths = list(paths)
     jobs = max(1, min(jobs, len(paths) or 1))
     if jobs == 1:
-        return [_run_one(p, out_root, None, progress, render, show_code, verbose) for p in paths]
+        if not render:
+            return [_evaluate_one(p, out_root, None, progress) for p in paths]
+        from .render import WARM_REPORT, notebook_dir, shared_kernel
+
+        # one kernel for every report, importing what they need while the models are evaluated
+        with shared_kernel(cwd=notebook_dir(), verbose=verbose, warm=WARM_REPORT) as km:
+            results = [_evaluate_one(p, out_root, None, progress) for p in paths]
+            return [_render_one(p, out_root, show_code, verbose, km) if r.get("status") == "ok" else r
+                    for p, r in zip(paths, results)]
     from tqdm.auto import tqdm
 
     threads = max(1, (os.cpu_count() or 1) // jobs)
     results = [None] * len(paths)
-    with ProcessPoolExecutor(max_workers=jobs) as pool, \
-            tqdm(total=len(paths), desc="models", unit="model", disable=not progress, dynamic_ncols=True) as bar:
-        futures = {pool.submit(_run_one, p, out_root, threads, False, render, show_code, verbose): i
-                   for i, p in enumerate(paths)}
+    # new processes, not forks: a fork of a process whose OpenMP threads have run (t-SNE) can hang
+    with ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context("spawn")) as pool, \
+            tqdm(total=len(paths) * (2 if render else 1), desc="models", unit="step", disable=not progress,
+                 dynamic_ncols=True) as bar:
+        futures = {pool.submit(_evaluate_one, p, out_root, threads, False): i for i, p in enumerate(paths)}
         for f in as_completed(futures):
             results[futures[f]] = f.result()
             bar.update(1)
+        if render:
+            futures = {pool.submit(_render_one, p, out_root, show_code, verbose): i
+                       for i, p in enumerate(paths) if results[i].get("status") == "ok"}
+            bar.update(len(paths) - len(futures))
+            for f in as_completed(futures):
+                results[futures[f]] = f.result()
+                bar.update(1)
     return results

@@ -94,3 +94,20 @@ def export_unconvertible_model(path, *, n_classes=3, size=16):
     model.ir_version = 8
     onnx.save(model, str(path))
     return path
+
+
+@pytest.fixture
+def evaluated():
+    """``evaluated(params, out_root)``: the pipeline's predictions and metrics for one params file (no
+    notebook), then ``evallib.load`` of its folder."""
+    from pathlib import Path
+
+    import evallib
+    from evallib.run import run_many
+
+    def run(params, out_root, **load_kw):
+        [facts] = run_many([params], out_root, progress=False)
+        assert facts["status"] == "ok", facts.get("error")
+        return evallib.load(Path(out_root) / facts["name"], **load_kw)
+
+    return run

@@ -22,7 +22,7 @@ from evallib.errors import DataError, EvallibError
 from evallib.inference import open_session, predict, score_type_warning
 from evallib.metrics import class_order_check, evaluate_classification, infer_score_type
 from evallib.metrics.class_order import MIN_GAIN, MIN_PER_CLASS, MIN_RATIO, MIN_SAMPLES, MIN_Z
-from evallib.params import parse_params
+
 from evallib.run import _class_order_warning, load_predictions, run_model
 
 ANGLES = ["0", "90", "180", "270"]
@@ -303,9 +303,9 @@ def test_permutation_warning_end_to_end(tmp_path, angles, capsys, displayed):
     assert "WARNING rev: class order: accuracy is 0.000" in printed.err
     assert "class order: sorted folder names (numeric): 0, 90, 180, 270" in printed.out
     # the report shows the warning first and the order in the run table
-    rep = report_mod.Report.load(tmp_path / "rev.yaml", tmp_path / "out", write=False, progress=False)
-    rep.summary()  # the top of the page, then the model facts
-    rep.header()
+    rep = evallib.load(tmp_path / "out" / "rev")
+    rep.summary  # the top of the page, then the model facts
+    rep.header
     page = "".join(displayed)
     assert page.index("<b>Warning:</b> class order: accuracy is 0.000") < page.index("model file")
     assert "<td>class order</td><td>sorted folder names (numeric): 0, 90, 180, 270</td>" in page
@@ -420,26 +420,26 @@ def test_auto_resolves_before_views_are_averaged(tmp_path, angles, output):
 
 # --- t-SNE source ---------------------------------------------------------------------------------
 
-def test_tsne_is_skipped_for_three_scores_without_embedding(tmp_path, displayed):
+def test_tsne_is_skipped_for_three_scores_without_embedding(tmp_path, displayed, evaluated):
     data = write_angles(tmp_path / "data", classes=["0", "90", "180"], per_class=4)
     model = brightness_model(tmp_path / "three.onnx", ["0", "90", "180"])
     params = params_for(tmp_path, model, data, name="three")
-    rep = report_mod.Report.load(params, tmp_path / "out", write=False, progress=False)
-    rep.tsne_map()
+    rep = evaluated(params, tmp_path / "out")
+    rep.tsne_map
     note = "".join(displayed)
     assert "No t-SNE map: the model has no embedding output, and a map of its 3 class scores would show nothing" in note
     assert rep.metrics["tsne"]["skipped"].startswith("No t-SNE map")
 
 
-def test_tsne_caption_names_the_output(tmp_path, displayed):
+def test_tsne_caption_names_the_output(tmp_path, displayed, evaluated):
     data = write_angles(tmp_path / "data", per_class=5)
     model = brightness_model(tmp_path / "emb.onnx", ANGLES, embedding=True)
     params = params_for(tmp_path, model, data, name="emb", outputs={"embedding": "embedding"})
-    rep = report_mod.Report.load(params, tmp_path / "out", write=False, progress=False)
-    rep.tsne_map()
+    rep = evaluated(params, tmp_path / "out")
+    rep.tsne_map
     assert "20 points from output &#x27;embedding&#x27;" in "".join(displayed)
     assert rep.metrics["tsne"]["source"] == "output 'embedding'"
     params = params_for(tmp_path, model, data, name="scores")
-    rep = report_mod.Report.load(params, tmp_path / "out", write=False, progress=False)
-    rep.tsne_map()
+    rep = evaluated(params, tmp_path / "out")
+    rep.tsne_map
     assert rep.metrics["tsne"]["source"] == "output 'logits' (class scores)"

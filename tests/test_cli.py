@@ -9,7 +9,7 @@ import yaml
 from conftest import export_tiny_model, write_image_tree
 from evallib.cli import format_table, main
 from evallib.render import notebook_dir
-from evallib.report import Report
+import evallib
 
 PRE = {"resize": 16, "crop": 16, "mean": [0.5], "std": [0.25], "mode": "grayscale", "tta": "none"}
 
@@ -49,10 +49,15 @@ def test_summary_table_at_default_verbosity(setup, capsys):
     captured = capsys.readouterr()
     assert _lines(captured.out)[0] == "good: class order: sorted folder names (text): a, b, c"
     table = _table(captured.out)
-    assert table[0].split() == ["model", "data", "n", "status"]  # no metrics.json yet: no metric columns
+    assert table[0].split() == ["model", "data", "n", "accuracy", "macro_f1", "status"]  # --no-report has metrics
     assert set(table[1]) <= {"-", " "}
-    assert table[2].split() == ["good", "digits", "12", "ok,", "no", "metrics"]
-    assert table[3].split() == ["bad", "-", "-", "FAILED"]
+    m = evallib.load(out / "good").metrics["headline"]
+    assert table[2].split() == ["good", "digits", "12", f"{m['accuracy']['value']:.3f}",
+                                *f"[{m['accuracy']['interval'][0]:.3f}, {m['accuracy']['interval'][1]:.3f}]".split(),
+                                f"{m['macro_f1']['value']:.3f}",
+                                *f"[{m['macro_f1']['interval'][0]:.3f}, {m['macro_f1']['interval'][1]:.3f}]".split(),
+                                "ok"]
+    assert table[3].split() == ["bad", "-", "-", "-", "-", "FAILED"]
     assert len(table) == 4
     err = _lines(captured.err)
     assert any(line.startswith("FAILED  bad: ModelError: model: expected an ONNX file") for line in err)
@@ -66,7 +71,7 @@ def test_summary_shows_headline_metrics_with_intervals(setup, capsys):
     good = params("good")
     out = root / "out_metrics"
     assert main(["run", str(good), "--out", str(out), "--no-report", "--quiet"]) == 0
-    rep = Report.load(good, out, progress=False)  # writes metrics.json for these predictions
+    rep = evallib.load(out / "good")  # --no-report wrote the metrics
     capsys.readouterr()
     assert main(["run", str(good), "--out", str(out), "--no-report", "--quiet"]) == 0
     captured = capsys.readouterr()
@@ -79,12 +84,14 @@ def test_summary_shows_headline_metrics_with_intervals(setup, capsys):
     assert row == format_table(["model", "data", "n", "accuracy", "macro_f1", "status"],
                                [["good", "digits", "12", *cells, "ok (cached predictions)"]]).splitlines()[2]
 
-    # other preprocessing: new predictions, and the metrics on disk belong to the old ones
+    # other preprocessing: new predictions, and new metrics computed from them
     params("good", tta="flip")
     assert main(["run", str(good), "--out", str(out), "--no-report", "--quiet"]) == 0
     head, _, row = _table(capsys.readouterr().out)
-    assert "accuracy" not in head and row.split()[-2:] == ["no", "metrics"]
-    assert json.loads((out / "good" / "metrics.json").read_text())["headline"] == h
+    flipped = evallib.load(out / "good", params=good)
+    assert flipped.run["inference"]["tta"] == "flip" and flipped.run["metrics_key"] != rep.run["metrics_key"]
+    h = flipped.metrics["headline"]
+    assert row.split()[3] == f"{h['accuracy']['value']:.3f}" and row.split()[-1] == "ok"
 
 
 def test_verbose_gives_details_and_tracebacks(setup, capsys):

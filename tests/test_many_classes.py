@@ -7,6 +7,8 @@ import shutil
 import warnings
 
 import numpy as np
+
+import evallib
 import pytest
 import yaml
 from PIL import Image
@@ -276,17 +278,17 @@ def many(tmp_path_factory):
     return root
 
 
-def test_sections_at_forty_classes(many, monkeypatch):
+def test_sections_at_forty_classes(many, monkeypatch, evaluated):
     from evallib import plots, report
 
     shown, tiles = [], []
     monkeypatch.setattr(report, "_display", lambda *objs: shown.extend(objs))
     real = plots.plot_tiles
     monkeypatch.setattr(plots, "plot_tiles", lambda t, **kw: tiles.append(t) or real(t, **kw))
-    rep = report.Report.load(many / "many.yaml", many / "out", progress=False)
+    rep = evaluated(many / "many.yaml", many / "out")
     c = rep.classification
 
-    rep.classification_summary()
+    rep.classification_summary
     html = "".join(o for o in shown if isinstance(o, str))
     worst = worst_first(c.f1, c.support)
     assert "The 25 classes with the lowest F1 of 40" in html and "All 40 classes" in html
@@ -294,7 +296,7 @@ def test_sections_at_forty_classes(many, monkeypatch):
     assert re.findall(r"<tr><td>(class_\d\d)</td>", first) == [c.classes[k] for k in worst[:25]]
 
     shown.clear()
-    rep.confusion()
+    rep.confusion
     figures = [o for o in shown if not isinstance(o, str)]
     html = "".join(o for o in shown if isinstance(o, str))
     idx = most_confused_classes(c.confusion, max_classes=report.CONFUSED_CLASSES)
@@ -303,24 +305,24 @@ def test_sections_at_forty_classes(many, monkeypatch):
     assert "one pixel per pair of classes" in html and "Most confused pairs" in html
 
     shown.clear()
-    rep.grad_cam_gallery()
+    rep.grad_cam_gallery
     assert 1 <= len(tiles[0]) <= report.GALLERY_CLASSES
     assert any("the 10 true classes with the lowest F1 (of 40)" in o for o in shown if isinstance(o, str))
 
     shown.clear()
-    rep.tsne_map()
+    rep.tsne_map
     html = "".join(o for o in shown if isinstance(o, str))
     assert "Colours by class; 40 classes" in html
     assert html.count("<circle") == 120 and "<title>class_" in html and str(many) not in html
 
     shown.clear()
-    rep.classification_slider()
+    rep.classification_slider
     data = json.loads(re.search(r'class="evallib-slider-data">(.*?)</script>', shown[-1], re.S).group(1))
     names = [d["name"] for d in data]
     assert names == sorted(names) and len(names) == 40 and 'type="search"' in shown[-1]
 
 
-def test_warnings_go_to_notes_without_paths(many, monkeypatch, capsys):
+def test_warnings_go_to_notes_without_paths(many, monkeypatch, capsys, evaluated):
     from evallib import plots, report
 
     shown = []
@@ -333,30 +335,34 @@ def test_warnings_go_to_notes_without_paths(many, monkeypatch, capsys):
         return real(*args, **kwargs)
 
     monkeypatch.setattr(plots, "plot_confusion_image", noisy)
-    rep = report.Report.load(many / "many.yaml", many / "out", write=False, progress=False)
-    rep.confusion()
-    rep.confusion()
+    rep = evaluated(many / "many.yaml", many / "out")
+    capsys.readouterr()
+    rep.confusion
+    rep.confusion  # built once
+    other = evallib.load(many / "out" / "many")  # a report of its own draws again, with its own notes
+    other.confusion
+    assert other.render_notes == {"Confusion matrix: Glyph missing in x.ttf": 1}
+    rep.reliability
     assert capsys.readouterr().err == ""
-    assert rep.render_notes == {"Confusion matrix: Glyph missing in x.ttf": 2}
+    assert rep.render_notes == {"Confusion matrix: Glyph missing in x.ttf": 1}
     shown.clear()
-    rep.notes()
-    assert "Confusion matrix: Glyph missing in x.ttf (2 times)" in shown[0] and str(many) not in shown[0]
+    rep.notes
+    assert "Confusion matrix: Glyph missing in x.ttf" in shown[0] and str(many) not in shown[0]
 
 
-def test_large_confusion_goes_to_npz(many, monkeypatch):
-    from evallib import report
+def test_large_confusion_goes_to_npz(many, monkeypatch, evaluated):
+    from evallib import evaluation
+    from evallib.outputs import load_metrics
 
-    monkeypatch.setattr(report, "_display", lambda *objs: None)
-    monkeypatch.setattr(report, "BULKY_CELLS", 100)
+    monkeypatch.setattr(evaluation, "BULKY_CELLS", 100)
     out = many / "out_npz"
-    rep = report.Report.load(many / "many.yaml", out, progress=False)
+    rep = evaluated(many / "many.yaml", out)
     raw = json.loads((out / "many" / "metrics.json").read_text())
     assert raw["classification"]["confusion"] == {"npz": "metrics.npz", "key": "confusion", "shape": [40, 40]}
-    m = report.load_metrics(out / "many")
+    m = load_metrics(out / "many")
     assert m["classification"]["confusion"] == rep.classification.confusion.tolist()
-    monkeypatch.setattr(report, "BULKY_CELLS", 10_000)
-    rep.save()
-    assert not (out / "many" / "metrics.npz").exists()
+    monkeypatch.setattr(evaluation, "BULKY_CELLS", 10_000)
+    evaluation.write_evaluation(out / "many", rep.evaluation, metrics_key=rep.run["metrics_key"])
     assert json.loads((out / "many" / "metrics.json").read_text())["classification"]["confusion"] == \
         rep.classification.confusion.tolist()
 

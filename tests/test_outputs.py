@@ -13,8 +13,7 @@ from PIL import Image
 from conftest import export_tiny_model, write_image_tree
 from evallib import compare, outputs
 from evallib.cli import main
-from evallib.report import Report
-from evallib.run import data_fingerprint, run_model
+from evallib.run import data_fingerprint, run_many, run_model
 
 PRE = {"resize": 16, "crop": 16, "mean": [0.5], "std": [0.25], "mode": "grayscale", "tta": "none"}
 
@@ -116,8 +115,7 @@ def two_data_sets(model, tmp_path_factory):
     out = root / "out"
     for name, data, pre in (("alpha", a, {}), ("beta", a, {"tta": "flip"}), ("gamma", b, {})):
         p = _params(root, model, data, name, **pre)
-        run_model(p, out, progress=False)
-        Report.load(p, out, progress=False)  # writes metrics.json
+        assert run_many([p], out, progress=False)[0]["status"] == "ok"  # predictions and metrics
     return root, out
 
 

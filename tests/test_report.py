@@ -89,7 +89,7 @@ def test_grad_cam_and_tsne_sections(rendered):
     assert "onnxruntime (forward only)" in odd and "onnx2torch could not convert odd.onnx" in odd
     assert "gradcam needs gradients, which no route gave; eigencam needs none" in odd
     assert "Grad-CAM: where the model looks" in odd and "Threshold table" in odd and "t-SNE map" in odd
-    assert json.loads((rendered["out"] / "odd" / "metrics.json").read_text())["cam"] == {
+    assert json.loads((rendered["out"] / "odd" / "report.json").read_text())["cam"] == {
         "route": "onnxruntime (forward only)", "method": "eigencam", "layer": "ONNX tensor 'r'"}
 
 
@@ -100,11 +100,11 @@ def test_torchvision_dynamo_export_gets_a_real_grad_cam_gallery(rendered):
     html = (out / "report.html").read_text()
     assert "ONNX file resnet18_dynamo.onnx converted with onnx2torch (opset 20 -&gt; 17" in html
     assert "Grad-CAM: where the model looks" in html
-    cam = json.loads((out / "metrics.json").read_text())["cam"]
+    cam = json.loads((out / "report.json").read_text())["cam"]
     assert cam["route"] == "onnx2torch" and cam["method"] == "gradcam" and "relu" in cam["layer"]
 
 
-def test_gallery_without_heat_maps_states_the_reason_once(rendered, tmp_path, monkeypatch):
+def test_gallery_without_heat_maps_states_the_reason_once(rendered, tmp_path, monkeypatch, evaluated):
     from real_models import flat_model
 
     from evallib import plots, report
@@ -117,14 +117,14 @@ def test_gallery_without_heat_maps_states_the_reason_once(rendered, tmp_path, mo
     monkeypatch.setattr(report, "_display", lambda *objs: shown.extend(o for o in objs if isinstance(o, str)))
     real = plots.plot_tiles
     monkeypatch.setattr(plots, "plot_tiles", lambda t, **kw: tiles.append((t, kw)) or real(t, **kw))
-    rep = report.Report.load(tmp_path / "flat.yaml", tmp_path / "out", write=False, progress=False)
-    rep.grad_cam_gallery()
+    rep = evaluated(tmp_path / "flat.yaml", tmp_path / "out")
+    rep.grad_cam_gallery
     reasons = [h for h in shown if "No heat maps:" in h]
     assert len(reasons) == 1 and "EigenCAM on onnxruntime failed too" in reasons[0]
     assert [kw["title"] for _, kw in tiles] == ["Gallery (no heat maps)", "Verification: the hardest pairs"]
     gallery = tiles[0][0]
     assert sum(len(row) for row in gallery) >= 3 and gallery[0][0][0].shape == (16, 16)  # the images, unblended
-    assert "cam" not in rep.metrics
+    assert "cam" not in rep.facts
 
 
 def test_metrics_json_matches_the_engine(rendered):
