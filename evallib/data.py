@@ -19,11 +19,14 @@ import csv
 import json
 import math
 import re
+import struct
+import threading
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, UnidentifiedImageError
+from PIL import Image, ImageOps, UnidentifiedImageError
 
 from .errors import DataError
 
@@ -364,14 +367,43 @@ def read_pairs(path, dataset):
 
 # --- decoding and views --------------------------------------------------------------------
 
+_OPEN_LOCK = threading.Lock()
+
+
+def _open(path):
+    """``Image.open`` (the header only, no pixels) refusing the sizes Pillow calls a decompression bomb.
+
+    Pillow raises ``DecompressionBombError`` above twice ``Image.MAX_IMAGE_PIXELS`` and only warns
+    above it; the warning is raised as an error too. Warning filters are process-wide, so decoding
+    threads open one file at a time (parsing a header is quick; decoding the pixels is not locked).
+    """
+    try:
+        with _OPEN_LOCK, warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            return Image.open(path)
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        found = re.search(r"\((\d+) pixels\)", str(exc))
+        size = f"{int(found.group(1)):,} pixels" if found else "more pixels than allowed"
+        raise DataError(f"refused: the image declares {size}, more than PIL.Image.MAX_IMAGE_PIXELS "
+                        f"({Image.MAX_IMAGE_PIXELS:,}); a possible decompression bomb") from None
+
+
 def load_image(path, mode="rgb"):
     """Decode an image with Pillow into ``mode`` ("rgb" or "grayscale").
 
-    16-bit and 32-bit integer images are scaled to 8 bits; palette and alpha images are
-    converted (alpha dropped), as ``PIL.Image.convert`` does.
+    The EXIF orientation is applied, as ``PIL.ImageOps.exif_transpose`` does (a photo taken
+    sideways is seen upright). 16-bit and 32-bit integer images are scaled to 8 bits; palette and
+    alpha images are converted (alpha dropped), as ``PIL.Image.convert`` does.
+
+    Raises
+    ------
+    DataError
+        When the header declares more than ``PIL.Image.MAX_IMAGE_PIXELS`` pixels (a possible
+        decompression bomb); the pixels are never allocated.
     """
-    with Image.open(path) as img:
+    with _open(path) as img:
         img.load()
+        ImageOps.exif_transpose(img, in_place=True)
         if img.mode in ("I;16", "I;16B", "I;16L", "I;16N", "I"):
             arr = np.asarray(img, dtype=np.float64)
             top = 65535.0 if arr.max(initial=0) > 255 or img.mode.startswith("I;16") else 255.0
@@ -613,9 +645,18 @@ def _pad_to(arr, size):
 
 
 def load_views(path, pre):
-    """Decode and preprocess one file; returns ``(views, None)`` or ``(None, reason)``."""
+    """Decode and preprocess one file; returns ``(views, None)`` or ``(None, reason)``.
+
+    A file that cannot be decoded (not an image, truncated, an unreadable header) or that
+    :func:`load_image` refuses gives the reason; errors of the preprocessing itself concern every
+    file and are raised.
+    """
     try:
         img = load_image(path, pre.get("mode", "rgb"))
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
+    except DataError as exc:
+        return None, str(exc)
+    except UnidentifiedImageError:  # its message holds the file object's repr, not the file
+        return None, "cannot decode: not an image file Pillow can read"
+    except (OSError, SyntaxError, ValueError, EOFError, struct.error) as exc:
         return None, f"cannot decode: {type(exc).__name__}: {exc}"
     return preprocess(img, pre), None  # a size error here concerns every file: it propagates

@@ -254,6 +254,8 @@ def predict(session, files, pre, outputs, *, batch_size=64, decode_workers=2, ma
             raw = Path(f).read_bytes()
         except OSError as exc:
             return None, f"cannot read: {exc.strerror or exc}", None
+        if not raw:
+            return None, "empty file (0 bytes)", None
         views, reason = load_views(io.BytesIO(raw), pre)
         return views, reason, hashlib.blake2b(raw, digest_size=16).hexdigest()
 

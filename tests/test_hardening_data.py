@@ -1,0 +1,217 @@
+"""Bad models, bad data and odd file systems give a clear message, through ``evallib run``.
+
+Each case runs the command line on tiny data with a model built here with ``onnx.helper``: its
+logits are NaN (or infinite) and its embedding all zeros for images whose left half is bright,
+so which images must be dropped is worked out from the pixels (a brute-force reference).
+"""
+
+import json
+import struct
+import warnings
+import zlib
+
+import numpy as np
+import pytest
+import yaml
+from PIL import Image, ImageOps
+
+from evallib.cli import main
+from evallib.data import load_image
+from evallib.errors import DataError
+
+SIZE = 16
+DARK, BRIGHT = 40, 220  # left halves far from the gate at 0.5 (pixels / 255)
+PRE = {"mode": "grayscale", "mean": [0.0], "std": [1.0], "tta": "none"}
+NAN_GATE = 0.5
+
+
+def gate_model(path, *, nan_above=NAN_GATE, zero_above=np.inf, bad=np.nan):
+    """Logits (3) and an embedding (4) linear in the pixels; logits get ``bad`` added where the mean
+    of the input's left half is above ``nan_above``, the embedding is zeroed where it is above
+    ``zero_above``."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    rng = np.random.default_rng(0)
+
+    def const(name, value, dtype=np.float32):
+        return numpy_helper.from_array(np.asarray(value, dtype=dtype), name)
+
+    inits = [const("w", rng.normal(size=(SIZE * SIZE, 3))), const("we", rng.normal(size=(SIZE * SIZE, 4))),
+             const("starts", [0], np.int64), const("ends", [SIZE // 2], np.int64), const("axes", [3], np.int64),
+             const("nan_gate", nan_above), const("zero_gate", zero_above), const("bad", bad), const("zero", 0.0),
+             const("one", 1.0)]
+    nodes = [
+        helper.make_node("Slice", ["input", "starts", "ends", "axes"], ["left"]),
+        helper.make_node("ReduceMean", ["left"], ["left_mean4"], axes=[1, 2, 3], keepdims=1),
+        helper.make_node("Flatten", ["left_mean4"], ["left_mean"]),
+        helper.make_node("Flatten", ["input"], ["flat"]),
+        helper.make_node("MatMul", ["flat", "w"], ["lin"]),
+        helper.make_node("Greater", ["left_mean", "nan_gate"], ["is_bad"]),
+        helper.make_node("Where", ["is_bad", "bad", "zero"], ["spoil"]),
+        helper.make_node("Add", ["lin", "spoil"], ["logits"]),
+        helper.make_node("MatMul", ["flat", "we"], ["emb"]),
+        helper.make_node("Greater", ["left_mean", "zero_gate"], ["is_zero"]),
+        helper.make_node("Where", ["is_zero", "zero", "one"], ["keep"]),
+        helper.make_node("Mul", ["emb", "keep"], ["embedding"]),
+    ]
+    graph = helper.make_graph(
+        nodes, "gate", [helper.make_tensor_value_info("input", TensorProto.FLOAT, ["batch", 1, SIZE, SIZE])],
+        [helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["batch", 3]),
+         helper.make_tensor_value_info("embedding", TensorProto.FLOAT, ["batch", 4])], initializer=inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    onnx.save(model, str(path))
+    return path
+
+
+def halves(rng, left, right, size=(SIZE, SIZE)):
+    """A grayscale image ``size`` (width, height) whose left and right halves sit near two levels."""
+    w, h = size
+    arr = np.empty((h, w), np.uint8)
+    arr[:, :w // 2] = np.clip(left + rng.integers(-20, 21, (h, w // 2)), 0, 255)
+    arr[:, w // 2:] = np.clip(right + rng.integers(-20, 21, (h, w - w // 2)), 0, 255)
+    return Image.fromarray(arr, "L")
+
+
+def write_tree(root, rng, *, per_class=3, bright_left=()):
+    """Classes a, b, c of ``per_class`` images each; the named ones (``"a/a_1.png"``) have a bright left half."""
+    for c in "abc":
+        (root / c).mkdir(parents=True, exist_ok=True)
+        for k in range(per_class):
+            name = f"{c}/{c}_{k}.png"
+            halves(rng, BRIGHT if name in bright_left else DARK, int(rng.integers(0, 256))).save(root / name)
+    return root
+
+
+def left_is_bright(path):
+    """The brute-force reference of the gate: the left half's mean of the pixels the model sees."""
+    arr = np.asarray(Image.open(path).convert("L"), np.float64) / 255.0
+    return arr[:, :SIZE // 2].mean() > NAN_GATE
+
+
+def write_params(path, model, root, *, name=None, data=None, pre=None, outputs=None):
+    path.write_text(yaml.safe_dump({
+        "name": name or path.stem, "model": str(model), "task": "classification",
+        "data": {"root": str(root), **(data or {})}, "preprocess": {**PRE, **(pre or {})},
+        "outputs": outputs or {"scores": "logits", "scores_are": "logits", "embedding": None},
+        "report": {"bootstrap": 0, "gallery_size": 0}}, allow_unicode=True))
+    return path
+
+
+def run_cli(params, out, capsys):
+    """``evallib run PARAMS --out OUT --no-report``: exit code, stderr and the model's run.json."""
+    code = main(["run", str(params), "--out", str(out), "--no-report", "--quiet"])
+    err = capsys.readouterr().err
+    name = yaml.safe_load(params.read_text())["name"]
+    return code, err, json.loads((out / name / "run.json").read_text())
+
+
+def predictions(out, name):
+    with np.load(out / name / "predictions.npz") as z:
+        return {k: z[k] for k in z.files}
+
+
+def skipped(run):
+    return {s["path"]: s["reason"] for s in run["dataset"]["skipped"]}
+
+
+def png_header_only(width, height):
+    """A PNG whose header declares ``width x height`` gray pixels, with almost no pixel data."""
+    def chunk(kind, data):
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0))
+            + chunk(b"IDAT", zlib.compress(b"\0" * 16)) + chunk(b"IEND", b""))
+
+
+@pytest.fixture(scope="module")
+def models(tmp_path_factory):
+    root = tmp_path_factory.mktemp("models")
+    return {"fine": gate_model(root / "fine.onnx", nan_above=np.inf),
+            "nan": gate_model(root / "nan.onnx"),
+            "inf": gate_model(root / "inf.onnx", bad=np.inf),
+            "all_nan": gate_model(root / "all_nan.onnx", nan_above=-1.0),
+            "zero": gate_model(root / "zero.onnx", nan_above=np.inf, zero_above=NAN_GATE)}
+
+
+# --- bad files ------------------------------------------------------------------------------
+
+def test_empty_truncated_non_image_and_bomb_files_are_skipped(models, tmp_path, rng, capsys):
+    data = write_tree(tmp_path / "data", rng)
+    (data / "a" / "empty.png").write_bytes(b"")
+    halves(rng, DARK, DARK, (64, 64)).save(data / "a" / "full.png")
+    (data / "a" / "truncated.png").write_bytes((data / "a" / "full.png").read_bytes()[:80])
+    (data / "a" / "full.png").unlink()
+    (data / "b" / "notes.png").write_text("not an image, in spite of its name\n")
+    (data / "b" / "readme.txt").write_text("not listed: not an image extension\n")
+    (data / "c" / "bomb.png").write_bytes(png_header_only(100_000, 100_000))  # 10 GB of pixels if decoded
+    (data / "c" / "big.png").write_bytes(png_header_only(10_000, 10_000))  # only Pillow's warning range
+    filters = list(warnings.filters)
+    code, err, run = run_cli(write_params(tmp_path / "bad_files.yaml", models["fine"], data), tmp_path / "out",
+                             capsys)
+    assert code == 0 and run["status"] == "ok" and run["inference"]["images"] == 9
+    reasons = skipped(run)
+    assert sorted(reasons) == ["a/empty.png", "a/truncated.png", "b/notes.png", "c/big.png", "c/bomb.png"]
+    assert reasons["a/empty.png"] == "empty file (0 bytes)"
+    assert reasons["a/truncated.png"].startswith("cannot decode: ") and "truncated" in reasons["a/truncated.png"]
+    assert reasons["b/notes.png"] == "cannot decode: not an image file Pillow can read"
+    limit = f"{Image.MAX_IMAGE_PIXELS:,}"
+    for name, pixels in (("c/bomb.png", "10,000,000,000"), ("c/big.png", "100,000,000")):
+        assert reasons[name] == (f"refused: the image declares {pixels} pixels, more than PIL.Image.MAX_IMAGE_PIXELS "
+                                 f"({limit}); a possible decompression bomb")
+    assert "DecompressionBomb" not in err and list(warnings.filters) == filters  # refused, not warned; no leak
+    with pytest.raises(DataError, match=r"refused: the image declares 100,000,000 pixels"):
+        load_image(data / "c" / "big.png")
+
+
+@pytest.mark.parametrize("orientation", [3, 6, 8])
+def test_exif_orientation_is_applied_like_exif_transpose(tmp_path, rng, orientation):
+    arr = rng.integers(0, 256, (12, 20, 3), dtype=np.uint8)
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    f = tmp_path / "photo.jpg"
+    Image.fromarray(arr, "RGB").save(f, exif=exif, quality=95)
+    with Image.open(f) as im:
+        want = ImageOps.exif_transpose(im).convert("RGB")
+        raw = im.convert("RGB")
+    got = load_image(f)
+    assert got.size == want.size == raw.size[::-1 if orientation in (6, 8) else 1]
+    np.testing.assert_array_equal(np.asarray(got), np.asarray(want))
+
+
+def test_exif_rotated_photos_are_evaluated_upright(models, tmp_path, rng, capsys):
+    """Rotated JPEGs give the scores of the upright pixels saved losslessly, not of the stored ones."""
+    trees = {name: tmp_path / name for name in ("jpeg", "upright", "stored")}
+    for c, orientation in zip("ab", (6, 8)):
+        for k in range(3):
+            exif = Image.Exif()
+            exif[0x0112] = orientation
+            f = trees["jpeg"] / c / f"{c}_{k}.jpg"
+            f.parent.mkdir(parents=True, exist_ok=True)
+            halves(rng, DARK, BRIGHT, (SIZE, SIZE + 8)).save(f, exif=exif, quality=95)
+            with Image.open(f) as im:
+                for name, img in (("upright", ImageOps.exif_transpose(im)), ("stored", im.copy())):
+                    (trees[name] / c).mkdir(parents=True, exist_ok=True)
+                    img.save(trees[name] / c / f"{c}_{k}.png")
+    scores = {}
+    for name, root in trees.items():
+        params = write_params(tmp_path / f"{name}.yaml", models["fine"], root, pre={"resize": SIZE, "crop": SIZE})
+        code, _, run = run_cli(params, tmp_path / "out", capsys)
+        assert code == 0 and run["dataset"]["skipped"] == [] and run["inference"]["images"] == 6
+        scores[name] = predictions(tmp_path / "out", name)["scores"]
+    np.testing.assert_allclose(scores["jpeg"], scores["upright"], rtol=1e-5)
+    assert not np.allclose(scores["jpeg"], scores["stored"], rtol=1e-2)
+
+
+def test_awkward_file_names_are_evaluated(models, tmp_path, rng, capsys):
+    names = ["a/with space.png", "a/quote's \"double\".png", "b/ünïcödé ☃.png", "b/<tag>.png", "c/a&b.png",
+             "c/#hash.png", "ç &<#>/x y.png", "ç &<#>/é.png"]
+    data = tmp_path / "data"
+    for n in names:
+        (data / n).parent.mkdir(parents=True, exist_ok=True)
+        halves(rng, DARK, int(rng.integers(0, 256))).save(data / n)
+    code, err, run = run_cli(write_params(tmp_path / "names.yaml", models["fine"], data), tmp_path / "out", capsys)
+    assert code == 0 and run["status"] == "ok" and run["dataset"]["skipped"] == [] and "FAILED" not in err
+    assert run["dataset"]["classes"] == ["a", "b", "c", "ç &<#>"]
+    assert sorted(predictions(tmp_path / "out", "names")["paths"].tolist()) == sorted(names)
