@@ -60,6 +60,7 @@ SCHEMA = {
                             "uniqueItems": True},
                 "pairs": {"type": "string", "minLength": 1},
                 "extensions": {"type": "array", "items": {"type": "string"}, "minItems": 1},
+                "allow_outside_root": {"type": "boolean"},
             },
         },
         "preprocess": {
@@ -133,7 +134,8 @@ SCHEMA = {
 
 DEFAULTS = {
     "task": "classification",
-    "data": {"labels": "folder", "extensions": [".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp"]},
+    "data": {"labels": "folder", "extensions": [".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp"],
+             "allow_outside_root": False},
     "preprocess": {"resize": None, "resize_mode": None, "interpolation": "bilinear", "pad": "center",
                    "pad_value": 0, "crop": None, "crop_pct": None, "mean": [0.0], "std": [1.0], "mode": "rgb",
                    "channels": "rgb", "scale": "unit", "dtype": "auto", "layout": "auto", "tta": "none",

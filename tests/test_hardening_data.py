@@ -6,6 +6,8 @@ so which images must be dropped is worked out from the pixels (a brute-force ref
 """
 
 import json
+import os
+import re
 import struct
 import warnings
 import zlib
@@ -16,7 +18,7 @@ import yaml
 from PIL import Image, ImageOps
 
 from evallib.cli import main
-from evallib.data import load_image
+from evallib.data import list_images, load_image
 from evallib.errors import DataError
 
 SIZE = 16
@@ -215,3 +217,71 @@ def test_awkward_file_names_are_evaluated(models, tmp_path, rng, capsys):
     assert code == 0 and run["status"] == "ok" and run["dataset"]["skipped"] == [] and "FAILED" not in err
     assert run["dataset"]["classes"] == ["a", "b", "c", "ç &<#>"]
     assert sorted(predictions(tmp_path / "out", "names")["paths"].tolist()) == sorted(names)
+
+
+def test_symlink_loops_do_not_hang_and_are_reported(models, tmp_path, rng, capsys):
+    data = write_tree(tmp_path / "data", rng)
+    os.symlink(data, data / "loop")  # a class folder that is the data root again
+    os.symlink("..", data / "a" / "up")  # a folder link inside a class folder
+    os.symlink("self.png", data / "b" / "self.png")  # a link to itself
+    os.symlink("ping.png", data / "c" / "pong.png")
+    os.symlink("pong.png", data / "c" / "ping.png")
+    code, err, run = run_cli(write_params(tmp_path / "loops.yaml", models["fine"], data), tmp_path / "out", capsys)
+    assert code == 0 and run["status"] == "ok"
+    assert run["dataset"]["classes"] == ["a", "b", "c"] and run["inference"]["images"] == 9
+    dead = "a link that leads to no file (broken, or a loop of links)"
+    assert skipped(run) == {
+        "loop": f"a link to {os.path.realpath(data)}, which holds data.root (a loop): not followed",
+        "a/up": "a link to a folder: links inside class folders are not followed",
+        "b/self.png": dead, "c/ping.png": dead, "c/pong.png": dead}
+
+
+def test_an_empty_class_folder_is_a_class_with_no_images(models, tmp_path, rng, capsys):
+    data = write_tree(tmp_path / "data", rng)
+    (data / "b0_empty").mkdir()
+    (data / "b0_empty" / "notes.txt").write_text("no images here")
+    code, _, run = run_cli(write_params(tmp_path / "empty.yaml", models["fine"], data), tmp_path / "out", capsys)
+    assert code == 0 and run["status"] == "ok"
+    # it keeps its place among the sorted folder names, as the model's columns are numbered
+    assert run["dataset"]["classes"] == ["a", "b", "b0_empty", "c"]
+    assert run["dataset"]["counts"] == {"a": 3, "b": 3, "b0_empty": 0, "c": 3}
+    assert predictions(tmp_path / "out", "empty")["labels"].tolist() == [0, 0, 0, 1, 1, 1, 3, 3, 3]
+
+
+# --- csv manifests --------------------------------------------------------------------------
+
+@pytest.mark.parametrize("rows, error", [
+    (["b/b_9.png,b"], r"row 4: expected an image file at 'b/b_9\.png' under data\.root \(.*data\); got no such file"),
+    (["a/a_0.png,a"], r"rows 2 and 4: expected each file once; got 'a/a_0\.png' twice"),
+    (["./a/../a/a_0.png,b"], r"rows 2 and 4: expected each file once; got '\./a/\.\./a/a_0\.png' twice"),
+    (["../other/o.png,a"], r"row 4: expected a path inside data\.root \(.*data\); got '\.\./other/o\.png' "
+                           r"\(set data\.allow_outside_root: true to allow it\)"),
+    (["/etc/passwd,a"], r"row 4: expected a path inside data\.root \(.*data\); got '/etc/passwd' \(set .*\)"),
+])
+def test_manifest_problems_name_the_file_and_rows(models, tmp_path, rng, capsys, rows, error):
+    data = write_tree(tmp_path / "data", rng, per_class=1)
+    (tmp_path / "other").mkdir()
+    halves(rng, DARK, DARK).save(tmp_path / "other" / "o.png")
+    manifest = tmp_path / "manifest.csv"
+    manifest.write_text("\n".join(["path,label", "a/a_0.png,a", "b/b_0.png,b", *rows, "c/c_0.png,c"]) + "\n")
+    params = write_params(tmp_path / "csv.yaml", models["fine"], data, data={"labels": "csv", "csv": str(manifest)})
+    code, err, run = run_cli(params, tmp_path / "out", capsys)
+    assert code == 1 and run["status"] == "failed"
+    full = rf"DataError: {re.escape(str(manifest))}: {error}"
+    assert re.fullmatch(full, run["error"]), run["error"]
+    assert any(re.fullmatch(rf"FAILED  csv: {full}", line) for line in err.splitlines())
+
+
+def test_manifest_lists_every_problem_and_allows_outside_paths_when_asked(tmp_path, rng):
+    data = write_tree(tmp_path / "data", rng, per_class=1)
+    (tmp_path / "other").mkdir()
+    halves(rng, DARK, DARK).save(tmp_path / "other" / "o.png")
+    manifest = tmp_path / "m.csv"
+    manifest.write_text("a/a_0.png,a\nb/b_0.png,b\n../other/o.png,c\n" + "".join(f"z/{k}.png,a\n" for k in range(4)))
+    with pytest.raises(DataError, match=r"m\.csv: row 3: .*outside.*; row 4: .*'z/0\.png'.*; row 5: .*'z/1\.png'"
+                                        r".*; and 2 more rows with problems$"):
+        list_images(data, labels="csv", csv_path=manifest)
+    manifest.write_text("a/a_0.png,a\nb/b_0.png,b\n../other/o.png,c\n")
+    d = list_images(data, labels="csv", csv_path=manifest, allow_outside_root=True)
+    assert d.paths == ["a/a_0.png", "b/b_0.png", "../other/o.png"] and d.classes == ["a", "b", "c"]
+    assert load_image(d.file(2)).size == (SIZE, SIZE)
