@@ -20,6 +20,7 @@ from PIL import Image, ImageOps
 from evallib.cli import main
 from evallib.data import list_images, load_image
 from evallib.errors import DataError
+from evallib.inference import open_session, predict
 
 SIZE = 16
 DARK, BRIGHT = 40, 220  # left halves far from the gate at 0.5 (pixels / 255)
@@ -135,6 +136,74 @@ def models(tmp_path_factory):
             "inf": gate_model(root / "inf.onnx", bad=np.inf),
             "all_nan": gate_model(root / "all_nan.onnx", nan_above=-1.0),
             "zero": gate_model(root / "zero.onnx", nan_above=np.inf, zero_above=NAN_GATE)}
+
+
+# --- non-finite model outputs ---------------------------------------------------------------
+
+def test_images_with_nan_logits_are_skipped_and_the_rest_evaluated(models, tmp_path, rng, capsys):
+    bright = {"a/a_1.png", "b/b_0.png", "b/b_2.png", "c/c_2.png"}
+    data = write_tree(tmp_path / "data", rng, bright_left=bright)
+    want = {f"{c}/{f}" for c in "abc" for f in os.listdir(data / c) if left_is_bright(data / c / f)}
+    assert want == bright  # the reference agrees with how the images were made
+    code, err, run = run_cli(write_params(tmp_path / "nan.yaml", models["nan"], data), tmp_path / "out", capsys)
+    assert code == 0 and run["status"] == "ok" and "FAILED" not in err
+    assert skipped(run) == {p: "output 'logits' gave NaN or infinite values" for p in sorted(want)}
+    pred = predictions(tmp_path / "out", "nan")
+    assert sorted(pred["paths"].tolist()) == sorted({f"{c}/{c}_{k}.png" for c in "abc" for k in range(3)} - want)
+    assert np.isfinite(pred["scores"]).all() and pred["scores"].shape == (5, 3)
+    assert run["inference"]["images"] == 5 and run["dataset"]["images"] == 9
+
+
+def test_a_model_that_gives_nan_for_every_image_fails_with_one_line(models, tmp_path, rng, capsys):
+    data = write_tree(tmp_path / "data", rng)
+    code, err, run = run_cli(write_params(tmp_path / "all_nan.yaml", models["all_nan"], data), tmp_path / "out",
+                             capsys)
+    line = "model output 'logits' gave NaN or infinite values for all 9 images (first: a/a_0.png, a/a_1.png, a/a_2.png)"
+    assert code == 1 and run["status"] == "failed" and run["error"] == f"ModelError: {line}"
+    assert f"FAILED  all_nan: ModelError: {line}" in err.splitlines()
+    # files that do not decode are counted apart
+    (data / "a" / "a_0.png").write_bytes(b"")
+    code, _, run = run_cli(write_params(tmp_path / "all_nan.yaml", models["all_nan"], data), tmp_path / "out",
+                           capsys)
+    assert code == 1 and run["error"] == ("ModelError: model output 'logits' gave NaN or infinite values for all 8 "
+                                          "images that decoded (first: a/a_1.png, a/a_2.png, b/b_0.png); "
+                                          "1 more could not be decoded")
+
+
+@pytest.mark.parametrize("tta", ["none", "flip"])
+@pytest.mark.parametrize("batch_size", [2, 64])
+def test_views_and_batches_drop_the_same_images_as_the_reference(models, tmp_path, rng, tta, batch_size):
+    """With the flip view, an image whose right half is bright gives NaN too (its mirror's left half)."""
+    levels = [(DARK, DARK), (BRIGHT, DARK), (DARK, BRIGHT), (BRIGHT, BRIGHT)] * 3
+    files = []
+    for k, (left, right) in enumerate(levels):
+        files.append(tmp_path / f"x_{k}.png")
+        halves(rng, left, right).save(files[-1])
+
+    def bad(f):
+        arr = np.asarray(Image.open(f), np.float64) / 255.0
+        views = [arr, arr[:, ::-1]] if tta == "flip" else [arr]
+        return any(v[:, :SIZE // 2].mean() > NAN_GATE for v in views)
+
+    outputs = {"scores": "logits", "scores_are": "logits", "embedding": "embedding"}
+    pred = predict(open_session(models["inf"]), files, {**PRE, "tta": tta}, outputs, batch_size=batch_size,
+                   progress=False)
+    want = [f for f in files if bad(f)]
+    assert [f["path"] for f in pred.failed] == [str(f) for f in want] and 0 < len(want) < len(files)
+    assert {f["reason"] for f in pred.failed} == {"output 'logits' gave NaN or infinite values"}
+    assert pred.kept.tolist() == [i for i, f in enumerate(files) if f not in want]
+    assert np.isfinite(pred.scores).all() and np.isfinite(pred.embeddings).all()
+    assert len(pred.scores) == len(pred.embeddings) == len(pred.file_hashes) == len(pred.kept)
+
+
+def test_an_all_zero_embedding_is_dropped(models, tmp_path, rng, capsys):
+    data = write_tree(tmp_path / "data", rng, bright_left={"c/c_1.png"})
+    params = write_params(tmp_path / "zero.yaml", models["zero"], data,
+                          outputs={"scores": "logits", "scores_are": "logits", "embedding": "embedding"})
+    code, _, run = run_cli(params, tmp_path / "out", capsys)
+    assert code == 0 and skipped(run) == {"c/c_1.png": "output 'embedding' gave an all-zero embedding"}
+    pred = predictions(tmp_path / "out", "zero")
+    assert len(pred["embeddings"]) == 8 and np.allclose(np.linalg.norm(pred["embeddings"], axis=1), 1)
 
 
 # --- bad files ------------------------------------------------------------------------------
