@@ -116,6 +116,7 @@ SCHEMA = {
                 "torch_model": {"type": ["string", "null"]},
                 "torch_model_factory": {"type": ["string", "null"], "pattern": r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$",
                                         "description": "'package.module:callable' that builds the module"},
+                "allow_pickle": {"type": "boolean"},
                 "tsne_thumbnails": {"type": "integer", "minimum": 0},
                 "tsne_perplexity": {"type": "number", "exclusiveMinimum": 0},
             },
@@ -144,7 +145,7 @@ DEFAULTS = {
     "report": {"threshold_policy": "max_accuracy", "far_target": 1e-3, "bootstrap": 1000,
                "gallery_size": 8, "primary_metric": None, "top_k": 5, "seed": 0, "training_log": None,
                "cam_method": "gradcam", "cam_layer": None, "torch_model": None, "torch_model_factory": None,
-               "tsne_thumbnails": 100, "tsne_perplexity": 30.0},
+               "allow_pickle": False, "tsne_thumbnails": 100, "tsne_perplexity": 30.0},
     "runtime": {"threads": 0, "decode_workers": 2, "max_cpu_temp": None},
 }
 

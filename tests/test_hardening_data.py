@@ -17,10 +17,13 @@ import pytest
 import yaml
 from PIL import Image, ImageOps
 
+from conftest import export_unconvertible_model
+from evallib.cam import cam_route, load_torch_model
 from evallib.cli import main
 from evallib.data import list_images, load_image
-from evallib.errors import DataError
+from evallib.errors import DataError, ModelError, ParamsError
 from evallib.inference import open_session, predict
+from evallib.params import parse_params
 
 SIZE = 16
 DARK, BRIGHT = 40, 220  # left halves far from the gate at 0.5 (pixels / 255)
@@ -354,3 +357,50 @@ def test_manifest_lists_every_problem_and_allows_outside_paths_when_asked(tmp_pa
     d = list_images(data, labels="csv", csv_path=manifest, allow_outside_root=True)
     assert d.paths == ["a/a_0.png", "b/b_0.png", "../other/o.png"] and d.classes == ["a", "b", "c"]
     assert load_image(d.file(2)).size == (SIZE, SIZE)
+
+
+def test_new_params_are_booleans_defaulting_to_false(tmp_path):
+    base = {"name": "m", "model": "m.onnx", "data": {"root": "d"}}
+    p = parse_params(base, source=tmp_path / "p.yaml")
+    assert p.data["allow_outside_root"] is False and p.report["allow_pickle"] is False
+    p = parse_params({**base, "data": {"root": "d", "allow_outside_root": True}, "report": {"allow_pickle": True}})
+    assert p.data["allow_outside_root"] is True and p.report["allow_pickle"] is True
+    with pytest.raises(ParamsError, match=r"p\.yaml: data\.allow_outside_root: expected a boolean; got 'yes' \(str\)"):
+        parse_params({**base, "data": {"root": "d", "allow_outside_root": "yes"}}, source=tmp_path / "p.yaml")
+    with pytest.raises(ParamsError, match=r"p\.yaml: report\.allow_pickle: expected a boolean; got 1 \(int\)"):
+        parse_params({**base, "report": {"allow_pickle": 1}}, source=tmp_path / "p.yaml")
+
+
+# --- code execution is explicit -------------------------------------------------------------
+
+def test_a_pickled_torch_module_needs_allow_pickle(tmp_path):
+    import torch
+
+    bad = export_unconvertible_model(tmp_path / "bad.onnx", size=16)
+    whole = tmp_path / "whole.pt"
+    torch.save(torch.nn.Sequential(torch.nn.Conv2d(1, 4, 3), torch.nn.ReLU(), torch.nn.AdaptiveAvgPool2d(1),
+                                   torch.nn.Flatten(), torch.nn.Linear(4, 3)), whole)
+    refusal = (r"report\.allow_pickle: expected true to load whole\.pt as a pickled torch module \(unpickling runs "
+               r"code from the file: allow it only for a file you trust\), or report\.torch_model_factory to read "
+               r"it as a state dict; got false")
+    with pytest.raises(ModelError, match=refusal):
+        load_torch_model(bad, fallback=whole)
+    route = cam_route(bad, input_shape=(1, 16, 16), fallback=whole)  # refused: EigenCAM on onnxruntime instead
+    assert route.route == "onnxruntime (forward only)" and re.search(refusal, route.notes[0])
+    tm = load_torch_model(bad, fallback=whole, allow_pickle=True)
+    assert tm.source == "torch module file whole.pt (named in params)"
+    route = cam_route(bad, input_shape=(1, 16, 16), fallback=whole, allow_pickle=True)
+    assert route.route == "torch model named in params" and route.notes == []
+    assert route(np.zeros((2, 1, 16, 16), np.float32), [0, 1]).shape == (2, 16, 16)
+
+
+def test_a_state_dict_with_a_factory_needs_no_pickle_flag(tmp_path):
+    import torch
+
+    from evallib.demo import build_cnn_small
+
+    bad = export_unconvertible_model(tmp_path / "bad.onnx", size=32)
+    state = tmp_path / "state.pt"
+    torch.save(build_cnn_small().state_dict(), state)
+    tm = load_torch_model(bad, fallback=state, factory="evallib.demo:build_cnn_small")
+    assert tm.source == "state dict state.pt with evallib.demo:build_cnn_small (named in params)"
