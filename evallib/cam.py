@@ -1,7 +1,8 @@
 """Grad-CAM and friends through pytorch-grad-cam, for torch modules and ONNX files.
 
 An ONNX file is converted to torch with onnx2torch; when that fails, a torch model named in the
-params (a state dict with the function that builds the module, or a pickled module) is used instead.
+params (a state dict with the function that builds the module, or a pickled module when
+``report.allow_pickle`` is true) is used instead.
 Targets are small callables (pytorch-grad-cam's seam): :class:`ClassTarget` for a class score,
 :class:`SimilarityTarget` for the cosine similarity of an embedding to a reference. Hooks are
 released by pytorch-grad-cam's context manager.
@@ -80,19 +81,26 @@ def _output_module(module, output, nhwc):
     return Selected().eval()
 
 
-def load_torch_model(model, *, fallback=None, factory=None, output=0, nhwc=False, output_names=None,
-                     input_shape=None):
+def load_torch_model(model, *, fallback=None, factory=None, allow_pickle=False, output=0, nhwc=False,
+                     output_names=None, input_shape=None):
     """A torch module for CAMs from a module, an ONNX file (onnx2torch) or a fallback torch file.
+
+    Two of the fallbacks run code that comes from outside evallib; neither happens unless the
+    params name it (``report.torch_model_factory``, ``report.allow_pickle``).
 
     Parameters
     ----------
     model : torch.nn.Module or str or Path
     fallback : str or Path, optional
-        A state dict (with ``factory``), or a whole pickled module (``torch.save(model)``), used
-        when ONNX conversion fails. TorchScript modules cannot take forward hooks, so they do
-        not serve.
+        A state dict (with ``factory``; read with ``weights_only=True``, which runs no code), or a
+        whole pickled module (``torch.save(model)``, with ``allow_pickle``), used when ONNX
+        conversion fails. TorchScript modules cannot take forward hooks, so they do not serve.
     factory : str, optional
-        ``"package.module:callable"`` building the module for a state dict.
+        ``"package.module:callable"`` building the module for a state dict: the module is
+        imported (its top-level code runs) and the callable is called.
+    allow_pickle : bool, default False
+        Unpickle a whole module from ``fallback`` (``torch.load(weights_only=False)``). Unpickling
+        runs code from the file; without this the file is refused.
     output : int or str
         Which output the CAM explains (index, or ONNX output name with ``output_names``).
     nhwc : bool
@@ -130,6 +138,10 @@ def load_torch_model(model, *, fallback=None, factory=None, output=0, nhwc=False
                 module.load_state_dict(torch.load(fb, map_location="cpu", weights_only=True))
                 src = f"state dict {fb.name} with {factory}"
             else:
+                if not allow_pickle:
+                    raise ModelError(f"report.allow_pickle: expected true to load {fb.name} as a pickled torch "
+                                     f"module (unpickling runs code from the file: allow it only for a file you "
+                                     f"trust), or report.torch_model_factory to read it as a state dict; got false")
                 module = torch.load(fb, map_location="cpu", weights_only=False)
                 if isinstance(module, torch.jit.ScriptModule):
                     raise ModelError("a TorchScript module cannot take the forward hooks Grad-CAM needs; save a "
@@ -349,12 +361,13 @@ class CamRoute:
 
 
 def cam_route(model, *, input_shape, method="gradcam", layer=None, output=0, output_names=None, nhwc=False,
-              fallback=None, factory=None, batch_size=32):
+              fallback=None, factory=None, allow_pickle=False, batch_size=32):
     """The first route that can draw CAMs of ``model``, tried in this order:
 
     1. the ONNX file converted by onnx2torch after :func:`evallib.onnx_convert.normalize_for_torch`,
        and checked against onnxruntime, with pytorch-grad-cam and ``method``;
-    2. the torch model named in params (``fallback`` and ``factory``), with ``method``;
+    2. the torch model named in params (``fallback``, ``factory`` and ``allow_pickle``, as
+       :func:`load_torch_model` reads them), with ``method``;
     3. EigenCAM on onnxruntime alone (:class:`OnnxEigenCAM`), which needs no conversion.
 
     Raises
@@ -365,8 +378,8 @@ def cam_route(model, *, input_shape, method="gradcam", layer=None, output=0, out
     _check_method(method)
     shape = tuple(input_shape)
     try:
-        tm = load_torch_model(model, fallback=fallback, factory=factory, output=output, nhwc=nhwc,
-                              output_names=output_names, input_shape=shape)
+        tm = load_torch_model(model, fallback=fallback, factory=factory, allow_pickle=allow_pickle, output=output,
+                              nhwc=nhwc, output_names=output_names, input_shape=shape)
         target = get_layer(tm.module, layer) if layer else find_target_layer(tm.module, (1, *shape))[1]
 
         def draw(x, targets):

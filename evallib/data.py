@@ -6,6 +6,10 @@ Three label layouts are read:
 * ``filename_prefix``: ``root/<label>_<anything>.<ext>`` (as face datasets are laid out);
 * ``csv``: a manifest with ``path,label`` rows, paths relative to ``data.root``.
 
+A file that cannot be used is left out with a reason (``Dataset.skipped``, or the decoding
+reason of :func:`load_views`): empty, truncated or not an image, larger than Pillow's
+decompression-bomb limit, or a link that leads nowhere. EXIF orientation is applied.
+
 Preprocessing follows torchvision on PIL images: resize (shorter side, exact size, or fit inside a
 box and pad) with Pillow's nearest, bilinear, bicubic or Lanczos filters, timm's ``crop_pct``, RGB or
 BGR channel order, center crop, ``TenCrop`` (four corners and the center, then their horizontal
@@ -18,12 +22,16 @@ import ast
 import csv
 import json
 import math
+import os
 import re
+import struct
+import threading
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, UnidentifiedImageError
+from PIL import Image, ImageOps, UnidentifiedImageError
 
 from .errors import DataError
 
@@ -200,22 +208,69 @@ def _is_image(path, extensions):
     return path.is_file() and path.suffix.lower() in extensions and not path.name.startswith(".")
 
 
+def _dead_link(path, extensions):
+    """A link named like an image that leads to no file (broken, or a loop of links)."""
+    return path.suffix.lower() in extensions and not path.name.startswith(".") and path.is_symlink() \
+        and not path.is_file()
+
+
+_DEAD_LINK = "a link that leads to no file (broken, or a loop of links)"
+
+
+def _class_files(root, sub, extensions, skipped):
+    """Images under the class folder ``sub``, sorted; links to folders inside it are not followed."""
+    found = []
+    for top, dirs, names in os.walk(sub):  # os.walk does not follow links to folders: no loop
+        top = Path(top)
+        for d in dirs:
+            if (top / d).is_symlink():
+                skipped.append({"path": (top / d).relative_to(root).as_posix(),
+                                "reason": "a link to a folder: links inside class folders are not followed"})
+        for name in names:
+            f = top / name
+            if _is_image(f, extensions):
+                found.append(f)
+            elif _dead_link(f, extensions):
+                skipped.append({"path": f.relative_to(root).as_posix(), "reason": _DEAD_LINK})
+    return sorted(found)
+
+
+def _loops_to_root(sub, root):
+    """Whether the class folder ``sub`` is a link to the data root or to a folder holding it."""
+    if not sub.is_symlink():
+        return False
+    target, real_root = os.path.realpath(sub), os.path.realpath(root)
+    return real_root == target or real_root.startswith(target.rstrip(os.sep) + os.sep)
+
+
 def list_images(root, *, labels="folder", csv_path=None, classes=None, classes_source="params data.classes",
-                extensions=(".png", ".jpg", ".jpeg")):
+                extensions=(".png", ".jpg", ".jpeg"), allow_outside_root=False):
     """List labelled images under ``root``.
+
+    Only files with one of ``extensions`` are listed; a file that is not an image in spite of its
+    name is found out when it is decoded (:func:`load_views`).
 
     Parameters
     ----------
     root : str or Path
     labels : {"folder", "filename_prefix", "csv"}
+        ``folder``: every folder under ``root`` is a class, one without images included (a class
+        with 0 images, as torchvision's ``ImageFolder(allow_empty=True)`` numbers classes); links
+        to folders inside a class folder are not followed, and a class folder that links back to
+        ``root`` (a loop) is left out; both are listed in ``skipped``.
     csv_path : str or Path, optional
-        The manifest when ``labels="csv"``.
+        The manifest when ``labels="csv"``: ``path,label`` rows, paths relative to ``root``. A
+        file that does not exist, a file listed twice, or (unless ``allow_outside_root``) a path
+        outside ``root`` is an error naming the manifest and its rows (counted as lines of the
+        file, a header being row 1).
     classes : list, optional
         Class names in score-column order; every label in the data must be one of them (some may
         have no images). When omitted, the label names are sorted with :func:`sort_labels`.
     classes_source : str
         Where ``classes`` came from (recorded as ``Dataset.class_order`` and named in errors).
     extensions : sequence of str
+    allow_outside_root : bool, default False
+        Let the manifest list files outside ``root`` (params ``data.allow_outside_root``).
 
     Returns
     -------
@@ -226,14 +281,21 @@ def list_images(root, *, labels="folder", csv_path=None, classes=None, classes_s
     if not root.is_dir():
         raise DataError(f"data.root: expected a folder of images; got {root} which "
                         f"{'is not a folder' if root.exists() else 'does not exist'}")
-    items, skipped = [], []
+    items, skipped, empty = [], [], []
     if labels == "folder":
         for sub in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")):
-            for f in sorted(sub.rglob("*")):
-                if _is_image(f, extensions):
-                    items.append((f.relative_to(root).as_posix(), sub.name))
+            if _loops_to_root(sub, root):
+                skipped.append({"path": sub.name, "reason": f"a link to {os.path.realpath(sub)}, which holds "
+                                                            f"data.root (a loop): not followed"})
+                continue
+            files = _class_files(root, sub, extensions, skipped)
+            items.extend((f.relative_to(root).as_posix(), sub.name) for f in files)
+            if not files:
+                empty.append(sub.name)
     elif labels == "filename_prefix":
         for f in sorted(root.iterdir()):
+            if _dead_link(f, extensions):
+                skipped.append({"path": f.name, "reason": _DEAD_LINK})
             if not _is_image(f, extensions):
                 continue
             if "_" not in f.stem:
@@ -241,16 +303,16 @@ def list_images(root, *, labels="folder", csv_path=None, classes=None, classes_s
                 continue
             items.append((f.name, f.stem.split("_", 1)[0]))
     elif labels == "csv":
-        items = _read_manifest(Path(csv_path), root, skipped)
+        items = _read_manifest(Path(csv_path), root, allow_outside_root=allow_outside_root)
     else:
         raise DataError(f"data.labels: expected one of folder, filename_prefix, csv; got {labels!r}")
 
     if not items:
         raise DataError(f"data.root: expected image files ({', '.join(extensions)}) laid out for labels "
                         f"'{labels}'; got none in {root}")
-    found, kind = sort_labels(lab for _, lab in items)
+    found = sort_labels(lab for _, lab in items)[0]
     if classes is None:
-        classes = found
+        classes, kind = sort_labels([*found, *empty])
         classes_source = f"sorted {'folder names' if labels == 'folder' else 'labels'} ({kind})"
     else:
         classes = [str(c) for c in classes]
@@ -273,24 +335,41 @@ def list_images(root, *, labels="folder", csv_path=None, classes=None, classes_s
                    classes=list(classes), skipped=skipped, class_order=classes_source)
 
 
-def _read_manifest(csv_path, root, skipped):
+def _read_manifest(csv_path, root, *, allow_outside_root=False, shown=3):
+    """``[(path, label)]`` from a manifest; every row's problem is collected, the first ``shown`` named."""
     if not csv_path.is_file():
         raise DataError(f"data.csv: expected a manifest file with path,label rows; got no file at {csv_path}")
-    items = []
-    with open(csv_path, newline="", encoding="utf-8") as fh:
-        rows = list(csv.reader(fh))
-    if rows and [c.strip().lower() for c in rows[0][:2]] == ["path", "label"]:
+    try:
+        with open(csv_path, newline="", encoding="utf-8-sig") as fh:
+            reader = csv.reader(fh)
+            rows = [(reader.line_num, row) for row in reader]
+    except UnicodeDecodeError as exc:
+        raise DataError(f"{csv_path}: expected UTF-8 text; got byte {exc.object[exc.start]:#04x} at offset "
+                        f"{exc.start}") from None
+    if rows and [c.strip().lower() for c in rows[0][1][:2]] == ["path", "label"]:
         rows = rows[1:]
-    for n, row in enumerate(rows, start=1):
+    base = os.path.abspath(root)
+    items, problems, seen = [], [], {}
+    for n, row in rows:
         if not row or not "".join(row).strip():
             continue
         if len(row) < 2:
             raise DataError(f"{csv_path}: row {n}: expected 'path,label'; got {','.join(row)!r}")
         rel, lab = row[0].strip(), row[1].strip()
-        if not (root / rel).is_file():
-            skipped.append({"path": rel, "reason": f"listed in {csv_path.name} but not found"})
-            continue
-        items.append((Path(rel).as_posix(), lab))
+        full = os.path.abspath(os.path.join(base, rel))  # lexical: links inside the root stay inside
+        if os.path.commonpath([base, full]) != base and not allow_outside_root:
+            problems.append(f"row {n}: expected a path inside data.root ({root}); got {rel!r} "
+                            f"(set data.allow_outside_root: true to allow it)")
+        elif full in seen:
+            problems.append(f"rows {seen[full]} and {n}: expected each file once; got {rel!r} twice")
+        elif not os.path.isfile(full):
+            problems.append(f"row {n}: expected an image file at {rel!r} under data.root ({root}); got no such file")
+        else:
+            seen[full] = n
+            items.append((Path(rel).as_posix(), lab))
+    if problems:
+        more = f"; and {len(problems) - shown} more rows with problems" if len(problems) > shown else ""
+        raise DataError(f"{csv_path}: " + "; ".join(problems[:shown]) + more)
     return items
 
 
@@ -364,14 +443,43 @@ def read_pairs(path, dataset):
 
 # --- decoding and views --------------------------------------------------------------------
 
+_OPEN_LOCK = threading.Lock()
+
+
+def _open(path):
+    """``Image.open`` (the header only, no pixels) refusing the sizes Pillow calls a decompression bomb.
+
+    Pillow raises ``DecompressionBombError`` above twice ``Image.MAX_IMAGE_PIXELS`` and only warns
+    above it; the warning is raised as an error too. Warning filters are process-wide, so decoding
+    threads open one file at a time (parsing a header is quick; decoding the pixels is not locked).
+    """
+    try:
+        with _OPEN_LOCK, warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            return Image.open(path)
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        found = re.search(r"\((\d+) pixels\)", str(exc))
+        size = f"{int(found.group(1)):,} pixels" if found else "more pixels than allowed"
+        raise DataError(f"refused: the image declares {size}, more than PIL.Image.MAX_IMAGE_PIXELS "
+                        f"({Image.MAX_IMAGE_PIXELS:,}); a possible decompression bomb") from None
+
+
 def load_image(path, mode="rgb"):
     """Decode an image with Pillow into ``mode`` ("rgb" or "grayscale").
 
-    16-bit and 32-bit integer images are scaled to 8 bits; palette and alpha images are
-    converted (alpha dropped), as ``PIL.Image.convert`` does.
+    The EXIF orientation is applied, as ``PIL.ImageOps.exif_transpose`` does (a photo taken
+    sideways is seen upright). 16-bit and 32-bit integer images are scaled to 8 bits; palette and
+    alpha images are converted (alpha dropped), as ``PIL.Image.convert`` does.
+
+    Raises
+    ------
+    DataError
+        When the header declares more than ``PIL.Image.MAX_IMAGE_PIXELS`` pixels (a possible
+        decompression bomb); the pixels are never allocated.
     """
-    with Image.open(path) as img:
+    with _open(path) as img:
         img.load()
+        ImageOps.exif_transpose(img, in_place=True)
         if img.mode in ("I;16", "I;16B", "I;16L", "I;16N", "I"):
             arr = np.asarray(img, dtype=np.float64)
             top = 65535.0 if arr.max(initial=0) > 255 or img.mode.startswith("I;16") else 255.0
@@ -613,9 +721,18 @@ def _pad_to(arr, size):
 
 
 def load_views(path, pre):
-    """Decode and preprocess one file; returns ``(views, None)`` or ``(None, reason)``."""
+    """Decode and preprocess one file; returns ``(views, None)`` or ``(None, reason)``.
+
+    A file that cannot be decoded (not an image, truncated, an unreadable header) or that
+    :func:`load_image` refuses gives the reason; errors of the preprocessing itself concern every
+    file and are raised.
+    """
     try:
         img = load_image(path, pre.get("mode", "rgb"))
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
+    except DataError as exc:
+        return None, str(exc)
+    except UnidentifiedImageError:  # its message holds the file object's repr, not the file
+        return None, "cannot decode: not an image file Pillow can read"
+    except (OSError, SyntaxError, ValueError, EOFError, struct.error) as exc:
         return None, f"cannot decode: {type(exc).__name__}: {exc}"
     return preprocess(img, pre), None  # a size error here concerns every file: it propagates

@@ -212,6 +212,53 @@ def wait_for_cool_cpu(limit, *, read=_cpu_temperature, sleep=time.sleep, poll=2.
     return waited
 
 
+def unusable_outputs(batch, *, embedding=None):
+    """Per image, why its model outputs cannot be used, or None.
+
+    Parameters
+    ----------
+    batch : dict of str to ndarray of shape (n_images, n_views, n_values)
+        Each output in use, every test-time view of each image.
+    embedding : str, optional
+        The output that is an embedding: an all-zero embedding (in any view) has no direction.
+
+    Returns
+    -------
+    list of str or None
+        One per image: the first problem found, outputs taken in ``batch``'s order; an image is
+        unusable when any of its views is.
+    """
+    n = len(next(iter(batch.values()))) if batch else 0
+    reasons, free = [None] * n, np.ones(n, dtype=bool)
+    for name, values in batch.items():
+        checks = [(~np.isfinite(values).all(axis=(1, 2)), "gave NaN or infinite values")]
+        if name == embedding:
+            checks.append(((values == 0).all(axis=2).any(axis=1), "gave an all-zero embedding"))
+        for bad, what in checks:
+            for k in np.flatnonzero(bad & free):
+                reasons[k] = f"output {name!r} {what}"
+            free &= ~bad
+    return reasons
+
+
+def _all_unusable_message(unusable, files, *, shown=3):
+    """One line for a model whose outputs were unusable for every image that decoded."""
+    parents = [os.path.dirname(os.path.abspath(f)) for f in files]
+    base = os.path.commonpath(parents) if parents else ""
+    first = ", ".join(Path(os.path.relpath(f["path"], base)).as_posix() for f in unusable[:shown])
+    counts = {}
+    for f in unusable:
+        counts[f["reason"]] = counts.get(f["reason"], 0) + 1
+    n, undecoded = len(unusable), len(files) - len(unusable)
+    which = f"all {n} images" + (" that decoded" if undecoded else "")
+    if len(counts) == 1:
+        head = f"model {unusable[0]['reason']} for {which}"
+    else:
+        head = f"model outputs were unusable for {which}: " + ", ".join(f"{r} ({k})" for r, k in counts.items())
+    tail = f"; {undecoded} more could not be decoded" if undecoded else ""
+    return f"{head} (first: {first}){tail}"
+
+
 def predict(session, files, pre, outputs, *, batch_size=64, decode_workers=2, max_cpu_temp=None,
             progress=True, desc="inference"):
     """Run ``session`` over image ``files`` with the params' preprocessing.
@@ -231,6 +278,15 @@ def predict(session, files, pre, outputs, *, batch_size=64, decode_workers=2, ma
     Returns
     -------
     Predictions
+        Files that cannot be read or decoded, and images whose outputs in use hold NaN or
+        infinite values (in any test-time view) or whose embedding is all zeros
+        (:func:`unusable_outputs`), are left out and listed in ``failed`` with the reason.
+
+    Raises
+    ------
+    ModelError
+        When the outputs are unusable for every image that decoded; the message names the output
+        and the first files.
     """
     from tqdm.auto import tqdm
 
@@ -254,12 +310,14 @@ def predict(session, files, pre, outputs, *, batch_size=64, decode_workers=2, ma
             raw = Path(f).read_bytes()
         except OSError as exc:
             return None, f"cannot read: {exc.strerror or exc}", None
+        if not raw:
+            return None, "empty file (0 bytes)", None
         views, reason = load_views(io.BytesIO(raw), pre)
         return views, reason, hashlib.blake2b(raw, digest_size=16).hexdigest()
 
     fixed = inp.shape[0] if isinstance(inp.shape[0], int) and inp.shape[0] > 0 else None
     start = time.perf_counter()
-    kept, failed, digests, chunks = [], [], [], {n: [] for n in wanted}
+    kept, failed, unusable, digests, chunks = [], [], [], [], {n: [] for n in wanted}
     layout = None
     batches = [range(s, min(s + batch_size, len(files))) for s in range(0, len(files), batch_size)]
     own_bar = not hasattr(progress, "update")
@@ -270,13 +328,13 @@ def predict(session, files, pre, outputs, *, batch_size=64, decode_workers=2, ma
             decoded = list(pending)
             if b + 1 < len(batches):  # decode the next batch while this one runs
                 pending = pool.map(decode, [files[i] for i in batches[b + 1]])
-            good = []
+            good, good_digests = [], []
             for i, (v, reason, digest) in zip(rows, decoded):
                 if v is None:
                     failed.append({"path": str(files[i]), "reason": reason})
                 else:
                     good.append((i, v))
-                    digests.append(digest)
+                    good_digests.append(digest)
             bar.update(len(rows))
             if not good:
                 continue
@@ -299,12 +357,21 @@ def predict(session, files, pre, outputs, *, batch_size=64, decode_workers=2, ma
                 result = session.run(wanted, {inp.name: np.ascontiguousarray(run, dtype=dtype)})
                 for name, r in zip(wanted, result):
                     parts[name].append(np.asarray(r, dtype=np.float64)[:len(x) - s0])
+            batch = {name: np.concatenate(parts[name]).reshape(len(good), n_views, -1) for name in wanted}
+            problems = unusable_outputs(batch, embedding=outputs.get("embedding"))
+            ok = np.array([p is None for p in problems], dtype=bool)
+            for k in np.flatnonzero(~ok):
+                failed.append({"path": str(files[good[k][0]]), "reason": problems[k]})
+                unusable.append(failed[-1])
             for name in wanted:
-                chunks[name].append(np.concatenate(parts[name]).reshape(len(good), n_views, -1))
-            kept.extend(i for i, _ in good)
+                chunks[name].append(batch[name][ok])
+            kept.extend(good[k][0] for k in np.flatnonzero(ok))
+            digests.extend(good_digests[k] for k in np.flatnonzero(ok))
     if own_bar:
         bar.close()
     seconds = time.perf_counter() - start
+    if unusable and not kept:
+        raise ModelError(_all_unusable_message(unusable, files))
 
     def gather(name):
         return np.concatenate(chunks[name]) if chunks[name] else None

@@ -60,6 +60,7 @@ SCHEMA = {
                             "uniqueItems": True},
                 "pairs": {"type": "string", "minLength": 1},
                 "extensions": {"type": "array", "items": {"type": "string"}, "minItems": 1},
+                "allow_outside_root": {"type": "boolean"},
             },
         },
         "preprocess": {
@@ -115,6 +116,7 @@ SCHEMA = {
                 "torch_model": {"type": ["string", "null"]},
                 "torch_model_factory": {"type": ["string", "null"], "pattern": r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$",
                                         "description": "'package.module:callable' that builds the module"},
+                "allow_pickle": {"type": "boolean"},
                 "tsne_thumbnails": {"type": "integer", "minimum": 0},
                 "tsne_perplexity": {"type": "number", "exclusiveMinimum": 0},
             },
@@ -133,7 +135,8 @@ SCHEMA = {
 
 DEFAULTS = {
     "task": "classification",
-    "data": {"labels": "folder", "extensions": [".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp"]},
+    "data": {"labels": "folder", "extensions": [".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp"],
+             "allow_outside_root": False},
     "preprocess": {"resize": None, "resize_mode": None, "interpolation": "bilinear", "pad": "center",
                    "pad_value": 0, "crop": None, "crop_pct": None, "mean": [0.0], "std": [1.0], "mode": "rgb",
                    "channels": "rgb", "scale": "unit", "dtype": "auto", "layout": "auto", "tta": "none",
@@ -142,7 +145,7 @@ DEFAULTS = {
     "report": {"threshold_policy": "max_accuracy", "far_target": 1e-3, "bootstrap": 1000,
                "gallery_size": 8, "primary_metric": None, "top_k": 5, "seed": 0, "training_log": None,
                "cam_method": "gradcam", "cam_layer": None, "torch_model": None, "torch_model_factory": None,
-               "tsne_thumbnails": 100, "tsne_perplexity": 30.0},
+               "allow_pickle": False, "tsne_thumbnails": 100, "tsne_perplexity": 30.0},
     "runtime": {"threads": 0, "decode_workers": 2, "max_cpu_temp": None},
 }
 

@@ -87,7 +87,7 @@ def test_unconvertible_onnx_falls_back_to_a_named_torch_model(tmp_path, images):
     scripted = tmp_path / "scripted.pt"
     torch.jit.script(First(build_model("cnn_small"))).save(str(scripted))
     with pytest.raises(ModelError, match=r"TorchScript module cannot take the forward hooks"):
-        load_torch_model(bad, fallback=scripted)
+        load_torch_model(bad, fallback=scripted, allow_pickle=True)
     state = tmp_path / "state.pt"
     torch.save(build_model("cnn_small").state_dict(), state)
     with pytest.raises(ModelError, match=r"the torch model .*state\.pt could not be loaded.*no_such_factory"):
@@ -98,7 +98,8 @@ def test_unconvertible_onnx_falls_back_to_a_named_torch_model(tmp_path, images):
     seq = torch.nn.Sequential(torch.nn.Conv2d(1, 4, 3), torch.nn.ReLU(), torch.nn.AdaptiveAvgPool2d(1),
                               torch.nn.Flatten(), torch.nn.Linear(4, 3))
     torch.save(seq, whole)
-    assert load_torch_model(bad, fallback=whole).source == "torch module file whole.pt (named in params)"
+    assert load_torch_model(bad, fallback=whole, allow_pickle=True).source == \
+        "torch module file whole.pt (named in params)"
     assert grad_cam(tm, images[:2]).shape == (2, 32, 32)
 
 
