@@ -16,7 +16,9 @@ and the edges are exact. While the number of pairs is at most ``exact_limit`` th
 also kept and the sweep is exact. Above it the sweep is binned; TAR@FAR and the threshold table
 are then made exact by collecting the raw scores of only the few bins that hold the thresholds
 asked for. On the NumPy backend the blocks are shared among ``threads`` threads, each with its
-own partial histograms (integer counts: their sum does not depend on the order).
+own partial histograms (integer counts: their sum does not depend on the order). With a Dask
+client, groups of blocks run as tasks on the workers through the same block function, and the client
+merges their counts and kept scores in block order: the same result again.
 """
 
 from __future__ import annotations
@@ -453,7 +455,7 @@ class VerificationMetrics:
 
         client, blocks = self.client, _blocks(n, self.block)
         threads = sum(client.nthreads().values())
-        groups = np.array_split(np.arange(len(blocks)), min(len(blocks), _TASKS_PER_THREAD * max(1, threads)))
+        groups = np.array_split(np.arange(len(blocks)), max(1, min(len(blocks), _TASKS_PER_THREAD * max(1, threads))))
         e, lab = self._scattered
         lut = client.scatter(lut, broadcast=True) if lut is not None else None
         futures = [client.submit(_count_blocks, e, lab, [blocks[i] for i in g], self.block, lut, exact=exact,
@@ -471,11 +473,12 @@ class VerificationMetrics:
     def _cluster_block_size(self):
         """Rows per block for the client's workers: the smallest of their sizes from memory and threads.
 
-        A worker with no memory limit is sized from this machine's available memory.
+        A worker with no memory limit, or a cluster with no workers yet, is sized from this machine's
+        available memory.
         """
         workers = self.client.scheduler_info(n_workers=-1)["workers"].values()
-        return min((_auto_block_size(w.get("memory_limit") or _free_memory(np), workers=w["nthreads"])
-                    for w in workers), default=_BLOCK_MIN)
+        sizes = [_auto_block_size(w.get("memory_limit") or _free_memory(np), workers=w["nthreads"]) for w in workers]
+        return min(sizes) if sizes else _auto_block_size(_free_memory(np))
 
     def _presample(self, e, lab, n_imp):
         """Scores of random impostor pairs (for the bins to collect)."""
