@@ -16,7 +16,9 @@ and the edges are exact. While the number of pairs is at most ``exact_limit`` th
 also kept and the sweep is exact. Above it the sweep is binned; TAR@FAR and the threshold table
 are then made exact by collecting the raw scores of only the few bins that hold the thresholds
 asked for. On the NumPy backend the blocks are shared among ``threads`` threads, each with its
-own partial histograms (integer counts: their sum does not depend on the order).
+own partial histograms (integer counts: their sum does not depend on the order). With a Dask
+client, groups of blocks run as tasks on the workers through the same block function, and the client
+merges their counts and kept scores in block order: the same result again.
 """
 
 from __future__ import annotations
@@ -45,6 +47,7 @@ _BYTES_PER_PAIR = 40
 _MEMORY_SHARE = 0.25
 _BLOCK_MIN = 256
 _BLOCK_CAP = {"numpy": 2048, "cupy": 4096}
+_TASKS_PER_THREAD = 4  # Dask tasks per worker thread: balance, and little to redo when a worker is lost
 
 
 def get_backend(backend="auto"):
@@ -206,6 +209,122 @@ def sweep_from_sorted_scores(gen_sorted, imp_sorted):
                           len(gen_sorted), len(imp_sorted))
 
 
+def _blocks(n, b):
+    """The blocks of pairs ``i < j`` of ``n`` samples: ``(r0, c0)`` of each, row by row, ``c0 >= r0``."""
+    return [(r0, c0) for r0 in range(0, n, b) for c0 in range(r0, n, b)]
+
+
+def _count_block(xp, e, lab, r0, c0, b, hist, *, exact, xlut, rate, seed):
+    """Score the block of rows ``r0:r0 + b`` by columns ``c0:c0 + b`` (pairs i < j only), count it into ``hist``.
+
+    Parameters
+    ----------
+    xp : module
+        The array module (NumPy or CuPy) of ``e``, ``xlut`` and ``hist``.
+    e : ndarray of shape (n_samples, dim)
+        Normalized embeddings, sorted by label.
+    lab : ndarray of shape (n_samples,)
+        Their label indices (NumPy, ascending).
+    hist : dict
+        ``"all"`` and ``"gen"``: int64 arrays of shape (2**21,) that the block's counts are added to.
+    xlut : ndarray of shape (2**21,) or None
+        Bins whose raw impostor scores are kept (binned path).
+    rate : float
+        Probability with which each impostor pair joins the bootstrap sample.
+    seed : int
+        With ``r0, c0``, the seed of the block's own random stream.
+
+    Returns
+    -------
+    dict
+        The block's raw scores that the pass keeps, as NumPy arrays: genuine scores and identities, every
+        impostor score (``exact``) or those in the bins flagged by ``xlut`` with their bins, and the
+        impostor sample (rows ``(score, id_a, id_b)``). A pure function of its arguments: a thread or a
+        Dask worker, on a first run or a rerun, gives the same result.
+    """
+    lr, lc = lab[r0:r0 + b], lab[c0:c0 + b]
+    s = _scores(xp, e[r0:r0 + b], e[c0:c0 + b])
+    bins = _bins(xp, s)
+    # labels are sorted: genuine pairs only where the two label ranges meet
+    same = (xp.asarray(lr)[:, None] == xp.asarray(lc)[None, :]) if lr[0] <= lc[-1] and lc[0] <= lr[-1] else None
+    valid = (xp.arange(len(lr))[:, None] < xp.arange(len(lc))[None, :]) if c0 == r0 else None
+    out = {}
+    if valid is None and same is None:  # the common block: all impostors, all valid
+        hist["all"] += xp.bincount(bins.ravel(), minlength=_NB)
+        imp_mask = None
+    else:
+        vmask = valid if valid is not None else xp.ones(s.shape, dtype=bool)
+        hist["all"] += xp.bincount(bins[vmask], minlength=_NB)
+        if same is not None:
+            gmask = same & vmask
+            hist["gen"] += xp.bincount(bins[gmask], minlength=_NB)
+            out["gen"] = _np(s[gmask])
+            out["gen_ids"] = lr[_np(xp.nonzero(gmask)[0])]
+            imp_mask = vmask & ~same
+        else:
+            imp_mask = vmask
+    if exact:
+        out["imp"] = _np(s[imp_mask] if imp_mask is not None else s.ravel())
+    elif xlut is not None:
+        flag = xlut[bins]
+        if imp_mask is not None:
+            flag &= imp_mask
+        out["kept"] = _np(s[flag])
+        out["kept_bins"] = _np(bins[flag])
+    rng = np.random.default_rng([seed, r0, c0])  # one stream per block: any thread, worker or order
+    out["sample"] = _sample_impostors(xp, rng, rate, s, lr, lc, valid is not None)
+    return out
+
+
+def _sample_impostors(xp, rng, rate, s, lr, lc, diag):
+    """A uniform random sample of a block's impostor pairs: ``(score, id_a, id_b)`` rows."""
+    r, q = s.shape
+    k = rng.binomial(r * q, rate) if rate < 1 else r * q
+    if k == 0:
+        return np.zeros((0, 3))
+    if k == r * q:
+        flat = np.arange(r * q)
+    else:  # distinct positions, sorted (np.unique's result, without its hashing)
+        flat = np.sort(rng.integers(0, r * q, size=k))
+        flat = flat[np.r_[True, flat[1:] != flat[:-1]]]
+    ii, jj = np.divmod(flat, q)
+    keep = lr[ii] != lc[jj]
+    if diag:
+        keep &= jj > ii
+    ii, jj = ii[keep], jj[keep]
+    vals = _np(s[xp.asarray(ii), xp.asarray(jj)]).astype(np.float64)
+    return np.stack([vals, lr[ii], lc[jj]], axis=1)
+
+
+def _count_blocks(e, lab, blocks, b, lut, *, exact, rate, seed):
+    """One Dask task of the pass: :func:`_count_block` over ``blocks`` (``(r0, c0)`` pairs), on NumPy.
+
+    Returns the per-block results in the order of ``blocks``, and the task's histograms as
+    ``{"all": (bins, counts), "gen": (bins, counts)}`` over their nonzero bins only (int64 arrays).
+    """
+    hist = {"all": np.zeros(_NB, dtype=np.int64), "gen": np.zeros(_NB, dtype=np.int64)}
+    parts = [_count_block(np, e, lab, r0, c0, b, hist, exact=exact, xlut=lut, rate=rate, seed=seed)
+             for r0, c0 in blocks]
+    nonzero = {k: np.flatnonzero(h) for k, h in hist.items()}
+    return parts, {k: (i, hist[k][i]) for k, i in nonzero.items()}
+
+
+def _check_client(client):
+    """``client`` if it is None or a synchronous ``dask.distributed.Client``; distributed is imported only then."""
+    if client is None:
+        return None
+    try:
+        from distributed import Client
+    except ImportError:
+        raise TypeError(f"client: expected a dask.distributed.Client or None; got {type(client).__name__} "
+                        "(and dask.distributed is not installed: pip install 'evallib[dask]')") from None
+    if not isinstance(client, Client):
+        raise TypeError(f"client: expected a dask.distributed.Client or None; got {type(client).__name__}")
+    if client.asynchronous:
+        raise TypeError("client: expected a synchronous dask.distributed.Client; got an asynchronous one")
+    return client
+
+
 class VerificationMetrics:
     """All-pairs verification metrics, fed embeddings batch by batch.
 
@@ -230,6 +349,13 @@ class VerificationMetrics:
         Random impostor pairs scored first to find the score bins that hold each FAR target's
         threshold; their raw scores are collected during the pass (a second pass runs only
         if a threshold falls outside them).
+    client : dask.distributed.Client or None
+        Score the pairs on the client's workers: the normalized embeddings and labels are
+        scattered to every worker once, each task counts a group of blocks on NumPy and
+        returns its partial histograms and kept scores, and the client merges them. The
+        result equals the local one exactly. ``threads`` and ``backend`` (``"auto"`` or
+        ``"numpy"``) are then not used; ``block_size=None`` sizes the blocks from the
+        workers' memory limits and threads. ``None`` (default): this process does it all.
 
     Attributes
     ----------
@@ -241,10 +367,14 @@ class VerificationMetrics:
 
     def __init__(self, *, exact_limit=20_000_000, block_size=None, threads=0, backend="auto",
                  far_targets=FAR_TARGETS, table_thresholds=TABLE_THRESHOLDS, bootstrap_pairs=100_000, seed=0,
-                 policy_far=1e-3, presample=1_000_000):
+                 policy_far=1e-3, presample=1_000_000, client=None):
         _check_block_size(block_size)
         self.workers = _workers(threads)
-        self.xp, self.backend = get_backend(backend)
+        self.client = _check_client(client)
+        if self.client is not None and backend not in ("auto", "numpy"):
+            raise EvallibError(f"backend: expected auto or numpy with a client (the workers score on NumPy); "
+                               f"got {backend!r}")
+        self.xp, self.backend = get_backend("numpy" if self.client is not None else backend)
         self.policy_far = policy_far
         self.exact_limit = int(exact_limit)
         self.block_size = None if block_size is None else int(block_size)
@@ -256,6 +386,7 @@ class VerificationMetrics:
         self.seed = seed
         self._emb, self._lab = [], []
         self._names = {}
+        self._scattered = None  # the embeddings and labels on the workers, during compute
         self.passes = 0
 
     def update(self, embeddings, labels):
@@ -277,44 +408,9 @@ class VerificationMetrics:
 
     # -- the pass over pairs
     def _count_block(self, e, lab, r0, c0, hist, *, exact, xlut, rate):
-        """Score the block of rows ``r0:`` by columns ``c0:`` (pairs i < j only) and count it into ``hist``.
-
-        Returns the block's raw scores that the pass keeps: genuine scores and identities, every
-        impostor score (``exact``) or those in the bins flagged by ``xlut``, and the impostor sample.
-        """
-        xp, b = self.xp, self.block
-        lr, lc = lab[r0:r0 + b], lab[c0:c0 + b]
-        s = _scores(xp, e[r0:r0 + b], e[c0:c0 + b])
-        bins = _bins(xp, s)
-        # labels are sorted: genuine pairs only where the two label ranges meet
-        same = (xp.asarray(lr)[:, None] == xp.asarray(lc)[None, :]) if lr[0] <= lc[-1] and lc[0] <= lr[-1] else None
-        valid = (xp.arange(len(lr))[:, None] < xp.arange(len(lc))[None, :]) if c0 == r0 else None
-        out = {}
-        if valid is None and same is None:  # the common block: all impostors, all valid
-            hist["all"] += xp.bincount(bins.ravel(), minlength=_NB)
-            imp_mask = None
-        else:
-            vmask = valid if valid is not None else xp.ones(s.shape, dtype=bool)
-            hist["all"] += xp.bincount(bins[vmask], minlength=_NB)
-            if same is not None:
-                gmask = same & vmask
-                hist["gen"] += xp.bincount(bins[gmask], minlength=_NB)
-                out["gen"] = _np(s[gmask])
-                out["gen_ids"] = lr[_np(xp.nonzero(gmask)[0])]
-                imp_mask = vmask & ~same
-            else:
-                imp_mask = vmask
-        if exact:
-            out["imp"] = _np(s[imp_mask] if imp_mask is not None else s.ravel())
-        elif xlut is not None:
-            flag = xlut[bins]
-            if imp_mask is not None:
-                flag &= imp_mask
-            out["kept"] = _np(s[flag])
-            out["kept_bins"] = _np(bins[flag])
-        rng = np.random.default_rng([self.seed, r0, c0])  # one stream per block: any thread order
-        out["sample"] = self._sample_impostors(rng, rate, s, lr, lc, valid is not None)
-        return out
+        """The module's :func:`_count_block` on this metric's array module, block size and seed."""
+        return _count_block(self.xp, e, lab, r0, c0, self.block, hist, exact=exact, xlut=xlut, rate=rate,
+                            seed=self.seed)
 
     def _run_blocks(self, count, n):
         """``count(r0, c0, hist)`` over the blocks of pairs i < j, shared among the threads.
@@ -322,7 +418,7 @@ class VerificationMetrics:
         Returns the per-block results in block order and the summed histograms.
         """
         xp, b = self.xp, self.block
-        blocks = [(r0, c0) for r0 in range(0, n, b) for c0 in range(r0, n, b)]
+        blocks = _blocks(n, b)
         workers = 1 if xp is not np else max(1, min(self.workers, len(blocks)))
         free = queue.SimpleQueue()  # one pair of partial histograms per thread
         hists = [{"all": xp.zeros(_NB, dtype=xp.int64), "gen": xp.zeros(_NB, dtype=xp.int64)} for _ in range(workers)]
@@ -348,6 +444,41 @@ class VerificationMetrics:
                         parts = list(pool.map(one, blocks))
         total = {k: _np(sum(h[k] for h in hists)) for k in ("all", "gen")}
         return parts, total
+
+    def _run_tasks(self, n, *, exact, lut, rate):
+        """The blocks of pairs i < j as Dask tasks on ``self.client``, groups of blocks in block order.
+
+        The embeddings and labels were scattered to every worker by ``compute``. Returns the per-block
+        results in block order and the summed histograms, as :meth:`_run_blocks` does.
+        """
+        from distributed import as_completed
+
+        client, blocks = self.client, _blocks(n, self.block)
+        threads = sum(client.nthreads().values())
+        groups = np.array_split(np.arange(len(blocks)), max(1, min(len(blocks), _TASKS_PER_THREAD * max(1, threads))))
+        e, lab = self._scattered
+        lut = client.scatter(lut, broadcast=True) if lut is not None else None
+        futures = [client.submit(_count_blocks, e, lab, [blocks[i] for i in g], self.block, lut, exact=exact,
+                                 rate=rate, seed=self.seed, pure=True) for g in groups]
+        where = {f.key: k for k, f in enumerate(futures)}
+        results = [None] * len(futures)
+        hist = {"all": np.zeros(_NB, dtype=np.int64), "gen": np.zeros(_NB, dtype=np.int64)}
+        for future, (parts, nonzero) in as_completed(futures, with_results=True):
+            k = where[future.key]
+            results[k], futures[k] = parts, None  # the worker may drop the result now
+            for name, (bins, counts) in nonzero.items():
+                hist[name][bins] += counts  # integer counts: the sum does not depend on the order
+        return [part for parts in results for part in parts], hist
+
+    def _cluster_block_size(self):
+        """Rows per block for the client's workers: the smallest of their sizes from memory and threads.
+
+        A worker with no memory limit, or a cluster with no workers yet, is sized from this machine's
+        available memory.
+        """
+        workers = self.client.scheduler_info(n_workers=-1)["workers"].values()
+        sizes = [_auto_block_size(w.get("memory_limit") or _free_memory(np), workers=w["nthreads"]) for w in workers]
+        return min(sizes) if sizes else _auto_block_size(_free_memory(np))
 
     def _presample(self, e, lab, n_imp):
         """Scores of random impostor pairs (for the bins to collect)."""
@@ -378,11 +509,14 @@ class VerificationMetrics:
         xp = self.xp
         n_pairs = len(e) * (len(e) - 1) // 2
         rate = min(1.0, 4.0 * self.bootstrap_pairs / max(n_pairs, 1))
-        xlut = xp.asarray(lut) if lut is not None else None
-        ed = xp.asarray(e)
         self.passes += 1
-        parts, hist = self._run_blocks(
-            lambda r0, c0, h: self._count_block(ed, lab, r0, c0, h, exact=exact, xlut=xlut, rate=rate), len(e))
+        if self.client is None:
+            xlut = xp.asarray(lut) if lut is not None else None
+            ed = xp.asarray(e)
+            parts, hist = self._run_blocks(
+                lambda r0, c0, h: self._count_block(ed, lab, r0, c0, h, exact=exact, xlut=xlut, rate=rate), len(e))
+        else:
+            parts, hist = self._run_tasks(len(e), exact=exact, lut=lut, rate=rate)
 
         def cat(key, dtype):
             xs = [p[key] for p in parts if key in p]
@@ -393,25 +527,6 @@ class VerificationMetrics:
                 "gen_ids": cat("gen_ids", np.int64), "imp": cat("imp", np.float64) if exact else None,
                 "kept": cat("kept", np.float64), "kept_bins": cat("kept_bins", np.int64),
                 "sample": np.concatenate(sample) if sample else np.zeros((0, 3))}
-
-    def _sample_impostors(self, rng, rate, s, lr, lc, diag):
-        """A uniform random sample of a block's impostor pairs: ``(score, id_a, id_b)`` rows."""
-        r, q = s.shape
-        k = rng.binomial(r * q, rate) if rate < 1 else r * q
-        if k == 0:
-            return np.zeros((0, 3))
-        if k == r * q:
-            flat = np.arange(r * q)
-        else:  # distinct positions, sorted (np.unique's result, without its hashing)
-            flat = np.sort(rng.integers(0, r * q, size=k))
-            flat = flat[np.r_[True, flat[1:] != flat[:-1]]]
-        ii, jj = np.divmod(flat, q)
-        keep = lr[ii] != lc[jj]
-        if diag:
-            keep &= jj > ii
-        ii, jj = ii[keep], jj[keep]
-        vals = _np(s[self.xp.asarray(ii), self.xp.asarray(jj)]).astype(np.float64)
-        return np.stack([vals, lr[ii], lc[jj]], axis=1)
 
     def _refine(self, e, lab, bins):
         """A second pass for bins the first one did not keep: their raw impostor scores."""
@@ -437,21 +552,33 @@ class VerificationMetrics:
             _warn(f"verification metrics are undefined: there are no {missing} pairs "
                   f"({len(lab)} samples); they are NaN")
         exact = n_all <= self.exact_limit
-        self.block = self.block_size or _auto_block_size(
-            _free_memory(self.xp), backend=self.backend, workers=self.workers if self.xp is np else 1)
-        lut = None if exact or n_imp == 0 else self._lut(self._presample(e, lab, n_imp))
-        got = self._pass(e, lab, exact=exact, lut=lut)
-        self._sample = (got["gen"], got["gen_ids"], got["sample"])
-        hist_gen = got["hist_gen"]
-        hist_imp = got["hist_all"] - hist_gen
-        gen = np.sort(got["gen"])
-        notes = []
-        if exact:
-            sweep = sweep_from_sorted_scores(gen, np.sort(got["imp"]))
-            tar, table = _tar_exact(sweep, self.far_targets), sweep.table(self.table_thresholds)
+        if self.block_size:
+            self.block = self.block_size
+        elif self.client is not None:
+            self.block = self._cluster_block_size()
         else:
-            sweep = sweep_from_histograms(hist_gen, hist_imp, _edges())
-            tar, table = self._tar_and_table_binned(sweep, gen, hist_gen, hist_imp, got, e, lab, lut)
+            self.block = _auto_block_size(_free_memory(self.xp), backend=self.backend,
+                                          workers=self.workers if self.xp is np else 1)
+        lut = None if exact or n_imp == 0 else self._lut(self._presample(e, lab, n_imp))
+        # on a cluster, every worker gets the embeddings and labels once, for both passes
+        self._scattered = None if self.client is None else (self.client.scatter(e, broadcast=True),
+                                                            self.client.scatter(lab, broadcast=True))
+        try:
+            got = self._pass(e, lab, exact=exact, lut=lut)
+            self._sample = (got["gen"], got["gen_ids"], got["sample"])
+            hist_gen = got["hist_gen"]
+            hist_imp = got["hist_all"] - hist_gen
+            gen = np.sort(got["gen"])
+            if exact:
+                sweep = sweep_from_sorted_scores(gen, np.sort(got["imp"]))
+                tar, table = _tar_exact(sweep, self.far_targets), sweep.table(self.table_thresholds)
+            else:
+                sweep = sweep_from_histograms(hist_gen, hist_imp, _edges())
+                tar, table = self._tar_and_table_binned(sweep, gen, hist_gen, hist_imp, got, e, lab, lut)
+        finally:
+            self._scattered = None  # the workers may drop them
+        notes = []
+        if not exact:
             notes.append(f"{n_all:,} pairs: curves are binned at width {2.0 ** -20:.2g}; AUC is within "
                          f"{sweep.auc_bound:.2g} of the exact value; TAR@FAR and the threshold table are exact")
         return _result(sweep, tar, table, hist_gen, hist_imp, n=len(lab), n_ids=len(counts),
@@ -553,7 +680,7 @@ def lfw_accuracy(scores, same, fold):
 
 def evaluate_verification(embeddings, labels, *, pairs=None, exact_limit=20_000_000, block_size=None, threads=0,
                           backend="auto", far_targets=FAR_TARGETS, table_thresholds=TABLE_THRESHOLDS,
-                          policy_far=1e-3, n_bootstrap=0, seed=0):
+                          policy_far=1e-3, n_bootstrap=0, seed=0, client=None):
     """Verification metrics from embeddings.
 
     Parameters
@@ -573,6 +700,10 @@ def evaluate_verification(embeddings, labels, *, pairs=None, exact_limit=20_000_
         depend on it.
     n_bootstrap : int
         Resamples of identities for the AUC and TAR@FAR intervals (0: none).
+    client : dask.distributed.Client or None
+        Score the pairs of the all-pairs pass on the client's workers (see
+        :class:`VerificationMetrics`); the results, intervals included, equal the local ones
+        exactly. Not used with ``pairs``. ``None`` (default): all in this process.
 
     Returns
     -------
@@ -580,7 +711,8 @@ def evaluate_verification(embeddings, labels, *, pairs=None, exact_limit=20_000_
     """
     if pairs is None:
         m = VerificationMetrics(exact_limit=exact_limit, block_size=block_size, threads=threads, backend=backend,
-                                far_targets=far_targets, table_thresholds=table_thresholds, policy_far=policy_far)
+                                far_targets=far_targets, table_thresholds=table_thresholds, policy_far=policy_far,
+                                client=client)
         m.update(embeddings, labels)
         res = m.compute()
         if n_bootstrap:
@@ -591,6 +723,7 @@ def evaluate_verification(embeddings, labels, *, pairs=None, exact_limit=20_000_
         raise EvallibError(f"pairs: expected (i, j, same) or (i, j, same, fold); got {len(pairs)} items")
     _check_block_size(block_size)  # unused for a pair list, but checked alike
     _workers(threads)
+    _check_client(client)
     i, j, same = (np.asarray(p) for p in pairs[:3])
     n = len(np.asarray(embeddings))
     for name, idx in (("pairs i", i), ("pairs j", j)):
