@@ -185,6 +185,10 @@ def main(argv=None):
     except EvallibError as exc:
         print(f"evallib: error: {exc}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print("evallib: interrupted: models not finished keep their previous outputs; run the same command "
+              "again to finish (finished work is reused)", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

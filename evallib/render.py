@@ -7,6 +7,7 @@ The notebooks (``report.ipynb``, ``compare.ipynb``) and the HTML template ship i
 from __future__ import annotations
 
 import shutil
+import threading
 import warnings
 from contextlib import contextmanager
 from pathlib import Path
@@ -68,6 +69,19 @@ for _m in ("torch", "onnx2torch", "pytorch_grad_cam"):
 """
 
 
+def _run_quietly(km, code, timeout=600):
+    """Run ``code`` in ``km``'s kernel and wait for its reply (in a thread of its own: the caller goes on)."""
+    kc = km.client()
+    try:
+        kc.start_channels(shell=True, iopub=False, stdin=False, hb=False, control=False)
+        kc.execute(code, silent=True, store_history=False)
+        kc.get_shell_msg(timeout=timeout)
+    except Exception:  # noqa: BLE001 -- a warm-up that fails costs time only: the notebook imports again
+        pass
+    finally:
+        kc.stop_channels()
+
+
 @contextmanager
 def shared_kernel(*, cwd=None, verbose=False, warm=None):
     """A Python kernel that several notebooks run in, one after another: imports are paid once.
@@ -84,10 +98,7 @@ def shared_kernel(*, cwd=None, verbose=False, warm=None):
     km.start_kernel(cwd=str(cwd) if cwd else None, extra_arguments=[] if verbose else list(_QUIET_KERNEL))
     try:
         if warm:
-            kc = km.client()
-            kc.start_channels()
-            kc.execute(warm, silent=True, store_history=False)
-            kc.stop_channels()
+            threading.Thread(target=_run_quietly, args=(km, warm), daemon=True, name="evallib-warm-kernel").start()
         yield km
     finally:
         km.shutdown_kernel(now=True)
@@ -103,7 +114,10 @@ def execute(notebook, output, parameters, *, cwd=None, timeout=1800, verbose=Fal
     import papermill as pm
 
     output = Path(output)
-    if km is not None and not km.is_alive():
+    if km is None:  # a kernel of our own, shut down however the run ends (Ctrl-C included)
+        with shared_kernel(cwd=cwd, verbose=verbose) as own:
+            return execute(notebook, output, parameters, cwd=cwd, timeout=timeout, verbose=verbose, km=own)
+    if not km.is_alive():
         km.restart_kernel(now=True)
     with atomic_path(output) as tmp, warnings.catch_warnings():
         if not verbose:
@@ -121,8 +135,12 @@ def execute(notebook, output, parameters, *, cwd=None, timeout=1800, verbose=Fal
             raise
 
 
-def to_html(notebook, html_path, *, show_code=False, title=None):
-    """Render an executed notebook to self-contained HTML (images embedded, nothing fetched)."""
+def to_html(notebook, html_path, *, show_code=False, title=None, metrics_key=None):
+    """Render an executed notebook to self-contained HTML (images embedded, nothing fetched).
+
+    ``metrics_key`` (the metrics a report shows) goes into the page's head as
+    ``<meta name="evallib-metrics-key">``: a page can be matched with the metrics it came from.
+    """
     import nbformat
     from nbconvert import HTMLExporter
 
@@ -130,6 +148,8 @@ def to_html(notebook, html_path, *, show_code=False, title=None):
     nb.metadata.pop("widgets", None)
     if title:
         nb.metadata["title"] = title
+    if metrics_key:
+        nb.metadata["evallib"] = {"metrics_key": metrics_key}
     exporter = HTMLExporter(template_name="evallib", extra_template_basedirs=[str(TEMPLATES)],
                             exclude_input=not show_code, exclude_input_prompt=True, exclude_output_prompt=True)
     body, _ = exporter.from_notebook_node(nb)

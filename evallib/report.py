@@ -144,7 +144,8 @@ class _Explain:
             nhwc = _layout(model["inputs"][0]["shape"], shape, self.params.preprocess["layout"]) == "nhwc"
             cache[output] = cam_route(self.params.model, input_shape=shape, method=rep["cam_method"],
                                       layer=rep["cam_layer"], output=self.params.outputs[output], output_names=names,
-                                      nhwc=nhwc, fallback=rep["torch_model"], factory=rep["torch_model_factory"])
+                                      nhwc=nhwc, fallback=rep["torch_model"], factory=rep["torch_model_factory"],
+                                      allow_pickle=rep["allow_pickle"])
         except (ModelError, ValueError) as exc:
             cache[output] = None
             if not self.__dict__.get("_cam_reason_shown"):

@@ -19,6 +19,7 @@ import hashlib
 import json
 import multiprocessing
 import os
+import signal
 import time
 import traceback
 from concurrent.futures import ProcessPoolExecutor, as_completed
@@ -149,7 +150,8 @@ def _prepare(params):
     d = params.data
     names, source = _class_names(params, facts)
     dataset = list_images(d["root"], labels=d["labels"], csv_path=d.get("csv"), classes=names,
-                          classes_source=source or "params data.classes", extensions=d["extensions"])
+                          classes_source=source or "params data.classes", extensions=d["extensions"],
+                          allow_outside_root=d["allow_outside_root"])
     return facts, dataset, source, _cache_key(facts, dataset, params)
 
 
@@ -213,6 +215,13 @@ def run_model(params, out_root="outputs", *, progress=True, threads=None, out_di
                                f"first reason: {pred.failed[0]['reason'] if pred.failed else 'none'}")
         if pred.scores is not None and source and source != "params data.classes":
             _check_columns(pred.scores.shape[1], dataset.classes, source, params.outputs["scores"])
+        if pred.scores is not None and "classification" in params.tasks and \
+                pred.scores.shape[1] != len(dataset.classes):
+            shown = ", ".join(dataset.classes[:10]) + (f" and {len(dataset.classes) - 10:,} more"
+                                                        if len(dataset.classes) > 10 else "")
+            raise DataError(f"data.root: expected one class per column of output {params.outputs['scores']!r} "
+                            f"({pred.scores.shape[1]} columns); got {len(dataset.classes)} classes ({shown}; set "
+                            f"data.classes to the model's classes in column order)")
         checks = _checks(params, dataset.labels[pred.kept], pred.scores, dataset.classes, pred.score_type)
         root = str(dataset.root)
         skipped = list(dataset.skipped) + [
@@ -344,12 +353,14 @@ def render_report(model_dir, *, show_code=False, verbose=False, km=None):
     from .render import execute, notebook_dir, to_html
 
     model_dir = Path(model_dir).resolve()
-    name = (load_run(model_dir) or {}).get("name", model_dir.name)
+    run = load_run(model_dir) or {}
+    name = run.get("name", model_dir.name)
     nb = model_dir / REPORT_NOTEBOOK
     execute(notebook_dir() / "report.ipynb", nb,
             {"model_dir": str(model_dir), "params_path": None, "interactive": False, "publish": True},
             cwd=notebook_dir(), verbose=verbose, km=km)
-    return to_html(nb, model_dir / REPORT_HTML, show_code=show_code, title=f"{name}: evaluation report")
+    return to_html(nb, model_dir / REPORT_HTML, show_code=show_code, title=f"{name}: evaluation report",
+                   metrics_key=run.get("metrics_key"))
 
 
 def render_index(out_root="outputs", *, primary_metric=None, show_code=False, verbose=False):
@@ -419,11 +430,13 @@ def _evaluate_one(path, out_root, threads, progress):
         with publish(out_root, params.name) as stage:
             previous = load_run(stage) or {}
             facts = run_model(params, out_root, progress=bar, threads=threads, out_dir=stage)
-            for k in ("report_key", "report_seconds"):  # the report published with these outputs
-                if k in previous:
-                    facts[k] = previous[k]
             bar.set_postfix_str("metrics")
             evaluate_model(params, out_root, facts=facts, out_dir=stage)
+            if facts["metrics_key"] == previous.get("metrics_key"):  # the report drawn from these metrics stays
+                facts.update({k: previous[k] for k in ("report_key", "report_seconds") if k in previous})
+            else:  # a report of other metrics goes: the folder never shows a report of other numbers
+                for f in (REPORT_HTML, REPORT_NOTEBOOK, REPORT_FACTS):
+                    (stage / f).unlink(missing_ok=True)
             write_run(stage, facts)
         bar.set_postfix_str("done", refresh=False)
         return facts
@@ -511,15 +524,24 @@ def run_many(paths, out_root="outputs", *, jobs=1, progress=True, render=False, 
     with ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context("spawn")) as pool, \
             tqdm(total=len(paths) * (2 if render else 1), desc="models", unit="step", disable=not progress,
                  dynamic_ncols=True) as bar:
-        futures = {pool.submit(_evaluate_one, p, out_root, threads, False): i for i, p in enumerate(paths)}
-        for f in as_completed(futures):
-            results[futures[f]] = f.result()
-            bar.update(1)
-        if render:
-            futures = {pool.submit(_render_one, p, out_root, show_code, verbose): i
-                       for i, p in enumerate(paths) if results[i].get("status") == "ok"}
-            bar.update(len(paths) - len(futures))
+        try:
+            futures = {pool.submit(_evaluate_one, p, out_root, threads, False): i for i, p in enumerate(paths)}
             for f in as_completed(futures):
                 results[futures[f]] = f.result()
                 bar.update(1)
+            if render:
+                futures = {pool.submit(_render_one, p, out_root, show_code, verbose): i
+                           for i, p in enumerate(paths) if results[i].get("status") == "ok"}
+                bar.update(len(paths) - len(futures))
+                for f in as_completed(futures):
+                    results[futures[f]] = f.result()
+                    bar.update(1)
+        except KeyboardInterrupt:  # the workers stop too, each tidying its staging folder and kernel
+            for proc in list(getattr(pool, "_processes", {}).values()):
+                try:
+                    os.kill(proc.pid, signal.SIGINT)
+                except OSError:
+                    pass
+            pool.shutdown(wait=True, cancel_futures=True)
+            raise
     return results

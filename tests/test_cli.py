@@ -1,6 +1,5 @@
 """The command line: quiet by default, a summary table at the end, details with -v; notebook copies."""
 
-import json
 
 import numpy as np
 import pytest

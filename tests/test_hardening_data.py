@@ -31,8 +31,8 @@ PRE = {"mode": "grayscale", "mean": [0.0], "std": [1.0], "tta": "none"}
 NAN_GATE = 0.5
 
 
-def gate_model(path, *, nan_above=NAN_GATE, zero_above=np.inf, bad=np.nan):
-    """Logits (3) and an embedding (4) linear in the pixels; logits get ``bad`` added where the mean
+def gate_model(path, *, nan_above=NAN_GATE, zero_above=np.inf, bad=np.nan, classes=3):
+    """Logits (``classes``) and an embedding (4) linear in the pixels; logits get ``bad`` added where the mean
     of the input's left half is above ``nan_above``, the embedding is zeroed where it is above
     ``zero_above``."""
     import onnx
@@ -43,7 +43,7 @@ def gate_model(path, *, nan_above=NAN_GATE, zero_above=np.inf, bad=np.nan):
     def const(name, value, dtype=np.float32):
         return numpy_helper.from_array(np.asarray(value, dtype=dtype), name)
 
-    inits = [const("w", rng.normal(size=(SIZE * SIZE, 3))), const("we", rng.normal(size=(SIZE * SIZE, 4))),
+    inits = [const("w", rng.normal(size=(SIZE * SIZE, classes))), const("we", rng.normal(size=(SIZE * SIZE, 4))),
              const("starts", [0], np.int64), const("ends", [SIZE // 2], np.int64), const("axes", [3], np.int64),
              const("nan_gate", nan_above), const("zero_gate", zero_above), const("bad", bad), const("zero", 0.0),
              const("one", 1.0)]
@@ -63,7 +63,7 @@ def gate_model(path, *, nan_above=NAN_GATE, zero_above=np.inf, bad=np.nan):
     ]
     graph = helper.make_graph(
         nodes, "gate", [helper.make_tensor_value_info("input", TensorProto.FLOAT, ["batch", 1, SIZE, SIZE])],
-        [helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["batch", 3]),
+        [helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["batch", classes]),
          helper.make_tensor_value_info("embedding", TensorProto.FLOAT, ["batch", 4])], initializer=inits)
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
     model.ir_version = 8
@@ -135,6 +135,7 @@ def png_header_only(width, height):
 def models(tmp_path_factory):
     root = tmp_path_factory.mktemp("models")
     return {"fine": gate_model(root / "fine.onnx", nan_above=np.inf),
+            "fine4": gate_model(root / "fine4.onnx", nan_above=np.inf, classes=4),
             "nan": gate_model(root / "nan.onnx"),
             "inf": gate_model(root / "inf.onnx", bad=np.inf),
             "all_nan": gate_model(root / "all_nan.onnx", nan_above=-1.0),
@@ -270,9 +271,10 @@ def test_exif_rotated_photos_are_evaluated_upright(models, tmp_path, rng, capsys
                     img.save(trees[name] / c / f"{c}_{k}.png")
     scores = {}
     for name, root in trees.items():
-        params = write_params(tmp_path / f"{name}.yaml", models["fine"], root, pre={"resize": SIZE, "crop": SIZE})
-        code, _, run = run_cli(params, tmp_path / "out", capsys)
-        assert code == 0 and run["dataset"]["skipped"] == [] and run["inference"]["images"] == 6
+        params = write_params(tmp_path / f"{name}.yaml", models["fine"], root, pre={"resize": SIZE, "crop": SIZE},
+                              data={"classes": ["a", "b", "c"]})  # the model's three columns; no image of c here
+        code, err, run = run_cli(params, tmp_path / "out", capsys)
+        assert code == 0 and run["dataset"]["skipped"] == [] and run["inference"]["images"] == 6, err
         scores[name] = predictions(tmp_path / "out", name)["scores"]
     np.testing.assert_allclose(scores["jpeg"], scores["upright"], rtol=1e-5)
     assert not np.allclose(scores["jpeg"], scores["stored"], rtol=1e-2)
@@ -285,7 +287,7 @@ def test_awkward_file_names_are_evaluated(models, tmp_path, rng, capsys):
     for n in names:
         (data / n).parent.mkdir(parents=True, exist_ok=True)
         halves(rng, DARK, int(rng.integers(0, 256))).save(data / n)
-    code, err, run = run_cli(write_params(tmp_path / "names.yaml", models["fine"], data), tmp_path / "out", capsys)
+    code, err, run = run_cli(write_params(tmp_path / "names.yaml", models["fine4"], data), tmp_path / "out", capsys)
     assert code == 0 and run["status"] == "ok" and run["dataset"]["skipped"] == [] and "FAILED" not in err
     assert run["dataset"]["classes"] == ["a", "b", "c", "ç &<#>"]
     assert sorted(predictions(tmp_path / "out", "names")["paths"].tolist()) == sorted(names)
@@ -309,10 +311,17 @@ def test_symlink_loops_do_not_hang_and_are_reported(models, tmp_path, rng, capsy
 
 
 def test_an_empty_class_folder_is_a_class_with_no_images(models, tmp_path, rng, capsys):
+    # a three-column model on four folders: refused before any metric, naming the classes
+    data3 = write_tree(tmp_path / "data3", rng)
+    (data3 / "b0_empty").mkdir()
+    code, err, run = run_cli(write_params(tmp_path / "three.yaml", models["fine"], data3), tmp_path / "out", capsys)
+    assert code == 1 and run["error"] == (
+        "DataError: data.root: expected one class per column of output 'logits' (3 columns); got 4 classes "
+        "(a, b, b0_empty, c; set data.classes to the model's classes in column order)")
     data = write_tree(tmp_path / "data", rng)
     (data / "b0_empty").mkdir()
     (data / "b0_empty" / "notes.txt").write_text("no images here")
-    code, _, run = run_cli(write_params(tmp_path / "empty.yaml", models["fine"], data), tmp_path / "out", capsys)
+    code, _, run = run_cli(write_params(tmp_path / "empty.yaml", models["fine4"], data), tmp_path / "out", capsys)
     assert code == 0 and run["status"] == "ok"
     # it keeps its place among the sorted folder names, as the model's columns are numbered
     assert run["dataset"]["classes"] == ["a", "b", "b0_empty", "c"]
@@ -357,6 +366,19 @@ def test_manifest_lists_every_problem_and_allows_outside_paths_when_asked(tmp_pa
     d = list_images(data, labels="csv", csv_path=manifest, allow_outside_root=True)
     assert d.paths == ["a/a_0.png", "b/b_0.png", "../other/o.png"] and d.classes == ["a", "b", "c"]
     assert load_image(d.file(2)).size == (SIZE, SIZE)
+
+
+def test_the_cli_evaluates_outside_paths_when_the_params_allow_them(models, tmp_path, rng, capsys):
+    data = write_tree(tmp_path / "data", rng, per_class=1)
+    (tmp_path / "other").mkdir()
+    halves(rng, DARK, DARK).save(tmp_path / "other" / "o.png")
+    manifest = tmp_path / "m.csv"
+    manifest.write_text("path,label\na/a_0.png,a\nb/b_0.png,b\n../other/o.png,c\n")
+    params = write_params(tmp_path / "out.yaml", models["fine"], data,
+                          data={"labels": "csv", "csv": str(manifest), "allow_outside_root": True})
+    code, err, run = run_cli(params, tmp_path / "out", capsys)
+    assert code == 0 and run["status"] == "ok" and run["inference"]["images"] == 3, err
+    assert predictions(tmp_path / "out", "out")["paths"].tolist() == ["a/a_0.png", "b/b_0.png", "../other/o.png"]
 
 
 def test_new_params_are_booleans_defaulting_to_false(tmp_path):
