@@ -117,8 +117,21 @@ def _report(results, out_root, verbose):
 def _evaluate(files, args):
     from .run import render_index, run_many
 
-    results = run_many(files, args.out, jobs=args.jobs, progress=not args.quiet, render=not args.no_report,
-                       show_code=args.show_code, verbose=args.verbose)
+    if args.cluster:
+        from .cluster import connect, run_on_cluster
+
+        client, cluster = connect(args.cluster)
+        try:
+            print(f"cluster {client.scheduler.address}, dashboard {client.dashboard_link}", file=sys.stderr)
+            results = run_on_cluster(files, args.out, client, render=not args.no_report, show_code=args.show_code,
+                                     verbose=args.verbose, progress=not args.quiet)
+        finally:
+            client.close()
+            if cluster is not None:
+                cluster.close()
+    else:
+        results = run_many(files, args.out, jobs=args.jobs, progress=not args.quiet, render=not args.no_report,
+                           show_code=args.show_code, verbose=args.verbose)
     status = _report(results, args.out, args.verbose)
     if not args.no_report:
         try:
@@ -166,6 +179,9 @@ def main(argv=None):
     for p in (run, demo):
         p.add_argument("--out", default="outputs", help="output folder (default: outputs/)")
         p.add_argument("--jobs", type=int, default=1, help="models evaluated in parallel")
+        p.add_argument("--cluster", default=None, metavar="local[:N]|tcp://HOST:PORT",
+                       help="run each model as a task on a Dask cluster: a local one of N worker processes, or "
+                            "the scheduler at that address (the output folder must be shared; see docs/cluster.md)")
         p.add_argument("--quiet", action="store_true", help="no progress bars")
         p.add_argument("-v", "--verbose", action="store_true",
                        help="per-model details, the notebook kernels' log messages, tracebacks of failures")

@@ -1,6 +1,10 @@
 """The embedded demo end to end: digits written as files, three models trained and exported, evaluated."""
 
 import json
+import os
+import signal
+import threading
+import time
 import shutil
 from pathlib import Path
 
@@ -63,9 +67,19 @@ def test_training_is_deterministic():
         sum(p.numel() for p in build_model("cnn_small").parameters())
 
 
-def test_demo_params_evaluate_end_to_end(demo, monkeypatch):
-    monkeypatch.chdir(demo)
-    assert main(["run", "params", "--out", "outputs", "--quiet"]) == 0
+@pytest.fixture(scope="module")
+def local_outputs(demo):
+    """The demo's three models run here, reports included: ``demo/outputs``."""
+    cwd = os.getcwd()
+    os.chdir(demo)
+    try:
+        assert main(["run", "params", "--out", "outputs", "--quiet"]) == 0
+    finally:
+        os.chdir(cwd)
+    return demo / "outputs"
+
+
+def test_demo_params_evaluate_end_to_end(demo, local_outputs):
     summary = json.loads((demo / "build" / "demo" / "summary.json").read_text())
     acc = {}
     for name in ("linear", "cnn_small", "cnn_wide"):
@@ -93,3 +107,47 @@ def test_demo_params_evaluate_end_to_end(demo, monkeypatch):
     assert all(f'href="{n}/report.html"' in index for n in acc)
     # the same 540 images, read from two layouts: one data set, one leaderboard and one paired table
     assert index.count("<h3>Evaluation data: ") == 2 and index.count("<h3>Evaluation data: eval, eval_flat</h3>") == 2
+
+
+def test_cluster_batch_run_with_a_worker_killed_equals_the_local_run(demo, local_outputs, monkeypatch):
+    """The demo's three models as tasks on a real LocalCluster (2 worker processes); the worker that is
+    writing a model's folder is killed; Dask runs its task again elsewhere and the outputs equal the local run's."""
+    from dask.distributed import Client, LocalCluster
+
+    from evallib.cluster import run_on_cluster
+
+    monkeypatch.chdir(demo)
+    out = demo / "cluster_out"
+    killed = []
+
+    def kill_a_writer():
+        t0 = time.monotonic()
+        while time.monotonic() - t0 < 300:
+            for stage in out.glob(".*.staging-*"):
+                pid = int(stage.name.rsplit("-", 1)[1])
+                os.kill(pid, signal.SIGKILL)  # the worker process writing this model's folder
+                killed.append((stage.name, pid))
+                return
+            time.sleep(0.01)
+
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
+                      dashboard_address=None) as cluster, Client(cluster) as client:
+        before = set(client.run(os.getpid).values())
+        killer = threading.Thread(target=kill_a_writer)
+        killer.start()
+        results = run_on_cluster(sorted(Path("params").glob("*.yaml")), out, client, progress=False)
+        killer.join()
+        after = set(client.run(os.getpid).values())
+    assert killed and killed[0][1] in before and killed[0][1] not in after  # killed mid-task, and replaced
+    assert [r["status"] for r in results] == ["ok"] * 3
+    assert not list(out.glob(".*.staging-*"))  # what the killed worker left was tidied by the rerun
+    for name in ("linear", "cnn_small", "cnn_wide"):
+        here, there = load_predictions(local_outputs / name), load_predictions(out / name)
+        assert here["paths"] == there["paths"] and np.array_equal(here["labels"], there["labels"])
+        np.testing.assert_allclose(there["scores"], here["scores"], rtol=1e-5, atol=1e-6)  # 1 thread vs 2
+        m_here = json.loads((local_outputs / name / "metrics.json").read_text())
+        m_there = json.loads((out / name / "metrics.json").read_text())
+        assert m_there["headline"] == pytest.approx(m_here["headline"], rel=1e-9, nan_ok=True) or \
+            json.dumps(m_there["headline"]) == json.dumps(m_here["headline"])
+        assert m_there["classification"]["confusion"] == m_here["classification"]["confusion"]
+        assert m_there["verification"]["auc"] == pytest.approx(m_here["verification"]["auc"], abs=1e-12)

@@ -1,0 +1,133 @@
+"""Batch runs on a Dask distributed cluster: each model's job is a task.
+
+``evallib run params/ --cluster local:2`` starts a local cluster of 2 worker processes;
+``--cluster tcp://scheduler:8786`` connects to a running one. Every model's predictions and
+metrics are one task, then its report another, so that each report ranks among all the models.
+
+The output folder must be one that the client and every worker reach at the same path (a shared
+file system): workers write each model's folder themselves, through the same staging folder, lock
+and one-step swap as a local run (:func:`evallib.outputs.publish`). A task that a lost worker was
+running is run again elsewhere by Dask; its half-made staging folder is removed by the next writer,
+and since the tasks are deterministic the result is the same. Workers need evallib installed, and
+the params files, models and images at the same paths as the client.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import uuid
+from pathlib import Path
+
+from .errors import EvallibError
+
+_SPEC = re.compile(r"local(?::(\d+))?|tcp://[^\s]+")
+
+
+def parse_cluster(spec):
+    """``("local", n_workers or None)`` or ``("address", "tcp://...")`` from ``--cluster``'s value."""
+    m = _SPEC.fullmatch(spec or "")
+    if not m:
+        raise EvallibError(f"--cluster: expected local, local:N (N worker processes) or tcp://HOST:PORT; got {spec!r}")
+    if spec.startswith("local"):
+        n = m.group(1)
+        if n is not None and int(n) < 1:
+            raise EvallibError(f"--cluster: expected at least 1 worker in local:N; got {n}")
+        return "local", int(n) if n else None
+    return "address", spec
+
+
+def connect(spec):
+    """``(client, cluster or None)`` for ``--cluster``'s value; the caller closes both."""
+    try:
+        from dask.distributed import Client, LocalCluster
+    except ImportError:
+        raise EvallibError("--cluster: expected dask distributed to be installed (pip install 'evallib[dask]'); "
+                           "got no module named dask.distributed") from None
+    kind, value = parse_cluster(spec)
+    if kind == "local":
+        cores = os.cpu_count() or 1
+        n = value or cores
+        cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True, host="127.0.0.1",
+                               dashboard_address="127.0.0.1:0")
+        return Client(cluster), cluster
+    try:
+        return Client(value, timeout="20s"), None
+    except OSError as exc:
+        raise EvallibError(f"--cluster: expected a Dask scheduler at {value}; got no answer ({exc})") from None
+
+
+def _worker_threads():
+    """onnxruntime threads for a task: the cores this worker process was given."""
+    try:
+        from distributed import get_worker
+
+        return max(1, get_worker().state.nthreads)
+    except (ImportError, ValueError):
+        return None
+
+
+def _evaluate_task(path, out_root):
+    from .run import _evaluate_one
+
+    return _evaluate_one(path, out_root, _worker_threads(), False)
+
+
+def _render_task(path, out_root, show_code, verbose):
+    from .run import _render_one
+
+    return _render_one(path, out_root, show_code, verbose)
+
+
+def _key(step, path):
+    return f"evallib-{step}-{Path(path).stem}-{uuid.uuid4().hex[:12]}"
+
+
+def _gather(futures, results, paths, out_root, bar):
+    """Fill ``results`` as the tasks end; a task Dask gave up on (its workers kept dying) is that model's failure."""
+    from dask.distributed import as_completed
+
+    from .run import _failure
+
+    for f in as_completed(futures):
+        i = futures[f]
+        try:
+            results[i] = f.result()
+        except Exception as exc:  # noqa: BLE001 -- e.g. KilledWorker: the other models go on
+            results[i] = _failure(paths[i], out_root, exc)
+        bar.update(1)
+
+
+def run_on_cluster(paths, out_root, client, *, render=False, show_code=False, verbose=False, progress=True):
+    """Each model's job as tasks on ``client``'s cluster; returns their run facts in order, as
+    :func:`evallib.run.run_many` does (a failed model's facts say why; the others go on).
+
+    Parameters
+    ----------
+    paths : list of str or Path
+        Params files, at the same paths on the workers.
+    out_root : str or Path
+        The output folder, shared by the client and the workers.
+    client : dask.distributed.Client
+    render : bool, default False
+        Render each model's report too (on a worker; its kernel starts there).
+    show_code, verbose : bool
+        As for :func:`evallib.run.run_many`.
+    progress : bool, default True
+        One bar of the cluster's tasks.
+    """
+    from tqdm.auto import tqdm
+
+    paths = [str(Path(p).resolve()) for p in paths]
+    out_root = str(Path(out_root).resolve())
+    results = [None] * len(paths)
+    with tqdm(total=len(paths) * (2 if render else 1), desc="cluster tasks", unit="task", disable=not progress,
+              dynamic_ncols=True) as bar:
+        futures = {client.submit(_evaluate_task, p, out_root, key=_key("evaluate", p)): i for i, p in enumerate(paths)}
+        _gather(futures, results, paths, out_root, bar)
+        if render:
+            futures = {client.submit(_render_task, p, out_root, show_code, verbose, key=_key("report", p)): i
+                       for i, p in enumerate(paths) if results[i].get("status") == "ok"}
+            bar.update(len(paths) - len(futures))
+            _gather(futures, results, paths, out_root, bar)
+    return results
