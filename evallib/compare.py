@@ -3,20 +3,46 @@
 Models are grouped by their evaluation data (the data fingerprint in ``run.json``, a hash of the
 evaluated images' contents and labels) and ranked within their group: a model evaluated on other
 data gets its own table.
+
+Each model links to its report by a path relative to the folder the page is shown from: in
+JupyterLab the notebook's folder (the kernel's working directory, against which JupyterLab resolves
+the links of a cell's output), in ``index.html`` the output folder, where ``evallib run`` runs it.
 """
 
 from __future__ import annotations
 
 import html
 import math
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import quote
 
 import numpy as np
 
 from .display import CSS, Markup, figure_image, guide, html_table, show
 from .outputs import REPORT_HTML, data_key, load_predictions, scan
 from .evaluation import PRIMARY
+
+
+def report_link(model_dir, base):
+    """The URL of a model's ``report.html`` relative to the folder ``base``.
+
+    Parameters
+    ----------
+    model_dir : str or Path
+        The model's output folder, ``out_root/<name>``.
+    base : str or Path
+        The folder the link is followed from: the one holding the page or notebook that shows it.
+
+    Examples
+    --------
+    >>> report_link("outputs/linear", "outputs")
+    'linear/report.html'
+    >>> report_link("outputs/linear", "notebooks")
+    '../outputs/linear/report.html'
+    """
+    return quote(Path(os.path.relpath(Path(model_dir) / REPORT_HTML, base)).as_posix())
 
 
 @dataclass(frozen=True)
@@ -116,8 +142,13 @@ class Comparison:
         return (f"<h3>Evaluation data: {html.escape(g.title)}</h3>"
                 f"<p>{g.images:,} images; data fingerprint {html.escape(fp)}</p>")
 
-    def leaderboard(self):
-        """One ranked table per evaluation data, with intervals, speed, size and links to each report."""
+    def leaderboard(self, *, links_from=None):
+        """One ranked table per evaluation data, with intervals, speed, size and links to each report.
+
+        ``links_from`` is the folder of the page or notebook that shows the table (default: the
+        working directory, which for a notebook's kernel is the notebook's folder).
+        """
+        base = Path.cwd() if links_from is None else links_from
         pm = self.primary_metric
         others = [m for m in ("accuracy", "macro_f1", "top_5", "roc_auc_macro", "auc", "tar_at_far", "lfw_accuracy")
                   if m != pm and any(m in x["headline"] for x in self.ok.values())]
@@ -129,7 +160,8 @@ class Comparison:
                 m = self.ok[name]
                 v, iv = self._value(name)
                 inf = m["run"]["inference"]
-                link = Markup(f'<a href="{html.escape(name)}/{REPORT_HTML}">{html.escape(name)} report</a>')
+                href = report_link(self.out_root / name, base)
+                link = Markup(f'<a href="{html.escape(href)}">{html.escape(name)} report</a>')
                 cells = [rank, name, v, f"[{iv[0]:.4f}, {iv[1]:.4f}]" if iv else "n/a"]
                 cells += [self._value(name, o)[0] if o in m["headline"] else None for o in others]
                 speed = inf.get("images_per_second")

@@ -382,8 +382,8 @@ def render_index(out_root="outputs", *, primary_metric=None, show_code=False, ve
         return index
     nb = out_root / INDEX_NOTEBOOK
     execute(notebook_dir() / "compare.ipynb", nb,
-            {"out_root": str(out_root.resolve()), "primary_metric": primary_metric}, cwd=notebook_dir(),
-            verbose=verbose)
+            {"out_root": str(out_root.resolve()), "primary_metric": primary_metric}, cwd=out_root,
+            verbose=verbose)  # run beside index.html, so the report links start from out_root
     to_html(nb, index, show_code=show_code, title="Model comparison")
     write_text(key_file, h.hexdigest())
     return index

@@ -130,7 +130,7 @@ def test_index_ranks_models_within_their_evaluation_data(two_data_sets, monkeypa
     acc = {n: m["headline"]["accuracy"]["value"] for n, m in cmp.ok.items()}
     assert list(groups[0].models) == sorted(["alpha", "beta"], key=lambda n: -acc[n])
 
-    cmp.leaderboard()
+    cmp.leaderboard(links_from=out)  # as on index.html, in the output folder
     page = "".join(shown)
     tables = page.split("<h3>Evaluation data: ")[1:]
     assert len(tables) == 2 and [t.count("<table") for t in tables] == [1, 1]
