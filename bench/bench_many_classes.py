@@ -1,11 +1,13 @@
-"""Report budgets at many classes: `evallib run` on 1,000 classes x 5 tiny images.
+"""Report budgets at many classes: `evallib run` on 1,000 classes x 5 tiny images, and on 100,000 images.
 
 Builds a synthetic data set (classes in groups of five with similar patterns, so the model
 confuses classes within a group) and a tiny nearest-centroid ONNX model with an embedding
-output, runs ``evallib run`` on it, and prints the report time, report.html size and
-metrics.json size against the budgets: 60 s, 5 MB, 2 MB.
+output, runs ``evallib run`` on it, and prints the time of the steps after inference (metrics and
+report; the report alone too), report.html's size and metrics.json's against the budgets:
+1,000 x 5: 60 s, 5 MB, 2 MB; 100,000 images: 3 min, 5 MB.
 
     python bench/bench_many_classes.py                      # 1,000 classes x 5 images
+    python bench/bench_many_classes.py --per-class 100 --task classification   # 100,000 images
     python bench/bench_many_classes.py --classes 10 --per-class 20 --keep build/many10
 """
 
@@ -29,7 +31,7 @@ DIM = 32
 AMP, NOISE = 20, 2.0  # about 70% top-1 accuracy, most mistakes within a group of five classes
 
 
-def build(root, *, classes, per_class, seed=0):
+def build(root, *, classes, per_class, task="both", seed=0):
     """Images under ``root/data/<class>/`` and ``root/model.onnx``; returns the params file's path."""
     import torch
     from PIL import Image
@@ -75,7 +77,7 @@ def build(root, *, classes, per_class, seed=0):
                           dynamic_axes={"input": {0: "batch"}, "logits": {0: "batch"}, "embedding": {0: "batch"}})
     params = root / f"many_{classes}.yaml"
     params.write_text(json.dumps({
-        "name": f"many_{classes}", "model": "model.onnx", "task": "both",
+        "name": f"many_{classes}", "model": "model.onnx", "task": task,
         "data": {"root": "data", "labels": "folder"},
         "preprocess": {"mean": [0.5], "std": [0.25], "mode": "grayscale"},
         "outputs": {"scores": "logits", "scores_are": "logits", "embedding": "embedding"},
@@ -87,6 +89,7 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--classes", type=int, default=1000)
     ap.add_argument("--per-class", type=int, default=5)
+    ap.add_argument("--task", default="both", help="both, or classification (no all-pairs verification)")
     ap.add_argument("--keep", default=None, help="build and render here and keep it (default: a temporary folder)")
     args = ap.parse_args()
     root = Path(args.keep) if args.keep else Path(tempfile.mkdtemp()) / "many"
@@ -94,7 +97,7 @@ def main():
         shutil.rmtree(root)
     root.mkdir(parents=True)
     try:
-        params = build(root, classes=args.classes, per_class=args.per_class)
+        params = build(root, classes=args.classes, per_class=args.per_class, task=args.task)
         out = root / "outputs"
         t0 = time.perf_counter()
         env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))}
@@ -109,8 +112,13 @@ def main():
         html_mb = (d / "report.html").stat().st_size / 1e6
         metrics_mb = (d / "metrics.json").stat().st_size / 1e6
         npz = d / "metrics.npz"
-        report(f"6. report at many classes ({args.classes:,} classes x {args.per_class} images)",
-               met=run["report_seconds"] <= 60 and html_mb <= 5 and metrics_mb <= 2,
+        n = args.classes * args.per_class
+        budget = 60 if n <= 10_000 else 180
+        after = run["metrics_seconds"] + run["report_seconds"]
+        report(f"6. report at many classes ({args.classes:,} classes x {args.per_class} images = {n:,}, "
+               f"task {args.task})",
+               met=after <= budget and html_mb <= 5 and (metrics_mb <= 2 or n > 10_000),
+               budget_s=budget, metrics_and_report_s=round(after, 1), metrics_s=round(run["metrics_seconds"], 1),
                report_s=round(run["report_seconds"], 1), inference_s=round(run["inference"]["seconds"], 2),
                run_total_s=round(total, 1), report_html_MB=round(html_mb, 2), metrics_json_MB=round(metrics_mb, 3),
                metrics_npz_MB=round(npz.stat().st_size / 1e6, 3) if npz.exists() else 0,

@@ -1,4 +1,8 @@
-"""Target 5: wall time of `evallib run` on the demo per model, a second run with nothing changed, HTML sizes."""
+"""Target 5: wall time of `evallib run` on the demo per model, a second run with nothing changed, HTML sizes.
+
+The budget: each demo report renders in at most 10 s (the report step alone; predictions and metrics
+are steps of their own, timed beside it).
+"""
 
 import json
 import shutil
@@ -32,10 +36,11 @@ def main():
         for d in sorted(p for p in out.iterdir() if p.is_dir()):
             r = json.loads((d / "run.json").read_text())
             per_model[d.name] = {"inference_s": round(r["inference"]["seconds"], 2),
+                                 "metrics_s": round(r["metrics_seconds"], 1),
                                  "report_s": round(r["report_seconds"], 1),
                                  "html_MB": round((d / "report.html").stat().st_size / 1e6, 2)}
         report("5. reports (demo, 3 models)", met=first / second >= 3
-               and all(m["html_MB"] < 5 for m in per_model.values()),
+               and all(m["html_MB"] < 5 and m["report_s"] <= 10 for m in per_model.values()),
                first_run_s=first, second_run_s=second, speedup=first / second,
                index_MB=round((out / "index.html").stat().st_size / 1e6, 2), per_model=per_model)
     finally:

@@ -105,6 +105,12 @@ def _report(results, out_root, verbose):
                 print(f"{r['name']}: class order: {describe_class_order(ds['classes'], ds['class_order'])}")
             for w in r.get("warnings", []):
                 print(f"WARNING {r['name']}: {w}", file=sys.stderr)
+            skipped = ds.get("skipped") or []
+            if skipped:
+                first = "; ".join(f"{x['path']} ({x['reason']})" for x in skipped[:3])
+                more = f"; and {len(skipped) - 3:,} more" if len(skipped) > 3 else ""
+                print(f"WARNING {r['name']}: {len(skipped):,} file{'s' if len(skipped) != 1 else ''} left out of the "
+                      f"metrics: {first}{more} (all in {Path(out_root) / r['name'] / 'run.json'})", file=sys.stderr)
     if results:
         print(format_table(*summary_rows(results, out_root)))
     for r in failed:

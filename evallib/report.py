@@ -454,7 +454,7 @@ class Report(_Explain):
         """The top of the page: headline metrics with intervals, the decision rule, the rank among the
         models evaluated on the same data, the warnings, and the contents."""
         from .compare import Comparison
-        from .summary import SECTIONS, rank_among, summary_html
+        from .summary import SECTIONS, left_out_text, rank_among, summary_html
 
         ds = self.run["dataset"]
         primary = self.primary()[0]
@@ -471,7 +471,9 @@ class Report(_Explain):
                 f"({' and '.join(self.params.tasks)}).")
         _display(summary_html(name=self.params.name, lede=lede, headline=self.metrics["headline"], primary=primary,
                               decision=self._decision(), ranking=ranking, warnings=self.warnings,
-                              toc=[(i, t) for i, t, need in SECTIONS if need is None or has[need]]))
+                              toc=[(i, t) for i, t, need in SECTIONS if need is None or has[need]],
+                              left_out=left_out_text([{**s, "reason": short_message(s["reason"])}
+                                                      for s in ds["skipped"]], len(self.y))))
 
     def _decision(self):
         from .summary import POLICY_TEXT

@@ -84,6 +84,17 @@ def rank_among(name, peers, metric):
     return rows
 
 
+def left_out_text(skipped, images):
+    """What the headline numbers leave out: files not evaluated, and how many of them for the model's outputs."""
+    if not skipped:
+        return ""
+    bad_output = sum(1 for s in skipped if str(s["reason"]).startswith("output '"))
+    why = (f"; {bad_output:,} of them because the model's output was NaN, infinite or an all-zero embedding"
+           if bad_output else "")
+    return (f"the metrics are computed on {images:,} images; {len(skipped):,} file{'s' if len(skipped) != 1 else ''}"
+            f" left out{why} (listed under Model and data).")
+
+
 def skipped_warnings(skipped, *, shown=3):
     """One message for the files the run skipped: how many, and the first few (paths relative to the data)."""
     if not skipped:
@@ -101,6 +112,8 @@ _SUMMARY = """<div class="evallib-summary">
 {% for h in headline %}<tr{% if h.primary %} class="evallib-primary"{% endif %}><td>{{ h.name }}{% if h.primary %} (primary){% endif %}</td><td>{{ h.value }}</td><td>{{ h.interval }}</td></tr>
 {% endfor %}
 </tbody></table>
+{% if left_out %}<p class="evallib-warn"><b>Left out:</b> {{ left_out }}</p>
+{% endif %}
 <p><b>Decision:</b> {{ decision }}</p>
 {% if ranking %}
 <p><b>How this model ranks:</b> {{ rank_text }}</p>
@@ -150,7 +163,7 @@ def _value(v):
     return f"{v:.4f}" if _num(v) else "n/a"
 
 
-def summary_html(*, name, lede, headline, primary, decision, ranking, warnings, toc):
+def summary_html(*, name, lede, headline, primary, decision, ranking, warnings, toc, left_out=""):
     """The summary block and the contents, as HTML.
 
     Parameters
@@ -169,6 +182,8 @@ def summary_html(*, name, lede, headline, primary, decision, ranking, warnings, 
         From :func:`rank_among`.
     warnings : list of str
     toc : list of (anchor id, title)
+    left_out : str
+        What the metrics leave out (:func:`left_out_text`), shown under the headline.
     """
     rows = [{"name": headline_name(k, h), "value": _value(h.get("value")), "interval": _interval(h.get("interval")),
              "primary": k == primary} for k, h in headline.items()]
@@ -181,4 +196,4 @@ def summary_html(*, name, lede, headline, primary, decision, ranking, warnings, 
         ranking = [{**r, "value": _value(r["value"]), "interval": _interval(r["interval"])} for r in ranking]
     return PAGE_CSS + render_template(
         _SUMMARY, name=name, lede=lede, headline=rows, decision=decision, ranking=ranking, rank_text=rank_text,
-        metric_name=headline_name(primary, headline.get(primary)), warnings=warnings, toc=toc)
+        metric_name=headline_name(primary, headline.get(primary)), warnings=warnings, toc=toc, left_out=left_out)

@@ -21,6 +21,7 @@ from conftest import export_unconvertible_model
 from evallib.cam import cam_route, load_torch_model
 from evallib.cli import main
 from evallib.data import list_images, load_image
+import evallib
 from evallib.errors import DataError, ModelError, ParamsError
 from evallib.inference import open_session, predict
 from evallib.params import parse_params
@@ -156,6 +157,14 @@ def test_images_with_nan_logits_are_skipped_and_the_rest_evaluated(models, tmp_p
     assert sorted(pred["paths"].tolist()) == sorted({f"{c}/{c}_{k}.png" for c in "abc" for k in range(3)} - want)
     assert np.isfinite(pred["scores"]).all() and pred["scores"].shape == (5, 3)
     assert run["inference"]["images"] == 5 and run["dataset"]["images"] == 9
+    # the command names them, the metrics are on the rest, and the report says how many were left out
+    assert (f"WARNING nan: 4 files left out of the metrics: a/a_1.png (output 'logits' gave NaN or infinite "
+            f"values); b/b_0.png (output 'logits' gave NaN or infinite values); b/b_2.png (output 'logits' gave NaN "
+            f"or infinite values); and 1 more (all in {tmp_path / 'out' / 'nan' / 'run.json'})") in err.splitlines()
+    rep = evallib.load(tmp_path / "out" / "nan")
+    assert rep.metrics["left_out"] == 4 and rep.classification.n_samples == 5
+    assert ("<b>Left out:</b> the metrics are computed on 5 images; 4 files left out; 4 of them because the "
+            "model&#39;s output was NaN, infinite or an all-zero embedding") in rep.summary._repr_html_()
 
 
 def test_a_model_that_gives_nan_for_every_image_fails_with_one_line(models, tmp_path, rng, capsys):
