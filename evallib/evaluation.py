@@ -4,11 +4,14 @@
 :func:`write_evaluation` writes them next to the predictions: ``metrics.json`` (what people and the
 comparison page read; a large confusion matrix goes to ``metrics.npz``) and the full results in
 ``metrics.npz`` (sweeps, intervals, the t-SNE map), which :func:`read_evaluation` rebuilds without
-recomputing anything. The report draws from an :class:`Evaluation`; it never computes a metric itself.
+recomputing anything. Every number is kept as computed; only a verification sweep of more than
+``STORED_SWEEP_POINTS`` thresholds is stored at that many of them (:func:`thin_sweep`): its AUC,
+EER, TAR@FAR and threshold table were computed from the whole sweep and are stored as they are. The report draws from an :class:`Evaluation`; it never computes a metric itself.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import warnings
 from dataclasses import dataclass, field
@@ -279,6 +282,35 @@ def _split_bulky(m):
     return {**m, "classification": c}, arrays
 
 
+STORED_SWEEP_POINTS = 100_000  # thresholds kept of a stored sweep (the drawings need no more)
+
+
+def thin_sweep(sweep, max_points=STORED_SWEEP_POINTS):
+    """The sweep at no more than about ``max_points`` of its thresholds, its counts there unchanged.
+
+    Half the thresholds are spread evenly over the whole sweep, the other half where the false
+    positives first reach each of a geometric series of counts, so that a ROC curve on a log FAR
+    axis keeps its detail down to a single false positive. The first and last thresholds stay.
+    """
+    k = len(sweep.thresholds)
+    if k <= max_points:
+        return sweep
+    even = np.linspace(0, k - 1, max_points // 2).round().astype(np.int64)
+    levels = np.unique(np.geomspace(1, max(float(sweep.fp[-1]), 1.0), max_points // 2).astype(np.int64))
+    at_levels = np.searchsorted(sweep.fp, levels, side="left").clip(0, k - 1)
+    idx = np.unique(np.r_[0, even, at_levels, k - 1])
+    return dataclasses.replace(sweep, thresholds=sweep.thresholds[idx], tp=sweep.tp[idx], fp=sweep.fp[idx])
+
+
+def _for_storage(ev):
+    """What :func:`write_evaluation` keeps of ``ev``: every field, verification sweeps thinned (:func:`thin_sweep`)."""
+    parts = {k: getattr(ev, k) for k in Evaluation._STORED}
+    for k in ("verification", "ver_center", "verification_pairs"):
+        if parts[k] is not None:
+            parts[k] = dataclasses.replace(parts[k], sweep=thin_sweep(parts[k].sweep))
+    return parts
+
+
 def write_evaluation(out_dir, ev, *, metrics_key=None):
     """Write ``metrics.json`` and ``metrics.npz`` (atomically each; ``metrics.json`` last).
 
@@ -286,7 +318,7 @@ def write_evaluation(out_dir, ev, *, metrics_key=None):
     """
     out_dir = Path(out_dir)
     m, arrays = _split_bulky({**ev.metrics, "metrics_key": metrics_key})
-    tree, stored = _store.dump({k: getattr(ev, k) for k in Evaluation._STORED})
+    tree, stored = _store.dump(_for_storage(ev))
     write_npz(out_dir / METRICS_ARRAYS, compressed=True, results=np.array(json.dumps(tree)), **arrays, **stored)
     write_json(out_dir / METRICS, m)
 
