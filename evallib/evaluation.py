@@ -299,7 +299,8 @@ def thin_sweep(sweep, max_points=STORED_SWEEP_POINTS):
     levels = np.unique(np.geomspace(1, max(float(sweep.fp[-1]), 1.0), max_points // 2).astype(np.int64))
     at_levels = np.searchsorted(sweep.fp, levels, side="left").clip(0, k - 1)
     idx = np.unique(np.r_[0, even, at_levels, k - 1])
-    return dataclasses.replace(sweep, thresholds=sweep.thresholds[idx], tp=sweep.tp[idx], fp=sweep.fp[idx])
+    return dataclasses.replace(sweep, thresholds=sweep.thresholds[idx], tp=sweep.tp[idx], fp=sweep.fp[idx],
+                               n_thresholds=sweep.n_thresholds or k)
 
 
 def _for_storage(ev):

@@ -27,10 +27,11 @@ def sweep_payload(sweep, *, name, positive="positive", negative="negative", max_
     them), so the range where the positives lie keeps its steps.
     """
     n = len(sweep.thresholds)
+    total = sweep.n_thresholds or n  # a sweep kept at some of its thresholds counts as the whole
     limit = EXACT_LIMIT if max_points is None else min(max_points, EXACT_LIMIT)
-    exact = sweep.exact and n <= limit
+    exact = sweep.exact and total <= limit and total == n
     keep = np.arange(n)  # descending thresholds
-    if n > limit:
+    if total > limit:
         keep = np.linspace(0, n - 1, min(limit, THINNED)).round().astype(int)
         steps = np.nonzero(np.diff(np.r_[0, sweep.tp]))[0] if max_points is not None else []
         if len(steps):
@@ -38,7 +39,7 @@ def sweep_payload(sweep, *, name, positive="positive", negative="negative", max_
         keep = np.unique(keep)
     idx = keep[::-1]  # ascending thresholds
     how = (f"exact at every one of the {n:,} distinct thresholds" if exact else
-           f"exact counts at {len(idx):,} of {n:,} thresholds" + ("" if sweep.exact else " (bin edges)"))
+           f"exact counts at {len(idx):,} of {total:,} thresholds" + ("" if sweep.exact else " (bin edges)"))
     return {"name": name, "positive": positive, "negative": negative, "thresholds": sweep.thresholds[idx].tolist(),
             "tp": sweep.tp[idx].astype(int).tolist(), "fp": sweep.fp[idx].astype(int).tolist(),
             "n_pos": int(sweep.n_pos), "n_neg": int(sweep.n_neg), "how": how}

@@ -60,6 +60,14 @@ def test_thinned_sweep_keeps_exact_counts_and_the_low_far_detail(rng):
     for level in range(1, 11):  # where FAR first reaches 1..10 false positives is kept
         assert level in thin.fp
     assert thin_sweep(full, max_points=100_000) is full
+    # the slider treats it as the whole sweep it came from
+    from evallib.slider import THINNED, sweep_payload
+
+    assert thin.n_thresholds == 60_000
+    payload = sweep_payload(thin, name="s")
+    assert payload["how"] == f"exact counts at {len(thin.thresholds):,} of 60,000 thresholds"
+    big = thin_sweep(threshold_sweep(np.r_[pos, pos, pos], np.r_[score, score + 1e-3, score + 2e-3]))
+    assert big.n_thresholds == 180_000 and len(sweep_payload(big, name="s")["thresholds"]) <= THINNED
 
 
 def _params(folder, model, data, **pre):

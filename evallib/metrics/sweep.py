@@ -112,6 +112,8 @@ class ThresholdSweep:
         False for a sweep built from histograms (exact only at its bin edges).
     auc_bound : float
         Largest possible distance between :meth:`auc` and the exact AUC (0 when exact).
+    n_thresholds : int or None
+        For a sweep kept at some of its thresholds (the counts there unchanged): how many it had.
     """
 
     thresholds: np.ndarray
@@ -121,6 +123,7 @@ class ThresholdSweep:
     n_neg: int
     exact: bool = True
     auc_bound: float = 0.0
+    n_thresholds: int | None = None
 
     # ---- the counts and rates at each threshold
     @property
