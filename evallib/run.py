@@ -15,6 +15,7 @@ a confusion matrix that becomes far better with the columns renamed
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import multiprocessing
@@ -389,15 +390,26 @@ def render_index(out_root="outputs", *, primary_metric=None, show_code=False, ve
     return index
 
 
+_WRITE_ERRNOS = {errno.ENOSPC, errno.EROFS, errno.EACCES, errno.EPERM, errno.EDQUOT, errno.ENOTDIR}
+
+
 def error_text(exc):
-    """One line for a failure: a notebook cell's own exception, or the exception's type and message."""
+    """One line for a failure: a notebook cell's own exception, a file that cannot be written, or the
+    exception's type and message."""
+    if isinstance(exc, OSError) and exc.errno in _WRITE_ERRNOS:
+        where = f" {exc.filename}" if exc.filename else ""
+        return f"cannot write{where}: {exc.strerror} (the model's previous outputs are kept as they were)"
     if getattr(exc, "ename", None):  # papermill's PapermillExecutionError: a cell raised
         return f"{exc.ename}: {exc.evalue} (in notebook cell {exc.exec_count})"
     return f"{type(exc).__name__}: {exc}"
 
 
 def _failure(path, out_root, exc):
-    """Publish a model's failure: ``run.json`` with the error; its predictions stay as a cache for the next run."""
+    """Publish a model's failure: ``run.json`` with the error; its predictions stay as a cache for the next run.
+
+    When the folder itself cannot be written (a full disk, a read-only folder), nothing is published
+    and the previous outputs stay as they were; the error is returned all the same.
+    """
     name = Path(path).stem
     try:
         name = load_params(path).name
@@ -405,6 +417,8 @@ def _failure(path, out_root, exc):
         pass
     facts = {"status": "failed", "name": name, "params_file": str(path), "error": error_text(exc),
              "expected": isinstance(exc, EvallibError), "traceback": traceback.format_exc()}
+    if isinstance(exc, OSError) and exc.errno in _WRITE_ERRNOS:
+        return facts  # the folder cannot take a write (full, read-only): the previous outputs stay whole
     try:
         with publish(out_root, name) as stage:
             for f in (METRICS, METRICS_ARRAYS, REPORT_HTML, REPORT_NOTEBOOK, REPORT_FACTS):
@@ -412,6 +426,8 @@ def _failure(path, out_root, exc):
             write_run(stage, facts)
     except OutputBusyError:
         pass  # the folder belongs to the run that holds it; the error is still returned
+    except OSError:
+        pass  # the folder cannot be written (full or read-only): the error is still returned and printed
     return facts
 
 

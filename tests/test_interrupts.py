@@ -193,3 +193,41 @@ def test_a_second_run_on_the_same_folder_fails_naming_the_holder(setup, tmp_path
     third = subprocess.run(cli(params, out, "--no-report"), capture_output=True, text=True)
     assert third.returncode == 0, third.stderr
     assert consistent(out / "m").run["inference"]["tta"] == "flip"
+
+
+@pytest.mark.parametrize("case", ["full disk", "read-only folder"])
+def test_an_unwritable_output_folder_gives_one_line_and_keeps_the_old_outputs(setup, tmp_path, monkeypatch, capsys,
+                                                                              case):
+    import builtins
+    import errno
+
+    from evallib import _io
+    from evallib.cli import main
+
+    root, model, data = setup
+    out = tmp_path / "out"
+    shutil.copytree(root / "template", out)
+    old = snapshot(out / "m")
+    params = write_params(tmp_path / "m.yaml", model, data, tta="flip")
+    if case == "full disk":  # the disk fills up as the new predictions are written
+        def full(*args, **kwargs):
+            raise OSError(errno.ENOSPC, "No space left on device", str(args[0].name))
+        monkeypatch.setattr(_io.np, "savez", full)
+        reason = "No space left on device"
+    else:  # nothing under out/ can be opened for writing
+        real_open = builtins.open
+
+        def read_only(file, mode="r", *args, **kwargs):
+            if str(file).startswith(str(out)) and any(c in mode for c in "wax+"):
+                raise OSError(errno.EROFS, "Read-only file system", str(file))
+            return real_open(file, mode, *args, **kwargs)
+        monkeypatch.setattr(builtins, "open", read_only)
+        reason = "Read-only file system"
+    assert main(["run", str(params), "--out", str(out), "--quiet", "--no-report"]) == 1
+    err = capsys.readouterr().err
+    assert re.search(rf"^FAILED  m: cannot write \S+: {reason} \(the model's previous outputs are kept as they "
+                     rf"were\)$", err, re.M), err
+    assert "Traceback" not in err
+    monkeypatch.undo()
+    assert snapshot(out / "m") == old and not staging(out)  # the old set, intact; nothing half-written
+    assert consistent(out / "m").run["inference"]["tta"] == "none"
