@@ -125,6 +125,7 @@ def execute(notebook, output, parameters, *, cwd=None, timeout=1800, verbose=Fal
         try:
             pm.execute_notebook(str(notebook), str(tmp), parameters=parameters, cwd=str(cwd) if cwd else None,
                                 progress_bar=False, request_save_on_cell_execute=False, execution_timeout=timeout,
+                                start_timeout=600,  # a shared kernel answers once its warm-up imports are done
                                 kernel_name="python3", log_output=False,
                                 extra_arguments=[] if verbose else list(_QUIET_KERNEL),
                                 **({"km": km} if km is not None else {}))

@@ -36,7 +36,7 @@ HOVER_POINTS = 5000  # t-SNE points with a hover title in the HTML (mistakes fir
 STATIC_SLIDER_CLASSES = 50  # classes the static per-class slider embeds (the worst ones, above this)
 STATIC_SLIDER_POINTS = 300  # thresholds per curve in a static slider of many curves (plus tp's steps)
 
-_QUIET = (DeprecationWarning, PendingDeprecationWarning, ImportWarning)
+_QUIET = (DeprecationWarning, PendingDeprecationWarning, ImportWarning, ResourceWarning)  # for developers
 _BUILDING = []  # the sections being built, innermost last: what _display adds to
 
 
@@ -387,38 +387,14 @@ class Report(_Explain):
     render_notes: dict = field(default_factory=dict)
     facts: dict = field(default_factory=dict)
 
-    @property
-    def classification(self):
-        return self.evaluation.classification
+    # the metrics, as the evaluation holds them: rep.classification, rep.verification, rep.metrics...
+    _FROM_EVALUATION = frozenset({"classification", "cls_intervals", "cls_center", "verification", "ver_center",
+                                  "verification_pairs", "metrics", "warnings"})
 
-    @property
-    def cls_intervals(self):
-        return self.evaluation.cls_intervals
-
-    @property
-    def cls_center(self):
-        return self.evaluation.cls_center
-
-    @property
-    def verification(self):
-        return self.evaluation.verification
-
-    @property
-    def ver_center(self):
-        return self.evaluation.ver_center
-
-    @property
-    def verification_pairs(self):
-        return self.evaluation.verification_pairs
-
-    @property
-    def metrics(self):
-        """What ``metrics.json`` holds."""
-        return self.evaluation.metrics
-
-    @property
-    def warnings(self):
-        return self.evaluation.warnings
+    def __getattr__(self, name):
+        if name in Report._FROM_EVALUATION and "evaluation" in self.__dict__:
+            return getattr(self.__dict__["evaluation"], name)
+        raise AttributeError(f"'Report' object has no attribute {name!r}")
 
     @property
     def classes(self):
