@@ -9,6 +9,7 @@ from __future__ import annotations
 import shutil
 import threading
 import warnings
+import weakref
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -69,6 +70,9 @@ for _m in ("torch", "onnx2torch", "pytorch_grad_cam"):
 """
 
 
+_WARMING = weakref.WeakKeyDictionary()  # kernel manager -> the thread running its warm-up
+
+
 def _run_quietly(km, code, timeout=600):
     """Run ``code`` in ``km``'s kernel and wait for its reply (in a thread of its own: the caller goes on)."""
     kc = km.client()
@@ -89,8 +93,8 @@ def shared_kernel(*, cwd=None, verbose=False, warm=None):
     Pass it to :func:`execute` as ``km``; it is shut down when the block ends (Ctrl-C included).
     A notebook reuses the names the previous one left only by assigning them again, so the
     report notebook starts from its parameters and ``evallib.load`` alone. ``warm``: code the kernel
-    runs at once, while the caller goes on (imports, e.g. :data:`WARM_REPORT`); a notebook's cells
-    queue behind it.
+    runs at once, while the caller goes on (imports, e.g. :data:`WARM_REPORT`); :func:`execute`
+    waits for it to finish before a notebook connects (one client at a time).
     """
     from jupyter_client.manager import KernelManager
 
@@ -98,7 +102,9 @@ def shared_kernel(*, cwd=None, verbose=False, warm=None):
     km.start_kernel(cwd=str(cwd) if cwd else None, extra_arguments=[] if verbose else list(_QUIET_KERNEL))
     try:
         if warm:
-            threading.Thread(target=_run_quietly, args=(km, warm), daemon=True, name="evallib-warm-kernel").start()
+            _WARMING[km] = threading.Thread(target=_run_quietly, args=(km, warm), daemon=True,
+                                            name="evallib-warm-kernel")
+            _WARMING[km].start()
         yield km
     finally:
         km.shutdown_kernel(now=True)
@@ -117,6 +123,9 @@ def execute(notebook, output, parameters, *, cwd=None, timeout=1800, verbose=Fal
     if km is None:  # a kernel of our own, shut down however the run ends (Ctrl-C included)
         with shared_kernel(cwd=cwd, verbose=verbose) as own:
             return execute(notebook, output, parameters, cwd=cwd, timeout=timeout, verbose=verbose, km=own)
+    warming = _WARMING.pop(km, None)
+    if warming is not None:
+        warming.join()
     if not km.is_alive():
         km.restart_kernel(now=True)
     with atomic_path(output) as tmp, warnings.catch_warnings():
