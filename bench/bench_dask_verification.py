@@ -73,7 +73,7 @@ def main():
                        "block_dask": block_dask, "identical_results": identical,
                        "workers_import_this_evallib": imported == {evallib.__file__}, "auc": r_dask.auc,
                        "tar_at_far_1e-3": r_dask.tar_at_far[1e-3]["tar"], "max_rss_MiB": max_rss_mb()}
-            report(f"sharded verification N={n:,}", met=identical, **figures)
+            report(f"10. sharded verification N={n:,} (Dask, 2 workers)", met=identical, **figures)
     finally:
         client.close()
         cluster.close()

@@ -71,11 +71,13 @@ def main():
     args = ap.parse_args()
     store = HERE / "results.json"
     results = []
-    for entry in [(o,) for o in args.only] if args.only else SCRIPTS:
+    for entry in [e for e in SCRIPTS if e[0] in args.only] if args.only else SCRIPTS:  # every variant of a script
         results += run(entry[0], entry[1:])
     if args.only and store.exists():  # replace those targets in the last full run's figures
         new = {r["target"]: r for r in results}
-        results = [new.pop(r["target"], r) for r in json.loads(store.read_text())] + list(new.values())
+        numbers = {t.split(" ", 1)[0] for t in new}  # "6." and the like: a renamed target replaces its old name
+        old = [r for r in json.loads(store.read_text()) if r["target"] in new or r["target"].split(" ", 1)[0] not in numbers]
+        results = [new.pop(r["target"], r) for r in old] + list(new.values())
     store.write_text(json.dumps(results, indent=1) + "\n")
     write_doc(results, Path(args.doc))
     print(f"wrote {args.doc}")
