@@ -448,6 +448,8 @@ def _evaluate_one(path, out_root, threads, progress):
             facts = run_model(params, out_root, progress=bar, threads=threads, out_dir=stage)
             bar.set_postfix_str("metrics")
             evaluate_model(params, out_root, facts=facts, out_dir=stage)
+            if facts["metrics_cached"]:  # how long they took when they were computed
+                facts["metrics_seconds"] = previous.get("metrics_seconds")
             if facts["metrics_key"] == previous.get("metrics_key"):  # the report drawn from these metrics stays
                 facts.update({k: previous[k] for k in ("report_key", "report_seconds") if k in previous})
             else:  # a report of other metrics goes: the folder never shows a report of other numbers
