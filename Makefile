@@ -31,7 +31,7 @@ chromium:
 test: $(VENV)/.installed chromium
 	$(BIN)/python -m pytest -q
 
-# no notebook kernel, no browser, no wheel build (tests marked slow): under a minute.
+# no notebook kernel, no browser, no cluster, no wheel build (tests marked slow): under a minute.
 # This -m replaces the one in pyproject's addopts, so it leaves out full_matrix too.
 test-fast: $(VENV)/.installed
 	$(BIN)/python -m pytest -q -m "not slow and not full_matrix"

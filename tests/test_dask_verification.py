@@ -21,6 +21,8 @@ from evallib.metrics import DegenerateWarning, VerificationMetrics, evaluate_ver
 from evallib.metrics import verification as ver
 from test_verification_parity import adversarial
 
+pytestmark = pytest.mark.slow  # a LocalCluster of worker processes
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
