@@ -14,6 +14,7 @@ from pathlib import Path
 
 from .data import describe_class_order
 from .errors import EvallibError
+from .summary import skipped_files
 
 # headline metrics of the summary table, as metrics.json names them
 SUMMARY_METRICS = ("accuracy", "macro_f1", "auc", "tar_at_far", "eer")
@@ -48,7 +49,7 @@ def summary_rows(results, out_root):
 
     metrics = {}
     for r in results:
-        m = load_metrics(Path(out_root) / r["name"]) if r["status"] == "ok" else None
+        m = load_metrics(Path(out_root) / r["name"], arrays=False) if r["status"] == "ok" else None
         if m is not None and m.get("run", {}).get("predictions_key", r.get("predictions_key")) == \
                 r.get("predictions_key"):
             metrics[r["name"]] = m.get("headline", {})
@@ -105,12 +106,10 @@ def _report(results, out_root, verbose):
                 print(f"{r['name']}: class order: {describe_class_order(ds['classes'], ds['class_order'])}")
             for w in r.get("warnings", []):
                 print(f"WARNING {r['name']}: {w}", file=sys.stderr)
-            skipped = ds.get("skipped") or []
-            if skipped:
-                first = "; ".join(f"{x['path']} ({x['reason']})" for x in skipped[:3])
-                more = f"; and {len(skipped) - 3:,} more" if len(skipped) > 3 else ""
-                print(f"WARNING {r['name']}: {len(skipped):,} file{'s' if len(skipped) != 1 else ''} left out of the "
-                      f"metrics: {first}{more} (all in {Path(out_root) / r['name'] / 'run.json'})", file=sys.stderr)
+            if ds.get("skipped"):
+                count, first = skipped_files(ds["skipped"])
+                print(f"WARNING {r['name']}: {count} left out of the metrics: {first} "
+                      f"(all in {Path(out_root) / r['name'] / 'run.json'})", file=sys.stderr)
     if results:
         print(format_table(*summary_rows(results, out_root)))
     for r in failed:

@@ -83,21 +83,6 @@ def _key(step, path):
     return f"evallib-{step}-{Path(path).stem}-{uuid.uuid4().hex[:12]}"
 
 
-def _gather(futures, results, paths, out_root, bar):
-    """Fill ``results`` as the tasks end; a task Dask gave up on (its workers kept dying) is that model's failure."""
-    from dask.distributed import as_completed
-
-    from .run import _failure
-
-    for f in as_completed(futures):
-        i = futures[f]
-        try:
-            results[i] = f.result()
-        except Exception as exc:  # noqa: BLE001 -- e.g. KilledWorker: the other models go on
-            results[i] = _failure(paths[i], out_root, exc)
-        bar.update(1)
-
-
 def run_on_cluster(paths, out_root, client, *, render=False, show_code=False, verbose=False, progress=True):
     """Each model's job as tasks on ``client``'s cluster; returns their run facts in order, as
     :func:`evallib.run.run_many` does (a failed model's facts say why; the others go on).
@@ -116,18 +101,17 @@ def run_on_cluster(paths, out_root, client, *, render=False, show_code=False, ve
     progress : bool, default True
         One bar of the cluster's tasks.
     """
+    from dask.distributed import as_completed
     from tqdm.auto import tqdm
+
+    from .run import in_two_steps
 
     paths = [str(Path(p).resolve()) for p in paths]
     out_root = str(Path(out_root).resolve())
     results = [None] * len(paths)
     with tqdm(total=len(paths) * (2 if render else 1), desc="cluster tasks", unit="task", disable=not progress,
               dynamic_ncols=True) as bar:
-        futures = {client.submit(_evaluate_task, p, out_root, key=_key("evaluate", p)): i for i, p in enumerate(paths)}
-        _gather(futures, results, paths, out_root, bar)
-        if render:
-            futures = {client.submit(_render_task, p, out_root, show_code, verbose, key=_key("report", p)): i
-                       for i, p in enumerate(paths) if results[i].get("status") == "ok"}
-            bar.update(len(paths) - len(futures))
-            _gather(futures, results, paths, out_root, bar)
+        in_two_steps(lambda p: client.submit(_evaluate_task, p, out_root, key=_key("evaluate", p)),
+                     (lambda p: client.submit(_render_task, p, out_root, show_code, verbose, key=_key("report", p)))
+                     if render else None, as_completed, paths, out_root, results, bar)
     return results

@@ -212,6 +212,14 @@ def wait_for_cool_cpu(limit, *, read=_cpu_temperature, sleep=time.sleep, poll=2.
     return waited
 
 
+_OUTPUT = "output"  # how the reason for an image whose model output is unusable starts
+
+
+def is_output_problem(reason):
+    """Whether a skipped file's reason is an unusable model output (:func:`unusable_outputs`), not its file."""
+    return str(reason).startswith(f"{_OUTPUT} '")
+
+
 def unusable_outputs(batch, *, embedding=None):
     """Per image, why its model outputs cannot be used, or None.
 
@@ -236,7 +244,7 @@ def unusable_outputs(batch, *, embedding=None):
             checks.append(((values == 0).all(axis=2).any(axis=1), "gave an all-zero embedding"))
         for bad, what in checks:
             for k in np.flatnonzero(bad & free):
-                reasons[k] = f"output {name!r} {what}"
+                reasons[k] = f"{_OUTPUT} {name!r} {what}"
             free &= ~bad
     return reasons
 

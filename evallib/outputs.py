@@ -45,17 +45,18 @@ def write_run(model_dir, facts):
     write_json(Path(model_dir) / RUN, facts)
 
 
-def load_metrics(model_dir):
+def load_metrics(model_dir, *, arrays=True):
     """The metrics in ``model_dir/metrics.json`` as a dict, or None when there is no such file.
 
-    A confusion matrix kept in ``metrics.npz`` (many classes) is put back, as nested lists.
+    A confusion matrix kept in ``metrics.npz`` (many classes) is put back, as nested lists, unless
+    ``arrays`` is False (readers of the headline numbers only).
     """
     model_dir = Path(model_dir)
     f = model_dir / METRICS
     if not f.exists():
         return None
     m = json.loads(f.read_text())
-    stored = list(_array_refs(m))
+    stored = list(_array_refs(m)) if arrays else []
     if stored:
         with np.load(model_dir / METRICS_ARRAYS, allow_pickle=False) as z:
             for parent, key, ref in stored:

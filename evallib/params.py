@@ -173,6 +173,10 @@ class Params:
             "runtime": self.runtime, "source": str(self.source) if self.source else None,
         }
 
+    def settings(self):
+        """Every setting that decides what a run computes: :meth:`to_dict` but ``runtime`` and ``source``."""
+        return {k: v for k, v in self.to_dict().items() if k not in ("runtime", "source")}
+
     @classmethod
     def from_dict(cls, d):
         """The params as :meth:`to_dict` gave them (``run.json`` holds them); not validated again."""

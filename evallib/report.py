@@ -807,11 +807,11 @@ class Report(_Explain):
 
 def _stale(params, params_path, run, model_dir):
     """Why ``model_dir`` no longer matches the params file ``params_path``, or None."""
+    from .params import Params
     from .run import metrics_key, predictions_key
 
     command = f"evallib run {params_path} --out {model_dir.parent}"
-    now = {k: v for k, v in params.to_dict().items() if k not in ("runtime", "source")}
-    then = {k: v for k, v in run["params"].items() if k not in ("runtime", "source")}
+    now, then = params.settings(), Params.from_dict(run["params"]).settings()
     changed = sorted(k for k in set(now) | set(then) if now.get(k) != then.get(k))
     if changed:
         why = f"its settings differ from the params file ({', '.join(changed)})"

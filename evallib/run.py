@@ -164,8 +164,7 @@ def predictions_key(params):
 
 def metrics_key(params, predictions_key):
     """What a model's metrics are computed from: its predictions, every setting but ``runtime``, and evallib's code."""
-    settings = {k: v for k, v in params.to_dict().items() if k not in ("runtime", "source")}
-    blob = json.dumps({"predictions": predictions_key, "params": settings, "code": code_digest()},
+    blob = json.dumps({"predictions": predictions_key, "params": params.settings(), "code": code_digest()},
                       sort_keys=True, default=str)
     return hashlib.sha256(blob.encode()).hexdigest()
 
@@ -317,7 +316,7 @@ def evaluate_model(params, out_root="outputs", *, facts=None, out_dir=None):
                            f"{'none' if not facts else 'a failed run: ' + str(facts.get('error'))}")
     key = metrics_key(params, facts["predictions_key"])
     t0 = time.perf_counter()
-    old = load_metrics(out_dir) if (out_dir / METRICS_ARRAYS).exists() else None
+    old = load_metrics(out_dir, arrays=False) if (out_dir / METRICS_ARRAYS).exists() else None
     if old is not None and old.get("metrics_key") == key:
         facts.update(metrics_key=key, metrics_cached=True)
         return old
@@ -333,7 +332,8 @@ def _peers_digest(out_root, facts, name):
     mine = data_key(facts)
     for m in scan(out_root):
         if m.name != name and m.status == "ok" and data_key(m.run) == mine and (m.path / METRICS).exists():
-            h.update(json.dumps([m.name, (load_metrics(m.path) or {}).get("headline")], sort_keys=True).encode())
+            h.update(json.dumps([m.name, (load_metrics(m.path, arrays=False) or {}).get("headline")],
+                                sort_keys=True).encode())
     return h.hexdigest()
 
 
@@ -495,6 +495,31 @@ def _run_one(path, out_root, threads, progress, render=False, show_code=False, v
     return facts
 
 
+def in_two_steps(evaluate, render, completed, paths, out_root, results, bar):
+    """Every model's predictions and metrics, then (when ``render`` is given) the reports of those that
+    succeeded, as futures of an executor (a process pool, a Dask client).
+
+    ``evaluate(path)`` and ``render(path)`` submit a model's step and return its future;
+    ``completed(futures)`` yields futures as they finish. ``results`` (one slot per path) is filled
+    with the run facts; a future that raises is that model's failure and the others go on; ``bar``
+    advances once per step.
+    """
+    def gather(futures):
+        for f in completed(futures):
+            i = futures[f]
+            try:
+                results[i] = f.result()
+            except Exception as exc:  # noqa: BLE001 -- e.g. a task the cluster gave up on
+                results[i] = _failure(paths[i], out_root, exc)
+            bar.update(1)
+
+    gather({evaluate(p): i for i, p in enumerate(paths)})
+    if render is not None:
+        futures = {render(p): i for i, p in enumerate(paths) if results[i].get("status") == "ok"}
+        bar.update(len(paths) - len(futures))
+        gather(futures)
+
+
 def run_many(paths, out_root="outputs", *, jobs=1, progress=True, render=False, show_code=False, verbose=False):
     """Run several params files, ``jobs`` at a time; returns their run facts in order.
 
@@ -543,17 +568,9 @@ def run_many(paths, out_root="outputs", *, jobs=1, progress=True, render=False, 
             tqdm(total=len(paths) * (2 if render else 1), desc="models", unit="step", disable=not progress,
                  dynamic_ncols=True) as bar:
         try:
-            futures = {pool.submit(_evaluate_one, p, out_root, threads, False): i for i, p in enumerate(paths)}
-            for f in as_completed(futures):
-                results[futures[f]] = f.result()
-                bar.update(1)
-            if render:
-                futures = {pool.submit(_render_one, p, out_root, show_code, verbose): i
-                           for i, p in enumerate(paths) if results[i].get("status") == "ok"}
-                bar.update(len(paths) - len(futures))
-                for f in as_completed(futures):
-                    results[futures[f]] = f.result()
-                    bar.update(1)
+            in_two_steps(lambda p: pool.submit(_evaluate_one, p, out_root, threads, False),
+                         (lambda p: pool.submit(_render_one, p, out_root, show_code, verbose)) if render else None,
+                         as_completed, paths, out_root, results, bar)
         except KeyboardInterrupt:  # the workers stop too, each tidying its staging folder and kernel
             for proc in list(getattr(pool, "_processes", {}).values()):
                 try:

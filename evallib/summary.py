@@ -84,24 +84,32 @@ def rank_among(name, peers, metric):
     return rows
 
 
+def skipped_files(skipped, *, shown=3):
+    """``"N files"`` and the first ``shown`` of them with their reasons (``"a.png (why); ...; and K more"``)."""
+    first = "; ".join(f"{s['path']} ({s['reason']})" for s in skipped[:shown])
+    more = f"; and {len(skipped) - shown:,} more" if len(skipped) > shown else ""
+    return f"{len(skipped):,} file{'s' if len(skipped) != 1 else ''}", first + more
+
+
 def left_out_text(skipped, images):
     """What the headline numbers leave out: files not evaluated, and how many of them for the model's outputs."""
+    from .inference import is_output_problem
+
     if not skipped:
         return ""
-    bad_output = sum(1 for s in skipped if str(s["reason"]).startswith("output '"))
+    bad_output = sum(1 for s in skipped if is_output_problem(s["reason"]))
     why = (f"; {bad_output:,} of them because the model's output was NaN, infinite or an all-zero embedding"
            if bad_output else "")
-    return (f"the metrics are computed on {images:,} images; {len(skipped):,} file{'s' if len(skipped) != 1 else ''}"
-            f" left out{why} (listed under Model and data).")
+    return f"the metrics are computed on {images:,} images; {skipped_files(skipped)[0]} left out{why} " \
+           f"(listed under Model and data)."
 
 
 def skipped_warnings(skipped, *, shown=3):
     """One message for the files the run skipped: how many, and the first few (paths relative to the data)."""
     if not skipped:
         return []
-    first = "; ".join(f"{s['path']} ({s['reason']})" for s in skipped[:shown])
-    more = f"; and {len(skipped) - shown} more (see Model and data)" if len(skipped) > shown else ""
-    return [f"skipped files: {len(skipped)} file{'s' if len(skipped) != 1 else ''} not evaluated: {first}{more}"]
+    count, first = skipped_files(skipped, shown=shown)
+    return [f"skipped files: {count} not evaluated: {first}" + (" (see Model and data)" if len(skipped) > shown else "")]
 
 
 _SUMMARY = """<div class="evallib-summary">
