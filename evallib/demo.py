@@ -98,8 +98,9 @@ def _tensors(images, idx):
     from PIL import Image
 
     from .data import preprocess
+    from .params import PreprocessParams
 
-    pre = {"resize": RESIZE, "crop": None, "mean": MEAN, "std": STD}
+    pre = PreprocessParams(resize=RESIZE, mean=MEAN, std=STD)
     return np.stack([preprocess(Image.fromarray(images[i], "L"), pre)[0] for i in idx]).astype(np.float32)
 
 

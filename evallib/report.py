@@ -10,6 +10,7 @@ figure again on any Axes. Nothing here runs inference, computes a metric or writ
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import html
 import warnings
@@ -117,12 +118,12 @@ class _Explain:
         from .data import load_views
         from .inference import input_dtype
 
-        pre = {**self.params.preprocess, "tta": "none"}
-        pre["dtype"] = input_dtype(self.run["model"]["inputs"][0]["type"], dtype=pre["dtype"])
+        pre = dataclasses.replace(self.params.preprocess, tta="none")
+        pre = dataclasses.replace(pre, dtype=input_dtype(self.run["model"]["inputs"][0]["type"], dtype=pre.dtype))
         root = Path(self.pred["root"])
         x = np.concatenate([load_views(root / self.pred["paths"][i], pre)[0] for i in idx]).astype(np.float32)
-        top = 255.0 if pre["scale"] == "byte" or pre["dtype"] == "uint8" else 1.0
-        shown = [to_display(v, pre["mean"], pre["std"], top=top, bgr=pre["channels"] == "bgr") for v in x]
+        top = 255.0 if pre.scale == "byte" or pre.dtype == "uint8" else 1.0
+        shown = [to_display(v, pre.mean, pre.std, top=top, bgr=pre.channels == "bgr") for v in x]
         return x, shown
 
     def cam_route(self, output="scores"):
@@ -141,11 +142,11 @@ class _Explain:
         names = [o["name"] for o in model["outputs"]]
         shape = self._views([0])[0].shape[1:]  # one view as the model gets it: (C, H, W)
         try:
-            nhwc = _layout(model["inputs"][0]["shape"], shape, self.params.preprocess["layout"]) == "nhwc"
-            cache[output] = cam_route(self.params.model, input_shape=shape, method=rep["cam_method"],
-                                      layer=rep["cam_layer"], output=self.params.outputs[output], output_names=names,
-                                      nhwc=nhwc, fallback=rep["torch_model"], factory=rep["torch_model_factory"],
-                                      allow_pickle=rep["allow_pickle"])
+            nhwc = _layout(model["inputs"][0]["shape"], shape, self.params.preprocess.layout) == "nhwc"
+            cache[output] = cam_route(self.params.model, input_shape=shape, method=rep.cam_method,
+                                      layer=rep.cam_layer, output=getattr(self.params.outputs, output),
+                                      output_names=names, nhwc=nhwc, fallback=rep.torch_model,
+                                      factory=rep.torch_model_factory, allow_pickle=rep.allow_pickle)
         except (ModelError, ValueError) as exc:
             cache[output] = None
             if not self.__dict__.get("_cam_reason_shown"):
@@ -160,8 +161,8 @@ class _Explain:
         self._cam_intro_shown = True
         rows = [["route", route.route], ["model used", route.source], ["target layer", route.layer],
                 ["method", route.method]]
-        if route.method != self.params.report["cam_method"]:
-            rows.append(["note", f"{self.params.report['cam_method']} needs gradients, which no route gave; "
+        if route.method != self.params.report.cam_method:
+            rows.append(["note", f"{self.params.report.cam_method} needs gradients, which no route gave; "
                                  f"{route.method} needs none and drew these maps (the same map for every target)"])
         rows += [["why not an earlier route", short_message(n, limit=600)] for n in route.notes]
         self.facts["cam"] = {"route": route.route, "method": route.method, "layer": route.layer}
@@ -183,12 +184,12 @@ class _Explain:
         """
         from .plots import plot_tiles
 
-        if self.classification is None or self.params.report["gallery_size"] == 0:
+        if self.classification is None or self.params.report.gallery_size == 0:
             return self._verification_gallery()
         route = self.cam_route("scores")
         if route is not None:
             self._cam_intro(route)
-        size = self.params.report["gallery_size"]
+        size = self.params.report.gallery_size
         probs = self.probs
         pred, conf, y = probs.argmax(1), probs.max(1), self.y
         n_ok, n_bad = max(1, size // 2), max(1, size // 4)
@@ -228,9 +229,9 @@ class _Explain:
         from .metrics.verification import extreme_pairs
         from .plots import plot_tiles
 
-        if self.verification is None or self.params.report["gallery_size"] == 0:
+        if self.verification is None or self.params.report.gallery_size == 0:
             return
-        k = max(1, self.params.report["gallery_size"] // 2)
+        k = max(1, self.params.report.gallery_size // 2)
         emb = self.pred["embeddings"]
         rejects, accepts = extreme_pairs(emb, self.y, k)
         pairs = [(i, j, s, "false reject") for i, j, s in rejects] + [(i, j, s, "false accept") for i, j, s in accepts]
@@ -316,7 +317,7 @@ class _Explain:
         if "scores" in self.pred and self.classification is not None:
             mistakes = self.pred["scores"][index].argmax(1) != y
         root = Path(self.pred["root"])
-        mode = self.params.preprocess["mode"]
+        mode = self.params.preprocess.mode
 
         def thumb(i):
             from PIL import Image
@@ -331,7 +332,7 @@ class _Explain:
 
         def draw(ax=None, thumbnails=None):
             return plot_tsne(m, y, self.classes, thumbnails=thumbnails, mistakes=mistakes, ax=ax,
-                             max_thumbnails=rep["tsne_thumbnails"], seed=rep["seed"])
+                             max_thumbnails=rep.tsne_thumbnails, seed=rep.seed)
 
         _plot(lambda ax: draw(ax)[0])
         ax, placed = draw(thumbnails=thumb)
@@ -339,7 +340,7 @@ class _Explain:
         fig.draw_without_rendering()  # the final layout, so the hover points sit on the drawn ones
         n = len(index)
         wrong = np.zeros(n, bool) if mistakes is None else mistakes
-        rng = np.random.default_rng(rep["seed"])
+        rng = np.random.default_rng(rep.seed)
         hover = np.argsort(-(wrong + rng.random(n)), kind="stable")[:HOVER_POINTS]
         pred = self.pred["scores"][index].argmax(1) if mistakes is not None else None
         titles = [f"{self.classes[y[i]]}" + (f" → predicted {self.classes[pred[i]]}" if wrong[i] else "")
@@ -441,7 +442,7 @@ class Report(_Explain):
         except (OSError, ValueError, KeyError, TypeError) as exc:
             self.note(f"Summary: no ranking: the other models' metrics could not be read ({exc})")
         has = {"classification": self.classification is not None, "verification": self.verification is not None,
-               "training_log": bool(self.params.report.get("training_log"))}
+               "training_log": bool(self.params.report.training_log)}
         lede = (f"{self.params.name}: {Path(self.run['model']['path']).name} evaluated on {len(self.y):,} images "
                 f"of {len(self.classes):,} classes from {Path(ds['root']).name}/ "
                 f"({' and '.join(self.params.tasks)}).")
@@ -460,12 +461,12 @@ class Report(_Explain):
                        "class threshold slider shows one class against the rest at any threshold).")
         v = self.verification
         if v is not None:
-            policy = self.params.report["threshold_policy"]
+            policy = self.params.report.threshold_policy
             ch = v.policies.get(policy)
             if ch is None:
                 out.append(f"Verification: the threshold policy {policy} has no threshold on these pairs.")
             else:
-                target = f" (target {self.params.report['far_target']:g})" if policy == "far" else ""
+                target = f" (target {self.params.report.far_target:g})" if policy == "far" else ""
                 out.append(f"Verification: two images show the same identity when their cosine similarity is at least "
                            f"{ch.threshold:.4f}, chosen by the policy {policy}{target}: {POLICY_TEXT[policy]}; "
                            f"there TAR {ch.recall:.4f}, FAR {ch.far:.4f}, accuracy {ch.accuracy:.4f}.")
@@ -491,7 +492,7 @@ class Report(_Explain):
         facts = [["model file", Path(model["path"]).name], ["size", f"{model['size_bytes'] / 1e6:.2f} MB"],
                  ["sha256", model["sha256"]], ["producer", model["producer"]],
                  ["opset", ", ".join(f"{k} {v}" for k, v in model["opset"].items())],
-                 ["task", ", ".join(self.params.tasks)], ["test-time augmentation", self.params.preprocess["tta"]]]
+                 ["task", ", ".join(self.params.tasks)], ["test-time augmentation", self.params.preprocess.tta]]
         facts += [[f"metadata: {k}", v] for k, v in model["metadata"].items()]
         speed = inf.get("images_per_second")
         run_rows = [["data folder", Path(ds["root"]).name], ["images evaluated", len(self.y)],
@@ -529,7 +530,7 @@ class Report(_Explain):
         if c is None:
             return
         iv = self.cls_intervals
-        k = self.params.report["top_k"]
+        k = self.params.report.top_k
 
         def ci(name):
             lo_hi = iv.get(name)
@@ -546,7 +547,7 @@ class Report(_Explain):
                  html_table(rows, ["metric", "value", "95% interval"])]
         if self.cls_center is not None:
             cc = self.cls_center
-            tta = self.params.preprocess["tta"]
+            tta = self.params.preprocess.tta
             rows = [[m, a, b, b - a] for m, a, b in (
                 ("accuracy", cc.accuracy, c.accuracy), ("macro F1", cc.macro_f1, c.macro_f1),
                 (f"top-{k}", cc.top_k.get(k, float("nan")), c.top_k.get(k, float("nan"))),
@@ -720,7 +721,7 @@ class Report(_Explain):
         v = self._need("verification")
         if v is None:
             return
-        policy = self.params.report["threshold_policy"]
+        policy = self.params.report.threshold_policy
         chosen = v.policies.get(policy)
         t = chosen.threshold if chosen else float("nan")
         fig = Figure(figsize=(12, 4.2), layout="constrained")
@@ -734,7 +735,7 @@ class Report(_Explain):
         _plot(lambda ax: plot_roc(curves, ax=ax, log_far=True, title="ROC (TAR against FAR)",
                                   marker=(chosen.far, chosen.tar) if chosen else None))
         iv = v.intervals
-        far = self.params.report["far_target"]
+        far = self.params.report.far_target
         head = [["pairs", f"{v.n_genuine:,} genuine, {v.n_impostor:,} impostor ({v.protocol}, "
                           f"{v.n_identities} identities)"],
                 ["ROC AUC", f"{v.auc:.5f}" + (f"  [{iv['auc'][0]:.4f}, {iv['auc'][1]:.4f}]" if "auc" in iv else "")
@@ -782,7 +783,7 @@ class Report(_Explain):
         v = self._need("verification")
         if v is None:
             return
-        policy = self.params.report["threshold_policy"]
+        policy = self.params.report.threshold_policy
         t = v.policies[policy].threshold if policy in v.policies else 0.5
         self._slider({"all pairs": v.sweep}, t, "Similarity threshold (accept as same identity)", self.interactive,
                      positive="genuine", negative="impostor")
@@ -793,7 +794,7 @@ class Report(_Explain):
         from .plots import plot_training_curves
         from .training_log import read_training_log
 
-        path = self.params.report.get("training_log")
+        path = self.params.report.training_log
         if not path:
             _display("<p><i>No training log given (report.training_log).</i></p>")
             return
@@ -808,14 +809,14 @@ class Report(_Explain):
 def _stale(params, params_path, run, model_dir):
     """Why ``model_dir`` no longer matches the params file ``params_path``, or None."""
     from .params import Params
-    from .run import metrics_key, predictions_key
+    from ._keys import metrics_key, predictions_key
 
     command = f"evallib run {params_path} --out {model_dir.parent}"
     now, then = params.settings(), Params.from_dict(run["params"]).settings()
     changed = sorted(k for k in set(now) | set(then) if now.get(k) != then.get(k))
     if changed:
         why = f"its settings differ from the params file ({', '.join(changed)})"
-    elif predictions_key(params) != run.get("predictions_key"):
+    elif predictions_key(params, model_dir=model_dir) != run.get("predictions_key"):
         why = "the model file or the images changed since"
     elif metrics_key(params, run["predictions_key"]) != run.get("metrics_key"):
         why = "its metrics were computed by another version of evallib"
