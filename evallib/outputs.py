@@ -14,7 +14,7 @@ import json
 import os
 import shutil
 from contextlib import contextmanager
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -168,11 +168,11 @@ class ModelOutput:
     run: dict
 
     @property
-    def status(self):
+    def status(self) -> str:
         """``"ok"`` or ``"failed"``, as ``run.json`` says."""
         return self.run.get("status", "unknown")
 
-    def metrics(self):
+    def metrics(self) -> dict | None:
         """The contents of ``metrics.json``, or None when the metrics were not written."""
         return load_metrics(self.path)
 
@@ -232,7 +232,7 @@ def _exchange(a, b):
     raise OSError(err, os.strerror(err), str(a))
 
 
-def recover(out_root, name):
+def recover(out_root: str | Path, name: str) -> None:
     """Tidy what a killed run left of model ``name`` (call it holding the model's lock).
 
     Staging folders are removed; a model folder that a kill took away between the two renames of a
@@ -254,7 +254,7 @@ def recover(out_root, name):
 
 
 @contextmanager
-def model_lock(out_root, name):
+def model_lock(out_root: str | Path, name: str) -> Iterator[None]:
     """Hold ``out_root/.<name>.lock`` (an advisory lock) while the block runs.
 
     A second process that asks for it while it is held gets :class:`OutputBusyError` naming the
@@ -289,7 +289,7 @@ def model_lock(out_root, name):
 
 
 @contextmanager
-def publish(out_root, name):
+def publish(out_root: str | Path, name: str) -> Iterator[Path]:
     """Write a model's outputs as one set: yield a staging folder, then swap it in for ``out_root/name``.
 
     The staging folder starts with hard links to the current folder's files, so whatever the run
