@@ -242,7 +242,8 @@ def _all_unusable_message(unusable, files, *, shown=3):
 
 def predict(session: Any, files: Sequence[str | Path], pre: PreprocessParams | Mapping[str, Any],
             outputs: OutputsParams | Mapping[str, Any], *, batch_size: int = 64, decode_workers: int = 2,
-            max_cpu_temp: float | None = None, progress: Any = True, desc: str = "inference") -> Predictions:
+            max_cpu_temp: float | None = None, progress: Any = True, desc: str = "inference",
+            file_hashes: Sequence[str] | None = None) -> Predictions:
     """Run ``session`` over image ``files`` with the params' preprocessing.
 
     Parameters
@@ -257,6 +258,9 @@ def predict(session: Any, files: Sequence[str | Path], pre: PreprocessParams | M
         The params' ``outputs`` section (``scores``, ``scores_are``, ``embedding``).
     progress : bool or tqdm, default True
         Show a progress bar named ``desc``; or a bar to advance by one per image (left open).
+    file_hashes : sequence of str, optional
+        The content hash of each file (:func:`evallib._keys.hash_listing` computed them for the cache
+        key): given, the files are not hashed again.
 
     Returns
     -------
@@ -274,6 +278,8 @@ def predict(session: Any, files: Sequence[str | Path], pre: PreprocessParams | M
     """
     from tqdm.auto import tqdm
 
+    if file_hashes is not None and len(file_hashes) != len(files):
+        raise ValueError(f"file_hashes: expected one per file ({len(files)}); got {len(file_hashes)}")
     pre = PreprocessParams.coerce(pre)
     outputs = OutputsParams.coerce(outputs)
     tta = pre.tta
@@ -299,7 +305,8 @@ def predict(session: Any, files: Sequence[str | Path], pre: PreprocessParams | M
         raise ModelError(str(exc)) from None
     dtype = DTYPES[pre.dtype]
 
-    def decode(f):
+    def decode(i):
+        f = files[i]
         try:
             raw = Path(f).read_bytes()
         except OSError as exc:
@@ -307,7 +314,7 @@ def predict(session: Any, files: Sequence[str | Path], pre: PreprocessParams | M
         if not raw:
             return None, "empty file (0 bytes)", None
         views, reason = load_views(io.BytesIO(raw), pre)
-        return views, reason, content_hash(raw)
+        return views, reason, (file_hashes[i] if file_hashes is not None else content_hash(raw))
 
     fixed = inp.shape[0] if isinstance(inp.shape[0], int) and inp.shape[0] > 0 else None
     start = time.perf_counter()
@@ -317,11 +324,11 @@ def predict(session: Any, files: Sequence[str | Path], pre: PreprocessParams | M
     own_bar = not hasattr(progress, "update")
     bar = tqdm(total=len(files), desc=desc, unit="img", disable=not progress, leave=False) if own_bar else progress
     with ThreadPoolExecutor(max_workers=max(1, decode_workers)) as pool:
-        pending = pool.map(decode, [files[i] for i in batches[0]]) if batches else None
+        pending = pool.map(decode, batches[0]) if batches else None
         for b, rows in enumerate(batches):
             decoded = list(pending)
             if b + 1 < len(batches):  # decode the next batch while this one runs
-                pending = pool.map(decode, [files[i] for i in batches[b + 1]])
+                pending = pool.map(decode, batches[b + 1])
             good, good_digests = [], []
             for i, (v, reason, digest) in zip(rows, decoded):
                 if v is None:

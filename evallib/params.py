@@ -13,6 +13,8 @@ expected and what came, for example::
 from __future__ import annotations
 
 import dataclasses
+import functools
+import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -179,9 +181,14 @@ def _describe(error: jsonschema.ValidationError) -> tuple[list, str]:
     return list(error.absolute_path), f"expected {error.message}; got {got!r}"
 
 
+_VALIDATORS: dict[int, jsonschema.Draft202012Validator] = {}  # by id of SCHEMA or one of its sections
+
+
 def _check_schema(schema: dict, instance: Any, *, where: str | None = None, prefix: tuple = ()) -> None:
     """Raise :class:`ParamsError` listing every way ``instance`` breaks ``schema`` (one line each)."""
-    validator = jsonschema.Draft202012Validator(schema)
+    validator = _VALIDATORS.get(id(schema))
+    if validator is None:
+        validator = _VALIDATORS[id(schema)] = jsonschema.Draft202012Validator(schema)
     errors = sorted(validator.iter_errors(instance), key=lambda e: (list(map(str, e.absolute_path)), e.validator))
     lines: list[str] = []
     for err in errors:
@@ -258,11 +265,20 @@ class _Section:
         if isinstance(value, cls):
             return value
         try:
-            return cls.from_mapping(value)
+            try:  # a function called once per image with the same mapping builds its section once
+                text = json.dumps(value, sort_keys=True)
+            except (TypeError, ValueError):
+                return cls.from_mapping(value)
+            return _coerced(cls, text)
         except ParamsError as exc:
             if error is ParamsError:
                 raise
             raise error(str(exc)) from None
+
+
+@functools.lru_cache(maxsize=64)
+def _coerced(cls: type[S], text: str) -> S:
+    return cls.from_mapping(json.loads(text))
 
 
 @dataclass(frozen=True)

@@ -123,6 +123,7 @@ class _Prepared:
     dataset: Dataset
     source: str | None
     key: str
+    hashes: list
     index: FileIndex
     hashed: int
 
@@ -136,8 +137,8 @@ def _prepare(params: Params, *, index: FileIndex | None = None) -> _Prepared:
                           classes_source=source or "params data.classes", extensions=d.extensions,
                           allow_outside_root=d.allow_outside_root)
     hashes, new_index, hashed = hash_listing(dataset.root, dataset.paths, index)
-    return _Prepared(facts, dataset, source, predictions_key_of(facts["sha256"], dataset, params, hashes), new_index,
-                     hashed)
+    return _Prepared(facts, dataset, source, predictions_key_of(facts["sha256"], dataset, params, hashes), hashes,
+                     new_index, hashed)
 
 
 def run_model(params: Params | str | Path, out_root: str | Path = "outputs", *, progress: Any = True,
@@ -184,7 +185,8 @@ def run_model(params: Params | str | Path, out_root: str | Path = "outputs", *, 
         session = open_session(params.model, threads=params.runtime.threads if threads is None else threads)
         pred = predict(session, [dataset.file(i) for i in range(len(dataset))], params.preprocess, params.outputs,
                        batch_size=params.preprocess.batch_size, decode_workers=params.runtime.decode_workers,
-                       max_cpu_temp=params.runtime.max_cpu_temp, progress=progress, desc=params.name)
+                       max_cpu_temp=params.runtime.max_cpu_temp, progress=progress, desc=params.name,
+                       file_hashes=prep.hashes)
         if len(pred.kept) == 0:
             raise EvallibError(f"data.root: no image of {len(dataset)} could be decoded; "
                                f"first reason: {pred.failed[0]['reason'] if pred.failed else 'none'}")
