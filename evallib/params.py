@@ -325,9 +325,6 @@ class DataParams(_Section):
         if self.labels == "csv" and not self.csv:
             self._fail("csv", "expected a manifest path when data.labels is 'csv'; got nothing")
 
-    def to_dict(self) -> dict[str, Any]:
-        return self._plain()
-
 
 @dataclass(frozen=True)
 class PreprocessParams(_Section):

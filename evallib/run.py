@@ -28,8 +28,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from . import __version__
 from ._io import write_text
 from ._keys import (FileIndex, code_digest, data_fingerprint, hash_listing, index_key, metrics_key, peers_digest,

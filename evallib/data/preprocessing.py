@@ -19,7 +19,7 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from ..errors import DataError
-from ..params import INTERPOLATION_NAMES, PADS, RESIZE_MODES, PreprocessParams
+from ..params import INTERPOLATION_NAMES, RESIZE_MODES, PreprocessParams
 from .decoding import load_image
 
 CENTER_VIEW = {"none": 0, "flip": 0, "tencrop": 4}
