@@ -5,8 +5,10 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -15,7 +17,7 @@ os.umask(_UMASK)
 
 
 @contextmanager
-def atomic_path(path):
+def atomic_path(path: str | Path) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; rename it onto ``path`` on success.
 
     On an exception the temporary file is removed and ``path`` is left as it was.
@@ -36,7 +38,8 @@ def atomic_path(path):
         raise
 
 
-def write_text(path, text):
+def write_text(path: str | Path, text: str) -> None:
+    """Write ``text`` (UTF-8) to ``path`` atomically."""
     with atomic_path(path) as tmp:
         tmp.write_text(text, encoding="utf-8")
 
@@ -51,16 +54,18 @@ def _json_default(obj):
     raise TypeError(f"cannot write {type(obj).__name__} to JSON")
 
 
-def to_jsonable(obj):
+def to_jsonable(obj: Any) -> Any:
     """Round-trip through json so NaN stays NaN but numpy types become plain Python."""
     return json.loads(json.dumps(obj, default=_json_default))
 
 
-def write_json(path, obj):
+def write_json(path: str | Path, obj: Any) -> None:
+    """Write ``obj`` as indented JSON (NaN kept) to ``path`` atomically."""
     write_text(path, json.dumps(obj, indent=2, default=_json_default, allow_nan=True) + "\n")
 
 
-def write_npz(path, *, compressed=False, **arrays):
+def write_npz(path: str | Path, *, compressed: bool = False, **arrays: np.ndarray) -> None:
+    """Write ``arrays`` to an ``.npz`` file at ``path`` atomically."""
     with atomic_path(path) as tmp:
         with open(tmp, "wb") as fh:
             (np.savez_compressed if compressed else np.savez)(fh, **arrays)

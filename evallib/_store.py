@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from collections.abc import Mapping
+from typing import Any
 
 import numpy as np
 
@@ -21,7 +23,7 @@ def _types():
     return {c.__name__: c for c in (ClassificationResult, VerificationResult, ThresholdSweep, ThresholdChoice)}
 
 
-def dump(obj):
+def dump(obj: Any) -> tuple[Any, dict[str, np.ndarray]]:
     """``(tree, arrays)``: ``tree`` is JSON-able (NaN and inf kept as floats), ``arrays`` maps keys to ndarrays."""
     arrays = {}
     types = _types()
@@ -54,7 +56,7 @@ def dump(obj):
     return enc(obj), arrays
 
 
-def load(tree, arrays):
+def load(tree: Any, arrays: Mapping[str, np.ndarray]) -> Any:
     """Rebuild what :func:`dump` stored (``arrays``: a mapping such as an open ``np.load`` file)."""
     types = _types()
 
@@ -83,7 +85,7 @@ def _key(k):
     return tuple(k) if isinstance(k, list) else k
 
 
-def same(a, b):
+def same(a: Any, b: Any) -> bool:
     """Whether two stored trees hold equal values (NaN equal to NaN): for tests of a round trip."""
     if isinstance(a, float) and isinstance(b, float):
         return a == b or (math.isnan(a) and math.isnan(b))

@@ -20,7 +20,7 @@ from .summary import skipped_files
 SUMMARY_METRICS = ("accuracy", "macro_f1", "auc", "tar_at_far", "eer")
 
 
-def _metric_cell(h):
+def _metric_cell(h: dict | None) -> str:
     if h is None:
         return "-"
     value, iv = h.get("value"), h.get("interval")
@@ -29,7 +29,7 @@ def _metric_cell(h):
     return f"{value:.3f}" + (f" [{iv[0]:.3f}, {iv[1]:.3f}]" if iv else "")
 
 
-def summary_rows(results, out_root):
+def summary_rows(results: list[dict], out_root: str | Path) -> tuple[list[str], list[list[str]]]:
     """The summary table of a run: a header and one row per model.
 
     Parameters
@@ -70,7 +70,7 @@ def summary_rows(results, out_root):
     return header, rows
 
 
-def format_table(header, rows):
+def format_table(header: list[str], rows: list[list[str]]) -> str:
     """Plain-text table: columns padded to their widest cell, a rule under the header."""
     widths = [max(len(str(c)) for c in col) for col in zip(header, *rows)]
 
@@ -119,8 +119,10 @@ def _report(results, out_root, verbose):
     return 1 if failed else 0
 
 
-def _evaluate(files, args):
-    from .run import render_index, run_many
+def _evaluate(files: list[Path], args: argparse.Namespace) -> int:
+    from .run import check_unique_names, render_index, run_many
+
+    check_unique_names(files)  # before a cluster starts or a model runs
 
     if args.cluster:
         from .cluster import connect, run_on_cluster
@@ -151,20 +153,20 @@ def _evaluate(files, args):
     return status
 
 
-def cmd_run(args):
+def cmd_run(args: argparse.Namespace) -> int:
     from .params import find_params
 
     return _evaluate(find_params(args.params), args)
 
 
-def cmd_demo(args):
+def cmd_demo(args: argparse.Namespace) -> int:
     from .demo import build_demo
 
     build_demo(args.build, force=args.rebuild)
     return _evaluate(sorted(Path(args.params).glob("*.yaml")), args)
 
 
-def cmd_notebooks(args):
+def cmd_notebooks(args: argparse.Namespace) -> int:
     from .render import copy_notebooks
 
     for path, what in copy_notebooks(args.dest, overwrite=args.force):
@@ -172,7 +174,7 @@ def cmd_notebooks(args):
     return 0
 
 
-def main(argv=None):
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="evallib", description="Evaluate ONNX image models into reports.")
     sub = parser.add_subparsers(dest="command", required=True)
     run = sub.add_parser("run", help="evaluate models described by params files")

@@ -17,14 +17,16 @@ from __future__ import annotations
 import os
 import re
 import uuid
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from .errors import EvallibError
 
 _SPEC = re.compile(r"local(?::(\d+))?|tcp://[^\s]+")
 
 
-def parse_cluster(spec):
+def parse_cluster(spec: str | None) -> tuple[str, int | str | None]:
     """``("local", n_workers or None)`` or ``("address", "tcp://...")`` from ``--cluster``'s value."""
     m = _SPEC.fullmatch(spec or "")
     if not m:
@@ -37,7 +39,7 @@ def parse_cluster(spec):
     return "address", spec
 
 
-def connect(spec):
+def connect(spec: str) -> tuple[Any, Any]:
     """``(client, cluster or None)`` for ``--cluster``'s value; the caller closes both."""
     try:
         from dask.distributed import Client, LocalCluster
@@ -83,7 +85,8 @@ def _key(step, path):
     return f"evallib-{step}-{Path(path).stem}-{uuid.uuid4().hex[:12]}"
 
 
-def run_on_cluster(paths, out_root, client, *, render=False, show_code=False, verbose=False, progress=True):
+def run_on_cluster(paths: Sequence[str | Path], out_root: str | Path, client: Any, *, render: bool = False,
+                   show_code: bool = False, verbose: bool = False, progress: bool = True) -> list[dict]:
     """Each model's job as tasks on ``client``'s cluster; returns their run facts in order, as
     :func:`evallib.run.run_many` does (a failed model's facts say why; the others go on).
 
@@ -104,8 +107,9 @@ def run_on_cluster(paths, out_root, client, *, render=False, show_code=False, ve
     from dask.distributed import as_completed
     from tqdm.auto import tqdm
 
-    from .run import in_two_steps
+    from .run import check_unique_names, in_two_steps
 
+    check_unique_names(paths)
     paths = [str(Path(p).resolve()) for p in paths]
     out_root = str(Path(out_root).resolve())
     results = [None] * len(paths)

@@ -26,7 +26,9 @@ from __future__ import annotations
 import hashlib
 import json
 import shutil
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -98,8 +100,9 @@ def _tensors(images, idx):
     from PIL import Image
 
     from .data import preprocess
+    from .params import PreprocessParams
 
-    pre = {"resize": RESIZE, "crop": None, "mean": MEAN, "std": STD}
+    pre = PreprocessParams(resize=RESIZE, mean=MEAN, std=STD)
     return np.stack([preprocess(Image.fromarray(images[i], "L"), pre)[0] for i in idx]).astype(np.float32)
 
 
@@ -210,7 +213,7 @@ def export_onnx(model, path, *, name, metadata=None):
     onnx.save(m, str(path))
 
 
-def build_demo(build_dir="build/demo", *, force=False, log=print):
+def build_demo(build_dir: str | Path = "build/demo", *, force: bool = False, log: Callable[[str], Any] = print) -> Path:
     """Build the demo data and models under ``build_dir`` unless an up-to-date build is there.
 
     Returns the build folder.

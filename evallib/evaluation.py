@@ -14,18 +14,24 @@ from __future__ import annotations
 import dataclasses
 import json
 import warnings
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from . import _store
 from ._io import to_jsonable, write_json, write_npz
 from ._messages import short_message, skipped_warnings
-from .metrics import (DegenerateWarning, bootstrap_classification, evaluate_classification, evaluate_verification,
-                      infer_score_type, threshold_sweep)
+from .metrics import (DegenerateWarning, ThresholdSweep, bootstrap_classification, evaluate_classification,
+                      evaluate_verification, infer_score_type)
 from .metrics.curves import class_curves, thin
 from .outputs import METRICS, METRICS_ARRAYS
+from .records import MetricsRecord, Predictions
+
+if TYPE_CHECKING:
+    from .params import Params
 
 TSNE_MIN_SCORES = 3  # a t-SNE map of this many class scores or fewer is not drawn
 TSNE_MAX_POINTS = 20_000  # above this many images the map shows a random sample of them (mistakes first)
@@ -80,46 +86,46 @@ class Evaluation:
                "curves", "tsne", "warnings")
 
 
-def primary_metric(params, has_classification):
+def primary_metric(params: Params, has_classification: bool) -> str:
     """The primary metric's name: ``report.primary_metric``, else macro F1 (classification) or AUC."""
-    name = params.report["primary_metric"] or ("macro_f1" if has_classification else "auc")
+    name = params.report.primary_metric or ("macro_f1" if has_classification else "auc")
     if name not in PRIMARY:
         raise ValueError(f"report.primary_metric: expected one of {', '.join(PRIMARY)}; got {name!r}")
     return name
 
 
-def probabilities(pred):
+def probabilities(pred: Predictions) -> np.ndarray:
     """Class probabilities of the predictions, ndarray of shape (n_samples, n_classes) (softmax of logits)."""
     from .metrics.classification import to_probabilities
 
-    return to_probabilities(np.asarray(pred["scores"], dtype=np.float64), pred.get("scores_are", "logits"))
+    return to_probabilities(np.asarray(pred.scores, dtype=np.float64), pred.scores_are or "logits")
 
 
 def _tsne(params, pred, classification):
     from .explain.tsne import tsne_map
 
     outs, rep = params.outputs, params.report
-    if "embeddings" in pred:
-        feats, source = pred["embeddings"], f"output {outs['embedding']!r}"
-    elif "scores" in pred and pred["scores"].shape[1] > TSNE_MIN_SCORES:
-        kind = "class probabilities" if pred.get("scores_are") == "probabilities" else "class scores"
-        feats, source = pred["scores"], f"output {outs['scores']!r} ({kind})"
+    if pred.embeddings is not None:
+        feats, source = pred.embeddings, f"output {outs.embedding!r}"
+    elif pred.scores is not None and pred.scores.shape[1] > TSNE_MIN_SCORES:
+        kind = "class probabilities" if pred.scores_are == "probabilities" else "class scores"
+        feats, source = pred.scores, f"output {outs.scores!r} ({kind})"
     else:
-        n = pred["scores"].shape[1] if "scores" in pred else 0
+        n = pred.scores.shape[1] if pred.scores is not None else 0
         return {"skipped": "No t-SNE map: the model has no embedding output"
                 + (f", and a map of its {n} class scores would show nothing the scores themselves do not "
                    f"(a map needs more than {TSNE_MIN_SCORES})" if n else "") + "."}
     index = np.arange(len(feats))
     if len(feats) > TSNE_MAX_POINTS:  # a random sample, the mistakes first
-        rng = np.random.default_rng(rep["seed"])
-        wrong = (pred["scores"].argmax(1) != pred["labels"]) if classification is not None else np.zeros(len(feats))
+        rng = np.random.default_rng(rep.seed)
+        wrong = (pred.scores.argmax(1) != pred.labels) if classification is not None else np.zeros(len(feats))
         index = np.sort(np.argsort(-(wrong + rng.random(len(feats))), kind="stable")[:TSNE_MAX_POINTS])
-    m = tsne_map(feats[index], seed=rep["seed"], perplexity=rep["tsne_perplexity"])
+    m = tsne_map(feats[index], seed=rep.seed, perplexity=rep.tsne_perplexity)
     return {"coords": m.coords, "index": index, "trustworthiness": m.trustworthiness, "trust_sample": m.trust_sample,
             "method": m.method, "seed": m.seed, "source": source, "points": len(index), "images": len(feats)}
 
 
-def evaluate(params, run, pred):
+def evaluate(params: Params, run: Mapping[str, Any], pred: Predictions) -> Evaluation:
     """Compute every metric of one model from its run facts and predictions (no inference).
 
     Parameters
@@ -127,7 +133,7 @@ def evaluate(params, run, pred):
     params : Params
     run : dict
         The run facts (``run.json``).
-    pred : dict
+    pred : Predictions
         The predictions (:func:`evallib.outputs.load_predictions`).
 
     Returns
@@ -135,31 +141,30 @@ def evaluate(params, run, pred):
     Evaluation
     """
     ev = Evaluation()
-    y, rep = pred["labels"], params.report
+    y, rep = pred.labels, params.report
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", DegenerateWarning)
-        if "classification" in params.tasks and "scores" in pred:
-            kind = pred.get("scores_are", params.outputs["scores_are"])
-            classes = pred["classes"]
+        if "classification" in params.tasks and pred.scores is not None:
+            kind = pred.scores_are or params.outputs.scores_are
+            classes = pred.classes
             names = np.asarray(classes)[y]
-            ev.classification = evaluate_classification(names, pred["scores"], scores_are=kind, classes=classes,
-                                                        top_k=(1, rep["top_k"]))
-            ev.cls_intervals = bootstrap_classification(y, pred["scores"], scores_are=kind, n_boot=rep["bootstrap"],
-                                                        seed=rep["seed"], ks=(rep["top_k"],))
-            if "scores_center" in pred:
-                raw_kind = pred.get("raw_scores_are") or infer_score_type(pred["scores_center"])[0]
-                ev.cls_center = evaluate_classification(names, pred["scores_center"], classes=classes,
-                                                        scores_are=raw_kind, top_k=(1, rep["top_k"]))
+            ev.classification = evaluate_classification(names, pred.scores, scores_are=kind, classes=classes,
+                                                        top_k=(1, rep.top_k))
+            ev.cls_intervals = bootstrap_classification(y, pred.scores, scores_are=kind, n_boot=rep.bootstrap,
+                                                        seed=rep.seed, ks=(rep.top_k,))
+            if pred.scores_center is not None:
+                raw_kind = pred.raw_scores_are or infer_score_type(pred.scores_center)[0]
+                ev.cls_center = evaluate_classification(names, pred.scores_center, classes=classes,
+                                                        scores_are=raw_kind, top_k=(1, rep.top_k))
             ev.curves = class_curves(y, probabilities(pred), per_class=len(classes) <= PER_CLASS_CURVES,
-                                     n_boot=min(rep["bootstrap"], BAND_RESAMPLES), seed=rep["seed"],
-                                     bands=rep["bootstrap"] > 0)
-        if "verification" in params.tasks and "embeddings" in pred:
-            kw = dict(policy_far=rep["far_target"], threads=params.runtime["threads"])
-            ev.verification = evaluate_verification(pred["embeddings"], y, n_bootstrap=rep["bootstrap"],
-                                                    seed=rep["seed"], **kw)
-            if "embeddings_center" in pred:
-                ev.ver_center = evaluate_verification(pred["embeddings_center"], y, **kw)
-            if params.data.get("pairs"):
+                                     n_boot=min(rep.bootstrap, BAND_RESAMPLES), seed=rep.seed, bands=rep.bootstrap > 0)
+        if "verification" in params.tasks and pred.embeddings is not None:
+            kw = dict(policy_far=rep.far_target, threads=params.runtime.threads)
+            ev.verification = evaluate_verification(pred.embeddings, y, n_bootstrap=rep.bootstrap,
+                                                    seed=rep.seed, **kw)
+            if pred.embeddings_center is not None:
+                ev.ver_center = evaluate_verification(pred.embeddings_center, y, **kw)
+            if params.data.pairs:
                 ev.verification_pairs = _pair_list(params, pred, **kw)
         ev.tsne = _tsne(params, pred, ev.classification)
     ev.warnings = _checks(run) + sorted({str(w.message) for w in caught if issubclass(w.category, DegenerateWarning)})
@@ -177,17 +182,17 @@ def _checks(run):
 def _pair_list(params, pred, **kw):
     from .data import Dataset, read_pairs
 
-    ds = Dataset(Path(pred["root"]), pred["paths"], pred["labels"], pred["classes"])
-    pairs = read_pairs(params.data["pairs"], ds)
-    return evaluate_verification(pred["embeddings"], pred["labels"], pairs=(pairs.i, pairs.j, pairs.same, pairs.fold),
-                                 n_bootstrap=params.report["bootstrap"], seed=params.report["seed"], **kw)
+    ds = Dataset(Path(pred.root), pred.paths, pred.labels, pred.classes)
+    pairs = read_pairs(params.data.pairs, ds)
+    return evaluate_verification(pred.embeddings, pred.labels, pairs=(pairs.i, pairs.j, pairs.same, pairs.fold),
+                                 n_bootstrap=params.report.bootstrap, seed=params.report.seed, **kw)
 
 
 def _headline(params, ev):
     out = {}
     c, iv = ev.classification, ev.cls_intervals
     if c is not None:
-        k = params.report["top_k"]
+        k = params.report.top_k
         out["accuracy"] = {"value": c.accuracy, "interval": iv.get("accuracy")}
         out["macro_f1"] = {"value": c.macro_f1, "interval": iv.get("macro_f1")}
         if k in c.top_k:
@@ -195,7 +200,7 @@ def _headline(params, ev):
         out["roc_auc_macro"] = {"value": c.roc_auc_macro, "interval": iv.get("roc_auc_macro")}
     v = ev.verification
     if v is not None:
-        far = params.report["far_target"]
+        far = params.report.far_target
         out["auc"] = {"value": v.auc, "interval": v.intervals.get("auc")}
         out["tar_at_far"] = {"value": v.tar_at_far.get(far, {}).get("tar", float("nan")),
                              "interval": v.intervals.get(f"tar_at_far_{far:g}"), "far": far}
@@ -207,12 +212,12 @@ def _headline(params, ev):
 
 
 def _metrics_dict(params, run, ev):
-    m = {"name": params.name, "status": "ok", "task": list(params.tasks), "headline": _headline(params, ev),
+    m = {"name": params.name, "task": list(params.tasks), "headline": _headline(params, ev),
          "primary_metric": primary_metric(params, ev.classification is not None),
          "images": ev.classification.n_samples if ev.classification is not None else (
              ev.verification.n_samples if ev.verification is not None else 0),
          "left_out": len(run["dataset"]["skipped"]), "predictions_key": run.get("predictions_key"),
-         "run": run, "warnings": ev.warnings}
+         "run": dict(run), "warnings": ev.warnings}
     if ev.classification is not None:
         c = ev.classification.to_dict()
         c["intervals"] = ev.cls_intervals
@@ -233,7 +238,7 @@ def _metrics_dict(params, run, ev):
         m["pairs"] = ev.verification_pairs.to_dict()
     if ev.tsne is not None:
         m["tsne"] = {k: v for k, v in ev.tsne.items() if k not in ("coords", "index")}
-    return to_jsonable(m)
+    return to_jsonable(MetricsRecord(**m).to_dict())
 
 
 def _split_bulky(m):
@@ -256,7 +261,7 @@ def _split_bulky(m):
 STORED_SWEEP_POINTS = 100_000  # thresholds kept of a stored sweep (the drawings need no more)
 
 
-def thin_sweep(sweep, max_points=STORED_SWEEP_POINTS):
+def thin_sweep(sweep: ThresholdSweep, max_points: int = STORED_SWEEP_POINTS) -> ThresholdSweep:
     """The sweep at no more than about ``max_points`` of its thresholds, its counts there unchanged.
 
     Half the thresholds are spread evenly over the whole sweep, the other half where the false
@@ -283,19 +288,19 @@ def _for_storage(ev):
     return parts
 
 
-def write_evaluation(out_dir, ev, *, metrics_key=None):
+def write_evaluation(out_dir: str | Path, ev: Evaluation, *, metrics_key: str | None = None) -> None:
     """Write ``metrics.json`` and ``metrics.npz`` (atomically each; ``metrics.json`` last).
 
     ``metrics_key`` (what the metrics were computed from) goes into ``metrics.json``.
     """
     out_dir = Path(out_dir)
-    m, arrays = _split_bulky({**ev.metrics, "metrics_key": metrics_key})
+    m, arrays = _split_bulky(MetricsRecord.from_dict({**ev.metrics, "metrics_key": metrics_key}).to_dict())
     tree, stored = _store.dump(_for_storage(ev))
     write_npz(out_dir / METRICS_ARRAYS, compressed=True, results=np.array(json.dumps(tree)), **arrays, **stored)
     write_json(out_dir / METRICS, m)
 
 
-def read_evaluation(out_dir):
+def read_evaluation(out_dir: str | Path) -> Evaluation:
     """The :class:`Evaluation` written by :func:`write_evaluation` in ``out_dir``."""
     from .outputs import load_metrics
 

@@ -13,22 +13,32 @@ import hashlib
 import io
 import os
 import time
+import dataclasses
+from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
+from ._keys import content_hash
 from .data import CENTER_VIEW, DTYPES, load_views
-from .errors import ModelError
+from .errors import ModelError, ParamsError
 from .metrics.classification import infer_score_type
+from .metrics.transforms import l2_normalize, softmax
+from .params import OutputsParams, PreprocessParams, takes_raw_pixels, whole_pad_values
+from .records import Predictions
+
+__all__ = ["Predictions", "input_dtype", "is_output_problem", "model_facts", "open_session", "predict",
+           "score_type_warning", "softmax", "l2_normalize", "unusable_outputs", "wait_for_cool_cpu"]
 
 # model input element types (onnxruntime's "tensor(float)" or onnx's "float") and the preprocess.dtype
 # that feeds them
 _INPUT_TYPES = {"float": "float32", "float16": "float16", "double": "float64", "uint8": "uint8"}
 
 
-def file_sha256(path, chunk=1 << 20):
+def file_sha256(path: str | Path, chunk: int = 1 << 20) -> str:
+    """The sha256 of a file (a model file's identity in its facts and cache keys)."""
     h = hashlib.sha256()
     with open(path, "rb") as fh:
         for block in iter(lambda: fh.read(chunk), b""):
@@ -36,7 +46,7 @@ def file_sha256(path, chunk=1 << 20):
     return h.hexdigest()
 
 
-def model_facts(path):
+def model_facts(path: str | Path) -> dict[str, Any]:
     """What a report says about a model file: sha256, I/O names and shapes, opset, producer, metadata."""
     import onnx
 
@@ -69,7 +79,7 @@ def model_facts(path):
     }
 
 
-def open_session(path, *, threads=0):
+def open_session(path: str | Path, *, threads: int = 0) -> Any:
     """An onnxruntime CPU session; ``threads=0`` uses one intra-op thread per core."""
     import onnxruntime as ort
 
@@ -108,7 +118,7 @@ def _layout(input_shape, view_shape, layout):
     return chosen
 
 
-def input_dtype(input_type, *, dtype="auto", name="input"):
+def input_dtype(input_type: str, *, dtype: str = "auto", name: str = "input") -> str:
     """The ``preprocess.dtype`` that feeds a model input of type ``input_type``.
 
     Parameters
@@ -137,44 +147,7 @@ def input_dtype(input_type, *, dtype="auto", name="input"):
     return got
 
 
-def softmax(x, axis=-1):
-    x = x - np.max(x, axis=axis, keepdims=True)
-    np.exp(x, out=x)
-    x /= np.sum(x, axis=axis, keepdims=True)
-    return x
-
-
-def l2_normalize(x, axis=-1):
-    norm = np.linalg.norm(x, axis=axis, keepdims=True)
-    return x / np.where(norm > 0, norm, 1.0)
-
-
-@dataclass
-class Predictions:
-    """Model outputs for the images that decoded.
-
-    ``scores`` are logits when ``scores_are == "logits"`` (no test-time augmentation) and
-    view-averaged probabilities otherwise; ``scores_center`` and ``embeddings_center`` hold the
-    center view alone when test-time augmentation ran. ``raw_scores_are`` is the type of the
-    model's own score output (and of ``scores_center``); ``score_type`` records how it was
-    decided: ``{"declared", "detected", "used", "evidence"}``. ``kept`` indexes the dataset rows;
-    ``file_hashes`` (BLAKE2b of each kept file's bytes) pair the same images across models.
-    """
-
-    kept: np.ndarray
-    scores: np.ndarray | None
-    scores_are: str | None
-    embeddings: np.ndarray | None
-    scores_center: np.ndarray | None
-    embeddings_center: np.ndarray | None
-    failed: list
-    seconds: float
-    file_hashes: list = None
-    raw_scores_are: str | None = None
-    score_type: dict | None = None
-
-
-def score_type_warning(score_type):
+def score_type_warning(score_type: Mapping[str, Any]) -> str | None:
     """The warning for a declared score type that the scores contradict, or None.
 
     ``score_type`` is :attr:`Predictions.score_type`.
@@ -215,12 +188,12 @@ def wait_for_cool_cpu(limit, *, read=_cpu_temperature, sleep=time.sleep, poll=2.
 _OUTPUT = "output"  # how the reason for an image whose model output is unusable starts
 
 
-def is_output_problem(reason):
+def is_output_problem(reason: object) -> bool:
     """Whether a skipped file's reason is an unusable model output (:func:`unusable_outputs`), not its file."""
     return str(reason).startswith(f"{_OUTPUT} '")
 
 
-def unusable_outputs(batch, *, embedding=None):
+def unusable_outputs(batch: Mapping[str, np.ndarray], *, embedding: str | None = None) -> list[str | None]:
     """Per image, why its model outputs cannot be used, or None.
 
     Parameters
@@ -267,21 +240,27 @@ def _all_unusable_message(unusable, files, *, shown=3):
     return f"{head} (first: {first}){tail}"
 
 
-def predict(session, files, pre, outputs, *, batch_size=64, decode_workers=2, max_cpu_temp=None,
-            progress=True, desc="inference"):
+def predict(session: Any, files: Sequence[str | Path], pre: PreprocessParams | Mapping[str, Any],
+            outputs: OutputsParams | Mapping[str, Any], *, batch_size: int = 64, decode_workers: int = 2,
+            max_cpu_temp: float | None = None, progress: Any = True, desc: str = "inference",
+            file_hashes: Sequence[str] | None = None) -> Predictions:
     """Run ``session`` over image ``files`` with the params' preprocessing.
 
     Parameters
     ----------
     session : onnxruntime.InferenceSession
     files : list of Path
-    pre : dict
-        The params ``preprocess`` mapping. Its ``dtype`` (``auto`` by default) is resolved against
-        the model's input type (:func:`input_dtype`); uint8 inputs take the raw pixels.
-    outputs : dict
-        The params ``outputs`` mapping (``scores``, ``scores_are``, ``embedding``).
+    pre : PreprocessParams or mapping
+        The params' ``preprocess`` section (a mapping of its keys is read into one). Its ``dtype``
+        (``auto`` by default) is resolved against the model's input type (:func:`input_dtype`);
+        uint8 inputs take the raw pixels.
+    outputs : OutputsParams or mapping
+        The params' ``outputs`` section (``scores``, ``scores_are``, ``embedding``).
     progress : bool or tqdm, default True
         Show a progress bar named ``desc``; or a bar to advance by one per image (left open).
+    file_hashes : sequence of str, optional
+        The content hash of each file (:func:`evallib._keys.hash_listing` computed them for the cache
+        key): given, the files are not hashed again.
 
     Returns
     -------
@@ -289,6 +268,7 @@ def predict(session, files, pre, outputs, *, batch_size=64, decode_workers=2, ma
         Files that cannot be read or decoded, and images whose outputs in use hold NaN or
         infinite values (in any test-time view) or whose embedding is all zeros
         (:func:`unusable_outputs`), are left out and listed in ``failed`` with the reason.
+        ``file_hashes`` holds :func:`evallib._keys.content_hash` of each kept file's bytes.
 
     Raises
     ------
@@ -298,22 +278,35 @@ def predict(session, files, pre, outputs, *, batch_size=64, decode_workers=2, ma
     """
     from tqdm.auto import tqdm
 
-    tta = pre.get("tta", "none")
+    if file_hashes is not None and len(file_hashes) != len(files):
+        raise ValueError(f"file_hashes: expected one per file ({len(files)}); got {len(file_hashes)}")
+    pre = PreprocessParams.coerce(pre)
+    outputs = OutputsParams.coerce(outputs)
+    tta = pre.tta
     inp = session.get_inputs()[0]
     names = [o.name for o in session.get_outputs()]
-    wanted = [n for n in (outputs.get("scores"), outputs.get("embedding")) if n]
+    wanted = [n for n in (outputs.scores, outputs.embedding) if n]
     for key in ("scores", "embedding"):
-        if outputs.get(key) and outputs[key] not in names:
-            raise ModelError(f"outputs.{key}: expected one of the model's outputs {names}; got {outputs[key]!r}")
-    pre = {**pre, "dtype": input_dtype(inp.type, dtype=pre.get("dtype", "auto"), name=inp.name)}
-    if pre["dtype"] == "uint8":
-        mean, std = list(pre.get("mean", [0.0])), list(pre.get("std", [1.0]))
-        if any(m != 0 for m in mean) or any(v != 1 for v in std):
+        if getattr(outputs, key) and getattr(outputs, key) not in names:
+            raise ModelError(f"outputs.{key}: expected one of the model's outputs {names}; "
+                             f"got {getattr(outputs, key)!r}")
+    dtype_name = input_dtype(inp.type, dtype=pre.dtype, name=inp.name)
+    if dtype_name == "uint8":
+        if not takes_raw_pixels(pre):
             raise ModelError(f"preprocess.mean/std: expected mean [0] and std [1] for model input {inp.name!r} of "
-                             f"type {inp.type} (it takes raw 0..255 pixels); got mean {mean}, std {std}")
-    dtype = DTYPES[pre["dtype"]]
+                             f"type {inp.type} (it takes raw 0..255 pixels); got mean {list(pre.mean)}, "
+                             f"std {list(pre.std)}")
+        if not whole_pad_values(pre):
+            raise ModelError(f"preprocess.pad_value: expected whole pixel values for model input {inp.name!r} of "
+                             f"type {inp.type} (it takes raw 0..255 pixels); got {pre.pad_value}")
+    try:
+        pre = dataclasses.replace(pre, dtype=dtype_name)
+    except ParamsError as exc:  # not reached: the rules of a uint8 input were checked above
+        raise ModelError(str(exc)) from None
+    dtype = DTYPES[pre.dtype]
 
-    def decode(f):
+    def decode(i):
+        f = files[i]
         try:
             raw = Path(f).read_bytes()
         except OSError as exc:
@@ -321,7 +314,7 @@ def predict(session, files, pre, outputs, *, batch_size=64, decode_workers=2, ma
         if not raw:
             return None, "empty file (0 bytes)", None
         views, reason = load_views(io.BytesIO(raw), pre)
-        return views, reason, hashlib.blake2b(raw, digest_size=16).hexdigest()
+        return views, reason, (file_hashes[i] if file_hashes is not None else content_hash(raw))
 
     fixed = inp.shape[0] if isinstance(inp.shape[0], int) and inp.shape[0] > 0 else None
     start = time.perf_counter()
@@ -331,11 +324,11 @@ def predict(session, files, pre, outputs, *, batch_size=64, decode_workers=2, ma
     own_bar = not hasattr(progress, "update")
     bar = tqdm(total=len(files), desc=desc, unit="img", disable=not progress, leave=False) if own_bar else progress
     with ThreadPoolExecutor(max_workers=max(1, decode_workers)) as pool:
-        pending = pool.map(decode, [files[i] for i in batches[0]]) if batches else None
+        pending = pool.map(decode, batches[0]) if batches else None
         for b, rows in enumerate(batches):
             decoded = list(pending)
             if b + 1 < len(batches):  # decode the next batch while this one runs
-                pending = pool.map(decode, [files[i] for i in batches[b + 1]])
+                pending = pool.map(decode, batches[b + 1])
             good, good_digests = [], []
             for i, (v, reason, digest) in zip(rows, decoded):
                 if v is None:
@@ -349,7 +342,7 @@ def predict(session, files, pre, outputs, *, batch_size=64, decode_workers=2, ma
             x = np.concatenate([v for _, v in good])  # (n * views, C, H, W)
             n_views = good[0][1].shape[0]
             if layout is None:
-                layout = _layout(list(inp.shape), x.shape[1:], pre.get("layout", "auto"))
+                layout = _layout(list(inp.shape), x.shape[1:], pre.layout)
             if layout == "nhwc":
                 x = x.transpose(0, 2, 3, 1)
             # all views of an image go in the same run; a run holds at most batch_size views
@@ -366,7 +359,7 @@ def predict(session, files, pre, outputs, *, batch_size=64, decode_workers=2, ma
                 for name, r in zip(wanted, result):
                     parts[name].append(np.asarray(r, dtype=np.float64)[:len(x) - s0])
             batch = {name: np.concatenate(parts[name]).reshape(len(good), n_views, -1) for name in wanted}
-            problems = unusable_outputs(batch, embedding=outputs.get("embedding"))
+            problems = unusable_outputs(batch, embedding=outputs.embedding)
             ok = np.array([p is None for p in problems], dtype=bool)
             for k in np.flatnonzero(~ok):
                 failed.append({"path": str(files[good[k][0]]), "reason": problems[k]})
@@ -387,14 +380,14 @@ def predict(session, files, pre, outputs, *, batch_size=64, decode_workers=2, ma
     scores = emb = scores_c = emb_c = score_type = None
     scores_are = raw_are = None
     c = CENTER_VIEW[tta]
-    if outputs.get("scores"):
-        raw = gather(outputs["scores"])
+    if outputs.scores:
+        raw = gather(outputs.scores)
         if raw is not None:
             # decided once, on every view's raw scores, before views are averaged
-            out_type = next(o.type for o in session.get_outputs() if o.name == outputs["scores"])
+            out_type = next(o.type for o in session.get_outputs() if o.name == outputs.scores)
             atol = 4e-3 if out_type == "tensor(float16)" else 1e-3  # a softmax computed in float16
             detected, evidence = infer_score_type(raw.reshape(-1, raw.shape[-1]), atol=atol)
-            declared = outputs.get("scores_are", "auto")
+            declared = outputs.scores_are
             # scores that are not probabilities cannot be used as such (the metrics refuse them): they are
             # taken as logits, and the warning says so; probabilities declared as logits stay logits
             raw_are = detected if declared == "auto" or detected == "logits" else declared
@@ -402,14 +395,15 @@ def predict(session, files, pre, outputs, *, batch_size=64, decode_workers=2, ma
             if tta == "none":
                 scores, scores_are = raw[:, 0], raw_are
             else:
-                probs = softmax(raw.copy(), axis=-1) if raw_are == "logits" else raw
+                probs = softmax(raw, axis=-1) if raw_are == "logits" else raw
                 scores, scores_are = probs.mean(axis=1), "probabilities"
                 scores_c = raw[:, c]
-    if outputs.get("embedding"):
-        raw = gather(outputs["embedding"])
+    if outputs.embedding:
+        raw = gather(outputs.embedding)
         if raw is not None:
             emb = l2_normalize(raw.mean(axis=1))
             if tta != "none":
                 emb_c = l2_normalize(raw[:, c])
-    return Predictions(np.asarray(kept, dtype=np.int64), scores, scores_are, emb, scores_c, emb_c, failed, seconds,
-                       digests, raw_are, score_type)
+    return Predictions(kept=np.asarray(kept, dtype=np.int64), scores=scores, scores_are=scores_are, embeddings=emb,
+                       scores_center=scores_c, embeddings_center=emb_c, failed=failed, seconds=seconds,
+                       file_hashes=digests, raw_scores_are=raw_are, score_type=score_type)

@@ -14,13 +14,17 @@ import json
 import os
 import shutil
 from contextlib import contextmanager
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from ._io import write_json, write_npz
+from ._keys import FileIndex
 from .errors import EvallibError
+from .records import FailedRun, Predictions, RunFacts, run_record
 
 PREDICTIONS = "predictions.npz"
 RUN = "run.json"
@@ -34,18 +38,24 @@ INDEX_HTML = "index.html"
 INDEX_KEY = ".index_key"
 
 
-def load_run(model_dir):
+def load_run(model_dir: str | Path) -> dict | None:
     """The run facts in ``model_dir/run.json`` as a dict, or None when there is no such file."""
     f = Path(model_dir) / RUN
     return json.loads(f.read_text()) if f.exists() else None
 
 
-def write_run(model_dir, facts):
-    """Write the run facts to ``model_dir/run.json``."""
-    write_json(Path(model_dir) / RUN, facts)
+def write_run(model_dir: str | Path, facts: RunFacts | FailedRun | Mapping[str, Any]) -> None:
+    """Write the run facts to ``model_dir/run.json``, from their record (a dict is read into one first).
+
+    Raises
+    ------
+    ValueError
+        When a dict has keys the record does not (or lacks some it needs): nothing is written.
+    """
+    write_json(Path(model_dir) / RUN, run_record(facts).to_dict())
 
 
-def load_metrics(model_dir, *, arrays=True):
+def load_metrics(model_dir: str | Path, *, arrays: bool = True) -> dict | None:
     """The metrics in ``model_dir/metrics.json`` as a dict, or None when there is no such file.
 
     A confusion matrix kept in ``metrics.npz`` (many classes) is put back, as nested lists, unless
@@ -71,36 +81,40 @@ def _array_refs(m):
             yield part, "confusion", part["confusion"]
 
 
-def load_predictions(model_dir):
-    """Read ``predictions.npz`` from a model's output folder into a dict of arrays/values.
+def load_predictions(model_dir: str | Path) -> Predictions:
+    """Read ``predictions.npz`` from a model's output folder.
 
     Returns
     -------
-    dict
+    Predictions
         ``scores`` (ndarray of shape (n_samples, n_classes)), ``embeddings`` (ndarray of shape
         (n_samples, dim)), ``labels`` (ndarray of shape (n_samples,)), where present; ``paths``,
-        ``classes``, ``skipped_paths``, ``skipped_reasons`` and ``file_hashes`` as lists of str;
+        ``classes`` and ``file_hashes`` as lists of str, ``skipped`` as a list of dicts;
         ``scores_are``, ``cache_key``, ``root`` and ``data_fingerprint`` as str.
     """
     with np.load(Path(model_dir) / PREDICTIONS, allow_pickle=False) as z:
-        d = {k: z[k] for k in z.files}
-    for k in ("paths", "classes", "skipped_paths", "skipped_reasons", "file_hashes"):
-        if k in d:
-            d[k] = d[k].tolist()
-    for k in ("scores_are", "raw_scores_are", "cache_key", "root", "data_fingerprint"):
-        if k in d:
-            d[k] = str(d[k])
-    if "checks" in d:
-        d["checks"] = json.loads(str(d["checks"]))
-    return d
+        return Predictions.from_arrays({k: z[k] for k in z.files if not k.startswith("index_")})
 
 
-def write_predictions(model_dir, **arrays):
-    """Write ``arrays`` to ``model_dir/predictions.npz`` (uncompressed)."""
-    write_npz(Path(model_dir) / PREDICTIONS, **arrays)
+def write_predictions(model_dir: str | Path, pred: Predictions, *, file_index: FileIndex | None = None) -> None:
+    """Write ``pred`` to ``model_dir/predictions.npz`` (uncompressed), with the data's file index when given."""
+    extra = file_index.to_arrays() if file_index is not None else {}
+    write_npz(Path(model_dir) / PREDICTIONS, **pred.to_arrays(), **extra)
 
 
-def cached_predictions(model_dir, key):
+def read_file_index(model_dir: str | Path) -> FileIndex | None:
+    """The file index kept with a model's predictions (:class:`evallib._keys.FileIndex`), or None."""
+    f = Path(model_dir) / PREDICTIONS
+    if not f.exists():
+        return None
+    try:
+        with np.load(f, allow_pickle=False) as z:
+            return FileIndex.from_arrays(z)
+    except (OSError, ValueError, KeyError):
+        return None
+
+
+def cached_predictions(model_dir: str | Path, key: str) -> dict | None:
     """What a run reuses of predictions made under cache key ``key``, or None when there are none.
 
     Reads only the key, the skipped-file arrays and the data fingerprint of ``predictions.npz``
@@ -127,7 +141,7 @@ def cached_predictions(model_dir, key):
         return None
 
 
-def data_key(run):
+def data_key(run: Mapping[str, Any]) -> str:
     """What identifies a model's evaluation data in its run facts: models are compared when it is equal.
 
     The data fingerprint (``run.json`` ``data_fingerprint``), else, for runs that predate it, the data folder.
@@ -154,16 +168,16 @@ class ModelOutput:
     run: dict
 
     @property
-    def status(self):
+    def status(self) -> str:
         """``"ok"`` or ``"failed"``, as ``run.json`` says."""
         return self.run.get("status", "unknown")
 
-    def metrics(self):
+    def metrics(self) -> dict | None:
         """The contents of ``metrics.json``, or None when the metrics were not written."""
         return load_metrics(self.path)
 
 
-def scan(out_root):
+def scan(out_root: str | Path) -> list[ModelOutput]:
     """Every model folder under ``out_root`` that holds a ``run.json``, sorted by folder name.
 
     Parameters
@@ -218,7 +232,7 @@ def _exchange(a, b):
     raise OSError(err, os.strerror(err), str(a))
 
 
-def recover(out_root, name):
+def recover(out_root: str | Path, name: str) -> None:
     """Tidy what a killed run left of model ``name`` (call it holding the model's lock).
 
     Staging folders are removed; a model folder that a kill took away between the two renames of a
@@ -240,7 +254,7 @@ def recover(out_root, name):
 
 
 @contextmanager
-def model_lock(out_root, name):
+def model_lock(out_root: str | Path, name: str) -> Iterator[None]:
     """Hold ``out_root/.<name>.lock`` (an advisory lock) while the block runs.
 
     A second process that asks for it while it is held gets :class:`OutputBusyError` naming the
@@ -275,7 +289,7 @@ def model_lock(out_root, name):
 
 
 @contextmanager
-def publish(out_root, name):
+def publish(out_root: str | Path, name: str) -> Iterator[Path]:
     """Write a model's outputs as one set: yield a staging folder, then swap it in for ``out_root/name``.
 
     The staging folder starts with hard links to the current folder's files, so whatever the run

@@ -1,27 +1,40 @@
 """Params files: one YAML file describes one model's evaluation.
 
-Validation happens once, here, before any work. Every error names the file, the key,
-what was expected and what came, for example::
+Each section of a params file is a typed, frozen dataclass (:class:`DataParams`,
+:class:`PreprocessParams`, :class:`OutputsParams`, :class:`ReportParams`, :class:`RuntimeParams`)
+holding its defaults and its rules; :class:`Params` holds one of each. Validation happens once, here,
+before any work: the JSON Schema (:data:`SCHEMA`) checks each value's type and range, and each section
+checks its keys against each other when it is built. Every error names the file, the key, what was
+expected and what came, for example::
 
     params/cnn.yaml: preprocess.tta: expected one of none, flip, tencrop; got 'tencorp'
 """
 
 from __future__ import annotations
 
-import copy
+import dataclasses
+import functools
+import json
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, ClassVar, TypeVar
 
 import jsonschema
 import yaml
 
-from .data import DTYPES, INTERPOLATIONS, PADS, RESIZE_MODES
 from .errors import ParamsError
+from .metrics.sweep import POLICIES
 
 TTA_CHOICES = ("none", "flip", "tencrop")
 LABEL_SOURCES = ("folder", "filename_prefix", "csv")
 TASKS = ("classification", "verification")
-POLICIES = ("max_f1", "max_accuracy", "youden", "eer", "far")
+RESIZE_MODES = ("shorter", "exact", "fit")
+PADS = ("center", "bottom_right")
+INTERPOLATION_NAMES = ("nearest", "bilinear", "bicubic", "lanczos")
+DTYPE_NAMES = ("float32", "float16", "float64", "uint8")
+CAM_METHODS = ("gradcam", "gradcam++", "scorecam", "eigencam", "xgradcam", "layercam", "hirescam")
+IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp")
 
 _size = {
     "oneOf": [
@@ -75,7 +88,7 @@ SCHEMA = {
                 "std": {"type": "array", "items": {"type": "number", "exclusiveMinimum": 0},
                         "minItems": 1, "maxItems": 4},
                 "resize_mode": {"enum": list(RESIZE_MODES)},
-                "interpolation": {"enum": list(INTERPOLATIONS)},
+                "interpolation": {"enum": list(INTERPOLATION_NAMES)},
                 "pad": {"enum": list(PADS)},
                 "pad_value": {"oneOf": [_pixel, {"type": "array", "items": _pixel, "minItems": 1, "maxItems": 3}],
                               "description": "a pixel value in 0..255, or one per channel"},
@@ -83,7 +96,7 @@ SCHEMA = {
                 "mode": {"enum": ["grayscale", "rgb"]},
                 "channels": {"enum": ["rgb", "bgr"]},
                 "scale": {"enum": ["unit", "byte"]},
-                "dtype": {"enum": ["auto", *DTYPES]},
+                "dtype": {"enum": ["auto", *DTYPE_NAMES]},
                 "layout": {"enum": ["auto", "nchw", "nhwc"]},
                 "tta": {"enum": list(TTA_CHOICES)},
                 "batch_size": {"type": "integer", "minimum": 1},
@@ -110,8 +123,7 @@ SCHEMA = {
                 "top_k": {"type": "integer", "minimum": 1},
                 "seed": {"type": "integer", "minimum": 0},
                 "training_log": {"type": "string"},
-                "cam_method": {"enum": ["gradcam", "gradcam++", "scorecam", "eigencam", "xgradcam", "layercam",
-                                        "hirescam"]},
+                "cam_method": {"enum": list(CAM_METHODS)},
                 "cam_layer": {"type": ["string", "null"]},
                 "torch_model": {"type": ["string", "null"]},
                 "torch_model_factory": {"type": ["string", "null"], "pattern": r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$",
@@ -133,63 +145,14 @@ SCHEMA = {
     },
 }
 
-DEFAULTS = {
-    "task": "classification",
-    "data": {"labels": "folder", "extensions": [".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp"],
-             "allow_outside_root": False},
-    "preprocess": {"resize": None, "resize_mode": None, "interpolation": "bilinear", "pad": "center",
-                   "pad_value": 0, "crop": None, "crop_pct": None, "mean": [0.0], "std": [1.0], "mode": "rgb",
-                   "channels": "rgb", "scale": "unit", "dtype": "auto", "layout": "auto", "tta": "none",
-                   "batch_size": 64},
-    "outputs": {"scores": "logits", "scores_are": "auto", "embedding": None},
-    "report": {"threshold_policy": "max_accuracy", "far_target": 1e-3, "bootstrap": 1000,
-               "gallery_size": 8, "primary_metric": None, "top_k": 5, "seed": 0, "training_log": None,
-               "cam_method": "gradcam", "cam_layer": None, "torch_model": None, "torch_model_factory": None,
-               "allow_pickle": False, "tsne_thumbnails": 100, "tsne_perplexity": 30.0},
-    "runtime": {"threads": 0, "decode_workers": 2, "max_cpu_temp": None},
-}
+S = TypeVar("S", bound="_Section")
 
 
-@dataclass(frozen=True)
-class Params:
-    """A validated params file, defaults filled in and paths resolved against its folder."""
-
-    name: str
-    model: Path
-    tasks: tuple
-    data: dict
-    preprocess: dict
-    outputs: dict
-    report: dict
-    runtime: dict
-    source: Path | None = None
-    raw: dict = field(default_factory=dict, repr=False, compare=False)
-
-    def to_dict(self):
-        return {
-            "name": self.name, "model": str(self.model), "task": list(self.tasks),
-            "data": {k: (str(v) if isinstance(v, Path) else v) for k, v in self.data.items()},
-            "preprocess": self.preprocess, "outputs": self.outputs, "report": self.report,
-            "runtime": self.runtime, "source": str(self.source) if self.source else None,
-        }
-
-    def settings(self):
-        """Every setting that decides what a run computes: :meth:`to_dict` but ``runtime`` and ``source``."""
-        return {k: v for k, v in self.to_dict().items() if k not in ("runtime", "source")}
-
-    @classmethod
-    def from_dict(cls, d):
-        """The params as :meth:`to_dict` gave them (``run.json`` holds them); not validated again."""
-        return cls(name=d["name"], model=Path(d["model"]), tasks=tuple(d["task"]), data=dict(d["data"]),
-                   preprocess=dict(d["preprocess"]), outputs=dict(d["outputs"]), report=dict(d["report"]),
-                   runtime=dict(d["runtime"]), source=Path(d["source"]) if d.get("source") else None)
-
-
-def _key(path):
+def _key(path: Iterable[Any]) -> str:
     return ".".join(str(p) for p in path) or "(top level)"
 
 
-def _describe(error):
+def _describe(error: jsonschema.ValidationError) -> tuple[list, str]:
     """Turn one jsonschema error into 'expected ...; got ...'."""
     got = error.instance
     schema = error.schema
@@ -218,17 +181,396 @@ def _describe(error):
     return list(error.absolute_path), f"expected {error.message}; got {got!r}"
 
 
-def _merge(defaults, given):
-    out = copy.deepcopy(defaults)
-    for k, v in given.items():
-        if isinstance(v, dict) and isinstance(out.get(k), dict):
-            out[k] = _merge(out[k], v)
-        else:
-            out[k] = v
-    return out
+_VALIDATORS: dict[int, jsonschema.Draft202012Validator] = {}  # by id of SCHEMA or one of its sections
 
 
-def parse_params(raw, *, source=None, base_dir=None):
+def _check_schema(schema: dict, instance: Any, *, where: str | None = None, prefix: tuple = ()) -> None:
+    """Raise :class:`ParamsError` listing every way ``instance`` breaks ``schema`` (one line each)."""
+    validator = _VALIDATORS.get(id(schema))
+    if validator is None:
+        validator = _VALIDATORS[id(schema)] = jsonschema.Draft202012Validator(schema)
+    errors = sorted(validator.iter_errors(instance), key=lambda e: (list(map(str, e.absolute_path)), e.validator))
+    lines: list[str] = []
+    for err in errors:
+        path, what = _describe(err)
+        line = f"{_key([*prefix, *path])}: {what}"
+        line = f"{where}: {line}" if where else line
+        if line not in lines:
+            lines.append(line)
+    if lines:
+        raise ParamsError("\n".join(lines))
+
+
+def _listed(value: Any) -> Any:
+    """Tuples as lists, recursively (what JSON and the schema take)."""
+    if isinstance(value, (list, tuple)):
+        return [_listed(v) for v in value]
+    if isinstance(value, Path):
+        return str(value)
+    return value
+
+
+def _tupled(value: Any) -> Any:
+    """Lists as tuples, recursively (what a frozen dataclass holds)."""
+    return tuple(_tupled(v) for v in value) if isinstance(value, (list, tuple)) else value
+
+
+class _Section:
+    """What every params section shares: built from a mapping, checked against its schema, back to a dict."""
+
+    SECTION: ClassVar[str] = ""
+
+    def __post_init__(self) -> None:
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            if isinstance(value, list):
+                object.__setattr__(self, f.name, _tupled(value))
+        given = {k: v for k, v in self._plain().items() if v is not None}
+        _check_schema(SCHEMA["properties"][self.SECTION], given, prefix=(self.SECTION,))
+        self._check()
+
+    def _check(self) -> None:
+        """The section's rules between its keys (each section overrides it)."""
+
+    def _fail(self, key: str, what: str) -> None:
+        raise ParamsError(f"{self.SECTION}.{key}: {what}")
+
+    def _plain(self) -> dict[str, Any]:
+        return {f.name: _listed(getattr(self, f.name)) for f in dataclasses.fields(self)}
+
+    def to_dict(self) -> dict[str, Any]:
+        """The section as plain JSON values (lists, strings, numbers, None)."""
+        return self._plain()
+
+    @classmethod
+    def from_mapping(cls: type[S], mapping: Mapping[str, Any] | None, *, strict: bool = True) -> S:
+        """The section from a mapping, every key not given taking its default.
+
+        ``strict`` refuses keys the section does not have (a params file); otherwise they are left out
+        (``run.json`` of another evallib version).
+        """
+        mapping = dict(mapping or {})
+        names = {f.name for f in dataclasses.fields(cls)}
+        if strict:
+            _check_schema(SCHEMA["properties"][cls.SECTION], _listed(mapping), prefix=(cls.SECTION,))
+        return cls(**{k: v for k, v in mapping.items() if k in names})
+
+    @classmethod
+    def coerce(cls: type[S], value: S | Mapping[str, Any] | None, *, error: type[Exception] = ParamsError) -> S:
+        """``value`` itself when it is a section already, else the section built from the mapping.
+
+        A mapping that breaks a rule raises ``error`` (a function that takes a ``preprocess`` mapping
+        raises :class:`~evallib.errors.DataError`).
+        """
+        if isinstance(value, cls):
+            return value
+        try:
+            try:  # a function called once per image with the same mapping builds its section once
+                text = json.dumps(value, sort_keys=True)
+            except (TypeError, ValueError):
+                return cls.from_mapping(value)
+            return _coerced(cls, text)
+        except ParamsError as exc:
+            if error is ParamsError:
+                raise
+            raise error(str(exc)) from None
+
+
+@functools.lru_cache(maxsize=64)
+def _coerced(cls: type[S], text: str) -> S:
+    return cls.from_mapping(json.loads(text))
+
+
+@dataclass(frozen=True)
+class DataParams(_Section):
+    """The ``data`` section: where the images are and how they are labelled.
+
+    Attributes
+    ----------
+    root : Path
+        The folder of images (resolved against the params file's folder).
+    labels : {"folder", "filename_prefix", "csv"}
+    csv : Path or None
+        The manifest of ``path,label`` rows; required when ``labels`` is ``"csv"``.
+    classes : tuple of str or None
+        Class names in the model's score-column order.
+    pairs : Path or None
+        An LFW-style pair list for verification.
+    extensions : tuple of str
+        File extensions listed, lower case with their dot.
+    allow_outside_root : bool
+        Let the manifest list files outside ``root``.
+    """
+
+    SECTION: ClassVar[str] = "data"
+
+    root: Path
+    labels: str = "folder"
+    csv: Path | None = None
+    classes: tuple | None = None
+    pairs: Path | None = None
+    extensions: tuple[str, ...] = IMAGE_EXTENSIONS
+    allow_outside_root: bool = False
+
+    def __post_init__(self) -> None:
+        for key in ("root", "csv", "pairs"):
+            value = getattr(self, key)
+            if value is not None and not isinstance(value, Path):
+                object.__setattr__(self, key, Path(value))
+        object.__setattr__(self, "extensions", tuple(
+            e.lower() if e.startswith(".") else "." + e.lower() for e in self.extensions))
+        super().__post_init__()
+
+    def _check(self) -> None:
+        if self.labels == "csv" and not self.csv:
+            self._fail("csv", "expected a manifest path when data.labels is 'csv'; got nothing")
+
+
+@dataclass(frozen=True)
+class PreprocessParams(_Section):
+    """The ``preprocess`` section: how an image becomes the model's input (:func:`evallib.data.preprocess`).
+
+    Attributes
+    ----------
+    resize : int or (int, int) or None
+        The shorter side (an integer) or ``(height, width)``.
+    resize_mode : {"shorter", "exact", "fit"} or None
+        Filled in from ``resize`` when not given: ``shorter`` for an integer, ``exact`` for a pair.
+    interpolation : {"nearest", "bilinear", "bicubic", "lanczos"}
+    pad : {"center", "bottom_right"}
+        Where a ``fit`` image sits in its box.
+    pad_value : float or tuple of float
+        In 0..255 pixel units, one value or one per channel.
+    crop : int or (int, int) or None
+    crop_pct : float or None
+        timm's: resize the shorter side to ``floor(crop / crop_pct)``, then center-crop.
+    mean, std : tuple of float
+        One value or one per channel, in the model's channel order.
+    mode : {"rgb", "grayscale"}
+    channels : {"rgb", "bgr"}
+    scale : {"unit", "byte"}
+        Pixels in 0..1 or in 0..255 before ``(x - mean) / std``.
+    dtype : {"auto", "float32", "float16", "float64", "uint8"}
+    layout : {"auto", "nchw", "nhwc"}
+    tta : {"none", "flip", "tencrop"}
+    batch_size : int
+    """
+
+    SECTION: ClassVar[str] = "preprocess"
+
+    resize: int | tuple[int, int] | None = None
+    resize_mode: str | None = None
+    interpolation: str = "bilinear"
+    pad: str = "center"
+    pad_value: float | tuple[float, ...] = 0
+    crop: int | tuple[int, int] | None = None
+    crop_pct: float | None = None
+    mean: tuple[float, ...] = (0.0,)
+    std: tuple[float, ...] = (1.0,)
+    mode: str = "rgb"
+    channels: str = "rgb"
+    scale: str = "unit"
+    dtype: str = "auto"
+    layout: str = "auto"
+    tta: str = "none"
+    batch_size: int = 64
+
+    @property
+    def pad_values(self) -> tuple[float, ...]:
+        """``pad_value`` as a tuple (one value, or one per channel)."""
+        return tuple(self.pad_value) if isinstance(self.pad_value, tuple) else (self.pad_value,)
+
+    def _check(self) -> None:
+        fail = self._fail
+        for key in ("mean", "std"):
+            if len(getattr(self, key)) not in (1, 3, 4):
+                fail(key, f"expected 1 value or one per channel (3); got {len(getattr(self, key))} values")
+        if self.channels == "bgr" and self.mode == "grayscale":
+            fail("channels", "expected rgb with preprocess.mode grayscale (one channel has no order); got 'bgr'")
+        resize, crop = _listed(self.resize), _listed(self.crop)
+        if self.crop_pct is not None:
+            if crop is None:
+                fail("crop_pct", "expected preprocess.crop with it (the image is resized to floor(crop / crop_pct), "
+                                 "then center-cropped to crop); got no crop")
+            if resize is not None:
+                fail("crop_pct", f"expected no preprocess.resize with it (crop_pct sets the resize to "
+                                 f"floor(crop / crop_pct)); got both crop_pct {self.crop_pct} and resize {resize}")
+            if not isinstance(crop, int) and crop[0] != crop[1]:
+                fail("crop_pct", f"expected a square preprocess.crop with it (an integer or [n, n]); got crop {crop}")
+        if self.resize_mode is not None and resize is None:
+            fail("resize_mode", f"expected preprocess.resize with it; got resize_mode {self.resize_mode!r} "
+                                f"and no resize")
+        if self.resize_mode == "shorter" and not isinstance(resize, int):
+            fail("resize_mode", f"expected an integer preprocess.resize with resize_mode 'shorter'; got resize {resize}")
+        if resize is not None and self.resize_mode is None:
+            object.__setattr__(self, "resize_mode", "shorter" if isinstance(resize, int) else "exact")
+        for key, default in (("pad", "center"), ("pad_value", 0)):
+            if getattr(self, key) != default and self.resize_mode != "fit":
+                fail(key, f"expected resize_mode 'fit' with it (it pads the fitted image to resize); "
+                          f"got resize_mode {self.resize_mode!r}")
+        channels = 1 if self.mode == "grayscale" else 3
+        if len(self.pad_values) not in (1, channels):
+            fail("pad_value", f"expected 1 value or one per channel ({channels}); got {len(self.pad_values)} values")
+        if self.dtype == "uint8":
+            if not takes_raw_pixels(self):
+                fail("dtype", f"uint8 input takes the raw 0..255 pixels: expected mean [0] and std [1]; "
+                              f"got mean {list(self.mean)}, std {list(self.std)}")
+            if not whole_pad_values(self):
+                fail("pad_value", f"expected whole pixel values with dtype uint8; got {_listed(self.pad_value)}")
+
+
+def takes_raw_pixels(pre: PreprocessParams) -> bool:
+    """Whether ``pre`` leaves pixels as they are (mean 0, std 1), as a uint8 model input needs."""
+    return all(m == 0 for m in pre.mean) and all(s == 1 for s in pre.std)
+
+
+def whole_pad_values(pre: PreprocessParams) -> bool:
+    """Whether every pad value is a whole pixel value, as a uint8 model input needs."""
+    return all(v == round(v) for v in pre.pad_values)
+
+
+@dataclass(frozen=True)
+class OutputsParams(_Section):
+    """The ``outputs`` section: which ONNX outputs hold the class scores and the embedding.
+
+    Attributes
+    ----------
+    scores : str or None
+    scores_are : {"auto", "logits", "probabilities"}
+        ``auto`` decides from the scores themselves.
+    embedding : str or None
+    """
+
+    SECTION: ClassVar[str] = "outputs"
+
+    scores: str | None = "logits"
+    scores_are: str = "auto"
+    embedding: str | None = None
+
+
+@dataclass(frozen=True)
+class ReportParams(_Section):
+    """The ``report`` section: the metrics' options and what the report shows.
+
+    Attributes
+    ----------
+    threshold_policy : {"max_f1", "max_accuracy", "youden", "eer", "far"}
+    far_target : float
+    bootstrap : int
+        Bootstrap resamples of the intervals (0: none).
+    gallery_size : int
+    primary_metric : str or None
+        Default: macro F1 for classification, AUC for verification.
+    top_k : int
+    seed : int
+    training_log : str or None
+    cam_method, cam_layer, torch_model, torch_model_factory, allow_pickle
+        Grad-CAM's method, layer and torch fallback.
+    tsne_thumbnails : int
+    tsne_perplexity : float
+    """
+
+    SECTION: ClassVar[str] = "report"
+
+    threshold_policy: str = "max_accuracy"
+    far_target: float = 1e-3
+    bootstrap: int = 1000
+    gallery_size: int = 8
+    primary_metric: str | None = None
+    top_k: int = 5
+    seed: int = 0
+    training_log: str | None = None
+    cam_method: str = "gradcam"
+    cam_layer: str | None = None
+    torch_model: str | None = None
+    torch_model_factory: str | None = None
+    allow_pickle: bool = False
+    tsne_thumbnails: int = 100
+    tsne_perplexity: float = 30.0
+
+
+@dataclass(frozen=True)
+class RuntimeParams(_Section):
+    """The ``runtime`` section: how the work runs, which never changes a result.
+
+    Attributes
+    ----------
+    threads : int
+        onnxruntime intra-op threads (0: one per core).
+    decode_workers : int
+    max_cpu_temp : float or None
+        Pause while the CPU is hotter than this (degrees C).
+    """
+
+    SECTION: ClassVar[str] = "runtime"
+
+    threads: int = 0
+    decode_workers: int = 2
+    max_cpu_temp: float | None = None
+
+
+_SECTIONS: dict[str, type[_Section]] = {"data": DataParams, "preprocess": PreprocessParams, "outputs": OutputsParams,
+                                         "report": ReportParams, "runtime": RuntimeParams}
+
+
+def _defaults(cls: type[_Section]) -> dict[str, Any]:
+    return {f.name: _listed(f.default) for f in dataclasses.fields(cls) if f.default is not dataclasses.MISSING}
+
+
+#: The default of every key, as the section dataclasses give them (``data.root`` has none).
+DEFAULTS: dict[str, Any] = {"task": "classification", **{name: _defaults(cls) for name, cls in _SECTIONS.items()}}
+
+
+@dataclass(frozen=True)
+class Params:
+    """A validated params file, defaults filled in and paths resolved against its folder.
+
+    Each section is a frozen dataclass: ``params.preprocess.resize``, ``params.report.bootstrap``.
+    """
+
+    name: str
+    model: Path
+    tasks: tuple[str, ...]
+    data: DataParams
+    preprocess: PreprocessParams = field(default_factory=PreprocessParams)
+    outputs: OutputsParams = field(default_factory=OutputsParams)
+    report: ReportParams = field(default_factory=ReportParams)
+    runtime: RuntimeParams = field(default_factory=RuntimeParams)
+    source: Path | None = None
+    raw: dict = field(default_factory=dict, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        if "classification" in self.tasks and not self.outputs.scores:
+            raise ParamsError(f"outputs.scores: expected the name of the ONNX output with class scores "
+                              f"for task classification; got {self.outputs.scores!r}")
+        if "verification" in self.tasks and not self.outputs.embedding:
+            raise ParamsError(f"outputs.embedding: expected the name of the ONNX output with the embedding "
+                              f"for task verification; got {self.outputs.embedding!r}")
+
+    def to_dict(self) -> dict[str, Any]:
+        """Every setting as plain JSON values (``run.json`` ``params``)."""
+        return {"name": self.name, "model": str(self.model), "task": list(self.tasks),
+                **{name: getattr(self, name).to_dict() for name in _SECTIONS},
+                "source": str(self.source) if self.source else None}
+
+    def settings(self) -> dict[str, Any]:
+        """Every setting that decides what a run computes: :meth:`to_dict` but ``runtime`` and ``source``."""
+        return {k: v for k, v in self.to_dict().items() if k not in ("runtime", "source")}
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> Params:
+        """The params as :meth:`to_dict` gave them (``run.json`` holds them).
+
+        Keys this version does not know are left out and keys it added take their defaults.
+        """
+        sections = {name: kind.from_mapping(d.get(name), strict=False) for name, kind in _SECTIONS.items()
+                    if name != "data"}
+        return cls(name=d["name"], model=Path(d["model"]), tasks=tuple(d["task"]),
+                   data=DataParams.from_mapping(d["data"], strict=False), **sections,
+                   source=Path(d["source"]) if d.get("source") else None)
+
+
+def parse_params(raw: Any, *, source: str | Path | None = None, base_dir: str | Path | None = None) -> Params:
     """Validate a params mapping and return :class:`Params`.
 
     Parameters
@@ -239,98 +581,40 @@ def parse_params(raw, *, source=None, base_dir=None):
         File the mapping came from; named in every error message.
     base_dir : str or Path, optional
         Folder that relative paths resolve against (default: the source's folder, else cwd).
+
+    Raises
+    ------
+    ParamsError
+        Naming the file, the key, what was expected and what came; every schema error at once.
     """
     where = str(source) if source else "params"
     if not isinstance(raw, dict):
         raise ParamsError(f"{where}: (top level): expected a mapping of keys; got {type(raw).__name__}")
-    validator = jsonschema.Draft202012Validator(SCHEMA)
-    errors = sorted(validator.iter_errors(raw), key=lambda e: (list(map(str, e.absolute_path)), e.validator))
-    if errors:
-        lines = []
-        for err in errors:
-            path, what = _describe(err)
-            line = f"{where}: {_key(path)}: {what}"
-            if line not in lines:
-                lines.append(line)
-        raise ParamsError("\n".join(lines))
-
-    p = _merge(DEFAULTS, raw)
+    _check_schema(SCHEMA, raw, where=where)
     base = Path(base_dir) if base_dir else (Path(source).parent if source else Path.cwd())
 
-    def resolve(value):
+    def resolve(value: str | Path) -> Path:
         path = Path(value).expanduser()
         return path if path.is_absolute() else (base / path).resolve()
 
-    task = p["task"]
-    tasks = ("classification", "verification") if task == "both" else ((task,) if isinstance(task, str) else tuple(task))
-
-    data = dict(p["data"])
-    data["root"] = resolve(data["root"])
-    for key in ("csv", "pairs"):
+    task = raw.get("task", DEFAULTS["task"])
+    tasks = TASKS if task == "both" else ((task,) if isinstance(task, str) else tuple(task))
+    data = dict(raw["data"])
+    for key in ("root", "csv", "pairs"):
         if data.get(key):
             data[key] = resolve(data[key])
-    if data["labels"] == "csv" and not data.get("csv"):
-        raise ParamsError(f"{where}: data.csv: expected a manifest path when data.labels is 'csv'; got nothing")
-    data["extensions"] = [e.lower() if e.startswith(".") else "." + e.lower() for e in data["extensions"]]
-
-    pre = _check_preprocess(dict(p["preprocess"]), raw.get("preprocess") or {}, where)
-    outs = p["outputs"]
-    if "classification" in tasks and not outs["scores"]:
-        raise ParamsError(f"{where}: outputs.scores: expected the name of the ONNX output with class scores "
-                          f"for task classification; got {outs['scores']!r}")
-    if "verification" in tasks and not outs["embedding"]:
-        raise ParamsError(f"{where}: outputs.embedding: expected the name of the ONNX output with the embedding "
-                          f"for task verification; got {outs['embedding']!r}")
+    report = dict(raw.get("report") or {})
     for key in ("training_log", "torch_model"):
-        if p["report"][key]:
-            p["report"][key] = str(resolve(p["report"][key]))
-
-    return Params(name=p["name"], model=resolve(p["model"]), tasks=tasks, data=data, preprocess=pre,
-                  outputs=outs, report=p["report"], runtime=p["runtime"],
-                  source=Path(source).resolve() if source else None, raw=raw)
-
-
-def _check_preprocess(pre, given, where):
-    """Check the preprocess keys against each other; fill in ``resize_mode``. ``given`` is the raw mapping."""
-    def fail(key, what):
-        raise ParamsError(f"{where}: preprocess.{key}: {what}")
-
-    for key in ("mean", "std"):
-        if len(pre[key]) not in (1, 3, 4):
-            fail(key, f"expected 1 value or one per channel (3); got {len(pre[key])} values")
-    if pre["channels"] == "bgr" and pre["mode"] == "grayscale":
-        fail("channels", "expected rgb with preprocess.mode grayscale (one channel has no order); got 'bgr'")
-    if pre["crop_pct"] is not None:
-        if pre["crop"] is None:
-            fail("crop_pct", "expected preprocess.crop with it (the image is resized to floor(crop / crop_pct), "
-                             "then center-cropped to crop); got no crop")
-        if pre["resize"] is not None:
-            fail("crop_pct", f"expected no preprocess.resize with it (crop_pct sets the resize to "
-                             f"floor(crop / crop_pct)); got both crop_pct {pre['crop_pct']} and resize {pre['resize']}")
-        if not isinstance(pre["crop"], int) and pre["crop"][0] != pre["crop"][1]:
-            fail("crop_pct", f"expected a square preprocess.crop with it (an integer or [n, n]); got crop {pre['crop']}")
-    if pre["resize_mode"] is not None and pre["resize"] is None:
-        fail("resize_mode", f"expected preprocess.resize with it; got resize_mode {pre['resize_mode']!r} "
-                            f"and no resize")
-    if pre["resize_mode"] == "shorter" and not isinstance(pre["resize"], int):
-        fail("resize_mode", f"expected an integer preprocess.resize with resize_mode 'shorter'; got resize {pre['resize']}")
-    if pre["resize"] is not None and pre["resize_mode"] is None:
-        pre["resize_mode"] = "shorter" if isinstance(pre["resize"], int) else "exact"
-    for key in ("pad", "pad_value"):
-        if key in given and pre["resize_mode"] != "fit":
-            fail(key, f"expected resize_mode 'fit' with it (it pads the fitted image to resize); "
-                      f"got resize_mode {pre['resize_mode']!r}")
-    values = pre["pad_value"] if isinstance(pre["pad_value"], list) else [pre["pad_value"]]
-    channels = 1 if pre["mode"] == "grayscale" else 3
-    if len(values) not in (1, channels):
-        fail("pad_value", f"expected 1 value or one per channel ({channels}); got {len(values)} values")
-    if pre["dtype"] == "uint8":
-        if any(m != 0 for m in pre["mean"]) or any(v != 1 for v in pre["std"]):
-            fail("dtype", f"uint8 input takes the raw 0..255 pixels: expected mean [0] and std [1]; "
-                          f"got mean {pre['mean']}, std {pre['std']}")
-        if any(v != round(v) for v in values):
-            fail("pad_value", f"expected whole pixel values with dtype uint8; got {pre['pad_value']}")
-    return pre
+        if report.get(key):
+            report[key] = str(resolve(report[key]))
+    try:  # the values are valid: what is checked now are the rules between keys
+        return Params(name=raw["name"], model=resolve(raw["model"]), tasks=tasks, data=DataParams(**data),
+                      preprocess=PreprocessParams(**(raw.get("preprocess") or {})),
+                      outputs=OutputsParams(**(raw.get("outputs") or {})), report=ReportParams(**report),
+                      runtime=RuntimeParams(**(raw.get("runtime") or {})),
+                      source=Path(source).resolve() if source else None, raw=raw)
+    except ParamsError as exc:
+        raise ParamsError("\n".join(f"{where}: {line}" for line in str(exc).splitlines())) from None
 
 
 def load_params(path):

@@ -15,70 +15,38 @@ a confusion matrix that becomes far better with the columns renamed
 
 from __future__ import annotations
 
+import dataclasses
 import errno
-import hashlib
-import json
 import multiprocessing
 import os
 import signal
 import time
 import traceback
+from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import dataclass
 from pathlib import Path
-
-import numpy as np
+from typing import Any
 
 from . import __version__
 from ._io import write_text
-from .data import classes_from_metadata, list_images
-from .errors import DataError, EvallibError
+from ._keys import (FileIndex, code_digest, data_fingerprint, hash_listing, index_key, metrics_key, peers_digest,
+                    predictions_key, predictions_key_of, report_key)
+from .data import Dataset, classes_from_metadata, list_images
+from .errors import DataError, EvallibError, ParamsError
 from .inference import model_facts, open_session, predict, score_type_warning
 from .metrics.class_order import class_order_check
 from .outputs import (INDEX_HTML, INDEX_KEY, INDEX_NOTEBOOK, METRICS, METRICS_ARRAYS, REPORT_FACTS, REPORT_HTML,
-                      REPORT_NOTEBOOK, OutputBusyError, cached_predictions, data_key, load_metrics, load_run, publish,
-                      scan, write_predictions, write_run)
-from .outputs import load_predictions  # noqa: F401 -- evallib.run.load_predictions, as before outputs.py
-from .params import load_params
+                      REPORT_NOTEBOOK, OutputBusyError, cached_predictions, load_metrics, load_predictions, load_run,
+                      publish, read_file_index, write_predictions, write_run)
+from .params import Params, load_params
+from .records import DatasetFacts, FailedRun, InferenceFacts, RunFacts
 
-_CACHE_VERSION = 4
-
-
-def _cache_key(facts, dataset, params):
-    listing = []
-    for p in dataset.paths:
-        st = os.stat(dataset.root / p)
-        listing.append((p, st.st_size, st.st_mtime_ns))
-    blob = json.dumps({
-        "v": _CACHE_VERSION, "model": facts["sha256"], "root": str(dataset.root), "listing": listing,
-        "labels": dataset.labels.tolist(), "classes": dataset.classes, "pre": params.preprocess,
-        "outputs": params.outputs,
-    }, sort_keys=True, default=str)
-    return hashlib.sha256(blob.encode()).hexdigest()
-
-
-def data_fingerprint(file_hashes, label_names):
-    """A hash of the evaluated images: each image's content hash with its label name, in any order.
-
-    Two models evaluated on the same images with the same labels share it, whatever the folder,
-    the file names, the layout (class folders, ``label_xxx.png``, a csv) or the order of
-    ``classes``; an image added, removed or relabelled changes it.
-
-    Parameters
-    ----------
-    file_hashes : list of str
-        The content hash of each evaluated image (:attr:`Predictions.file_hashes`).
-    label_names : list of str
-        The label of each image, by name.
-
-    Returns
-    -------
-    str
-        64 hexadecimal digits (sha256).
-    """
-    if len(file_hashes) != len(label_names):
-        raise ValueError(f"label_names: expected one per file hash ({len(file_hashes)}); got {len(label_names)}")
-    rows = sorted(zip(map(str, file_hashes), map(str, label_names)))
-    return hashlib.sha256(json.dumps(rows, ensure_ascii=False).encode()).hexdigest()
+# evallib.run's names before the keys had their own module: load_predictions, data_fingerprint,
+# predictions_key, metrics_key, code_digest
+__all__ = ["run_model", "evaluate_model", "run_many", "render_report", "render_index", "in_two_steps", "error_text",
+           "load_predictions", "data_fingerprint", "predictions_key", "metrics_key", "code_digest",
+           "check_unique_names"]
 
 
 def _score_columns(facts, output):
@@ -98,9 +66,9 @@ def _check_columns(n_columns, names, source, output):
 
 def _class_names(params, facts):
     """``(names, source)``: the score-column names from the params or the model's metadata, else ``(None, None)``."""
-    if params.data.get("classes") is not None:
-        return params.data["classes"], "params data.classes"
-    output = params.outputs.get("scores")
+    if params.data.classes is not None:
+        return list(params.data.classes), "params data.classes"
+    output = params.outputs.scores
     if "classification" not in params.tasks or not output:
         return None, None  # identities of an embedding model: the model's class names do not apply
     found = classes_from_metadata(facts["metadata"])
@@ -145,31 +113,34 @@ def _warnings(checks, source):
     return out
 
 
-def _prepare(params):
-    """``(model facts, dataset, predictions cache key)`` of a params file as it is now."""
+@dataclass(frozen=True)
+class _Prepared:
+    """A params file's model facts, dataset, class-order source, predictions key and file index, as they are now."""
+
+    facts: dict
+    dataset: Dataset
+    source: str | None
+    key: str
+    hashes: list
+    index: FileIndex
+    hashed: int
+
+
+def _prepare(params: Params, *, index: FileIndex | None = None) -> _Prepared:
+    """List the data and hash what changed since ``index`` (:func:`evallib._keys.hash_listing`)."""
     facts = model_facts(params.model)
     d = params.data
     names, source = _class_names(params, facts)
-    dataset = list_images(d["root"], labels=d["labels"], csv_path=d.get("csv"), classes=names,
-                          classes_source=source or "params data.classes", extensions=d["extensions"],
-                          allow_outside_root=d["allow_outside_root"])
-    return facts, dataset, source, _cache_key(facts, dataset, params)
+    dataset = list_images(d.root, labels=d.labels, csv_path=d.csv, classes=names,
+                          classes_source=source or "params data.classes", extensions=d.extensions,
+                          allow_outside_root=d.allow_outside_root)
+    hashes, new_index, hashed = hash_listing(dataset.root, dataset.paths, index)
+    return _Prepared(facts, dataset, source, predictions_key_of(facts["sha256"], dataset, params, hashes), hashes,
+                     new_index, hashed)
 
 
-def predictions_key(params):
-    """The cache key that predictions made from ``params`` now would carry: the model file's content,
-    the data listing (names, sizes, times) and labels, the preprocessing and the outputs."""
-    return _prepare(params)[3]
-
-
-def metrics_key(params, predictions_key):
-    """What a model's metrics are computed from: its predictions, every setting but ``runtime``, and evallib's code."""
-    blob = json.dumps({"predictions": predictions_key, "params": params.settings(), "code": code_digest()},
-                      sort_keys=True, default=str)
-    return hashlib.sha256(blob.encode()).hexdigest()
-
-
-def run_model(params, out_root="outputs", *, progress=True, threads=None, out_dir=None):
+def run_model(params: Params | str | Path, out_root: str | Path = "outputs", *, progress: Any = True,
+              threads: int | None = None, out_dir: str | Path | None = None) -> dict:
     """Evaluate one model: predictions and run facts into ``out_root/<name>/``.
 
     Parameters
@@ -187,39 +158,43 @@ def run_model(params, out_root="outputs", *, progress=True, threads=None, out_di
     Returns
     -------
     dict
-        The run facts, as written to ``run.json``.
+        The run facts, as written to ``run.json`` (:class:`evallib.records.RunFacts`).
     """
-    if not hasattr(params, "tasks"):
+    if not isinstance(params, Params):
         params = load_params(params)
     out_dir = Path(out_dir) if out_dir is not None else Path(out_root) / params.name
     t0 = time.perf_counter()
-    facts, dataset, source, key = _prepare(params)
+    prep = _prepare(params, index=read_file_index(out_dir))
+    facts, dataset, source, key = prep.facts, prep.dataset, prep.source, prep.key
     bar = progress if hasattr(progress, "update") else None
     if bar is not None:
         bar.reset(total=len(dataset))
     cached = cached_predictions(out_dir, key)
     if cached is not None:
-        inference = (load_run(out_dir) or {}).get("inference", {})
-        inference["cached"] = True
+        previous = (load_run(out_dir) or {}).get("inference", {})
+        inference = InferenceFacts(**{**previous, "cached": True})
         skipped, fingerprint, checks = cached["skipped"], cached["data_fingerprint"], cached["checks"]
+        if prep.hashed:  # files hashed again (touched, copied back): record their stat fields now
+            write_predictions(out_dir, load_predictions(out_dir), file_index=prep.index)
         if bar is not None:
             bar.update(len(dataset))
             bar.set_postfix_str("cached predictions", refresh=False)
     else:
-        session = open_session(params.model, threads=params.runtime["threads"] if threads is None else threads)
+        session = open_session(params.model, threads=params.runtime.threads if threads is None else threads)
         pred = predict(session, [dataset.file(i) for i in range(len(dataset))], params.preprocess, params.outputs,
-                       batch_size=params.preprocess["batch_size"], decode_workers=params.runtime["decode_workers"],
-                       max_cpu_temp=params.runtime["max_cpu_temp"], progress=progress, desc=params.name)
+                       batch_size=params.preprocess.batch_size, decode_workers=params.runtime.decode_workers,
+                       max_cpu_temp=params.runtime.max_cpu_temp, progress=progress, desc=params.name,
+                       file_hashes=prep.hashes)
         if len(pred.kept) == 0:
             raise EvallibError(f"data.root: no image of {len(dataset)} could be decoded; "
                                f"first reason: {pred.failed[0]['reason'] if pred.failed else 'none'}")
         if pred.scores is not None and source and source != "params data.classes":
-            _check_columns(pred.scores.shape[1], dataset.classes, source, params.outputs["scores"])
+            _check_columns(pred.scores.shape[1], dataset.classes, source, params.outputs.scores)
         if pred.scores is not None and "classification" in params.tasks and \
                 pred.scores.shape[1] != len(dataset.classes):
             shown = ", ".join(dataset.classes[:10]) + (f" and {len(dataset.classes) - 10:,} more"
                                                         if len(dataset.classes) > 10 else "")
-            raise DataError(f"data.root: expected one class per column of output {params.outputs['scores']!r} "
+            raise DataError(f"data.root: expected one class per column of output {params.outputs.scores!r} "
                             f"({pred.scores.shape[1]} columns); got {len(dataset.classes)} classes ({shown}; set "
                             f"data.classes to the model's classes in column order)")
         checks = _checks(params, dataset.labels[pred.kept], pred.scores, dataset.classes, pred.score_type)
@@ -227,65 +202,27 @@ def run_model(params, out_root="outputs", *, progress=True, threads=None, out_di
         skipped = list(dataset.skipped) + [
             {"path": os.path.relpath(f["path"], root), "reason": f["reason"]} for f in pred.failed]
         fingerprint = data_fingerprint(pred.file_hashes, [dataset.classes[k] for k in dataset.labels[pred.kept]])
-        arrays = {
-            "paths": np.array([dataset.paths[i] for i in pred.kept], dtype=str),
-            "labels": dataset.labels[pred.kept],
-            "classes": np.array(dataset.classes, dtype=str),
-            "root": np.array(root),
-            "skipped_paths": np.array([s["path"] for s in skipped], dtype=str),
-            "skipped_reasons": np.array([s["reason"] for s in skipped], dtype=str),
-            "cache_key": np.array(key),
-            "file_hashes": np.array(pred.file_hashes, dtype=str),
-            "data_fingerprint": np.array(fingerprint),
-        }
-        for name in ("scores", "embeddings", "scores_center", "embeddings_center"):
-            value = getattr(pred, name)
-            if value is not None:
-                arrays[name] = value
-        if pred.scores_are:
-            arrays["scores_are"] = np.array(pred.scores_are)
-            arrays["raw_scores_are"] = np.array(pred.raw_scores_are)
-        arrays["checks"] = np.array(json.dumps(checks))
-        write_predictions(out_dir, **arrays)
+        pred = dataclasses.replace(pred, paths=[dataset.paths[i] for i in pred.kept], labels=dataset.labels[pred.kept],
+                                   classes=list(dataset.classes), root=root, skipped=skipped, cache_key=key,
+                                   data_fingerprint=fingerprint, checks=checks)
+        write_predictions(out_dir, pred, file_index=prep.index)
         n = len(pred.kept)
-        inference = {"cached": False, "seconds": pred.seconds, "images": n,
-                     "images_per_second": n / pred.seconds if pred.seconds > 0 else None,
-                     "tta": params.preprocess["tta"]}
-    facts_out = {
-        "status": "ok", "name": params.name, "evallib": __version__,
-        "params": params.to_dict(), "model": facts,
-        "dataset": {"root": str(dataset.root), "images": len(dataset), "classes": dataset.classes,
-                    "class_order": dataset.class_order, "counts": dataset.counts(), "skipped": skipped},
-        "data_fingerprint": fingerprint,
-        "inference": inference, "score_type": checks["score_type"], "class_order_check": checks["class_order"],
-        "warnings": _warnings(checks, dataset.class_order),
-        "predictions_key": key, "seconds_total": time.perf_counter() - t0,
-    }
-    write_run(out_dir, facts_out)
-    return facts_out
+        inference = InferenceFacts(cached=False, seconds=pred.seconds, images=n,
+                                   images_per_second=n / pred.seconds if pred.seconds > 0 else None,
+                                   tta=params.preprocess.tta)
+    record = RunFacts(
+        name=params.name, evallib=__version__, params=params.to_dict(), model=facts,
+        dataset=DatasetFacts(root=str(dataset.root), images=len(dataset), classes=list(dataset.classes),
+                             class_order=dataset.class_order, counts=dataset.counts(), skipped=skipped),
+        data_fingerprint=fingerprint, inference=inference, score_type=checks["score_type"],
+        class_order_check=checks["class_order"], warnings=_warnings(checks, dataset.class_order),
+        predictions_key=key, seconds_total=time.perf_counter() - t0)
+    write_run(out_dir, record)
+    return record.to_dict()
 
 
-_CODE_DIGEST = None
-
-
-def code_digest():
-    """A digest of evallib's own source and templates and of the notebooks: a change re-renders reports."""
-    global _CODE_DIGEST
-    if _CODE_DIGEST is None:
-        from .render import notebook_dir
-
-        h = hashlib.sha256()
-        here = Path(__file__).parent
-        files = sorted([*here.rglob("*.py"), *here.rglob("*.j2"), *here.rglob("*.json"),
-                        *notebook_dir().glob("*.ipynb")])
-        for f in files:
-            h.update(f.name.encode())
-            h.update(f.read_bytes())
-        _CODE_DIGEST = h.hexdigest()
-    return _CODE_DIGEST
-
-
-def evaluate_model(params, out_root="outputs", *, facts=None, out_dir=None):
+def evaluate_model(params: Params | str | Path, out_root: str | Path = "outputs", *, facts: dict | None = None,
+                   out_dir: str | Path | None = None) -> dict:
     """The metrics step: compute a model's metrics from its predictions and write ``metrics.json``.
 
     Metrics already computed from the same predictions, settings and code are reused.
@@ -307,7 +244,7 @@ def evaluate_model(params, out_root="outputs", *, facts=None, out_dir=None):
     """
     from .evaluation import evaluate, write_evaluation
 
-    if not hasattr(params, "tasks"):
+    if not isinstance(params, Params):
         params = load_params(params)
     out_dir = Path(out_dir) if out_dir is not None else Path(out_root) / params.name
     facts = facts if facts is not None else load_run(out_dir)
@@ -326,24 +263,7 @@ def evaluate_model(params, out_root="outputs", *, facts=None, out_dir=None):
     return ev.metrics
 
 
-def _peers_digest(out_root, facts, name):
-    """What the report's ranking depends on: the headline metrics of the other models on the same data."""
-    h = hashlib.sha256()
-    mine = data_key(facts)
-    for m in scan(out_root):
-        if m.name != name and m.status == "ok" and data_key(m.run) == mine and (m.path / METRICS).exists():
-            h.update(json.dumps([m.name, (load_metrics(m.path, arrays=False) or {}).get("headline")],
-                                sort_keys=True).encode())
-    return h.hexdigest()
-
-
-def _report_key(params, facts, show_code, peers):
-    blob = json.dumps({"params": params.to_dict(), "metrics": facts.get("metrics_key"), "code": code_digest(),
-                       "show_code": show_code, "peers": peers}, sort_keys=True, default=str)
-    return hashlib.sha256(blob.encode()).hexdigest()
-
-
-def render_report(model_dir, *, show_code=False, verbose=False, km=None):
+def render_report(model_dir: str | Path, *, show_code: bool = False, verbose: bool = False, km: Any = None) -> Path:
     """Execute the packaged ``report.ipynb`` on a model's folder and render ``report.html`` there.
 
     The notebook reads what the pipeline wrote (run facts, predictions, metrics) and computes nothing
@@ -364,7 +284,8 @@ def render_report(model_dir, *, show_code=False, verbose=False, km=None):
                    metrics_key=run.get("metrics_key"))
 
 
-def render_index(out_root="outputs", *, primary_metric=None, show_code=False, verbose=False):
+def render_index(out_root: str | Path = "outputs", *, primary_metric: str | None = None, show_code: bool = False,
+                 verbose: bool = False) -> Path:
     """Execute the packaged ``compare.ipynb`` into ``out_root/index.html``.
 
     The page is rebuilt only when something it shows has changed.
@@ -372,28 +293,23 @@ def render_index(out_root="outputs", *, primary_metric=None, show_code=False, ve
     from .render import execute, notebook_dir, to_html
 
     out_root = Path(out_root)
-    h = hashlib.sha256(json.dumps([code_digest(), primary_metric, show_code]).encode())
-    for m in scan(out_root):  # what the page shows of a run: status, error, data, and its metrics
-        h.update(json.dumps([m.path.name, m.status, m.run.get("error"), m.run.get("data_fingerprint"),
-                             m.run.get("dataset", {}).get("root")]).encode())
-        if (m.path / METRICS).exists():
-            h.update((m.path / METRICS).read_bytes())
+    key = index_key(out_root, primary_metric=primary_metric, show_code=show_code)
     key_file, index = out_root / INDEX_KEY, out_root / INDEX_HTML
-    if index.exists() and key_file.exists() and key_file.read_text() == h.hexdigest():
+    if index.exists() and key_file.exists() and key_file.read_text() == key:
         return index
     nb = out_root / INDEX_NOTEBOOK
     execute(notebook_dir() / "compare.ipynb", nb,
             {"out_root": str(out_root.resolve()), "primary_metric": primary_metric}, cwd=out_root,
             verbose=verbose)  # run beside index.html, so the report links start from out_root
     to_html(nb, index, show_code=show_code, title="Model comparison")
-    write_text(key_file, h.hexdigest())
+    write_text(key_file, key)
     return index
 
 
 _WRITE_ERRNOS = {errno.ENOSPC, errno.EROFS, errno.EACCES, errno.EPERM, errno.EDQUOT, errno.ENOTDIR}
 
 
-def error_text(exc):
+def error_text(exc: BaseException) -> str:
     """One line for a failure: a notebook cell's own exception, a file that cannot be written, or the
     exception's type and message."""
     if isinstance(exc, OSError) and exc.errno in _WRITE_ERRNOS:
@@ -415,8 +331,8 @@ def _failure(path, out_root, exc):
         name = load_params(path).name
     except Exception:  # noqa: BLE001
         pass
-    facts = {"status": "failed", "name": name, "params_file": str(path), "error": error_text(exc),
-             "expected": isinstance(exc, EvallibError), "traceback": traceback.format_exc()}
+    facts = FailedRun(name=name, params_file=str(path), error=error_text(exc), expected=isinstance(exc, EvallibError),
+                      traceback=traceback.format_exc()).to_dict()
     if isinstance(exc, OSError) and exc.errno in _WRITE_ERRNOS:
         return facts  # the folder cannot take a write (full, read-only): the previous outputs stay whole
     try:
@@ -473,7 +389,7 @@ def _render_one(path, out_root, show_code=False, verbose=False, km=None):
             facts = load_run(stage) or {}
             if facts.get("status") != "ok":
                 return facts
-            key = _report_key(params, facts, show_code, _peers_digest(out_root, facts, params.name))
+            key = report_key(params, facts, show_code, peers_digest(out_root, facts, params.name))
             if facts.get("report_key") == key and (stage / REPORT_HTML).exists():
                 facts["report_cached"] = True
             else:
@@ -487,12 +403,31 @@ def _render_one(path, out_root, show_code=False, verbose=False, km=None):
         return _failure(path, out_root, exc)
 
 
-def _run_one(path, out_root, threads, progress, render=False, show_code=False, verbose=False):
-    """Predictions, metrics and (with ``render``) the report of one params file; never raises (but for Ctrl-C)."""
-    facts = _evaluate_one(path, out_root, threads, progress)
-    if render and facts.get("status") == "ok":
-        facts = _render_one(path, out_root, show_code, verbose)
-    return facts
+def check_unique_names(paths: Sequence[str | Path]) -> None:
+    """Refuse params files that name the same model: its output folder would hold only the last one's results.
+
+    Files that cannot be read or are not valid are left to the run, which reports each as that model's
+    failure.
+
+    Raises
+    ------
+    ParamsError
+        Naming the model and the files, e.g. ``params/a.yaml and params/b.yaml: name: expected a
+        different name for each model (it names the output folder); got 'm' in both``.
+    """
+    by_name: dict[str, list[str]] = {}
+    for p in paths:
+        try:
+            name = load_params(p).name
+        except EvallibError:
+            continue
+        by_name.setdefault(name, []).append(str(p))
+    clashes = [(name, files) for name, files in by_name.items() if len(files) > 1]
+    if clashes:
+        raise ParamsError("\n".join(
+            f"{', '.join(files[:-1])} and {files[-1]}: name: expected a different name for each model (it names "
+            f"the output folder); got {name!r} in {'both' if len(files) == 2 else f'all {len(files)}'}"
+            for name, files in clashes))
 
 
 def in_two_steps(evaluate, render, completed, paths, out_root, results, bar):
@@ -520,7 +455,8 @@ def in_two_steps(evaluate, render, completed, paths, out_root, results, bar):
         gather(futures)
 
 
-def run_many(paths, out_root="outputs", *, jobs=1, progress=True, render=False, show_code=False, verbose=False):
+def run_many(paths: Sequence[str | Path], out_root: str | Path = "outputs", *, jobs: int = 1, progress: bool = True,
+             render: bool = False, show_code: bool = False, verbose: bool = False) -> list[dict]:
     """Run several params files, ``jobs`` at a time; returns their run facts in order.
 
     Every model's predictions and metrics come first, then the reports, so that each report ranks
@@ -546,8 +482,14 @@ def run_many(paths, out_root="outputs", *, jobs=1, progress=True, render=False, 
     -------
     list of dict
         Each model's run facts, as in its ``run.json``.
+
+    Raises
+    ------
+    ParamsError
+        Before anything runs, when two params files name the same model (:func:`check_unique_names`).
     """
     paths = list(paths)
+    check_unique_names(paths)
     jobs = max(1, min(jobs, len(paths) or 1))
     if jobs == 1:
         if not render:

@@ -135,7 +135,7 @@ def _read_events(files):
     return _per_epoch(rows, files[0] if files else "")
 
 
-def read_training_log(path):
+def read_training_log(path: str | Path) -> dict:
     """Read a training log (CSV file, TensorBoard event file, or a folder of event files)."""
     path = Path(path)
     if path.is_dir():

@@ -108,6 +108,35 @@ def evaluated():
     def run(params, out_root, **load_kw):
         [facts] = run_many([params], out_root, progress=False)
         assert facts["status"] == "ok", facts.get("error")
+        check_output_folder(Path(out_root) / facts["name"])
         return evallib.load(Path(out_root) / facts["name"], **load_kw)
 
+    return run
+
+
+def output_schema(name):
+    """The JSON Schema ``docs/schemas/<name>.schema.json`` (``run`` or ``metrics``), itself checked."""
+    import json
+    from pathlib import Path
+
+    import jsonschema
+
+    s = json.loads((Path(__file__).resolve().parent.parent / "docs" / "schemas" / f"{name}.schema.json").read_text())
+    jsonschema.Draft202012Validator.check_schema(s)
+    return s
+
+
+def check_output_folder(model_dir):
+    """Validate a model folder's run.json, and its metrics.json when there is one, against their schemas."""
+    import json
+    from pathlib import Path
+
+    import jsonschema
+
+    run = json.loads((Path(model_dir) / "run.json").read_text())
+    jsonschema.validate(run, output_schema("run"))
+    if (Path(model_dir) / "metrics.json").exists():
+        m = json.loads((Path(model_dir) / "metrics.json").read_text())
+        jsonschema.validate(m, output_schema("metrics"))
+        jsonschema.validate(m["run"], output_schema("run"))
     return run

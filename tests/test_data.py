@@ -166,3 +166,27 @@ def test_padding_happens_before_normalization_like_torchvision(rng):
     ref = T.Compose([T.CenterCrop(12), T.ToTensor(), T.Normalize(pre["mean"], pre["std"])])(img)
     np.testing.assert_allclose(ours[0], ref.numpy(), atol=1e-6)
     np.testing.assert_allclose(ours[1], torch.flip(ref, dims=[2]).numpy(), atol=1e-6)
+
+
+def test_the_subpackage_keeps_every_name_of_the_former_module():
+    import importlib
+
+    import evallib.data as data
+
+    homes = {
+        "listing": ["Dataset", "list_images", "sort_labels", "classes_from_metadata", "describe_class_order",
+                    "METADATA_CLASS_KEYS"],
+        "pairs": ["Pairs", "read_pairs"],
+        "decoding": ["load_image"],
+        "preprocessing": ["preprocess", "load_views", "resize", "pad_to_box", "center_crop", "five_crop", "views",
+                          "fit_size", "crop_pct_size", "CENTER_VIEW", "N_VIEWS", "INTERPOLATIONS", "DTYPES"],
+    }
+    for module, names in homes.items():
+        mod = importlib.import_module(f"evallib.data.{module}")
+        for name in names:
+            assert getattr(data, name) is getattr(mod, name), name
+    from evallib.params import PADS as pads, RESIZE_MODES as modes
+
+    assert data.PADS is pads and data.RESIZE_MODES is modes and set(data.INTERPOLATIONS) == {
+        "nearest", "bilinear", "bicubic", "lanczos"}
+    assert sorted(data.__all__) == sorted([n for names in homes.values() for n in names] + ["PADS", "RESIZE_MODES"])

@@ -12,6 +12,7 @@ from conftest import export_tiny_model, make_classification, make_embeddings, wr
 from evallib import _store
 from evallib.evaluation import Evaluation, read_evaluation, thin_sweep, write_evaluation
 from evallib.metrics import evaluate_classification, evaluate_verification, threshold_sweep
+from evallib.records import MetricsRecord
 from evallib.report import StaleOutputsError
 
 
@@ -22,7 +23,10 @@ def test_results_round_trip_exactly(rng, tmp_path):
                     verification=evaluate_verification(emb, ids, n_bootstrap=30, seed=1),
                     cls_intervals={"accuracy": [0.1, 0.2]}, curves={"roc_micro": {"fpr": np.r_[0.0, 1.0]}},
                     tsne={"coords": rng.normal(size=(3, 2)), "index": np.arange(3), "trustworthiness": float("nan")},
-                    warnings=["w"], metrics={"headline": {}})
+                    warnings=["w"], metrics=MetricsRecord(name="m", task=["classification", "verification"],
+                                                          headline={}, primary_metric="macro_f1", images=300,
+                                                          left_out=0, predictions_key=None, run={},
+                                                          warnings=["w"]).to_dict())
     write_evaluation(tmp_path, ev, metrics_key="k")
     back = read_evaluation(tmp_path)
     for k in Evaluation._STORED:

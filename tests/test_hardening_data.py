@@ -393,9 +393,9 @@ def test_the_cli_evaluates_outside_paths_when_the_params_allow_them(models, tmp_
 def test_new_params_are_booleans_defaulting_to_false(tmp_path):
     base = {"name": "m", "model": "m.onnx", "data": {"root": "d"}}
     p = parse_params(base, source=tmp_path / "p.yaml")
-    assert p.data["allow_outside_root"] is False and p.report["allow_pickle"] is False
+    assert p.data.allow_outside_root is False and p.report.allow_pickle is False
     p = parse_params({**base, "data": {"root": "d", "allow_outside_root": True}, "report": {"allow_pickle": True}})
-    assert p.data["allow_outside_root"] is True and p.report["allow_pickle"] is True
+    assert p.data.allow_outside_root is True and p.report.allow_pickle is True
     with pytest.raises(ParamsError, match=r"p\.yaml: data\.allow_outside_root: expected a boolean; got 'yes' \(str\)"):
         parse_params({**base, "data": {"root": "d", "allow_outside_root": "yes"}}, source=tmp_path / "p.yaml")
     with pytest.raises(ParamsError, match=r"p\.yaml: report\.allow_pickle: expected a boolean; got 1 \(int\)"):

@@ -119,10 +119,8 @@ def two_data_sets(model, tmp_path_factory):
     return root, out
 
 
-def test_index_ranks_models_within_their_evaluation_data(two_data_sets, monkeypatch):
+def test_index_ranks_models_within_their_evaluation_data(two_data_sets):
     root, out = two_data_sets
-    shown = []
-    monkeypatch.setattr(compare, "show", lambda *objs: shown.extend(o for o in objs if isinstance(o, str)))
     cmp = compare.Comparison.load(out, primary_metric="accuracy")
     groups = cmp.groups()
     assert [(g.title, set(g.models), g.images) for g in groups] == [("setA", {"alpha", "beta"}, 15),
@@ -130,8 +128,8 @@ def test_index_ranks_models_within_their_evaluation_data(two_data_sets, monkeypa
     acc = {n: m["headline"]["accuracy"]["value"] for n, m in cmp.ok.items()}
     assert list(groups[0].models) == sorted(["alpha", "beta"], key=lambda n: -acc[n])
 
-    cmp.leaderboard(links_from=out)  # as on index.html, in the output folder
-    page = "".join(shown)
+    board = cmp.leaderboard(links_from=out)  # as on index.html, in the output folder
+    page = board._repr_html_()
     tables = page.split("<h3>Evaluation data: ")[1:]
     assert len(tables) == 2 and [t.count("<table") for t in tables] == [1, 1]
     assert tables[0].startswith("setA</h3>") and tables[1].startswith("setB</h3>")
@@ -141,19 +139,16 @@ def test_index_ranks_models_within_their_evaluation_data(two_data_sets, monkeypa
     assert str(root) not in page  # the data folder's name only, never its path
 
     # the paired comparison stays within setA: gamma (on other data) is never compared
-    shown.clear()
-    cmp.paired(n_boot=20)
-    page = "".join(shown)
+    page = cmp.paired(n_boot=20)._repr_html_()
     assert page.count("<table") == 1 and "setA" in page and "gamma" not in page
     other = next(n for n in groups[0].models[1:])
     assert f">{other}</td><td>accuracy</td>" in page
 
 
-def test_index_with_one_data_set_has_one_table(two_data_sets, tmp_path, monkeypatch):
+def test_index_with_one_data_set_has_one_table(two_data_sets, tmp_path):
     _, out = two_data_sets
     for name in ("alpha", "beta"):
         shutil.copytree(out / name, tmp_path / name)
-    shown = []
-    monkeypatch.setattr(compare, "show", lambda *objs: shown.extend(o for o in objs if isinstance(o, str)))
-    compare.Comparison.load(tmp_path).leaderboard()
-    assert "".join(shown).count("<table") == 1
+    board = compare.Comparison.load(tmp_path).leaderboard()
+    assert board._repr_html_().count("<table") == 1
+    assert board.plot().ax_.get_yticklabels()[0].get_text() in ("alpha", "beta")  # the forest plot of the ranking

@@ -41,10 +41,10 @@ def test_valid_file_resolves_paths_against_its_folder(tmp_path):
     sub.mkdir()
     p = load_params(_write(sub, _with(["model"], "../models/m.onnx")))
     assert p.model == (tmp_path / "models" / "m.onnx").resolve()
-    assert p.data["root"] == (sub / "data").resolve()
+    assert p.data.root == (sub / "data").resolve()
     assert p.tasks == ("classification", "verification")
-    assert p.preprocess["mean"] == [0.0] and p.report["bootstrap"] == 1000  # defaults filled in
-    assert p.outputs["scores_are"] == "auto"  # decided from the scores unless declared
+    assert p.preprocess.mean == (0.0,) and p.report.bootstrap == 1000  # defaults filled in
+    assert p.outputs.scores_are == "auto"  # decided from the scores unless declared
 
 
 @pytest.mark.parametrize("path, value, match", [

@@ -14,7 +14,7 @@ from evallib.data import fit_size, list_images, preprocess, resize
 from evallib.errors import DataError, ModelError, ParamsError
 from evallib.inference import open_session, predict
 from evallib.params import parse_params
-from evallib.run import _cache_key
+from evallib._keys import predictions_key_of
 
 MODES = {"nearest": InterpolationMode.NEAREST, "bilinear": InterpolationMode.BILINEAR,
          "bicubic": InterpolationMode.BICUBIC, "lanczos": InterpolationMode.LANCZOS}
@@ -107,7 +107,7 @@ def test_defaults_keep_the_old_preprocessing(rng):
     img = _img(rng, (37, 23))
     p = parse_params({"name": "m", "model": "m.onnx", "data": {"root": "d"},
                       "preprocess": {"resize": 19, "crop": 17, "mean": [0.4], "std": [0.3]}})
-    assert {k: p.preprocess[k] for k in ("resize_mode", "interpolation", "channels", "scale", "dtype", "crop_pct")} \
+    assert {k: getattr(p.preprocess, k) for k in ("resize_mode", "interpolation", "channels", "scale", "dtype", "crop_pct")} \
         == {"resize_mode": "shorter", "interpolation": "bilinear", "channels": "rgb", "scale": "unit",
             "dtype": "auto", "crop_pct": None}
     old = preprocess(img, {"resize": 19, "crop": 17, "mean": [0.4], "std": [0.3]})
@@ -315,8 +315,12 @@ def test_direct_call_errors(rng):
         preprocess(img, {"resize": 8, "interpolation": "area"})
     with pytest.raises(DataError, match=r"preprocess\.channels: expected rgb for 1-channel images"):
         preprocess(img.convert("L"), {"channels": "bgr"})
-    with pytest.raises(DataError, match=r"preprocess\.crop_pct: expected preprocess\.crop and no preprocess\.resize"):
-        preprocess(img, {"crop_pct": 0.9, "resize": 8})
+    with pytest.raises(DataError, match=r"preprocess\.crop_pct: expected preprocess\.crop with it .*; got no crop"):
+        preprocess(img, {"crop_pct": 0.9, "resize": 8})  # the rule of the params files, checked in one place
+    with pytest.raises(DataError, match=r"preprocess\.crop_pct: expected no preprocess\.resize with it"):
+        preprocess(img, {"crop_pct": 0.9, "crop": 8, "resize": 8})
+    with pytest.raises(DataError, match=r"preprocess\.rezise: unknown key; expected one of batch_size, channels"):
+        preprocess(img, {"rezise": 8})
 
 
 def test_every_preprocess_key_is_in_the_cache_key(tmp_path, rng):
@@ -324,10 +328,10 @@ def test_every_preprocess_key_is_in_the_cache_key(tmp_path, rng):
         (tmp_path / "d" / "ab"[k]).mkdir(parents=True)
         _img(rng, (9, 7)).save(tmp_path / "d" / "ab"[k] / "x.png")
     dataset = list_images(tmp_path / "d")
-    facts = {"sha256": "0" * 64}
+    hashes = ["0" * 32] * len(dataset)
 
     def key(**pre):
-        return _cache_key(facts, dataset, _params(**pre))
+        return predictions_key_of("0" * 64, dataset, _params(**pre), hashes)
 
     base = key(resize=17, crop=15)
     assert key(resize=17, crop=15, interpolation="bilinear", resize_mode="shorter", scale="unit") == base

@@ -14,22 +14,14 @@ from .confusion import most_confused_pairs
 
 from ..errors import EvallibError
 from .sweep import _warn, check_labels, check_scores
+from .transforms import softmax
 
 ECE_BINS = 15
 
 
-def _softmax(x):
-    """``(probabilities, log of each row's normalizer)`` for logits, as scipy.special.softmax computes them."""
-    z = x - x.max(axis=1, keepdims=True)
-    np.exp(z, out=z)
-    total = z.sum(axis=1)
-    z /= total[:, None]
-    return z, total
-
-
 def to_probabilities(scores, scores_are):
     """Class probabilities from logits (softmax) or from probabilities (as given)."""
-    return _softmax(scores)[0] if scores_are == "logits" else scores
+    return softmax(scores, axis=1) if scores_are == "logits" else scores
 
 
 def infer_score_type(scores, *, atol=1e-3):

@@ -14,21 +14,14 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from .._io import atomic_path, write_text
+from .._package import NOTEBOOKS, notebook_dir  # noqa: F401  (imported from here by run and the CLI)
 
 TEMPLATES = Path(__file__).parent / "templates"
-NOTEBOOKS = ("report.ipynb", "compare.ipynb")
 
 # the kernel logs a warning on every start (plain TCP on localhost) and an error when it is stopped
 # mid-shutdown; a kernel that dies still fails the notebook
 _QUIET_KERNEL = ["--IPKernelApp.log_level=CRITICAL"]
 _JUPYTER_MODULES = r"(jupyter_client|jupyter_core|zmq|papermill|nbclient|nbformat|nbconvert|traitlets|ipykernel)"
-
-
-def notebook_dir():
-    """The folder of the packaged notebooks, ``report.ipynb`` and ``compare.ipynb``."""
-    package = Path(__file__).resolve().parent.parent
-    inside = package / "notebooks"  # an installed wheel carries them here
-    return inside if inside.is_dir() else package.parent / "notebooks"  # a source checkout: the repository's
 
 
 def copy_notebooks(dest, *, overwrite=False):

@@ -11,6 +11,7 @@ Nothing here runs inference or computes a metric; the one file it writes is ``re
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import html
 import warnings
@@ -158,7 +159,7 @@ class Report:
         except (OSError, ValueError, KeyError, TypeError) as exc:
             self.note(f"Summary: no ranking: the other models' metrics could not be read ({exc})")
         has = {"classification": self.classification is not None, "verification": self.verification is not None,
-               "training_log": bool(self.params.report.get("training_log"))}
+               "training_log": bool(self.params.report.training_log)}
         lede = (f"{self.name}: {Path(self.run['model']['path']).name} evaluated on {len(self.y):,} images "
                 f"of {len(self.classes):,} classes from {Path(ds['root']).name}/ "
                 f"({' and '.join(self.params.tasks)}).")
@@ -177,12 +178,12 @@ class Report:
                        "class threshold slider shows one class against the rest at any threshold).")
         v = self.verification
         if v is not None:
-            policy = self.params.report["threshold_policy"]
+            policy = self.params.report.threshold_policy
             ch = v.policies.get(policy)
             if ch is None:
                 out.append(f"Verification: the threshold policy {policy} has no threshold on these pairs.")
             else:
-                target = f" (target {self.params.report['far_target']:g})" if policy == "far" else ""
+                target = f" (target {self.params.report.far_target:g})" if policy == "far" else ""
                 out.append(f"Verification: two images show the same identity when their cosine similarity is at least "
                            f"{ch.threshold:.4f}, chosen by the policy {policy}{target}: {POLICY_TEXT[policy]}; "
                            f"there TAR {ch.recall:.4f}, FAR {ch.far:.4f}, accuracy {ch.accuracy:.4f}.")
@@ -209,7 +210,7 @@ class Report:
         facts = [["model file", Path(model["path"]).name], ["size", f"{model['size_bytes'] / 1e6:.2f} MB"],
                  ["sha256", model["sha256"]], ["producer", model["producer"]],
                  ["opset", ", ".join(f"{k} {v}" for k, v in model["opset"].items())],
-                 ["task", ", ".join(self.params.tasks)], ["test-time augmentation", self.params.preprocess["tta"]]]
+                 ["task", ", ".join(self.params.tasks)], ["test-time augmentation", self.params.preprocess.tta]]
         facts += [[f"metadata: {k}", v] for k, v in model["metadata"].items()]
         speed = inf.get("images_per_second")
         run_rows = [["data folder", Path(ds["root"]).name], ["images evaluated", len(self.y)],
@@ -241,7 +242,7 @@ class Report:
         if c is None:
             return _absent("Classification", self.params.tasks)
         return Section([HeadlineDisplay.from_result(c, intervals=self.cls_intervals, center=self.cls_center,
-                                                    tta=self.params.preprocess["tta"], top_k=self.params.report["top_k"]),
+                                                    tta=self.params.preprocess.tta, top_k=self.params.report.top_k),
                         PerClassDisplay.from_result(c)])
 
     @_view("Confusion matrix")
@@ -284,7 +285,7 @@ class Report:
         if v is None:
             return _absent("Verification", self.params.tasks)
         rep = self.params.report
-        main = VerificationDisplay.from_result(v, policy=rep["threshold_policy"], far_target=rep["far_target"],
+        main = VerificationDisplay.from_result(v, policy=rep.threshold_policy, far_target=rep.far_target,
                                                name=self.name, center=self.ver_center)
         if self.verification_pairs is None:
             return main
@@ -295,7 +296,7 @@ class Report:
         v = self.verification
         if v is None:
             return _absent("Similarity threshold slider", self.params.tasks)
-        return ThresholdSliderDisplay.from_result(v, policy=self.params.report["threshold_policy"],
+        return ThresholdSliderDisplay.from_result(v, policy=self.params.report.threshold_policy,
                                                   interactive=self.interactive)
 
     # ------------------------------------------------------------------ explanations
@@ -305,12 +306,12 @@ class Report:
         from ..explain.cam import to_display
         from ..inference import input_dtype
 
-        pre = {**self.params.preprocess, "tta": "none"}
-        pre["dtype"] = input_dtype(self.run["model"]["inputs"][0]["type"], dtype=pre["dtype"])
+        pre = dataclasses.replace(self.params.preprocess, tta="none")
+        pre = dataclasses.replace(pre, dtype=input_dtype(self.run["model"]["inputs"][0]["type"], dtype=pre.dtype))
         root = Path(self.pred["root"])
         x = np.concatenate([load_views(root / self.pred["paths"][i], pre)[0] for i in idx]).astype(np.float32)
-        top = 255.0 if pre["scale"] == "byte" or pre["dtype"] == "uint8" else 1.0
-        shown = [to_display(v, pre["mean"], pre["std"], top=top, bgr=pre["channels"] == "bgr") for v in x]
+        top = 255.0 if pre.scale == "byte" or pre.dtype == "uint8" else 1.0
+        shown = [to_display(v, pre.mean, pre.std, top=top, bgr=pre.channels == "bgr") for v in x]
         return x, shown
 
     def cam_route(self, output="scores"):
@@ -327,11 +328,11 @@ class Report:
         names = [o["name"] for o in model["outputs"]]
         shape = self._views([0])[0].shape[1:]  # one view as the model gets it: (C, H, W)
         try:
-            nhwc = _layout(model["inputs"][0]["shape"], shape, self.params.preprocess["layout"]) == "nhwc"
-            cache[output] = cam_route(self.params.model, input_shape=shape, method=rep["cam_method"],
-                                      layer=rep["cam_layer"], output=self.params.outputs[output], output_names=names,
-                                      nhwc=nhwc, fallback=rep["torch_model"], factory=rep["torch_model_factory"],
-                                      allow_pickle=rep["allow_pickle"])
+            nhwc = _layout(model["inputs"][0]["shape"], shape, self.params.preprocess.layout) == "nhwc"
+            cache[output] = cam_route(self.params.model, input_shape=shape, method=rep.cam_method,
+                                      layer=rep.cam_layer, output=getattr(self.params.outputs, output), output_names=names,
+                                      nhwc=nhwc, fallback=rep.torch_model, factory=rep.torch_model_factory,
+                                      allow_pickle=rep.allow_pickle)
         except (ModelError, ValueError) as exc:
             cache[output] = None
             self.__dict__.setdefault("_cam_reasons", []).append(
@@ -344,8 +345,8 @@ class Report:
             return [["no heat maps", r] for r in self.__dict__.get("_cam_reasons", [])[:1]]
         rows = [["route", route.route], ["model used", route.source], ["target layer", route.layer],
                 ["method", route.method]]
-        if route.method != self.params.report["cam_method"]:
-            rows.append(["note", f"{self.params.report['cam_method']} needs gradients, which no route gave; "
+        if route.method != self.params.report.cam_method:
+            rows.append(["note", f"{self.params.report.cam_method} needs gradients, which no route gave; "
                                  f"{route.method} needs none and drew these maps (the same map for every target)"])
         rows += [["why not an earlier route", short_message(n, limit=600)] for n in route.notes]
         self.facts["cam"] = {"route": route.route, "method": route.method, "layer": route.layer}
@@ -364,7 +365,7 @@ class Report:
     def grad_cam_gallery(self):
         """Per class the most confident correct images and the mistakes, each with its heat map (above 10
         classes the worst classes only); for an embedding model, the hardest pairs too."""
-        size = self.params.report["gallery_size"]
+        size = self.params.report.gallery_size
         if size == 0:
             return HtmlDisplay("<p><i>No gallery (report.gallery_size is 0).</i></p>")
         shown = []
@@ -416,7 +417,7 @@ class Report:
         predictions = None
         if "scores" in self.pred and self.classification is not None:
             predictions = self.pred["scores"][index].argmax(1)
-        root, mode = Path(self.pred["root"]), self.params.preprocess["mode"]
+        root, mode = Path(self.pred["root"]), self.params.preprocess.mode
 
         def thumb(i):
             from PIL import Image
@@ -432,12 +433,12 @@ class Report:
         return TSNEMapDisplay.from_result(tmap, self.y[index], list(self.classes), predictions=predictions,
                                           thumbnails=thumb, names=[str(self.pred["paths"][i]) for i in index],
                                           images=t["images"], source=t["source"],
-                                          max_thumbnails=rep["tsne_thumbnails"], seed=rep["seed"])
+                                          max_thumbnails=rep.tsne_thumbnails, seed=rep.seed)
 
     @_view("Training curves")
     def training_curves(self):
         """Training and validation curves when the params name a training log."""
-        path = self.params.report.get("training_log")
+        path = self.params.report.training_log
         if not path:
             return HtmlDisplay("<p><i>No training log given (report.training_log).</i></p>")
         return TrainingCurvesDisplay.from_log(path, name=self.name)
@@ -446,14 +447,14 @@ class Report:
 def _stale(params, params_path, run, model_dir):
     """Why ``model_dir`` no longer matches the params file ``params_path``, or None."""
     from ..params import Params
-    from ..run import metrics_key, predictions_key
+    from .._keys import metrics_key, predictions_key
 
     command = f"evallib run {params_path} --out {model_dir.parent}"
     now, then = params.settings(), Params.from_dict(run["params"]).settings()
     changed = sorted(k for k in set(now) | set(then) if now.get(k) != then.get(k))
     if changed:
         why = f"its settings differ from the params file ({', '.join(changed)})"
-    elif predictions_key(params) != run.get("predictions_key"):
+    elif predictions_key(params, model_dir=model_dir) != run.get("predictions_key"):
         why = "the model file or the images changed since"
     elif metrics_key(params, run["predictions_key"]) != run.get("metrics_key"):
         why = "its metrics were computed by another version of evallib"

@@ -1,0 +1,265 @@
+"""From a decoded image to the model's input: resize, pad, normalize, crop and test-time views.
+
+Preprocessing follows torchvision on PIL images: resize (shorter side, exact size, or fit inside a
+box and pad) with Pillow's nearest, bilinear, bicubic or Lanczos filters, timm's ``crop_pct``, RGB or
+BGR channel order, center crop, ``TenCrop`` (four corners and the center, then their horizontal
+flips), and ``(x - mean) / std`` on pixels in 0..1 or 0..255; uint8 models get the raw pixels.
+The settings are a :class:`~evallib.params.PreprocessParams`, whose rules are checked when it is built.
+"""
+
+from __future__ import annotations
+
+import math
+import struct
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import IO, Any
+
+import numpy as np
+from PIL import Image, UnidentifiedImageError
+
+from ..errors import DataError
+from ..params import INTERPOLATION_NAMES, RESIZE_MODES, PreprocessParams
+from .decoding import load_image
+
+CENTER_VIEW = {"none": 0, "flip": 0, "tencrop": 4}
+N_VIEWS = {"none": 1, "flip": 2, "tencrop": 10}
+
+def _pair(size: int | Sequence[int]) -> tuple[int, int]:
+    return (size, size) if isinstance(size, int) else (int(size[0]), int(size[1]))
+
+
+INTERPOLATIONS = dict(zip(INTERPOLATION_NAMES, (Image.NEAREST, Image.BILINEAR, Image.BICUBIC, Image.LANCZOS)))
+DTYPES = {"float32": np.float32, "float16": np.float16, "float64": np.float64, "uint8": np.uint8}
+
+
+def crop_pct_size(crop: int | Sequence[int], crop_pct: float) -> int:
+    """The shorter side timm resizes to before its center crop: ``floor(crop / crop_pct)``.
+
+    As timm's ``transforms_imagenet_eval`` computes ``scale_size = math.floor(img_size / crop_pct)``,
+    for a square crop (an integer or ``[n, n]``).
+    """
+    h, w = _pair(crop)
+    if h != w:
+        raise DataError(f"preprocess.crop_pct: expected a square crop (an integer or [n, n]); got crop {[h, w]}")
+    return math.floor(h / crop_pct)
+
+
+def fit_size(height: int, width: int, box: int | Sequence[int]) -> tuple[int, int]:
+    """Size ``(new_height, new_width)`` of an image ``height x width`` scaled to fit inside ``box``.
+
+    ``scale = min(box_h / height, box_w / width)``; each side becomes ``round(side * scale)``
+    (Python's ``round``, as ultralytics' ``LetterBox`` computes it), kept within ``1..box``, so the
+    limiting side equals the box exactly. Small images are scaled up.
+    """
+    bh, bw = _pair(box)
+    scale = min(bh / height, bw / width)
+    return (min(bh, max(1, int(round(height * scale)))), min(bw, max(1, int(round(width * scale)))))
+
+
+def resize(img: Image.Image, size: int | Sequence[int] | None, *, mode: str | None = None,
+           interpolation: str = "bilinear") -> Image.Image:
+    """Resize a PIL image like ``torchvision.transforms.v2.Resize(size, interpolation, antialias=True)``.
+
+    Parameters
+    ----------
+    img : PIL.Image.Image
+    size : int or [height, width] or None
+        ``None`` returns ``img`` unchanged.
+    mode : {"shorter", "exact", "fit"}, optional
+        ``shorter`` (the default for an integer) resizes the shorter side to ``size`` and the longer
+        side to ``int(size * long / short)``, as torchvision does; ``exact`` (the default for a list)
+        resizes to exactly ``[height, width]``; ``fit`` keeps the aspect ratio and scales the image to
+        fit inside ``[height, width]`` (sides rounded as :func:`fit_size` says); the caller pads it to
+        the box with :func:`pad_to_box`. An integer with ``exact`` or ``fit`` means ``[size, size]``.
+    interpolation : {"nearest", "bilinear", "bicubic", "lanczos"}
+        Pillow's resampling filter of that name, as torchvision uses on PIL images (Pillow's filters
+        antialias when downscaling).
+
+    Returns
+    -------
+    PIL.Image.Image
+    """
+    if size is None:
+        return img
+    if interpolation not in INTERPOLATIONS:
+        raise DataError(f"preprocess.interpolation: expected one of {', '.join(INTERPOLATIONS)}; "
+                        f"got {interpolation!r}")
+    mode = mode or ("shorter" if isinstance(size, int) else "exact")
+    w, h = img.size
+    if mode == "shorter":
+        if not isinstance(size, int):
+            raise DataError(f"preprocess.resize_mode: shorter expects an integer preprocess.resize; got {size}")
+        short, long = (w, h) if w <= h else (h, w)
+        new_short, new_long = size, int(size * long / short)
+        new_w, new_h = (new_short, new_long) if w <= h else (new_long, new_short)
+    elif mode == "exact":
+        new_h, new_w = _pair(size)
+    elif mode == "fit":
+        new_h, new_w = fit_size(h, w, size)
+    else:
+        raise DataError(f"preprocess.resize_mode: expected one of {', '.join(RESIZE_MODES)}; got {mode!r}")
+    if (new_w, new_h) == (w, h):
+        return img
+    return img.resize((new_w, new_h), INTERPOLATIONS[interpolation])
+
+
+def pad_to_box(arr: np.ndarray, size: int | Sequence[int], *, where: str = "center",
+               value: float | Sequence[float] | np.ndarray = 0) -> np.ndarray:
+    """Pad an ``(H, W, C)`` array no larger than ``size`` to exactly ``size`` with ``value``.
+
+    Parameters
+    ----------
+    arr : ndarray of shape (H, W, C)
+    size : int or [height, width]
+    where : {"center", "bottom_right"}
+        ``center`` splits the padding, the odd pixel going to the bottom and right (``top =
+        (box_h - H) // 2``, as ultralytics' letterbox and torchvision's ``CenterCrop`` pad);
+        ``bottom_right`` keeps the image in the top left corner (OCR line models).
+    value : float or sequence of float
+        One value, or one per channel, in the units of ``arr``.
+
+    Returns
+    -------
+    ndarray of shape (height, width, C)
+    """
+    bh, bw = _pair(size)
+    h, w, c = arr.shape
+    if (h, w) == (bh, bw):
+        return arr
+    value = np.broadcast_to(np.asarray(value, dtype=arr.dtype).reshape(-1), (c,))
+    out = np.empty((bh, bw, c), dtype=arr.dtype)
+    out[...] = value
+    top, left = ((bh - h) // 2, (bw - w) // 2) if where == "center" else (0, 0)
+    out[top:top + h, left:left + w] = arr
+    return out
+
+
+def _center_box(h, w, ch, cw):
+    return int(round((h - ch) / 2.0)), int(round((w - cw) / 2.0))
+
+
+def center_crop(arr: np.ndarray, size: int | Sequence[int]) -> np.ndarray:
+    """Center crop of an ``(H, W, C)`` array like torchvision (zero padding when too small)."""
+    ch, cw = _pair(size)
+    arr = _pad_to(arr, size)
+    h, w = arr.shape[:2]
+    top, left = _center_box(h, w, ch, cw)
+    return arr[top:top + ch, left:left + cw]
+
+
+def five_crop(arr: np.ndarray, size: int | Sequence[int]) -> list[np.ndarray]:
+    """Top-left, top-right, bottom-left, bottom-right and center crops, as torchvision orders them."""
+    ch, cw = _pair(size)
+    h, w = arr.shape[:2]
+    if ch > h or cw > w:
+        raise DataError(f"preprocess.crop: expected a crop no larger than the resized image ({h}x{w}); "
+                        f"got {ch}x{cw}")
+    return [arr[:ch, :cw], arr[:ch, w - cw:], arr[h - ch:, :cw], arr[h - ch:, w - cw:], center_crop(arr, size)]
+
+
+def views(arr: np.ndarray, crop: int | Sequence[int] | None, tta: str) -> list[np.ndarray]:
+    """Test-time views of one ``(H, W, C)`` image: list of arrays.
+
+    ``none``: the center crop; ``flip``: it and its horizontal flip; ``tencrop``: torchvision's
+    ``TenCrop`` (the five crops of the image, then the five crops of its mirror image).
+    """
+    if tta == "tencrop":
+        return five_crop(arr, crop) + five_crop(arr[:, ::-1], crop)
+    base = center_crop(arr, crop) if crop is not None else arr
+    return [base, base[:, ::-1]] if tta == "flip" else [base]
+
+
+def preprocess(img: Image.Image, pre: PreprocessParams | Mapping[str, Any]) -> np.ndarray:
+    """Views of one PIL image as ``(n_views, C, H, W)``, normalized, in the model's input type.
+
+    ``pre`` is the params' :class:`~evallib.params.PreprocessParams`, or a mapping of its keys (a
+    missing key takes its default; a mapping that breaks a rule raises :class:`DataError`). The steps:
+
+    1. resize (:func:`resize`): ``resize``, ``resize_mode`` (shorter | exact | fit) and
+       ``interpolation``; with ``crop_pct`` and no ``resize``, the shorter side goes to
+       ``floor(crop / crop_pct)`` as timm does;
+    2. ``channels: bgr`` reverses the channel order (the model reads BGR, as OpenCV decodes);
+    3. ``resize_mode: fit`` pads to exactly ``resize`` (:func:`pad_to_box`, ``pad`` and
+       ``pad_value`` in 0..255 pixel units, in the model's channel order);
+    4. ``(x / s - mean) / std`` with ``s = 255`` for ``scale: unit`` (pixels in 0..1) and ``s = 1``
+       for ``scale: byte`` (pixels in 0..255); ``mean`` and ``std`` are in the model's channel
+       order (BGR when ``channels`` is bgr), as the model's own pipeline lists them;
+    5. the test-time views (:func:`views`: ``crop`` and ``tta``).
+
+    ``dtype`` float32 (also for ``auto``), float16 or float64 gives that type; ``uint8`` gives the
+    raw 0..255 pixels (``scale`` has no effect).
+
+    Returns
+    -------
+    ndarray of shape (n_views, C, H, W)
+    """
+    pre = PreprocessParams.coerce(pre, error=DataError)
+    crop, tta = pre.crop, pre.tta
+    size, mode = pre.resize, pre.resize_mode
+    if pre.crop_pct is not None:
+        size, mode = crop_pct_size(crop, pre.crop_pct), "shorter"
+    img = resize(img, size, mode=mode, interpolation=pre.interpolation)
+    arr = np.asarray(img)
+    if arr.ndim == 2:
+        arr = arr[:, :, None]
+    c = arr.shape[-1]
+    if pre.channels == "bgr":
+        if c != 3:
+            raise DataError(f"preprocess.channels: expected rgb for {c}-channel images (mode grayscale); got 'bgr'")
+        arr = arr[:, :, ::-1]
+    dtype = np.dtype(DTYPES.get(pre.dtype, np.float32))
+    mean = np.asarray(pre.mean, dtype=np.float32)
+    std = np.asarray(pre.std, dtype=np.float32)
+    if mean.size not in (1, c) or std.size not in (1, c):
+        raise DataError(f"preprocess.mean/std: expected 1 or {c} values for {c}-channel images; "
+                        f"got {mean.size} and {std.size}")
+    fresh = False
+    if size is not None and mode == "fit":
+        value = np.asarray(pre.pad_values, dtype=np.float64)
+        if value.size not in (1, c):
+            raise DataError(f"preprocess.pad_value: expected 1 or {c} values for {c}-channel images; "
+                            f"got {value.size}")
+        if (value != np.round(value)).any():  # a fractional pad value is padded in floating point
+            arr, fresh = arr.astype(np.float32), True
+        arr = pad_to_box(arr, size, where=pre.pad, value=value)
+    if crop is not None and tta != "tencrop":
+        arr = _pad_to(arr, crop)  # torchvision pads with black before normalizing
+    if dtype == np.uint8:
+        return np.stack(views(arr, crop, tta)).transpose(0, 3, 1, 2)
+    # normalize the image once (one conversion, one fused scale-and-shift); the views are then
+    # crops of it, copied once into the stack
+    f = arr if fresh else arr.astype(np.float32)
+    f *= 1.0 / ((255.0 if pre.scale == "unit" else 1.0) * std)
+    f -= mean / std
+    out = np.stack(views(f, crop, tta)).transpose(0, 3, 1, 2)
+    return out if dtype == np.float32 else out.astype(dtype)
+
+
+def _pad_to(arr, size):
+    ch, cw = _pair(size)
+    h, w = arr.shape[:2]
+    if ch <= h and cw <= w:
+        return arr
+    ph, pw = max(ch - h, 0), max(cw - w, 0)
+    return np.pad(arr, ((ph // 2, (ph + 1) // 2), (pw // 2, (pw + 1) // 2), (0, 0)))
+
+
+def load_views(path: str | Path | IO[bytes],
+               pre: PreprocessParams | Mapping[str, Any]) -> tuple[np.ndarray | None, str | None]:
+    """Decode and preprocess one file; returns ``(views, None)`` or ``(None, reason)``.
+
+    A file that cannot be decoded (not an image, truncated, an unreadable header) or that
+    :func:`load_image` refuses gives the reason; errors of the preprocessing itself concern every
+    file and are raised.
+    """
+    pre = PreprocessParams.coerce(pre, error=DataError)  # a rule broken concerns every file: it is raised
+    try:
+        img = load_image(path, pre.mode)
+    except DataError as exc:
+        return None, str(exc)
+    except UnidentifiedImageError:  # its message holds the file object's repr, not the file
+        return None, "cannot decode: not an image file Pillow can read"
+    except (OSError, SyntaxError, ValueError, EOFError, struct.error) as exc:
+        return None, f"cannot decode: {type(exc).__name__}: {exc}"
+    return preprocess(img, pre), None  # a size error here concerns every file: it propagates
