@@ -99,7 +99,7 @@ def assert_matches(res, ref, *, fpir_targets=FPIR_TARGETS):
         np.testing.assert_allclose(res.fnir_at_fpir[f]["fnir"], ref["fnir"][f], rtol=0, atol=1e-15)
 
 
-@pytest.mark.parametrize("seed", range(4))
+@pytest.mark.parametrize("seed", range(3))
 @pytest.mark.parametrize("ties", ["pessimistic", "optimistic"])
 @pytest.mark.parametrize("multi", [False, True])
 def test_ties_match_brute_force(seed, ties, multi):
@@ -153,7 +153,7 @@ def result_arrays(res):
 
 
 def test_block_sizes_and_threads_give_identical_results():
-    probes, labels, gallery, gl = continuous_data(1, n_ids=120, per=3, dim=16, n_probes=500)
+    probes, labels, gallery, gl = continuous_data(1, n_ids=60, per=3, dim=16, n_probes=200)
     ref = evaluate_identification(probes, labels, gallery, gl, block_size=4096, threads=1, n_bootstrap=50)
     for block, threads in [(3, 1), (7, 3), (64, 4), (None, 0)]:
         res = evaluate_identification(probes, labels, gallery, gl, block_size=block, threads=threads,
