@@ -171,3 +171,103 @@ def test_errors_name_the_argument():
     with pytest.raises(EvallibError, match="gallery_templates: expected template ids that were pooled"):
         evaluate_template_identification(tf, gallery_templates=[1, 5], gallery_subjects=[0, 1], probe_templates=[3],
                                          probe_subjects=[0])
+
+
+# -- protocol files
+from evallib import protocols  # noqa: E402
+from evallib.errors import DataError  # noqa: E402
+
+
+def write(tmp_path, name, text):
+    p = tmp_path / name
+    p.parent.mkdir(parents=True, exist_ok=True)
+    p.write_text(text)
+    return p
+
+
+def test_ijb_files_round_trip_into_template_verification(tmp_path):
+    feats, t, m, score, subj_of = ijb_like(4, n_subjects=20)
+    names = [f"img/{k}.jpg" for k in range(len(t))]
+    meta = write(tmp_path, "ijbc_face_tid_mid.txt", "".join(f"{n} {a} {b}\n" for n, a, b in zip(names, t, m)))
+    t1, t2, same, subj = pairs_for(subj_of, np.random.default_rng(4), n_pairs=500)
+    pairs = write(tmp_path, "ijbc_template_pair_label.txt", "".join(f"{a} {b} {c}\n" for a, b, c in zip(t1, t2, same)))
+    lm = np.random.default_rng(0).uniform(0, 112, (len(t), 10))
+    dets = write(tmp_path, "ijbc_name_5pts_score.txt",
+                 "".join(f"{n} {' '.join(f'{v:.3f}' for v in row)} {float(s)!r}\n" for n, row, s in zip(names, lm, score)))
+    tm = protocols.read_face_tid_mid(meta)
+    assert tm.images.tolist() == names and tm.templates.tolist() == t.tolist() and tm.media.tolist() == m.tolist()
+    tp = protocols.read_template_pair_label(pairs)
+    assert tp.t1.tolist() == t1.tolist() and tp.same.tolist() == same.astype(bool).tolist()
+    fd = protocols.read_name_5pts_score(dets)
+    assert fd.scores.tolist() == score.tolist() and fd.landmarks.shape == (len(t), 5, 2)
+    np.testing.assert_allclose(fd.landmarks.reshape(-1, 10), lm, atol=5e-4)
+    tf = pool_templates(feats, tm.templates, tm.media, weights=fd.scores)
+    res = evaluate_template_verification(tf, tp.t1, tp.t2, tp.same)
+    direct = evaluate_template_verification(pool_templates(feats, t, m, weights=score), t1, t2, same)
+    assert res.auc == direct.auc and res.tar_at_far == direct.tar_at_far
+
+
+def test_1n_csv(tmp_path):
+    p = write(tmp_path, "ijbc_1N_gallery_G1.csv",
+              "TEMPLATE_ID,SUBJECT_ID,FILENAME,SIGHTING_ID\n11,3,img/1.jpg,1\n5,2,img/2.jpg,2\n11,3,frames/4.png,9\n\n")
+    ts = protocols.read_template_subjects(p)
+    assert ts.templates.tolist() == [5, 11] and ts.subjects.tolist() == [2, 3]
+
+
+def test_lfw_pairs(tmp_path):
+    text = "2\t2\nAnn\t1\t2\nBob\t1\t3\nAnn\t1\tBob\t2\nCy\t4\tAnn\t2\n" \
+           "Dee\t1\t2\nDee\t2\t3\nCy\t1\tDee\t1\nBob\t2\tCy\t3\n"
+    pl = protocols.read_lfw_pairs(write(tmp_path, "pairs.txt", text))
+    assert pl.same.tolist() == [True, True, False, False] * 2 and pl.fold.tolist() == [0] * 4 + [1] * 4
+    assert pl.first[0] == "Ann/Ann_0001.jpg" and pl.second[0] == "Ann/Ann_0002.jpg"
+    assert pl.first[3] == "Cy/Cy_0004.jpg" and pl.second[3] == "Ann/Ann_0002.jpg"
+
+
+def test_cfp_pairs(tmp_path):
+    write(tmp_path, "Protocol/Pair_list_F.txt", "1 ../Data/Images/001/frontal/01.jpg\n2 ../Data/Images/002/frontal/01.jpg\n")
+    write(tmp_path, "Protocol/Pair_list_P.txt", "1 ../Data/Images/001/profile/01.jpg\n2 ../Data/Images/002/profile/01.jpg\n")
+    for k in ("01", "02"):
+        write(tmp_path, f"Protocol/Split/FP/{k}/same.txt", "1,1\n2,2\n")
+        write(tmp_path, f"Protocol/Split/FP/{k}/diff.txt", "1,2\n")
+    pl = protocols.read_cfp_pairs(tmp_path, "FP")
+    assert pl.same.tolist() == [True, True, False] * 2 and pl.fold.tolist() == [0, 0, 0, 1, 1, 1]
+    assert pl.first[2].endswith("001/frontal/01.jpg") and pl.second[2].endswith("002/profile/01.jpg")
+
+
+@pytest.mark.parametrize("reader, name, text, match", [
+    ("read_face_tid_mid", "m.txt", "1.jpg 1 5\n2.jpg 1\n", r"m.txt:2: expected 3 fields \(image_name template_id media_id\); got 2"),
+    ("read_face_tid_mid", "m.txt", "1.jpg 1 5\n\n2.jpg one 5\n", r"m.txt:3: template_id: expected an integer; got 'one'"),
+    ("read_face_tid_mid", "m.txt", "\n\n", "m.txt: expected rows of image_name template_id media_id; got an empty file"),
+    ("read_template_pair_label", "p.txt", "1 2 1\n3 4 2\n", "p.txt:2: label: expected 0 or 1; got 2"),
+    ("read_template_pair_label", "p.txt", "1 2 1\n3 4\n5 6 7 8\n", r"p.txt:2: expected 3 fields"),
+    ("read_template_pair_label", "p.txt", "1 2 1\n3 4.5 0\n", "p.txt:2: template_id_2: expected an integer; got '4.5'"),
+    ("read_name_5pts_score", "d.txt", "a.jpg " + "1 " * 10 + "nan\n", "d.txt:1: detector_score: expected a finite number"),
+    ("read_name_5pts_score", "d.txt", "a.jpg " + "1 " * 10 + "0.9\nb.jpg 1 2\n", r"d.txt:2: expected 12 fields"),
+    ("read_template_subjects", "g.csv", "1,2,a.jpg\n", "g.csv:1: expected a header naming TEMPLATE_ID and SUBJECT_ID"),
+    ("read_template_subjects", "g.csv", "TEMPLATE_ID,SUBJECT_ID\n1,2\n1,3\n",
+     "g.csv:3: template 1: expected subject 2 as on line 2; got 3"),
+    ("read_template_subjects", "g.csv", "TEMPLATE_ID,SUBJECT_ID\n1,2\nx,3\n", "g.csv:3: TEMPLATE_ID: expected an integer; got 'x'"),
+    ("read_template_subjects", "g.csv", "TEMPLATE_ID,SUBJECT_ID\n1\n", "g.csv:2: expected at least 2 comma-separated fields; got 1"),
+    ("read_lfw_pairs", "pairs.txt", "1\t1\nAnn\t1\t2\nAnn\t1\n", r"pairs.txt:3: expected a mismatched pair 'name1 n1 name2 n2'"),
+    ("read_lfw_pairs", "pairs.txt", "1\t1\nAnn\t1\tx\nAnn\t1\tBob\t1\n", "pairs.txt:2: n2: expected an integer; got 'x'"),
+    ("read_lfw_pairs", "pairs.txt", "2\t1\nAnn\t1\t2\nAnn\t1\tBob\t1\n",
+     r"pairs.txt: expected 4 pair lines after the header \(2 folds of 1 matched and 1 mismatched\); got 2"),
+])
+def test_bad_protocol_files_name_file_and_line(tmp_path, reader, name, text, match):
+    p = write(tmp_path, name, text)
+    with pytest.raises(DataError, match=match):
+        getattr(protocols, reader)(p)
+
+
+def test_missing_files_and_bad_cfp_rows(tmp_path):
+    with pytest.raises(DataError, match="nope.txt: file not found"):
+        protocols.read_template_pair_label(tmp_path / "nope.txt")
+    with pytest.raises(DataError, match="expected a file; got a directory"):
+        protocols.read_face_tid_mid(tmp_path)
+    write(tmp_path, "Protocol/Pair_list_F.txt", "1 a.jpg\n")
+    write(tmp_path, "Protocol/Split/FF/01/same.txt", "1,1\n")
+    write(tmp_path, "Protocol/Split/FF/01/diff.txt", "1,7\n")
+    with pytest.raises(DataError, match=r"diff.txt:1: j: expected an index of Pair_list_F.txt; got 7"):
+        protocols.read_cfp_pairs(tmp_path, "FF")
+    with pytest.raises(DataError, match="protocol: expected FP or FF; got 'PF'"):
+        protocols.read_cfp_pairs(tmp_path, "PF")
