@@ -232,23 +232,33 @@ def _segment_max(xp, s, local_starts):
 def _merge(top_s, top_i, rr, ids, vals, n_cand):
     """Keep each row's ``n_cand`` best of its current list and the new ``(rr, ids, vals)`` entries.
 
-    Best means highest score, then lowest identity index. Rows of ``top_s`` and ``top_i`` are
-    updated in place.
+    Best means highest score, then lowest identity index. Only rows with new entries are touched;
+    ``top_s`` and ``top_i`` are updated in place.
     """
-    have = top_i >= 0
-    rows = np.r_[np.nonzero(have)[0], rr]
-    s = np.r_[top_s[have], vals]
-    i = np.r_[top_i[have], ids]
-    o = np.lexsort((i, -s, rows))
-    rows, s, i = rows[o], s[o], i[o]
-    first = np.r_[0, np.flatnonzero(rows[1:] != rows[:-1]) + 1]
-    pos = np.arange(len(rows)) - np.repeat(first, np.diff(np.r_[first, len(rows)]))
+    if len(rr) == 0:
+        return
+    rows = np.unique(rr)
+    cur_s, cur_i = top_s[rows], top_i[rows]
+    have = cur_i >= 0
+    local = np.searchsorted(rows, rr)
+    rows_all = np.r_[np.nonzero(have)[0], local]
+    s = np.r_[cur_s[have], vals]
+    i = np.r_[cur_i[have], ids]
+    o = np.lexsort((i, -s, rows_all))
+    rows_all, s, i = rows_all[o], s[o], i[o]
+    first = np.r_[0, np.flatnonzero(rows_all[1:] != rows_all[:-1]) + 1]
+    pos = np.arange(len(rows_all)) - np.repeat(first, np.diff(np.r_[first, len(rows_all)]))
     keep = pos < n_cand
-    top_s[rows[keep], pos[keep]] = s[keep]
-    top_i[rows[keep], pos[keep]] = i[keep]
+    cur_s[rows_all[keep], pos[keep]] = s[keep]
+    cur_i[rows_all[keep], pos[keep]] = i[keep]
+    top_s[rows], top_i[rows] = cur_s, cur_i
 
 
-def _search_rows(xp, p, g, gid, starts, cuts, mate, mate_score, n_cand):
+def _count_rows(xp, mask):
+    return np.count_nonzero(mask, axis=1) if xp is np else mask.sum(axis=1)
+
+
+def _search_rows(xp, p, g, gid, starts, cuts, mate, mate_score, n_cand, pessimistic):
     """Search probe rows ``p`` through the gallery, column block by column block.
 
     Parameters
@@ -267,52 +277,58 @@ def _search_rows(xp, p, g, gid, starts, cuts, mate, mate_score, n_cand):
         Mate identity index (-1: none) and mate score (NaN: none) of each row.
     n_cand : int
         Length of the candidate lists.
+    pessimistic : bool
+        Count non-mates scoring exactly as high as the mate as ranked ahead of it.
 
     Returns
     -------
-    above, tie : ndarray of shape (n_rows,) of int64
-        Non-mate identities scoring above, and exactly at, the mate's score.
+    ahead : ndarray of shape (n_rows,) of int64
+        Non-mate identities ranked ahead of the mate (0 for rows without one): the rank is ``1 + ahead``.
     top_s : ndarray of shape (n_rows, n_cand)
     top_i : ndarray of shape (n_rows, n_cand) of int64
-        The candidate lists: scores and identity indices (-1 where the gallery has fewer identities).
+        The candidate lists: scores and identity indices.
 
     A pure function of its arguments (NumPy results): a thread, a GPU or a Dask worker gives the same.
     """
     r = len(p)
     pf = xp.asarray(p).astype(xp.float64)
     ms = xp.asarray(np.where(mate >= 0, mate_score, np.inf))[:, None]
-    above = xp.zeros(r, dtype=xp.int64)
-    tie = xp.zeros(r, dtype=xp.int64)
+    ahead = xp.zeros(r, dtype=xp.int64)
     top_s = np.full((r, n_cand), -np.inf)
     top_i = np.full((r, n_cand), -1, dtype=np.int64)
     multi = len(starts) - 1 < len(gid)
     for c0, c1 in zip(cuts[:-1].tolist(), cuts[1:].tolist()):
-        s = pf @ g[c0:c1].astype(xp.float64).T
+        s = pf @ g[c0:c1].astype(xp.float64, copy=False).T
         off = int(gid[c0])
         if multi:
             i1 = int(gid[c1 - 1]) + 1
             if i1 - off < c1 - c0:
                 s = _segment_max(xp, s, starts[off:i1] - c0)
-        above += (s > ms).sum(axis=1)
-        tie += (s == ms).sum(axis=1)
+        # the mate's own score equals ms exactly (both are exact): >= counts it once, > never
+        ahead += _count_rows(xp, (s >= ms) if pessimistic else (s > ms))
         kth = top_s[:, -1]
         if s.shape[1] > n_cand and np.isneginf(kth).all():  # the first wide block: its own n_cand best
             thr = xp.partition(s, s.shape[1] - n_cand, axis=1)[:, s.shape[1] - n_cand]
-            mask = s >= thr[:, None]
+            rr, cc = xp.nonzero(s >= thr[:, None])
         else:  # later blocks hold higher identities, which lose ties: strictly above the current last
-            mask = s > xp.asarray(kth)[:, None]
-        rr, cc = xp.nonzero(mask)
+            kx = xp.asarray(kth)
+            hot = xp.nonzero(s.max(axis=1) > kx)[0]  # few rows once the lists have filled
+            if 4 * len(hot) > r:
+                rr, cc = xp.nonzero(s > kx[:, None])
+            else:
+                rr, cc = xp.nonzero(s[hot] > kx[hot][:, None])
+                rr = hot[rr]
         vals = _np(s[rr, cc])
         _merge(top_s, top_i, _np(rr), _np(cc) + off, vals, n_cand)
-    tie = _np(tie) - (mate >= 0)  # the mate's own score is not a tie with itself
-    return _np(above), tie, top_s, top_i
+    ahead = _np(ahead) - (pessimistic & (mate >= 0))
+    return ahead, top_s, top_i
 
 
-def _search_tasks(p, g, gid, starts, cuts, mate, mate_score, n_cand, row_blocks):
+def _search_tasks(p, g, gid, starts, cuts, mate, mate_score, n_cand, pessimistic, row_blocks):
     """One Dask task: :func:`_search_rows` over row blocks ``[(r0, r1), ...]`` of ``p`` on NumPy."""
-    parts = [_search_rows(np, p[r0:r1], g, gid, starts, cuts, mate[r0:r1], mate_score[r0:r1], n_cand)
+    parts = [_search_rows(np, p[r0:r1], g, gid, starts, cuts, mate[r0:r1], mate_score[r0:r1], n_cand, pessimistic)
              for r0, r1 in row_blocks]
-    return [np.concatenate([x[k] for x in parts]) for k in range(4)]
+    return [np.concatenate([x[k] for x in parts]) for k in range(3)]
 
 
 def _auto_block(free_bytes, *, backend, workers):
@@ -325,13 +341,12 @@ def _auto_block(free_bytes, *, backend, workers):
     return int(min(_BLOCK_CAP[backend], max(_BLOCK_MIN, b)))
 
 
-def _search(pre, mate_score, *, n_cand, block, workers, xp, client):
-    """Ranks counts and candidate lists of every probe: ``(above, tie, top_s, top_i)``."""
+def _search(pre, mate_score, *, n_cand, pessimistic, block, workers, xp, client):
+    """Identities ranked ahead of each probe's mate, and the candidate lists: ``(ahead, top_s, top_i)``."""
     n = len(pre.probes)
     cuts = _column_blocks(pre.gid, pre.starts, block)
     if n == 0:
-        return (np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros((0, n_cand)),
-                np.zeros((0, n_cand), np.int64))
+        return np.zeros(0, np.int64), np.zeros((0, n_cand)), np.zeros((0, n_cand), np.int64)
     if client is not None:
         threads = max(1, sum(client.nthreads().values()))
         rows = max(1, min(block, -(-n // (_TASKS_PER_THREAD * threads))))
@@ -343,14 +358,14 @@ def _search(pre, mate_score, *, n_cand, block, workers, xp, client):
         for grp in groups:
             r0, r1 = row_blocks[grp[0]][0], row_blocks[grp[-1]][1]
             futures.append(client.submit(
-                _search_tasks, pre.probes[r0:r1], g, gid, starts, cuts, pre.mate[r0:r1], mate_score[r0:r1], n_cand,
+                _search_tasks, pre.probes[r0:r1], g, gid, starts, cuts, pre.mate[r0:r1], mate_score[r0:r1], n_cand, pessimistic,
                 [(a - r0, b - r0) for a, b in (row_blocks[i] for i in grp)], pure=False))
         parts = client.gather(futures)
-        return tuple(np.concatenate([x[k] for x in parts]) for k in range(4))
+        return tuple(np.concatenate([x[k] for x in parts]) for k in range(3))
     if xp is not np:
         g = xp.asarray(pre.gallery)
         parts = [_search_rows(xp, pre.probes[r0:r0 + block], g, pre.gid, pre.starts, cuts,
-                              pre.mate[r0:r0 + block], mate_score[r0:r0 + block], n_cand)
+                              pre.mate[r0:r0 + block], mate_score[r0:r0 + block], n_cand, pessimistic)
                  for r0 in range(0, n, block)]
     else:
         # float64 once when it fits, else per block: the same numbers either way
@@ -361,7 +376,7 @@ def _search(pre, mate_score, *, n_cand, block, workers, xp, client):
 
         def one(r0):
             return _search_rows(np, pre.probes[r0:r0 + rows], g, pre.gid, pre.starts, cuts,
-                                pre.mate[r0:r0 + rows], mate_score[r0:r0 + rows], n_cand)
+                                pre.mate[r0:r0 + rows], mate_score[r0:r0 + rows], n_cand, pessimistic)
 
         with threadpool_limits(limits=max(1, workers // threads), user_api="blas"):
             if threads == 1:
@@ -369,7 +384,7 @@ def _search(pre, mate_score, *, n_cand, block, workers, xp, client):
             else:
                 with ThreadPoolExecutor(threads) as pool:
                     parts = list(pool.map(one, row_starts))
-    return tuple(np.concatenate([x[k] for x in parts]) for k in range(4))
+    return tuple(np.concatenate([x[k] for x in parts]) for k in range(3))
 
 
 def _candidate_index(pre, top_s, top_i):
@@ -497,10 +512,10 @@ def evaluate_identification(probes, probe_labels, gallery, gallery_labels, *, ra
     else:
         block = _auto_block(_free_memory(xp) if client is None else _free_memory(np), backend=backend_name,
                             workers=workers if xp is np else 1)
-    above, tie, top_s, top_i = _search(pre, mate_score, n_cand=min(int(n_candidates), n_ids), block=block, workers=workers,
-                                       xp=xp, client=client)
+    ahead, top_s, top_i = _search(pre, mate_score, n_cand=min(int(n_candidates), n_ids),
+                                  pessimistic=ties == "pessimistic", block=block, workers=workers, xp=xp, client=client)
     mated = pre.mate >= 0
-    rank = np.where(mated, 1 + above + (tie if ties == "pessimistic" else 0), 0).astype(np.int64)
+    rank = np.where(mated, 1 + ahead, 0).astype(np.int64)
     n_mated, n_non = int(mated.sum()), int((~mated).sum())
     notes = []
     max_rank = min(int(max_rank), n_ids)
