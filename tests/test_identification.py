@@ -308,3 +308,33 @@ def test_a_bootstrap_replicate_equals_the_metrics_of_the_resampled_searches():
             assert got[f"rank_{k}"] == pytest.approx([again.rank_accuracy[k]] * 2, abs=1e-12)
         for f in (0.05, 0.2):
             assert got[f"fnir_at_fpir_{f:g}"] == pytest.approx([again.fnir_at_fpir[f]["fnir"]] * 2, abs=1e-12)
+
+
+def test_segment_maxima_without_reduceat_equal_reduceat():
+    """The GPU path's identity maxima (``maximum.at``, as CuPy has no ``reduceat``) equal NumPy's, run on NumPy."""
+    from evallib.metrics.identification import _segment_max, _segment_max_at
+
+    rng = np.random.default_rng(0)
+    s = rng.integers(-3, 4, size=(7, 20)).astype(float)
+    starts = np.array([0, 1, 4, 5, 11, 19])
+    np.testing.assert_array_equal(_segment_max_at(np, s, starts), _segment_max(np, s, starts))
+    np.testing.assert_array_equal(_segment_max(np, s, starts)[:, 2], s[:, 4:5].max(axis=1))
+
+
+def test_array_module_path_equals_numpy(monkeypatch):
+    """The path taken for CuPy (blocks one after another, counts by ``sum``, maxima by ``maximum.at``) run with
+    NumPy standing in for CuPy gives the NumPy backend's numbers."""
+    import types
+
+    from evallib.metrics import identification as ident
+
+    fake = types.ModuleType("fake_cupy")
+    fake.__dict__.update({k: getattr(np, k) for k in dir(np) if not k.startswith("__")})
+    monkeypatch.setattr(ident, "get_backend", lambda backend="auto": (fake, "cupy"))
+    probes, labels, gallery, gl = continuous_data(7, n_ids=40, per=3, dim=8, n_probes=300)
+    got = evaluate_identification(probes, labels, gallery, gl, block_size=50, backend="cupy")
+    monkeypatch.undo()
+    ref = evaluate_identification(probes, labels, gallery, gl, block_size=4096, threads=1)
+    assert got.backend == "cupy"
+    for a, b in zip(result_arrays(ref), result_arrays(got)):
+        np.testing.assert_array_equal(a, b)

@@ -154,7 +154,8 @@ def test_template_identification_matches_insightface_topk():
 
 def test_errors_name_the_argument():
     tf = pool_templates(np.eye(3), [1, 2, 3])
-    with pytest.raises(EvallibError, match=r"t2: expected template ids that were pooled; got 1 unknown \(first: 9 at index 1\)"):
+    with pytest.raises(EvallibError,
+                       match=r"t2: expected template ids that were pooled; got 1 unknown \(first: 9 at index 1\)"):
         template_pair_scores(tf, [1, 2], [3, 9])
     with pytest.raises(EvallibError, match=r"same: expected 0/1 or bool; got values \[0, 2\]"):
         evaluate_template_verification(tf, [1, 2], [2, 3], [0, 2])
@@ -193,7 +194,8 @@ def test_ijb_files_round_trip_into_template_verification(tmp_path):
     pairs = write(tmp_path, "ijbc_template_pair_label.txt", "".join(f"{a} {b} {c}\n" for a, b, c in zip(t1, t2, same)))
     lm = np.random.default_rng(0).uniform(0, 112, (len(t), 10))
     dets = write(tmp_path, "ijbc_name_5pts_score.txt",
-                 "".join(f"{n} {' '.join(f'{v:.3f}' for v in row)} {float(s)!r}\n" for n, row, s in zip(names, lm, score)))
+                 "".join(f"{n} {' '.join(f'{v:.3f}' for v in row)} {float(s)!r}\n"
+                         for n, row, s in zip(names, lm, score)))
     tm = protocols.read_face_tid_mid(meta)
     assert tm.images.tolist() == names and tm.templates.tolist() == t.tolist() and tm.media.tolist() == m.tolist()
     tp = protocols.read_template_pair_label(pairs)
@@ -226,8 +228,9 @@ def test_lfw_pairs(tmp_path):
 
 
 def test_cfp_pairs(tmp_path):
-    write(tmp_path, "Protocol/Pair_list_F.txt", "1 ../Data/Images/001/frontal/01.jpg\n2 ../Data/Images/002/frontal/01.jpg\n")
-    write(tmp_path, "Protocol/Pair_list_P.txt", "1 ../Data/Images/001/profile/01.jpg\n2 ../Data/Images/002/profile/01.jpg\n")
+    for side, kind in (("F", "frontal"), ("P", "profile")):
+        write(tmp_path, f"Protocol/Pair_list_{side}.txt",
+              f"1 ../Data/Images/001/{kind}/01.jpg\n2 ../Data/Images/002/{kind}/01.jpg\n")
     for k in ("01", "02"):
         write(tmp_path, f"Protocol/Split/FP/{k}/same.txt", "1,1\n2,2\n")
         write(tmp_path, f"Protocol/Split/FP/{k}/diff.txt", "1,2\n")
@@ -237,21 +240,29 @@ def test_cfp_pairs(tmp_path):
 
 
 @pytest.mark.parametrize("reader, name, text, match", [
-    ("read_face_tid_mid", "m.txt", "1.jpg 1 5\n2.jpg 1\n", r"m.txt:2: expected 3 fields \(image_name template_id media_id\); got 2"),
-    ("read_face_tid_mid", "m.txt", "1.jpg 1 5\n\n2.jpg one 5\n", r"m.txt:3: template_id: expected an integer; got 'one'"),
-    ("read_face_tid_mid", "m.txt", "\n\n", "m.txt: expected rows of image_name template_id media_id; got an empty file"),
+    ("read_face_tid_mid", "m.txt", "1.jpg 1 5\n2.jpg 1\n",
+     r"m.txt:2: expected 3 fields \(image_name template_id media_id\); got 2"),
+    ("read_face_tid_mid", "m.txt", "1.jpg 1 5\n\n2.jpg one 5\n",
+     r"m.txt:3: template_id: expected an integer; got 'one'"),
+    ("read_face_tid_mid", "m.txt", "\n\n",
+     "m.txt: expected rows of image_name template_id media_id; got an empty file"),
     ("read_template_pair_label", "p.txt", "1 2 1\n3 4 2\n", "p.txt:2: label: expected 0 or 1; got 2"),
     ("read_template_pair_label", "p.txt", "1 2 1\n3 4\n5 6 7 8\n", r"p.txt:2: expected 3 fields"),
     ("read_template_pair_label", "p.txt", "1 2 1\n3 4.5 0\n", "p.txt:2: template_id_2: expected an integer; got '4.5'"),
-    ("read_name_5pts_score", "d.txt", "a.jpg " + "1 " * 10 + "nan\n", "d.txt:1: detector_score: expected a finite number"),
+    ("read_name_5pts_score", "d.txt", "a.jpg " + "1 " * 10 + "nan\n",
+     "d.txt:1: detector_score: expected a finite number"),
     ("read_name_5pts_score", "d.txt", "a.jpg " + "1 " * 10 + "0.9\nb.jpg 1 2\n", r"d.txt:2: expected 12 fields"),
     ("read_template_subjects", "g.csv", "1,2,a.jpg\n", "g.csv:1: expected a header naming TEMPLATE_ID and SUBJECT_ID"),
     ("read_template_subjects", "g.csv", "TEMPLATE_ID,SUBJECT_ID\n1,2\n1,3\n",
      "g.csv:3: template 1: expected subject 2 as on line 2; got 3"),
-    ("read_template_subjects", "g.csv", "TEMPLATE_ID,SUBJECT_ID\n1,2\nx,3\n", "g.csv:3: TEMPLATE_ID: expected an integer; got 'x'"),
-    ("read_template_subjects", "g.csv", "TEMPLATE_ID,SUBJECT_ID\n1\n", "g.csv:2: expected at least 2 comma-separated fields; got 1"),
-    ("read_lfw_pairs", "pairs.txt", "1\t1\nAnn\t1\t2\nAnn\t1\n", r"pairs.txt:3: expected a mismatched pair 'name1 n1 name2 n2'"),
-    ("read_lfw_pairs", "pairs.txt", "1\t1\nAnn\t1\tx\nAnn\t1\tBob\t1\n", "pairs.txt:2: n2: expected an integer; got 'x'"),
+    ("read_template_subjects", "g.csv", "TEMPLATE_ID,SUBJECT_ID\n1,2\nx,3\n",
+     "g.csv:3: TEMPLATE_ID: expected an integer; got 'x'"),
+    ("read_template_subjects", "g.csv", "TEMPLATE_ID,SUBJECT_ID\n1\n",
+     "g.csv:2: expected at least 2 comma-separated fields; got 1"),
+    ("read_lfw_pairs", "pairs.txt", "1\t1\nAnn\t1\t2\nAnn\t1\n",
+     r"pairs.txt:3: expected a mismatched pair 'name1 n1 name2 n2'"),
+    ("read_lfw_pairs", "pairs.txt", "1\t1\nAnn\t1\tx\nAnn\t1\tBob\t1\n",
+     "pairs.txt:2: n2: expected an integer; got 'x'"),
     ("read_lfw_pairs", "pairs.txt", "2\t1\nAnn\t1\t2\nAnn\t1\tBob\t1\n",
      r"pairs.txt: expected 4 pair lines after the header \(2 folds of 1 matched and 1 mismatched\); got 2"),
 ])

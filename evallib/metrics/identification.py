@@ -218,14 +218,17 @@ def _segment_max(xp, s, local_starts):
     """Row-wise maximum of ``s`` over column segments starting at ``local_starts``."""
     if xp is np:
         return np.maximum.reduceat(s, local_starts, axis=1)
-    import cupyx  # CuPy has no ufunc.reduceat: scatter the maxima instead
+    return _segment_max_at(xp, s, local_starts)  # CuPy has no ufunc.reduceat
 
+
+def _segment_max_at(xp, s, local_starts):
+    """:func:`_segment_max` by ``maximum.at`` (NumPy and CuPy both have it)."""
     seg = xp.zeros(s.shape[1], dtype=xp.int64)
     seg[xp.asarray(local_starts[1:])] = 1
     seg = xp.cumsum(seg)
     out = xp.full((s.shape[0], len(local_starts)), -xp.inf)
     rows = xp.broadcast_to(xp.arange(s.shape[0])[:, None], s.shape)
-    cupyx.scatter_max(out, (rows, xp.broadcast_to(seg[None, :], s.shape)), s)
+    xp.maximum.at(out, (rows, xp.broadcast_to(seg[None, :], s.shape)), s)
     return out
 
 
@@ -358,7 +361,8 @@ def _search(pre, mate_score, *, n_cand, pessimistic, block, workers, xp, client)
         for grp in groups:
             r0, r1 = row_blocks[grp[0]][0], row_blocks[grp[-1]][1]
             futures.append(client.submit(
-                _search_tasks, pre.probes[r0:r1], g, gid, starts, cuts, pre.mate[r0:r1], mate_score[r0:r1], n_cand, pessimistic,
+                _search_tasks, pre.probes[r0:r1], g, gid, starts, cuts, pre.mate[r0:r1], mate_score[r0:r1], n_cand,
+                pessimistic,
                 [(a - r0, b - r0) for a, b in (row_blocks[i] for i in grp)], pure=False))
         parts = client.gather(futures)
         return tuple(np.concatenate([x[k] for x in parts]) for k in range(3))
