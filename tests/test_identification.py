@@ -338,3 +338,15 @@ def test_array_module_path_equals_numpy(monkeypatch):
     assert got.backend == "cupy"
     for a, b in zip(result_arrays(ref), result_arrays(got)):
         np.testing.assert_array_equal(a, b)
+
+
+def test_split_by_role():
+    from evallib.metrics.identification import split_by_role
+
+    probe, gallery = split_by_role(np.array(["gallery", "probe", "gallery", "probe", "probe"], dtype=object))
+    assert probe.tolist() == [1, 3, 4] and gallery.tolist() == [0, 2]
+    with pytest.raises(EvallibError,
+                       match=r"role: expected one of gallery, probe; got .Probe. at row 1 \(1 such rows\)"):
+        split_by_role(["gallery", "Probe"])
+    with pytest.raises(EvallibError, match="role: expected at least one gallery sample; got none"):
+        split_by_role(["probe", "probe"])

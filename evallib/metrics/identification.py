@@ -441,6 +441,36 @@ def _fnir_table(sweep, fpir_targets):
     return out
 
 
+ROLES = ("gallery", "probe")
+
+
+def split_by_role(roles, name="role"):
+    """Indices of the probe and gallery samples from a role column (``gallery`` or ``probe`` per sample).
+
+    Returns
+    -------
+    probe_index, gallery_index : ndarray of int64
+        Rows whose role is ``probe`` and ``gallery``, ascending.
+
+    Examples
+    --------
+    >>> split_by_role(["gallery", "probe", "probe"])
+    (array([1, 2]), array([0]))
+    """
+    r = np.asarray(roles).astype(str)
+    if r.ndim != 1:
+        raise EvallibError(f"{name}: expected a 1-d column of gallery/probe; got shape {r.shape}")
+    bad = ~np.isin(r, ROLES)
+    if bad.any():
+        i = int(np.flatnonzero(bad)[0])
+        raise EvallibError(f"{name}: expected one of gallery, probe; got {str(r[i])!r} at row {i} "
+                           f"({int(bad.sum())} such rows)")
+    for role in ROLES:
+        if not (r == role).any():
+            raise EvallibError(f"{name}: expected at least one {role} sample; got none")
+    return np.flatnonzero(r == "probe"), np.flatnonzero(r == "gallery")
+
+
 def evaluate_identification(probes, probe_labels, gallery, gallery_labels, *, ranks=RANKS, max_rank=100,
                             fpir_targets=FPIR_TARGETS, fnir_rank=1, ties="pessimistic", n_candidates=10,
                             block_size=None, threads=0, backend="auto", client=None, n_bootstrap=0, seed=0):
