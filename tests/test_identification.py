@@ -350,3 +350,18 @@ def test_split_by_role():
         split_by_role(["gallery", "Probe"])
     with pytest.raises(EvallibError, match="role: expected at least one gallery sample; got none"):
         split_by_role(["probe", "probe"])
+
+
+@pytest.mark.parametrize("share", [0.0, 1.0])
+def test_sparse_and_dense_block_reads_agree(monkeypatch, share):
+    """Each block is read sparsely (one pass for the rank and the candidates) or densely; both equal the brute force."""
+    from evallib.metrics import identification as ident
+
+    monkeypatch.setattr(ident, "_SPARSE_SHARE", share)
+    for seed, noise in ((8, 0.3), (9, 2.0)):
+        probes, labels, gallery, gl = continuous_data(seed, n_ids=50, per=2, dim=8, n_probes=300, noise=noise)
+        for ties in ("pessimistic", "optimistic"):
+            ref = brute(probes, labels, gallery, gl, ties=ties)
+            res = evaluate_identification(probes, labels, gallery, gl, ties=ties, n_candidates=5, block_size=16,
+                                          threads=1)
+            assert_matches(res, ref)

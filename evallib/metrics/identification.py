@@ -58,6 +58,7 @@ _BLOCK_MIN = 256
 _BYTES_PER_SCORE = 24  # a float64 score and its comparison masks and temporaries
 _PAIR_CHUNK = 1 << 16  # probe-mate pairs scored at once when the mate scores are computed
 _TASKS_PER_THREAD = 2
+_SPARSE_SHARE = 0.05  # a block whose counted scores are at most this share of it is read sparsely
 
 
 @dataclass(frozen=True)
@@ -300,6 +301,7 @@ def _search_rows(xp, p, g, gid, starts, cuts, mate, mate_score, n_cand, pessimis
     top_s = np.full((r, n_cand), -np.inf)
     top_i = np.full((r, n_cand), -1, dtype=np.int64)
     multi = len(starts) - 1 < len(gid)
+    pending, n_pending = [], 0  # candidates above a list's last entry, merged in batches
     for c0, c1 in zip(cuts[:-1].tolist(), cuts[1:].tolist()):
         s = pf @ g[c0:c1].astype(xp.float64, copy=False).T
         off = int(gid[c0])
@@ -307,22 +309,47 @@ def _search_rows(xp, p, g, gid, starts, cuts, mate, mate_score, n_cand, pessimis
             i1 = int(gid[c1 - 1]) + 1
             if i1 - off < c1 - c0:
                 s = _segment_max(xp, s, starts[off:i1] - c0)
-        # the mate's own score equals ms exactly (both are exact): >= counts it once, > never
-        ahead += _count_rows(xp, (s >= ms) if pessimistic else (s > ms))
         kth = top_s[:, -1]
-        if s.shape[1] > n_cand and np.isneginf(kth).all():  # the first wide block: its own n_cand best
-            thr = xp.partition(s, s.shape[1] - n_cand, axis=1)[:, s.shape[1] - n_cand]
-            rr, cc = xp.nonzero(s >= thr[:, None])
+        first = s.shape[1] > n_cand and np.isneginf(kth).all()
+        if first:  # the first wide block: its own n_cand best (ties at the n_cand-th included)
+            floor = xp.partition(s, s.shape[1] - n_cand, axis=1)[:, s.shape[1] - n_cand]
         else:  # later blocks hold higher identities, which lose ties: strictly above the current last
-            kx = xp.asarray(kth)
-            hot = xp.nonzero(s.max(axis=1) > kx)[0]  # few rows once the lists have filled
-            if 4 * len(hot) > r:
-                rr, cc = xp.nonzero(s > kx[:, None])
+            floor = xp.asarray(kth)
+        # one pass finds every score that counts: at or above the mate's (the rank) or the list's floor
+        low = xp.minimum(ms[:, 0], floor)
+        mask = s >= low[:, None]
+        n_hit = int(xp.count_nonzero(mask))
+        if n_hit <= _SPARSE_SHARE * mask.size:
+            flat = xp.flatnonzero(mask)  # flat indices: much faster than a 2-d nonzero
+            rr, cc = flat // s.shape[1], flat % s.shape[1]
+            vals = s.reshape(-1)[flat]
+            # the mate's own score equals ms exactly (both are exact): >= counts it once, > never
+            at = (vals >= ms[rr, 0]) if pessimistic else (vals > ms[rr, 0])
+            ahead += xp.bincount(rr[at], minlength=r)
+            keep = (vals >= floor[rr]) if first else (vals > floor[rr])
+            rr, cc, vals = rr[keep], cc[keep], vals[keep]
+        else:  # a weak model or an empty list: most scores count, two dense passes are cheaper
+            ahead += _count_rows(xp, (s >= ms) if pessimistic else (s > ms))
+            if first:
+                flat = xp.flatnonzero(s >= floor[:, None])
+                rr, cc = flat // s.shape[1], flat % s.shape[1]
             else:
-                rr, cc = xp.nonzero(s[hot] > kx[hot][:, None])
-                rr = hot[rr]
-        vals = _np(s[rr, cc])
-        _merge(top_s, top_i, _np(rr), _np(cc) + off, vals, n_cand)
+                hot = xp.flatnonzero(s.max(axis=1) > floor)
+                if 4 * len(hot) > r:
+                    flat = xp.flatnonzero(s > floor[:, None])
+                    rr, cc = flat // s.shape[1], flat % s.shape[1]
+                else:  # few rows have new candidates
+                    flat = xp.flatnonzero(s[hot] > floor[hot][:, None])
+                    rr, cc = hot[flat // s.shape[1]], flat % s.shape[1]
+            vals = s[rr, cc]
+        pending.append((_np(rr), _np(cc) + off, _np(vals)))
+        n_pending += len(pending[-1][0])
+        # until a merge the lists' last entries are stale, lower than they will be: more entries pass, none is lost
+        if first or n_pending >= r * n_cand:
+            _merge(top_s, top_i, *(np.concatenate(x) for x in zip(*pending)), n_cand)
+            pending, n_pending = [], 0
+    if pending:
+        _merge(top_s, top_i, *(np.concatenate(x) for x in zip(*pending)), n_cand)
     ahead = _np(ahead) - (pessimistic & (mate >= 0))
     return ahead, top_s, top_i
 
