@@ -383,7 +383,8 @@ def _search(pre, mate_score, *, n_cand, pessimistic, block, workers, xp, client)
         edges = list(range(0, n, rows)) + [n]
         row_blocks = list(zip(edges[:-1], edges[1:]))
         groups = np.array_split(np.arange(len(row_blocks)), min(len(row_blocks), _TASKS_PER_THREAD * threads))
-        g, gid, starts = (client.scatter(x, broadcast=True) for x in (pre.gallery, pre.gid, pre.starts))
+        # hash=False: a fresh key per call, so releasing an earlier call's copy of the same data loses nothing
+        g, gid, starts = (client.scatter(x, broadcast=True, hash=False) for x in (pre.gallery, pre.gid, pre.starts))
         futures = []
         for grp in groups:
             r0, r1 = row_blocks[grp[0]][0], row_blocks[grp[-1]][1]
