@@ -217,7 +217,8 @@ def test_string_labels_and_candidate_labels():
 @pytest.mark.parametrize("kwargs, match", [
     ({"ties": "random"}, "ties: expected one of pessimistic, optimistic; got 'random'"),
     ({"ranks": (0, 5)}, r"ranks: expected positive integers; got \(0, 5\)"),
-    ({"fnir_rank": 0}, "fnir_rank: expected positive integers"),
+    ({"fnir_rank": 0}, "fnir_rank: expected an integer >= 1; got 0"),
+    ({"n_candidates": 2.5}, "n_candidates: expected an integer >= 1; got 2.5"),
     ({"fpir_targets": (0.0,)}, r"fpir_targets: expected values in \(0, 1\); got 0.0"),
     ({"block_size": 0}, "block_size: expected None"),
     ({"threads": -1}, "threads: expected an integer >= 0"),
@@ -239,6 +240,10 @@ def test_bad_inputs():
         evaluate_identification(g, [0, 1, 2, 3], g, [0, 1, 2])
     with pytest.raises(EvallibError, match="gallery: expected non-zero vectors"):
         evaluate_identification(g, [0, 1, 2], np.zeros((3, 3)), [0, 1, 2])
+    with pytest.raises(EvallibError, match="probes: expected at least one embedding; got none"):
+        evaluate_identification(np.zeros((0, 3)), [], g, [0, 1, 2])
+    with pytest.raises(EvallibError, match="gallery: expected at least one embedding; got none"):
+        evaluate_identification(g, [0, 1, 2], np.zeros((0, 3)), [])
     with pytest.raises(TypeError, match="client: expected a dask.distributed.Client or None; got str"):
         evaluate_identification(g, [0, 1, 2], g, [0, 1, 2], client="localhost:8786")
 

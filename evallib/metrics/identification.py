@@ -163,6 +163,9 @@ class _Prepared:
 def _prepare(probes, probe_labels, gallery, gallery_labels):
     g = normalize_embeddings(gallery, "gallery")
     p = normalize_embeddings(probes, "probes")
+    for name, x in (("gallery", g), ("probes", p)):
+        if len(x) == 0:
+            raise EvallibError(f"{name}: expected at least one embedding; got none")
     if p.shape[1] != g.shape[1]:
         raise EvallibError(f"probes: expected dimension {g.shape[1]} like gallery; got {p.shape[1]}")
     gl = check_labels("gallery_labels", gallery_labels, len(g), per="gallery sample")
@@ -452,6 +455,12 @@ def _check_ks(name, ks):
     return tuple(int(k) for k in ks)
 
 
+def _check_positive(name, k):
+    if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
+        raise EvallibError(f"{name}: expected an integer >= 1; got {k!r}")
+    return int(k)
+
+
 def _open_set_sweep(hit_scores, nonmated_top, n_mated):
     """The sweep of mated searches (scored when a hit is possible) against non-mated searches' top scores."""
     sweep = sweep_from_sorted_scores(np.sort(hit_scores), np.sort(nonmated_top))
@@ -551,9 +560,8 @@ def evaluate_identification(probes, probe_labels, gallery, gallery_labels, *, ra
     1.0
     """
     ks = _check_ks("ranks", ranks)
-    _check_ks("max_rank", (max_rank,))
-    _check_ks("fnir_rank", (fnir_rank,))
-    _check_ks("n_candidates", (n_candidates,))
+    for name, k in (("max_rank", max_rank), ("fnir_rank", fnir_rank), ("n_candidates", n_candidates)):
+        _check_positive(name, k)
     if ties not in TIES:
         raise EvallibError(f"ties: expected one of {', '.join(TIES)}; got {ties!r}")
     for f in fpir_targets:
