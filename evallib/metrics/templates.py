@@ -24,6 +24,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+from scipy import sparse
 
 from ..errors import EvallibError
 from .bootstrap import bootstrap_verification
@@ -123,23 +124,23 @@ def pool_templates(features, templates, media=None, *, weights=None, normalize_i
             raise EvallibError(f"weights: expected {n} values, one per image; got {len(w)}")
         x = x * w[:, None]
     t_ids, t_inv = np.unique(t, return_inverse=True)
-    m_inv = np.arange(n) if media is None else np.unique(m, return_inverse=True)[1]
-    key = t_inv.astype(np.int64) * (int(m_inv.max()) + 1) + m_inv  # templates ascending, then media
-    order = np.argsort(key, kind="stable")
-    key = key[order]
-    starts = np.flatnonzero(np.r_[True, key[1:] != key[:-1]])
-    counts = np.diff(np.r_[starts, n])
-    media_mean = np.add.reduceat(x[order], starts, axis=0) / counts[:, None]
-    media_t = t_inv[order][starts]
-    t_starts = np.flatnonzero(np.r_[True, media_t[1:] != media_t[:-1]])
-    pooled = np.add.reduceat(media_mean, t_starts, axis=0)
+    t_inv = t_inv.ravel()
+    m_inv = np.arange(n) if media is None else np.unique(m, return_inverse=True)[1].ravel()
+    n_m = int(m_inv.max()) + 1
+    key = t_inv.astype(np.int64) * n_m + m_inv  # one key per (template, media)
+    media_key, media_of, media_size = np.unique(key, return_inverse=True, return_counts=True)
+    media_of = media_of.ravel()
+    # template = sum over its media of the media's mean = sum over its images of x / (images in that media):
+    # one sparse product, which adds each template's images in row order
+    pool = sparse.csr_matrix((1.0 / media_size[media_of], (t_inv, np.arange(n))), shape=(len(t_ids), n))
+    pooled = np.asarray(pool @ x)
+    n_media = np.bincount(media_key // n_m, minlength=len(t_ids))
     norm = np.linalg.norm(pooled, axis=1, keepdims=True)
     if (norm == 0).any():
         i = int(np.flatnonzero(norm[:, 0] == 0)[0])
         raise EvallibError(f"features: expected every template to pool to a non-zero vector; template "
                            f"{t_ids[i].item()!r} pools to zero (all-zero features or weights)")
-    return TemplateFeatures(templates=t_ids, features=pooled / norm,
-                            n_media=np.diff(np.r_[t_starts, len(starts)]).astype(np.int64),
+    return TemplateFeatures(templates=t_ids, features=pooled / norm, n_media=n_media.astype(np.int64),
                             n_images=np.bincount(t_inv, minlength=len(t_ids)).astype(np.int64))
 
 
