@@ -370,3 +370,21 @@ def test_sparse_and_dense_block_reads_agree(monkeypatch, share):
             res = evaluate_identification(probes, labels, gallery, gl, ties=ties, n_candidates=5, block_size=16,
                                           threads=1)
             assert_matches(res, ref)
+
+
+@pytest.mark.slow  # worker processes
+def test_dask_worker_processes_give_identical_results(monkeypatch):
+    distributed = pytest.importorskip("distributed")
+    import os
+    from pathlib import Path
+
+    root = str(Path(__file__).resolve().parents[1])  # the workers import this checkout's evallib
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")])))
+    probes, labels, gallery, gl = continuous_data(3, n_ids=60, per=2, dim=16, n_probes=300)
+    local = evaluate_identification(probes, labels, gallery, gl, block_size=32, threads=1)
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
+                                  dashboard_address=None) as lc, distributed.Client(lc) as client:
+        res = evaluate_identification(probes, labels, gallery, gl, block_size=32, client=client)
+    for a, b in zip(result_arrays(local), result_arrays(res)):
+        np.testing.assert_array_equal(a, b)
+    np.testing.assert_equal(res.fnir_at_fpir, local.fnir_at_fpir)
