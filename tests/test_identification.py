@@ -148,7 +148,7 @@ def test_det_curve_matches_brute_force():
 
 
 def result_arrays(res):
-    return (res.ranks, res.mate_scores, res.candidate_scores, res.candidate_labels, res.candidate_index,
+    return (res.ranks, res.mate_scores, res.mate_index, res.candidate_scores, res.candidate_labels, res.candidate_index,
             res.cmc, res.sweep.thresholds, res.sweep.tp, res.sweep.fp)
 
 
@@ -388,3 +388,26 @@ def test_dask_worker_processes_give_identical_results(monkeypatch):
     for a, b in zip(result_arrays(local), result_arrays(res)):
         np.testing.assert_array_equal(a, b)
     np.testing.assert_equal(res.fnir_at_fpir, local.fnir_at_fpir)
+
+
+def test_mate_index_and_hardest_misses_match_brute_force():
+    probes, labels, gallery, gl = continuous_data(10, n_ids=30, per=3, dim=8, n_probes=200, noise=1.2)
+    res = evaluate_identification(probes, labels, gallery, gl, threads=1, n_candidates=3)
+    s = normalize_embeddings(probes).astype(np.float64) @ normalize_embeddings(gallery).astype(np.float64).T
+    for i in range(len(labels)):
+        if labels[i] in gl:
+            mate_rows = np.flatnonzero(gl == labels[i])
+            best = mate_rows[np.argmax(s[i, mate_rows])]  # argmax: the first of equal ones
+            assert res.mate_index[i] == best and res.mate_scores[i] == s[i, best]
+        else:
+            assert res.mate_index[i] == -1
+    misses = res.hardest_misses(k=5)
+    margins = []
+    for i in np.flatnonzero(res.ranks > 1):
+        non_mate = gl != labels[i]
+        wrong = np.flatnonzero(non_mate)[np.argmax(s[i, non_mate])]  # the best non-mate sample
+        margins.append((s[i, wrong] - res.mate_scores[i], i, wrong))
+    margins.sort(key=lambda t: (-t[0], t[1]))
+    assert len(misses) == 5 and [m["probe"] for m in misses] == [t[1] for t in margins[:5]]
+    assert [m["wrong"] for m in misses] == [t[2] for t in margins[:5]]
+    assert all(m["wrong_score"] >= m["mate_score"] and gl[m["mate"]] == labels[m["probe"]] for m in misses)

@@ -87,6 +87,8 @@ class IdentificationResult:
         Rank of each search's mate (0 for non-mated searches).
     mate_scores : ndarray of shape (n_probes,)
         Score of each search's mate identity (NaN for non-mated searches).
+    mate_index : ndarray of shape (n_probes,)
+        Row in ``gallery`` of the mate's best-scoring sample (the first of equal ones; -1 for non-mated searches).
     candidate_scores : ndarray of shape (n_probes, n_candidates)
         Each search's top gallery identities' scores, highest first (ties: lower identity first);
         ``-inf`` where the gallery has fewer identities.
@@ -114,6 +116,7 @@ class IdentificationResult:
     fnir_rank: int
     ranks: np.ndarray
     mate_scores: np.ndarray
+    mate_index: np.ndarray
     candidate_scores: np.ndarray
     candidate_labels: np.ndarray
     candidate_index: np.ndarray
@@ -134,6 +137,28 @@ class IdentificationResult:
             fpir = c["fp"] / self.n_nonmated if self.n_nonmated else np.full(len(c["fp"]), np.nan)
             fnir = c["fn"] / self.n_mated if self.n_mated else np.full(len(c["fn"]), np.nan)
         return fpir, fnir
+
+    def hardest_misses(self, k=8):
+        """The ``k`` mated searches missed at rank 1 by the widest margin, worst first.
+
+        Returns
+        -------
+        list of dict
+            ``probe`` (row in ``probes``), ``wrong`` (gallery row of the first candidate), ``wrong_label``,
+            ``wrong_score``, ``mate`` (gallery row of the mate's best sample), ``mate_score`` and ``rank``.
+        """
+        miss = np.flatnonzero(self.ranks > 1)
+        # the first candidate that is not the mate (with pessimistic ties the mate may come first)
+        other = self.candidate_index[miss] != self.mate_index[miss, None]
+        j = np.argmax(other, axis=1)
+        ok = other[np.arange(len(miss)), j]
+        miss, j = miss[ok], j[ok]
+        margin = self.candidate_scores[miss, j] - self.mate_scores[miss]
+        o = np.lexsort((miss, -margin))[:k]
+        return [{"probe": int(i), "wrong": int(self.candidate_index[i, c]),
+                 "wrong_label": self.candidate_labels[i, c].item(), "wrong_score": float(self.candidate_scores[i, c]),
+                 "mate": int(self.mate_index[i]), "mate_score": float(self.mate_scores[i]), "rank": int(self.ranks[i])}
+                for i, c in zip(miss[o], j[o])]
 
     def to_dict(self):
         return {
@@ -189,26 +214,32 @@ def _prepare(probes, probe_labels, gallery, gallery_labels):
 
 
 def _mate_scores(pre):
-    """Score of each probe against its mate identity (max over the identity's samples); NaN when none.
+    """Score of each probe against its mate identity (max over the identity's samples), and the gallery
+    row of the sample that gives it (the first of equal ones); NaN and -1 when there is no mate.
 
     The products are the exact float64 dot products the search computes, so each equals the
     corresponding entry of the search's score blocks bit for bit.
     """
     out = np.full(len(pre.mate), np.nan)
+    where = np.full(len(pre.mate), -1, dtype=np.int64)
     rows = np.flatnonzero(pre.mate >= 0)
     if len(rows) == 0:
-        return out
+        return out, where
     m = pre.mate[rows]
     size = pre.starts[m + 1] - pre.starts[m]
     r = np.repeat(rows, size)
-    first = np.repeat(np.cumsum(size) - size, size)
-    c = np.repeat(pre.starts[m], size) + (np.arange(len(r)) - first)
+    first = np.cumsum(size) - size
+    c = np.repeat(pre.starts[m], size) + (np.arange(len(r)) - np.repeat(first, size))
     s = np.empty(len(r))
     for a in range(0, len(r), _PAIR_CHUNK):
         sl = slice(a, a + _PAIR_CHUNK)
         s[sl] = np.einsum("nd,nd->n", pre.probes[r[sl]].astype(np.float64), pre.gallery[c[sl]].astype(np.float64))
-    out[rows] = np.maximum.reduceat(s, np.cumsum(size) - size)
-    return out
+    best = np.maximum.reduceat(s, first)
+    out[rows] = best
+    hit = np.flatnonzero(s == np.repeat(best, size))
+    _, k = np.unique(np.repeat(np.arange(len(rows)), size)[hit], return_index=True)
+    where[rows] = pre.order[c[hit[k]]]
+    return out, where
 
 
 def _column_blocks(gid, starts, b):
@@ -576,7 +607,7 @@ def evaluate_identification(probes, probe_labels, gallery, gallery_labels, *, ra
     xp, backend_name = get_backend("numpy" if client is not None else backend)
     pre = _prepare(probes, probe_labels, gallery, gallery_labels)
     n_ids = len(pre.starts) - 1
-    mate_score = _mate_scores(pre)
+    mate_score, mate_index = _mate_scores(pre)
     if block_size:
         block = int(block_size)
     else:
@@ -613,7 +644,7 @@ def evaluate_identification(probes, probe_labels, gallery, gallery_labels, *, ra
     return IdentificationResult(
         n_probes=len(rank), n_mated=n_mated, n_nonmated=n_non, n_gallery=len(pre.gallery), n_gallery_identities=n_ids,
         rank_accuracy=rank_acc, cmc=cmc, fnir_at_fpir=fnir, sweep=sweep, fnir_rank=int(fnir_rank), ranks=rank,
-        mate_scores=mate_score, candidate_scores=top_s, candidate_labels=pre.identities[top_i],
+        mate_scores=mate_score, mate_index=mate_index, candidate_scores=top_s, candidate_labels=pre.identities[top_i],
         candidate_index=_candidate_index(pre, top_s, top_i), probe_mated=mated, ties=ties, backend=backend_name,
         intervals=intervals, notes=notes)
 
