@@ -88,3 +88,29 @@ def test_misses_gallery_shows_probe_wrong_and_mate_images():
         evaluate_identification(gallery, gl, gallery, gl, threads=1), probe_images=probe_images,
         gallery_images=gallery_images)
     assert none.tiles == [] and "No mated search was missed" in none._repr_html_()
+
+
+def test_template_pair_gallery_picks_the_hardest_pairs():
+    from evallib.metrics.templates import pool_templates, template_pair_scores
+    from evallib.report.identification import TemplatePairGalleryDisplay
+
+    rng = np.random.default_rng(5)
+    subj = np.repeat(np.arange(10), 3)  # 30 templates of 10 subjects, 2 images each
+    centers = rng.normal(size=(10, 8))
+    feats = centers[np.repeat(subj, 2)] + 1.5 * rng.normal(size=(60, 8))
+    tids = np.repeat(np.arange(30) * 10 + 7, 2)
+    tf = pool_templates(feats, tids)
+    a, b = np.triu_indices(30, 1)
+    t1, t2, same = tf.templates[a], tf.templates[b], subj[a] == subj[b]
+    images = {t: [np.full((3, 3), t / 1000.0), np.full((3, 3), t / 1000.0 + 1e-4)] for t in tf.templates.tolist()}
+    disp = TemplatePairGalleryDisplay.from_templates(tf, t1, t2, same, template_images=images.__getitem__, k=3)
+    s = template_pair_scores(tf, t1, t2)
+    low = np.argsort(np.where(same, s, np.inf), kind="stable")[:3]
+    high = np.argsort(np.where(~same, -s, np.inf), kind="stable")[:3]
+    assert len(disp.tiles) == 6
+    for row, i in zip(disp.tiles, np.r_[low, high]):
+        assert len(row) == 4 and row[0][0][0, 0] == t1[i] / 1000.0 and row[2][0][0, 0] == t2[i] / 1000.0
+        assert f"{s[i]:.3f}" in row[0][1]
+    assert "genuine, scored low" in disp.tiles[0][0][1] and "impostor, scored high" in disp.tiles[3][0][1]
+    disp.plot()
+    assert "<img" in disp._repr_html_()

@@ -256,4 +256,48 @@ class IdentificationMissesDisplay(GalleryDisplay):
                                probe_names=np.asarray(probe_labels), k=k)
 
 
-__all__ = ["CmcDisplay", "DetDisplay", "IdentificationDisplay", "IdentificationMissesDisplay"]
+class TemplatePairGalleryDisplay(GalleryDisplay):
+    """The hardest template pairs: genuine pairs scored lowest and impostor pairs scored highest, each
+    template shown by a few of its images."""
+
+    @classmethod
+    def from_templates(cls, templates, t1, t2, same, *, template_images, k: int = 4, per_template: int = 2):
+        """The ``k`` lowest-scoring genuine and ``k`` highest-scoring impostor pairs of a pair list.
+
+        Parameters
+        ----------
+        templates : TemplateFeatures
+            From :func:`~evallib.metrics.templates.pool_templates`.
+        t1, t2, same : array-like of shape (n_pairs,)
+            The pair list (template ids, 1 for a genuine pair).
+        template_images : callable
+            ``template_images(template_id) -> list of arrays`` in [0, 1]: the images of a template (the first
+            ``per_template`` are shown).
+        """
+        from ..metrics.templates import template_pair_scores
+
+        t1, t2 = np.asarray(t1), np.asarray(t2)
+        y = np.asarray(same).astype(bool)
+        s = template_pair_scores(templates, t1, t2)
+        gen, imp = np.flatnonzero(y), np.flatnonzero(~y)
+        picks = [(i, "genuine, scored low") for i in gen[np.lexsort((gen, s[gen]))][:k]]
+        picks += [(i, "impostor, scored high") for i in imp[np.lexsort((imp, -s[imp]))][:k]]
+        title = "Templates: the hardest pairs"
+        if not picks:
+            return cls([], title=title, how_to_read="No pairs to show.")
+        tiles = []
+        for i, kind in picks:
+            row = []
+            for side, t in (("A", t1[i]), ("B", t2[i])):
+                imgs = list(template_images(t.item()))[:per_template]
+                row += [(img, f"{side}: template {t} ({j + 1}/{len(imgs)})") for j, img in enumerate(imgs)]
+            row[0] = (row[0][0], f"{kind} {s[i]:.3f}")
+            tiles.append(row)
+        return cls(tiles, title=title, how_to_read=(
+            "Top rows: pairs of templates of the same person that the model scores lowest (false rejects at a high "
+            "threshold); bottom rows: templates of different people it scores highest (false accepts). Each template "
+            f"is shown by up to {per_template} of its images, template A first."))
+
+
+__all__ = ["CmcDisplay", "DetDisplay", "IdentificationDisplay", "IdentificationMissesDisplay",
+           "TemplatePairGalleryDisplay"]
