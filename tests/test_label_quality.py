@@ -114,7 +114,7 @@ def test_clean_labels_and_calibrated_models_raise_few_flags():
         assert not planted.any() and np.array_equal(given, true)
         rates.append(label_issues(given, scores).flagged.mean())
         single.append(label_issues(given, scores[0]).flagged.mean())
-    assert max(rates) <= 0.01  # measured 0.16% on average, at most 0.5%
+    assert max(rates) <= 0.01  # measured 0.18% on average, at most 0.4%
     assert np.mean(rates) < np.mean(single)
 
 
@@ -223,7 +223,7 @@ def test_own_flags_inflate_a_model_and_leave_one_out_does_not():
         own.append(one.accuracy_corrected[0] - one.accuracy[0])
         others.append(np.mean(lomo.accuracy_corrected - lomo.accuracy))
         shared.append(np.mean(ranking_sensitivity(res, leave_one_out=False).accuracy_corrected - lomo.accuracy))
-    assert min(own) > 0 and np.mean(own) > 0.01  # measured about +2.8 points
+    assert min(own) > 0 and np.mean(own) > 0.01  # measured +2.6 points on average
     assert abs(np.mean(others)) < 0.002
     assert np.mean(others) < np.mean(shared) < np.mean(own)
 
