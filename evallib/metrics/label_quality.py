@@ -136,6 +136,15 @@ class LabelIssues:
         order = np.lexsort((idx, -self.votes[idx], self.quality[idx]))
         return idx[order]
 
+    def quality_order(self):
+        """Every image, lowest quality first (ties by index): the ranking for precision at k.
+
+        Returns
+        -------
+        ndarray of shape (n_samples,)
+        """
+        return np.argsort(self.quality, kind="mergesort")
+
     def flags_without(self, exclude):
         """Consensus flags and suggested labels from the models not in ``exclude``.
 
