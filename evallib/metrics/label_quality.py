@@ -12,11 +12,11 @@ real-world label errors", ICML DataPerf workshop 2022):
 
 **Confident disagreement** (one model). Confident learning's per-class threshold is the model's mean
 self-confidence over the images given that class,
-``t_j = mean{p[i, j] : y_i = j}`` (JAIR 2021, eq. 2). An image's *confident class* is the most probable
-class among those whose probability reaches its class threshold, ``argmax{p[i, j] : p[i, j] >= t_j}``;
-the image lies off the diagonal of the *confident joint* when that class exists and is not the given
-label, and the model then confidently disagrees with the label (the ``confident_learning`` off-diagonal
-rule, section 3.2 of the paper). The per-class thresholds, rather than one global cut such as
+``t_j = mean{p[i, j] : y_i = j}`` (JAIR 2021, section 3.1). An image's *confident class* is the most
+probable class among those whose probability reaches its class threshold,
+``argmax{p[i, j] : p[i, j] >= t_j}``; the image lies off the diagonal of the *confident joint* when that
+class exists and is not the given label, and the model then confidently disagrees with the label (the
+paper's simplest way to find label errors: the off-diagonal entries of the confident joint). The per-class thresholds, rather than one global cut such as
 ``p >= 0.5``, are used because they absorb each model's class-dependent over- or under-confidence: a
 class the model is shy about still gets confident votes. A class that no image is given has no
 threshold and is never a confident class. The test images were not used to train the models, so the
