@@ -58,6 +58,7 @@ def test_single_model_scores_equal_a_brute_force_loop(seed):
     np.testing.assert_array_equal(res.flagged, res.disagrees[0])  # one model: one vote is the majority
     assert res.circular and res.min_votes == 1
     np.testing.assert_array_equal(res.predictions[0], p.argmax(axis=1))
+    np.testing.assert_allclose(res.top_probability[0], p.max(axis=1), rtol=1e-12)
     # probabilities give the same result; "auto" recognises them
     again = label_issues(y, p, scores_are="auto")
     np.testing.assert_allclose(again.normalized_margin, res.normalized_margin, atol=1e-12)
@@ -185,6 +186,11 @@ def test_hand_worked_flags_and_bounds():
     assert res.votes.tolist() == [0, 1, 2, 0, 0, 1, 0, 0, 2, 3]
     assert np.nonzero(res.flagged)[0].tolist() == [2, 8, 9]
     assert res.suggested_labels[[2, 8, 9]].tolist() == [1, 0, 2]
+    rows = res.rows(classes=["cat", "dog", "fox"], names=[f"img{i}.png" for i in range(10)])
+    assert [r["image"] for r in rows] == ["img9.png", "img2.png", "img8.png"]  # quality -0.85, then a tie at -0.28 (votes tie too: by index)
+    assert rows[0]["given_label"] == "cat" and rows[0]["suggested_label"] == "fox" and rows[0]["votes"] == 3
+    assert rows[1]["A top-1"] == "dog" and rows[1]["C top-1"] == "cat" and rows[1]["B confidence"] == 0.9
+    np.testing.assert_allclose(rows[0]["quality"], 0.05 - 0.9)
 
     # leave one model out (default): A is judged by B and C (2 of 2): flags 8 -> 0, 9 -> 2;
     # B by A and C: flag 9 -> 2; C by A and B: flags 2 -> 1, 9 -> 2
@@ -204,6 +210,8 @@ def test_hand_worked_flags_and_bounds():
     np.testing.assert_allclose(s.p_given, ref)
     assert s.verdict_given == ("no difference",) * 3 and not s.any_verdict_changed
     lo, hi = s.accuracy_interval.T
+    d = s.to_dict()
+    assert d["swapped_pairs"] == [[1, 2]] and d["accuracy_corrected"] == [0.8, 0.7, 0.7] and d["ranking_changed"]
     assert np.all(lo < s.accuracy) and np.all(s.accuracy < hi)
 
     # every model judged by the shared flags 2 -> 1, 8 -> 0, 9 -> 2

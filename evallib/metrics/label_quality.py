@@ -84,6 +84,8 @@ class LabelIssues:
         The confident class exists and differs from the given label.
     predictions : ndarray of shape (n_models, n_samples)
         Each model's top-1 class.
+    top_probability : ndarray of shape (n_models, n_samples)
+        The probability of that class.
     thresholds : ndarray of shape (n_models, n_classes)
         Per-model per-class thresholds (mean self-confidence of each class's images; ``inf`` for a
         class no image is given).
@@ -107,6 +109,7 @@ class LabelIssues:
     confident_probability: np.ndarray
     disagrees: np.ndarray
     predictions: np.ndarray
+    top_probability: np.ndarray
     thresholds: np.ndarray
     model_names: tuple
     min_votes: int
@@ -144,6 +147,38 @@ class LabelIssues:
         ndarray of shape (n_samples,)
         """
         return np.argsort(self.quality, kind="mergesort")
+
+    def rows(self, *, classes=None, names=None):
+        """One record per flagged image, most suspect first: what a review page and ``suspected_labels.csv`` show.
+
+        Parameters
+        ----------
+        classes : sequence of str, optional
+            Class names by index; default the indices.
+        names : sequence of str, shape (n_samples,), optional
+            Image names (paths); default the indices.
+
+        Returns
+        -------
+        list of dict
+            Keys ``index``, ``image``, ``given_label``, ``suggested_label``, ``votes``, ``quality``, then
+            ``<model> top-1`` and ``<model> confidence`` for each model.
+        """
+        def label(k):
+            return str(classes[k]) if classes is not None else int(k)
+
+        if names is not None and len(names) != self.n_samples:
+            raise EvallibError(f"names: expected {self.n_samples} image names; got {len(names)}")
+        out = []
+        for i in self.review_order():
+            row = {"index": int(i), "image": str(names[i]) if names is not None else int(i),
+                   "given_label": label(self.given_labels[i]), "suggested_label": label(self.suggested_labels[i]),
+                   "votes": int(self.votes[i]), "quality": float(self.quality[i])}
+            for m, name in enumerate(self.model_names):
+                row[f"{name} top-1"] = label(self.predictions[m, i])
+                row[f"{name} confidence"] = float(self.top_probability[m, i])
+            out.append(row)
+        return out
 
     def flags_without(self, exclude):
         """Consensus flags and suggested labels from the models not in ``exclude``.
@@ -191,6 +226,7 @@ def _model_pass(y, scores, kind, n_classes):
     self_conf = np.empty(n)
     margin = np.empty(n)
     pred = np.empty(n, dtype=np.int64)
+    top = np.empty(n)
     for lo in range(0, n, step):
         hi = min(n, lo + step)
         p = probs(lo, hi)
@@ -198,6 +234,7 @@ def _model_pass(y, scores, kind, n_classes):
         yy = y[lo:hi]
         own = p[rows, yy]
         pred[lo:hi] = p.argmax(axis=1)
+        top[lo:hi] = p[rows, pred[lo:hi]]
         p[rows, yy] = -np.inf
         self_conf[lo:hi] = own
         margin[lo:hi] = own - p.max(axis=1) if n_classes > 1 else own
@@ -215,7 +252,7 @@ def _model_pass(y, scores, kind, n_classes):
         best = masked[np.arange(hi - lo), j]
         conf_class[lo:hi] = np.where(best >= 0, j, -1)
         conf_prob[lo:hi] = np.where(best >= 0, best, 0.0)
-    return self_conf, margin, thresholds, conf_class, conf_prob, pred
+    return self_conf, margin, thresholds, conf_class, conf_prob, pred, top
 
 
 def _consensus(y, disagrees, conf_class, conf_prob, min_votes):
@@ -300,14 +337,15 @@ def label_issues(y_true, scores, *, min_votes=None, model_names=None, scores_are
     kinds = _check_scores_are(scores_are, m)
 
     per_model = [_model_pass(y, s, kind, c) for s, kind in zip(scores, kinds)]
-    self_conf, margin, thresholds, conf_class, conf_prob, pred = (np.stack(a) for a in zip(*per_model))
+    self_conf, margin, thresholds, conf_class, conf_prob, pred, top = (np.stack(a) for a in zip(*per_model))
     disagrees = (conf_class >= 0) & (conf_class != y)
     flagged, suggested = _consensus(y, disagrees, conf_class, conf_prob, int(k))
     return LabelIssues(
         given_labels=y, flagged=flagged, suggested_labels=suggested, votes=disagrees.sum(axis=0),
         quality=margin.mean(axis=0), self_confidence=self_conf, normalized_margin=margin,
         confident_class=conf_class, confident_probability=conf_prob, disagrees=disagrees, predictions=pred,
-        thresholds=thresholds, model_names=names, min_votes=int(k), majority_rule=majority, circular=m == 1)
+        top_probability=top, thresholds=thresholds, model_names=names, min_votes=int(k), majority_rule=majority,
+        circular=m == 1)
 
 
 @dataclass(frozen=True)
@@ -388,6 +426,18 @@ class RankingSensitivity:
     @property
     def any_verdict_changed(self):
         return bool(self.verdict_changed.any())
+
+    def to_dict(self):
+        """Plain lists and numbers (NaN stays NaN), for JSON."""
+        out = {}
+        for key, value in self.__dict__.items():
+            if isinstance(value, np.ndarray):
+                value = value.tolist()
+            elif isinstance(value, tuple):
+                value = [list(v) if isinstance(v, tuple) else v for v in value]
+            out[key] = value
+        out["ranking_changed"], out["any_verdict_changed"] = self.ranking_changed, self.any_verdict_changed
+        return out
 
 
 def _ranking(acc):
