@@ -534,3 +534,475 @@ def metrics_by_slice(y, scores, slices, *, scores_are="logits", top_k=5, interse
                        min_slice_size=int(min_slice_size), min_slice_effect=float(min_slice_effect),
                        confidence=float(confidence), test=test, n_tests=int(testable.sum()),
                        n_boot=int(n_boot), seed=int(seed))
+
+
+# --- weak slices without metadata: found on one half, confirmed on the other -------------------------
+
+@dataclass(frozen=True)
+class DiscoveredSlice:
+    """A candidate weak slice: how it looked where it was found and what the held-out half says.
+
+    Attributes
+    ----------
+    name : str
+        ``"cluster 3"`` or a metadata slice name such as ``"blur=< 41.2"``.
+    source : {"embeddings", "slices"}
+    discovery_n : int
+    discovery_accuracy, discovery_rest_accuracy, discovery_p : float
+        On the discovery half (one-sided Fisher p, used only to choose candidates).
+    holdout_n : int
+        Held-out images in the slice.
+    holdout_accuracy : float
+    holdout_interval : (float, float)
+        Wilson interval of the held-out accuracy.
+    holdout_rest_accuracy : float
+    holdout_gap : float
+        ``holdout_accuracy - holdout_rest_accuracy``.
+    holdout_gap_interval : (float, float)
+        Newcombe's interval.
+    holdout_p, holdout_q : float
+        One-sided Fisher's exact test (slice less accurate than the rest) on the held-out half, and its
+        Benjamini–Hochberg adjusted value over the candidates.
+    confirmed : bool
+        ``holdout_q < alpha`` and ``holdout_gap <= -min_slice_effect``.
+    """
+
+    name: str
+    source: str
+    discovery_n: int
+    discovery_accuracy: float
+    discovery_rest_accuracy: float
+    discovery_p: float
+    holdout_n: int
+    holdout_accuracy: float
+    holdout_interval: tuple
+    holdout_rest_accuracy: float
+    holdout_gap: float
+    holdout_gap_interval: tuple
+    holdout_p: float
+    holdout_q: float
+    confirmed: bool
+
+
+@dataclass(frozen=True, eq=False)
+class WeakSliceDiscovery:
+    """Candidates chosen on the discovery half and their test on the held-out half.
+
+    Attributes
+    ----------
+    candidates : tuple of DiscoveredSlice
+        In the order they were chosen (weakest on the discovery half first).
+    holdout : ndarray of bool, shape (n_samples,)
+        Which images were held out (the rest found the candidates).
+    clusters : ndarray of int, shape (n_samples,) or None
+        Each image's cluster (nearest centroid in embedding space), when embeddings were given.
+    n_clusters : int
+    alpha, min_slice_size, min_slice_effect : float
+    seed : int
+    """
+
+    candidates: tuple
+    holdout: np.ndarray
+    clusters: np.ndarray | None
+    n_clusters: int
+    alpha: float
+    min_slice_size: int
+    min_slice_effect: float
+    seed: int
+
+    @property
+    def confirmed(self):
+        """Candidates confirmed on the held-out half, weakest (held-out gap) first."""
+        return tuple(sorted((c for c in self.candidates if c.confirmed), key=lambda c: c.holdout_gap))
+
+
+def _clusters(embeddings, correct, fit_mask, *, n_clusters, error_weight, seed):
+    """Error-aware k-means in the spirit of Domino: fit on the discovery half with the error as one more
+    coordinate, then give every image the nearest centroid in embedding space alone (so held-out images are
+    assigned without looking at their errors)."""
+    from sklearn.cluster import KMeans
+
+    e = np.asarray(embeddings, dtype=np.float64)
+    mu, sd = e[fit_mask].mean(axis=0), e[fit_mask].std(axis=0)
+    z = (e - mu) / np.where(sd > 0, sd, 1.0)
+    scale = error_weight * np.sqrt(z.shape[1])
+    feats = np.c_[z[fit_mask], scale * (~correct[fit_mask]).astype(np.float64)]
+    km = KMeans(n_clusters=n_clusters, n_init=3, random_state=seed).fit(feats)
+    centres = km.cluster_centers_[:, :-1]
+    d = (z * z).sum(1)[:, None] - 2 * z @ centres.T + (centres * centres).sum(1)[None, :]
+    return d.argmin(axis=1)
+
+
+def discover_weak_slices(y, scores, *, embeddings=None, slices=None, scores_are="logits", n_clusters=None,
+                         error_weight=1.0, holdout_fraction=0.5, candidate_p=0.05, max_candidates=10,
+                         min_slice_size=20, min_slice_effect=0.0, alpha=0.05, seed=0, confidence=0.95):
+    """Find weak slices without metadata on one part of the images and confirm them on the rest.
+
+    A slice that looks coherent is not thereby real: people read found slices wrongly (Johnson et al.,
+    HCOMP 2023) and discovery methods recover only part of planted slices (Eyuboglu et al., "Domino", ICLR
+    2022). So the images are split at random; candidates are chosen on the discovery part only, then each is
+    tested on the held-out part, where nothing was chosen, with Benjamini–Hochberg over the candidates.
+
+    Candidates come from either or both of:
+
+    - ``embeddings``: error-aware k-means on the discovery part (the error is one more coordinate, weighted
+      by ``error_weight``); every image then belongs to the nearest centroid in embedding space alone;
+    - ``slices``: every value and two-way intersection of the given columns (metadata, binned image
+      properties), a level-2 search like SliceLine's (Sagadeeva and Boehm, SIGMOD 2021).
+
+    On the discovery part a candidate must hold ``min_slice_size`` images and be less accurate than the rest
+    with one-sided Fisher p below ``candidate_p``; the ``max_candidates`` least accurate are kept.
+
+    Parameters
+    ----------
+    y : ndarray of shape (n_samples,)
+    scores : ndarray of shape (n_samples, n_classes), or of shape (n_samples,)
+        Class scores, or predicted class indices.
+    embeddings : ndarray of shape (n_samples, n_features), optional
+    slices : dict of str to array-like of shape (n_samples,), optional
+    n_clusters : int, optional
+        Default: discovery images / (4 * min_slice_size), between 2 and 30.
+    error_weight : float, default 1.0
+        0 clusters embeddings alone.
+    holdout_fraction : float, default 0.5
+    candidate_p : float, default 0.05
+    max_candidates : int, default 10
+    min_slice_size : int, default 20
+        On each half.
+    min_slice_effect : float, default 0.0
+    alpha : float, default 0.05
+        False discovery rate over the candidates, on the held-out part.
+    seed : int, default 0
+        The split and the clustering.
+    confidence : float, default 0.95
+
+    Returns
+    -------
+    WeakSliceDiscovery
+    """
+    y, pred, _ = _check_common(y, scores, scores_are, 0)
+    n = len(y)
+    if embeddings is None and slices is None:
+        raise ValueError("embeddings, slices: expected at least one source of candidate slices; got neither")
+    if not 0 < holdout_fraction < 1:
+        raise ValueError(f"holdout_fraction: expected a number in (0, 1); got {holdout_fraction!r}")
+    correct = pred == y
+    rng = np.random.default_rng(seed)
+    holdout = np.zeros(n, dtype=bool)
+    holdout[rng.permutation(n)[: int(round(n * holdout_fraction))]] = True
+    disc = ~holdout
+
+    members = []  # (name, source, mask)
+    clusters, k_used = None, 0
+    if embeddings is not None:
+        e = np.asarray(embeddings)
+        if e.ndim != 2 or len(e) != n:
+            raise EvallibError(f"embeddings: expected shape ({n}, n_features); got {e.shape}")
+        k_used = int(n_clusters) if n_clusters is not None else int(np.clip(disc.sum() // (4 * min_slice_size), 2, 30))
+        if not 2 <= k_used <= disc.sum():
+            raise ValueError(f"n_clusters: expected between 2 and the {int(disc.sum())} discovery images; got {k_used}")
+        clusters = _clusters(e, correct, disc, n_clusters=k_used, error_weight=error_weight, seed=seed)
+        members += [(f"cluster {k}", "embeddings", clusters == k) for k in range(k_used)]
+    if slices is not None:
+        cols = _check_slices(slices, n)
+        for c, (values, codes) in cols.items():
+            members += [(f"{c}={v}", "slices", codes == i) for i, v in enumerate(values)]
+        for a, b in itertools.combinations(list(cols), 2):
+            (va, ca), (vb, cb) = cols[a], cols[b]
+            for u in np.unique(ca * len(vb) + cb):
+                i, j = divmod(int(u), len(vb))
+                members.append((f"{a}={va[i]} & {b}={vb[j]}", "slices", (ca == i) & (cb == j)))
+
+    def stats(mask, part):
+        m = mask & part
+        k1, n1 = int(correct[m].sum()), int(m.sum())
+        k2, n2 = int(correct[part].sum()) - k1, int(part.sum()) - n1
+        return k1, n1, k2, n2
+
+    chosen = []
+    for name, source, mask in members:
+        k1, n1, k2, n2 = stats(mask, disc)
+        if n1 < min_slice_size or n2 < min_slice_size or k1 / n1 >= k2 / n2 - min_slice_effect:
+            continue
+        p = _fisher(k1, n1, k2, n2, "less")
+        if p < candidate_p:
+            chosen.append((k1 / n1, p, name, source, mask, (k1, n1, k2, n2)))
+    chosen.sort(key=lambda t: (t[0], t[1]))
+    chosen = chosen[:max_candidates]
+
+    held = [stats(mask, holdout) for *_, mask, _ in chosen]
+    ok = np.array([n1 >= min_slice_size and n2 >= min_slice_size for _, n1, _, n2 in held], dtype=bool)
+    p_hold = np.array([_fisher(*h, "less") if good else np.nan for h, good in zip(held, ok)], dtype=np.float64)
+    reject, q = benjamini_hochberg(p_hold, alpha=alpha) if len(p_hold) else (np.zeros(0, bool), np.zeros(0))
+    out = []
+    for t, (k1, n1, k2, n2), pv, qv, rj in zip(chosen, held, p_hold, q, reject):
+        acc_d, p_d, name, source, _, (dk1, dn1, dk2, dn2) = t
+        with np.errstate(invalid="ignore", divide="ignore"):
+            a1, a2 = k1 / n1 if n1 else np.nan, k2 / n2 if n2 else np.nan
+        lo, hi = wilson_interval(k1, n1, confidence=confidence)
+        glo, ghi = newcombe_interval(k1, n1, k2, n2, confidence=confidence)
+        out.append(DiscoveredSlice(
+            name=name, source=source, discovery_n=dn1, discovery_accuracy=float(acc_d),
+            discovery_rest_accuracy=dk2 / dn2, discovery_p=float(p_d), holdout_n=n1, holdout_accuracy=float(a1),
+            holdout_interval=_pair(lo, hi), holdout_rest_accuracy=float(a2), holdout_gap=float(a1 - a2),
+            holdout_gap_interval=_pair(glo, ghi), holdout_p=float(pv), holdout_q=float(qv),
+            confirmed=bool(rj) and float(a1 - a2) <= -min_slice_effect))
+    return WeakSliceDiscovery(candidates=tuple(out), holdout=holdout, clusters=clusters, n_clusters=k_used,
+                              alpha=float(alpha), min_slice_size=int(min_slice_size),
+                              min_slice_effect=float(min_slice_effect), seed=int(seed))
+
+
+# --- verification error rates by group ---------------------------------------------------------------
+
+@dataclass(frozen=True)
+class GroupVerificationRow:
+    """Error rates of one group at the global threshold (and at its own).
+
+    Attributes
+    ----------
+    group : str
+    n_genuine : int
+        Genuine pairs with both sides in the group.
+    n_impostor : int
+        Impostor pairs with both sides in the group (same-group impostors, the hard ones).
+    fnmr, fnmr_interval : float, (float, float)
+        False non-match rate of the genuine pairs at the global threshold.
+    tar : float
+        ``1 - fnmr``.
+    tar_interval : (float, float)
+    fmr, fmr_interval : float, (float, float)
+        False match rate of the same-group impostor pairs at the global threshold.
+    own_threshold : float
+        Threshold at which the group's own impostors match at rate ``far``; NaN when the group has fewer than
+        ``1 / far`` impostor pairs.
+    tar_at_own_far : float
+        TAR at ``own_threshold`` (TAR@FAR within the group's own impostors).
+    note : str
+    """
+
+    group: str
+    n_genuine: int
+    n_impostor: int
+    fnmr: float
+    fnmr_interval: tuple
+    tar: float
+    tar_interval: tuple
+    fmr: float
+    fmr_interval: tuple
+    own_threshold: float
+    tar_at_own_far: float
+    note: str = ""
+
+
+@dataclass(frozen=True, eq=False)
+class GroupVerificationResult:
+    """Per-group verification error rates at one global threshold, as NISTIR 8280 reports them.
+
+    Attributes
+    ----------
+    rows : tuple of GroupVerificationRow
+    threshold : float
+        Pairs with ``score >= threshold`` are matches.
+    far : float
+        The false match rate the global threshold was set at over all impostor pairs (NaN when given).
+    groups : tuple of str
+        Order of ``between_fmr``'s rows and columns.
+    between_fmr : ndarray of shape (n_groups, n_groups)
+        False match rate of impostor pairs with one side in each group (symmetric; the diagonal is each
+        group's own ``fmr``); NaN where no pair.
+    between_n : ndarray of shape (n_groups, n_groups), int64
+        Impostor pairs behind each entry.
+    fmr_ratio : float
+        Highest over lowest same-group FMR (inf when the lowest is 0 and the highest is not).
+    n_mixed_genuine : int
+        Genuine pairs whose two sides carry different group labels (counted in no row).
+    method : str
+        How the intervals were made.
+    """
+
+    rows: tuple
+    threshold: float
+    far: float
+    groups: tuple
+    between_fmr: np.ndarray
+    between_n: np.ndarray
+    fmr_ratio: float
+    n_mixed_genuine: int
+    method: str
+
+
+def _threshold_at_far(impostor_scores, far):
+    """Smallest threshold with ``mean(impostor >= t) <= far`` (ties kept below it)."""
+    s = np.sort(np.asarray(impostor_scores, dtype=np.float64))[::-1]
+    k = int(np.floor(far * len(s) + 1e-9))
+    if k >= len(s):
+        return float(s[-1])
+    return float(np.nextafter(s[k], np.inf))
+
+
+def _identity_weights(ids, group_of_id, n_boot, rng):
+    """``(n_boot, n_ids)`` draws of identities with replacement *within each group*."""
+    w = np.zeros((n_boot, len(ids)), dtype=np.float64)
+    for g in np.unique(group_of_id):
+        members = np.nonzero(group_of_id == g)[0]
+        draws = rng.integers(0, len(members), size=(n_boot, len(members)))
+        rows = np.repeat(np.arange(n_boot), len(members))
+        np.add.at(w, (rows, members[draws.ravel()]), 1.0)
+    return w
+
+
+def verification_by_group(scores, same, group_a, group_b, *, threshold=None, far=1e-3, ids_a=None, ids_b=None,
+                          n_boot=1000, seed=0, confidence=0.95):
+    """Per-group FNMR and FMR at one global threshold, within and between groups, with intervals.
+
+    NIST's demographic study of face recognition (Grother, Ngan and Hanaoka, NISTIR 8280, 2019) reports, at
+    one threshold set for all, the false non-match rate of each group's genuine pairs and the false match
+    rate of impostor pairs within each group and between groups; false match rates differed 10 to 100
+    times between groups.
+
+    Parameters
+    ----------
+    scores : ndarray of shape (n_pairs,)
+        Similarity of each pair (higher is more alike).
+    same : ndarray of bool, shape (n_pairs,)
+        True for genuine pairs (same identity).
+    group_a, group_b : array-like of shape (n_pairs,)
+        Group label of each side.
+    threshold : float, optional
+        ``score >= threshold`` is a match. Default: the threshold at which all impostor pairs match at rate
+        ``far``.
+    far : float, default 1e-3
+        Target false match rate, for the global threshold (when not given) and each group's own threshold.
+    ids_a, ids_b : array-like of shape (n_pairs,), optional
+        Identity of each side. With them, intervals come from a bootstrap over identities drawn within each
+        group (a genuine pair weighs the times its identity is drawn, an impostor pair the product); without
+        them, Wilson intervals treat pairs as independent, which understates the width when identities
+        appear in many pairs.
+    n_boot : int, default 1000
+    seed : int, default 0
+    confidence : float, default 0.95
+
+    Returns
+    -------
+    GroupVerificationResult
+    """
+    s = np.asarray(scores, dtype=np.float64)
+    if s.ndim != 1 or len(s) == 0:
+        raise EvallibError(f"scores: expected a non-empty 1-d array of pair scores; got shape {s.shape}")
+    if not np.isfinite(s).all():
+        raise EvallibError("scores: expected finite values; got NaN or infinite")
+    n = len(s)
+    same = np.asarray(same)
+    if same.shape != (n,) or (same.dtype != bool and not np.isin(np.unique(same), [0, 1]).all()):
+        raise EvallibError(f"same: expected {n} booleans, one per pair; got shape {same.shape}, dtype {same.dtype}")
+    same = same.astype(bool)
+    ga, gb = (np.asarray(g, dtype=object).astype(str) for g in (group_a, group_b))
+    for name, g in (("group_a", ga), ("group_b", gb)):
+        if g.shape != (n,):
+            raise EvallibError(f"{name}: expected {n} group labels, one per pair; got shape {g.shape}")
+    if not 0 < far < 1:
+        raise ValueError(f"far: expected a number in (0, 1); got {far!r}")
+    imp = ~same
+    if threshold is None:
+        if not imp.any():
+            raise EvallibError("same: no impostor pairs, so no threshold can be set at a false match rate; "
+                               "pass threshold")
+        thr, far_used = _threshold_at_far(s[imp], far), float(far)
+    else:
+        thr, far_used = float(threshold), float("nan")
+    match = s >= thr
+    groups = tuple(str(g) for g in sorted(set(ga) | set(gb)))
+    gi = {g: i for i, g in enumerate(groups)}
+    ia, ib = np.array([gi[g] for g in ga]), np.array([gi[g] for g in gb])
+    lo_g, hi_g = np.minimum(ia, ib), np.maximum(ia, ib)
+    G = len(groups)
+    cell = lo_g * G + hi_g
+    between_n = np.bincount(cell[imp], minlength=G * G).reshape(G, G)
+    between_k = np.bincount(cell[imp & match], minlength=G * G).reshape(G, G)
+    between_n = np.triu(between_n) + np.triu(between_n, 1).T
+    between_k = np.triu(between_k) + np.triu(between_k, 1).T
+    with np.errstate(invalid="ignore", divide="ignore"):
+        between_fmr = np.where(between_n > 0, between_k / np.maximum(between_n, 1), np.nan)
+    within = ia == ib
+
+    boot = None
+    if ids_a is not None or ids_b is not None:
+        if ids_a is None or ids_b is None:
+            raise ValueError("ids_a, ids_b: give both or neither")
+        id_a, id_b = (np.asarray(v, dtype=object).astype(str) for v in (ids_a, ids_b))
+        if id_a.shape != (n,) or id_b.shape != (n,):
+            raise EvallibError(f"ids_a, ids_b: expected {n} identities each; got {id_a.shape} and {id_b.shape}")
+        uniq, inv = np.unique(np.r_[id_a, id_b], return_inverse=True)
+        xa, xb = inv[:n], inv[n:]
+        group_of = np.full(len(uniq), -1)
+        for x, g in ((xa, ia), (xb, ib)):
+            clash = (group_of[x] >= 0) & (group_of[x] != g)
+            if clash.any():
+                bad = uniq[x[np.argmax(clash)]]
+                raise EvallibError(f"ids_a, ids_b: identity {bad!r} carries more than one group label")
+            group_of[x] = g
+        if n_boot > 0:
+            boot = (xa, xb, group_of)
+    rng = np.random.default_rng(seed)
+    rows = []
+    for g in range(G):
+        gen_m = same & within & (ia == g)
+        imp_m = imp & within & (ia == g)
+        ng, ni = int(gen_m.sum()), int(imp_m.sum())
+        k_fn, k_fm = int((gen_m & ~match).sum()), int((imp_m & match).sum())
+        fnmr = k_fn / ng if ng else float("nan")
+        fmr = k_fm / ni if ni else float("nan")
+        notes = []
+        if ni and far * ni >= 1:
+            own = _threshold_at_far(s[imp_m], far)
+            tar_own = float(np.mean(s[gen_m] >= own)) if ng else float("nan")
+        else:
+            own, tar_own = float("nan"), float("nan")
+            notes.append(f"{ni} same-group impostor pairs: too few for a threshold at FAR {far:g}")
+        if boot is None:
+            fn_int = _pair(*wilson_interval(k_fn, ng, confidence=confidence))
+            fm_int = _pair(*wilson_interval(k_fm, ni, confidence=confidence))
+        else:
+            fn_int, fm_int = _identity_intervals(boot, gen_m, imp_m, match, g, n_boot, rng, confidence)
+        if not ng:
+            notes.append("no genuine pairs")
+        rows.append(GroupVerificationRow(
+            group=groups[g], n_genuine=ng, n_impostor=ni, fnmr=fnmr, fnmr_interval=fn_int, tar=1 - fnmr,
+            tar_interval=(1 - fn_int[1], 1 - fn_int[0]), fmr=fmr, fmr_interval=fm_int, own_threshold=own,
+            tar_at_own_far=tar_own, note="; ".join(notes)))
+    fmrs = np.array([r.fmr for r in rows])
+    fmrs = fmrs[np.isfinite(fmrs)]
+    if len(fmrs) < 2 or fmrs.max() == 0:
+        ratio = float("nan")
+    else:
+        ratio = float("inf") if fmrs.min() == 0 else float(fmrs.max() / fmrs.min())
+    method = ("percentile bootstrap over identities drawn within each group" if boot is not None else
+              "Wilson intervals over pairs (pairs treated as independent; give ids_a, ids_b for an identity bootstrap)")
+    return GroupVerificationResult(
+        rows=tuple(rows), threshold=thr, far=far_used, groups=groups, between_fmr=between_fmr,
+        between_n=between_n.astype(np.int64), fmr_ratio=ratio,
+        n_mixed_genuine=int((same & ~within).sum()), method=method)
+
+
+def _identity_intervals(boot, gen_m, imp_m, match, g, n_boot, rng, confidence):
+    xa, xb, group_of = boot
+    members = group_of == g
+    out = []
+    for pairs, pair_weight in ((gen_m, "genuine"), (imp_m, "impostor")):
+        idx = np.nonzero(pairs)[0]
+        if len(idx) == 0:
+            out.append(_NAN2)
+            continue
+        reps = []
+        step = max(1, _CHUNK // max(len(idx), 1))
+        for start in range(0, n_boot, step):
+            b = min(step, n_boot - start)
+            w_id = np.zeros((b, len(group_of)))
+            w_id[:, members] = _identity_weights(np.nonzero(members)[0], np.zeros(members.sum()), b, rng)
+            w = w_id[:, xa[idx]] if pair_weight == "genuine" else w_id[:, xa[idx]] * w_id[:, xb[idx]]
+            hit = (~match[idx]) if pair_weight == "genuine" else match[idx]
+            tot = w.sum(axis=1)
+            with np.errstate(invalid="ignore", divide="ignore"):
+                reps.append(np.where(tot > 0, (w * hit).sum(axis=1) / tot, np.nan))
+        out.append(_percentile_interval(np.concatenate(reps), confidence))
+    return out[0], out[1]
