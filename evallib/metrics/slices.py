@@ -73,13 +73,50 @@ def newcombe_interval(k1, n1, k2, n2, *, confidence=0.95):
     return lo, hi
 
 
-def _fisher(k1, n1, k2, n2, alternative):
-    """Fisher's exact test of ``k1/n1`` against ``k2/n2`` (successes in the first row)."""
-    from scipy.stats import fisher_exact
+def fisher_exact_tests(k1, n1, k2, n2, *, alternative="two-sided"):
+    """Fisher's exact test of ``k1/n1`` against ``k2/n2``, vectorised over many 2x2 tables.
 
-    if n1 == 0 or n2 == 0:
-        return float("nan")
-    return float(fisher_exact([[k1, n1 - k1], [k2, n2 - k2]], alternative=alternative).pvalue)
+    The table is ``[[k1, n1 - k1], [k2, n2 - k2]]``; under the null ``k1`` is hypergeometric. Two-sided p
+    sums the probabilities of the tables no more likely than the one observed (relative tolerance 1e-7,
+    as ``scipy.stats.fisher_exact``); ``"less"`` is the lower tail (the first proportion smaller).
+
+    Parameters
+    ----------
+    k1, n1, k2, n2 : array-like of int, shape (n_tables,)
+    alternative : {"two-sided", "less"}
+
+    Returns
+    -------
+    ndarray of float64, shape (n_tables,)
+        NaN where ``n1`` or ``n2`` is 0.
+    """
+    from scipy.stats import hypergeom
+
+    k1, n1, k2, n2 = (np.atleast_1d(np.asarray(v, dtype=np.int64)) for v in (k1, n1, k2, n2))
+    if alternative not in ("two-sided", "less"):
+        raise ValueError(f"alternative: expected 'two-sided' or 'less'; got {alternative!r}")
+    out = np.full(len(k1), np.nan)
+    ok = (n1 > 0) & (n2 > 0)
+    if not ok.any():
+        return out
+    k1, n1, k2, n2 = k1[ok], n1[ok], k2[ok], n2[ok]
+    M, K = n1 + n2, k1 + k2
+    if alternative == "less":
+        out[ok] = np.minimum(1.0, hypergeom.cdf(k1, M, K, n1))
+        return out
+    lo, hi = np.maximum(0, n1 - (M - K)), np.minimum(n1, K)
+    length = hi - lo + 1
+    table = np.repeat(np.arange(len(k1)), length)
+    x = lo[table] + np.arange(length.sum()) - np.repeat(np.cumsum(length) - length, length)
+    logp = hypergeom.logpmf(x, M[table], K[table], n1[table])
+    obs = hypergeom.logpmf(k1, M, K, n1)
+    keep = logp <= obs[table] + np.log1p(1e-7)
+    out[ok] = np.minimum(1.0, np.bincount(table, weights=np.where(keep, np.exp(logp), 0.0), minlength=len(k1)))
+    return out
+
+
+def _fisher(k1, n1, k2, n2, alternative):
+    return float(fisher_exact_tests([k1], [n1], [k2], [n2], alternative=alternative)[0])
 
 
 def _two_proportion(k1, n1, k2, n2, alternative):
@@ -101,8 +138,7 @@ def _test_proportions(k1, n1, k2, n2, *, test, alternative):
     k1, n1, k2, n2 = (np.asarray(v, dtype=np.int64) for v in (k1, n1, k2, n2))
     if test == "two_proportion":
         return np.where((n1 > 0) & (n2 > 0), _two_proportion(k1, n1, k2, n2, alternative), np.nan)
-    return np.array([_fisher(int(a), int(b), int(c), int(d), alternative)
-                     for a, b, c, d in zip(k1, n1, k2, n2)], dtype=np.float64)
+    return fisher_exact_tests(k1, n1, k2, n2, alternative=alternative)
 
 
 def _check_common(y, scores, scores_are, top_k):
@@ -157,24 +193,21 @@ def _macro_f1_from_cells(cells_y, cells_p, counts):
 
     ``counts`` has shape (..., n_cells): how many samples fall in each (true, predicted) cell.
     """
-    from scipy.sparse import csr_matrix
-
-    labels, yi = np.unique(np.r_[cells_y, cells_p], return_inverse=True)
-    yi, pi = yi[: len(cells_y)], yi[len(cells_y):]
+    labels, li = np.unique(np.r_[cells_y, cells_p], return_inverse=True)
+    yi, pi = li[: len(cells_y)], li[len(cells_y):]
     L = len(labels)
     c = np.asarray(counts, dtype=np.float64)
     lead = c.shape[:-1]
     c2 = c.reshape(-1, c.shape[-1])
-    cells = np.arange(len(cells_y))
-    diag = (cells_y == cells_p).astype(np.float64)
+    R = len(c2)
+    base = (np.arange(R) * L)[:, None]
 
-    def per_label(label_of_cell, weight):
-        m = csr_matrix((weight, (cells, label_of_cell)), shape=(len(cells), L))
-        return np.asarray((m.T @ c2.T).T)
+    def per_label(label_of_cell, weights):
+        return np.bincount((base + label_of_cell).ravel(), weights=weights.ravel(), minlength=R * L).reshape(R, L)
 
-    true_n = per_label(yi, np.ones(len(cells)))
-    pred_n = per_label(pi, np.ones(len(cells)))
-    tp = per_label(yi, diag)
+    true_n = per_label(yi, c2)
+    pred_n = per_label(pi, c2)
+    tp = per_label(yi, c2 * (cells_y == cells_p))
     den = true_n + pred_n
     present = den > 0
     with np.errstate(invalid="ignore", divide="ignore"):
@@ -218,6 +251,32 @@ def _macro_f1_interval(y, pred, *, n_boot, rng, confidence):
         counts = rng.multinomial(n, k / n, size=min(step, n_boot - start))
         reps.append(_macro_f1_from_cells(cy, cp, counts))
     return _percentile_interval(np.concatenate(reps), confidence)
+
+
+def _macro_f1_by_row(row_of, y, pred, n_rows):
+    """Macro-F1 of many slices at once (scikit-learn's labels: those in y or pred of the slice), and how
+    many true classes each slice holds. ``row_of`` gives each listed sample's slice."""
+    C = int(max(y.max(initial=0), pred.max(initial=0))) + 1
+    f1 = np.empty(n_rows)
+    n_true = np.empty(n_rows, dtype=np.int64)
+    step = max(1, _CHUNK // C)
+    starts = np.searchsorted(row_of, np.arange(0, n_rows + step, step))
+    for c0, (s0, s1) in enumerate(zip(starts[:-1], starts[1:])):
+        r0 = c0 * step
+        m = min(step, n_rows - r0)
+        if m <= 0:
+            break
+        rr = row_of[s0:s1] - r0
+        yy, pp = y[s0:s1], pred[s0:s1]
+        true_n = np.bincount(rr * C + yy, minlength=m * C).reshape(m, C)
+        pred_n = np.bincount(rr * C + pp, minlength=m * C).reshape(m, C)
+        tp = np.bincount(rr * C + yy, weights=(yy == pp), minlength=m * C).reshape(m, C)
+        den = true_n + pred_n
+        present = den > 0
+        with np.errstate(invalid="ignore", divide="ignore"):
+            f1[r0:r0 + m] = np.where(present, 2 * tp / np.where(present, den, 1), 0.0).sum(1) / present.sum(1)
+        n_true[r0:r0 + m] = (true_n > 0).sum(1)
+    return f1, n_true
 
 
 # --- metrics by slice ------------------------------------------------------------------------------
@@ -451,13 +510,18 @@ def metrics_by_slice(y, scores, slices, *, scores_are="logits", top_k=5, interse
             for u, s0, s1 in zip(uniq, starts, ends):
                 defs.append(((a, b), (str(va[u // len(vb)]), str(vb[u % len(vb)])), order[s0:s1]))
 
-    # duplicates: same membership as an earlier slice
+    # duplicates: same membership as an earlier slice. Members are listed in ascending order, so equal sets
+    # give bit-identical fingerprint sums; a match is confirmed by comparing the members.
+    sizes = np.array([len(d[2]) for d in defs], dtype=np.int64)
+    all_members = np.concatenate([d[2] for d in defs])
+    def_of = np.repeat(np.arange(len(defs)), sizes)
+    fps = np.stack([np.bincount(def_of, weights=keys[j, all_members], minlength=len(defs)) for j in (0, 1)], 1)
     first = {}
     dup_of = [None] * len(defs)
-    for i, (_, _, idx) in enumerate(defs):
-        fp = (len(idx), float(keys[0, idx].sum()), float(keys[1, idx].sum()))
+    for i in range(len(defs)):
+        fp = (int(sizes[i]), float(fps[i, 0]), float(fps[i, 1]))
         j = first.get(fp)
-        if j is not None and np.array_equal(np.sort(defs[j][2]), np.sort(idx)):
+        if j is not None and np.array_equal(defs[j][2], defs[i][2]):
             dup_of[i] = j
         else:
             first.setdefault(fp, i)
@@ -469,8 +533,13 @@ def metrics_by_slice(y, scores, slices, *, scores_are="logits", top_k=5, interse
             same_as[j].append(_slice_name(*defs[i][:2]))
 
     total_correct = int(correct.sum())
-    ns = np.array([len(defs[i][2]) for i in keep], dtype=np.int64)
-    ks = np.array([int(correct[defs[i][2]].sum()) for i in keep], dtype=np.int64)
+    R = len(keep)
+    ns = sizes[keep]
+    members = np.concatenate([defs[i][2] for i in keep])
+    row_of = np.repeat(np.arange(R), ns)
+    ks = np.bincount(row_of, weights=correct[members], minlength=R).astype(np.int64)
+    tks = np.bincount(row_of, weights=top[members], minlength=R).astype(np.int64) if top is not None else None
+    f1s, n_true = _macro_f1_by_row(row_of, y[members], pred[members], R)
     rest_n, rest_k = n - ns, total_correct - ks
     testable = (ns >= min_slice_size) & (rest_n >= min_slice_size)
     p = np.full(len(keep), np.nan)
@@ -491,17 +560,14 @@ def metrics_by_slice(y, scores, slices, *, scores_are="logits", top_k=5, interse
     rows = []
     for r, i in enumerate(keep):
         columns, values, idx = defs[i]
-        if top is not None:
-            tk = int(top[idx].sum())
-            t_lo, t_hi = wilson_interval(tk, len(idx), confidence=confidence)
-            top_acc, top_int = tk / len(idx), _pair(t_lo, t_hi)
+        if tks is not None:
+            t_lo, t_hi = wilson_interval(tks[r], ns[r], confidence=confidence)
+            top_acc, top_int = tks[r] / ns[r], _pair(t_lo, t_hi)
         else:
             top_acc, top_int = float("nan"), _NAN2
-        ys, ps = y[idx], pred[idx]
-        if len(np.unique(ys)) >= 2:
-            cy, cp, cnt = _confusion_cells(ys, ps)
-            f1 = float(_macro_f1_from_cells(cy, cp, cnt))
-            f1_int = _macro_f1_interval(ys, ps, n_boot=n_boot, rng=rng, confidence=confidence)
+        if n_true[r] >= 2:
+            f1 = float(f1s[r])
+            f1_int = _macro_f1_interval(y[idx], pred[idx], n_boot=n_boot, rng=rng, confidence=confidence)
         else:
             f1, f1_int = float("nan"), _NAN2
         if rest_n[r] == 0:
