@@ -1000,13 +1000,14 @@ def verification_by_group(scores, same, group_a, group_b, *, threshold=None, far
             raise EvallibError(f"ids_a, ids_b: expected {n} identities each; got {id_a.shape} and {id_b.shape}")
         uniq, inv = np.unique(np.r_[id_a, id_b], return_inverse=True)
         xa, xb = inv[:n], inv[n:]
+        pairs = np.unique(np.stack([np.r_[xa, xb], np.r_[ia, ib]]), axis=1)
+        clash = np.nonzero(np.bincount(pairs[0], minlength=len(uniq)) > 1)[0]
+        if len(clash):
+            bad = ", ".join(repr(str(v)) for v in uniq[clash[:5]])
+            raise EvallibError(f"ids_a, ids_b: identities {bad} carry more than one group label; "
+                               f"an identity belongs to one group")
         group_of = np.full(len(uniq), -1)
-        for x, g in ((xa, ia), (xb, ib)):
-            clash = (group_of[x] >= 0) & (group_of[x] != g)
-            if clash.any():
-                bad = uniq[x[np.argmax(clash)]]
-                raise EvallibError(f"ids_a, ids_b: identity {bad!r} carries more than one group label")
-            group_of[x] = g
+        group_of[pairs[0]] = pairs[1]
         if n_boot > 0:
             boot = (xa, xb, group_of)
     rng = np.random.default_rng(seed)
