@@ -727,7 +727,8 @@ def discover_weak_slices(y, scores, *, embeddings=None, slices=None, scores_are=
     embeddings : ndarray of shape (n_samples, n_features), optional
     slices : dict of str to array-like of shape (n_samples,), optional
     n_clusters : int, optional
-        Default: discovery images / (4 * min_slice_size), between 2 and 30.
+        Default: discovery images / (3 * min_slice_size), between 2 and 30 (clusters of about three times
+        the smallest slice worth reporting).
     error_weight : float, default 1.0
         0 clusters embeddings alone.
     holdout_fraction : float, default 0.5
@@ -764,7 +765,7 @@ def discover_weak_slices(y, scores, *, embeddings=None, slices=None, scores_are=
         e = np.asarray(embeddings)
         if e.ndim != 2 or len(e) != n:
             raise EvallibError(f"embeddings: expected shape ({n}, n_features); got {e.shape}")
-        k_used = int(n_clusters) if n_clusters is not None else int(np.clip(disc.sum() // (4 * min_slice_size), 2, 30))
+        k_used = int(n_clusters) if n_clusters is not None else int(np.clip(disc.sum() // (3 * min_slice_size), 2, 30))
         if not 2 <= k_used <= disc.sum():
             raise ValueError(f"n_clusters: expected between 2 and the {int(disc.sum())} discovery images; got {k_used}")
         clusters = _clusters(e, correct, disc, n_clusters=k_used, error_weight=error_weight, seed=seed)
