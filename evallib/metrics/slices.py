@@ -218,9 +218,38 @@ def _macro_f1_from_cells(cells_y, cells_p, counts):
 
 def _confusion_cells(y, pred):
     """Distinct (true, predicted) pairs and how many samples each holds."""
-    c = np.unique(np.stack([y, pred]), axis=1, return_counts=True)
-    (cells, counts) = c
-    return cells[0], cells[1], counts
+    y, pred = np.asarray(y, dtype=np.int64), np.asarray(pred, dtype=np.int64)
+    width = int(max(y.max(initial=0), pred.max(initial=0))) + 1
+    cells, counts = np.unique(y * width + pred, return_counts=True)
+    return cells // width, cells % width, counts
+
+
+def _multinomial_counts(k, n_boot, rng):
+    """``(n_boot, len(k))`` counts: ``sum(k)`` draws with replacement from items grouped in cells of sizes ``k``.
+
+    Small slices draw the items themselves; large ones draw each cell's count given the ones before it
+    (a binomial, vectorised over the resamples). Both are the multinomial of ``sum(k)`` draws over ``k / sum(k)``.
+    """
+    k = np.asarray(k, dtype=np.int64)
+    n, L = int(k.sum()), len(k)
+    if n <= 8 * L or n * n_boot <= _CHUNK:
+        cell_of = np.repeat(np.arange(L), k)
+        out = np.empty((n_boot, L), dtype=np.int64)
+        step = max(1, _CHUNK // max(n, 1))
+        for start in range(0, n_boot, step):
+            b = min(step, n_boot - start)
+            draws = cell_of[rng.integers(0, n, size=(b, n))] + (np.arange(b) * L)[:, None]
+            out[start:start + b] = np.bincount(draws.ravel(), minlength=b * L).reshape(b, L)
+        return out
+    out = np.empty((n_boot, L), dtype=np.int64)
+    left = np.full(n_boot, n, dtype=np.int64)
+    mass_left = n
+    for j in range(L - 1):
+        out[:, j] = rng.binomial(left, min(1.0, k[j] / mass_left)) if mass_left > 0 else 0
+        left -= out[:, j]
+        mass_left -= k[j]
+    out[:, L - 1] = left
+    return out
 
 
 def resample_within(y, pred, *, n_boot, rng):
@@ -235,21 +264,17 @@ def resample_within(y, pred, *, n_boot, rng):
     cells_y, cells_pred : ndarray of shape (n_cells,)
     counts : ndarray of shape (n_boot, n_cells), int64; each row sums to ``len(y)``
     """
-    cy, cp, k = _confusion_cells(np.asarray(y), np.asarray(pred))
-    n = int(k.sum())
-    return cy, cp, rng.multinomial(n, k / n, size=n_boot)
+    cy, cp, k = _confusion_cells(y, pred)
+    return cy, cp, _multinomial_counts(k, n_boot, rng)
 
 
 def _macro_f1_interval(y, pred, *, n_boot, rng, confidence):
     if n_boot <= 0:
         return _NAN2
-    reps = []
     cy, cp, k = _confusion_cells(y, pred)
-    n = int(k.sum())
+    counts = _multinomial_counts(k, n_boot, rng)
     step = max(1, _CHUNK // max(len(k), 1))
-    for start in range(0, n_boot, step):
-        counts = rng.multinomial(n, k / n, size=min(step, n_boot - start))
-        reps.append(_macro_f1_from_cells(cy, cp, counts))
+    reps = [_macro_f1_from_cells(cy, cp, counts[i:i + step]) for i in range(0, n_boot, step)]
     return _percentile_interval(np.concatenate(reps), confidence)
 
 
