@@ -145,6 +145,41 @@ def test_slices_with_the_same_images_are_reported_once():
     assert res.n_tests == sum(r.tested for r in res.rows)
 
 
+def test_weak_intersections_that_say_what_their_weak_parent_says_are_folded_under_it():
+    top_is_parent, alone = 0, 0
+    for seed in range(20):
+        res = metrics_by_slice(*_slice_data(seed, plant=True), n_boot=0)
+        top_is_parent += res.weak[0].name == "scanner=S00"
+        alone += [r.name for r in res.weak] == ["scanner=S00"]
+        for r in res.nested("scanner=S00"):
+            assert r.weak and "scanner=S00" in r.name and r not in res.weak
+    assert top_is_parent >= 18 and alone >= 15
+    # an effect only in an intersection is not folded: its parents are not weak
+    rng = np.random.default_rng(15)
+    n = 4000
+    camera, light = rng.choice(["A", "B", "C", "D"], n), rng.choice(["dark", "mid", "bright"], n)
+    correct = rng.random(n) < np.where((camera == "A") & (light == "dark"), 0.55, 0.92)
+    y = np.zeros(n, dtype=np.int64)
+    res = metrics_by_slice(y, (~correct).astype(np.int64), {"camera": camera, "light": light}, n_boot=0)
+    row = res.row("camera=A & light=dark")
+    assert row.weak and row.explained_by == "" and row in res.weak
+
+
+def test_large_slices_resample_with_the_same_distribution():
+    # sum(k) * n_boot above the chunk size takes the sequential-binomial path: multinomial moments, fixed size
+    rng = np.random.default_rng(16)
+    k = np.array([50, 30, 15, 5] * 100)
+    y, pred = np.repeat(np.arange(len(k)) // 20, k), np.repeat(np.arange(len(k)) % 20, k)
+    _, _, counts = resample_within(y, pred, n_boot=3000, rng=rng)
+    n = k.sum()
+    assert (counts.sum(axis=1) == n).all()
+    p = np.sort(k) / n
+    got = np.sort(counts.mean(0))
+    np.testing.assert_allclose(got, np.sort(k), atol=0.5)
+    v = counts.var(0)
+    np.testing.assert_allclose(np.sort(v)[-100:].mean(), (n * p * (1 - p))[-100:].mean(), rtol=0.05)
+
+
 def test_small_slices_are_shown_and_not_tested():
     y, pred, slices = _slice_data(7, plant=True, n=2000)
     res = metrics_by_slice(y, pred, slices, n_boot=0, min_slice_size=30)

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import itertools
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -350,6 +350,10 @@ class SliceRow:
         Why a slice is not tested, or empty.
     same_as : tuple of str
         Other slices with exactly the same images, reported only here.
+    explained_by : str
+        For a weak intersection: its weak parent, when the intersection is not found weaker than the rest of
+        that parent (one-sided Fisher's exact test, Benjamini–Hochberg over these comparisons), so it says
+        nothing the parent does not; empty otherwise.
     """
 
     name: str
@@ -373,6 +377,7 @@ class SliceRow:
     weak: bool
     note: str
     same_as: tuple = ()
+    explained_by: str = ""
 
 
 @dataclass(frozen=True)
@@ -412,8 +417,14 @@ class SliceResult:
 
     @property
     def weak(self):
-        """Weak slices (q below alpha, effect at least ``min_slice_effect``), weakest first."""
-        return tuple(sorted((r for r in self.rows if r.weak), key=lambda r: (r.gap, r.q_value)))
+        """Weak slices (q below alpha, effect at least ``min_slice_effect``), weakest first, leaving out
+        intersections that a weak parent explains (see :attr:`SliceRow.explained_by`)."""
+        return tuple(sorted((r for r in self.rows if r.weak and not r.explained_by),
+                            key=lambda r: (r.gap, r.q_value)))
+
+    def nested(self, name):
+        """Weak intersections folded under the weak slice ``name``."""
+        return tuple(r for r in self.rows if r.explained_by == name)
 
     def weakest(self, k=10):
         """The ``k`` weakest confirmed slices, as the summary lists them."""
@@ -443,6 +454,35 @@ def slice_mask(slices, row):
 
 def _slice_name(columns, values):
     return " & ".join(f"{c}={v}" for c, v in zip(columns, values))
+
+
+def _fold_nested(rows, alpha):
+    """Mark weak intersections that are no weaker than the rest of a weak parent (Giskard-AI/giskard-oss#1845)."""
+    by_name = {}
+    for i, r in enumerate(rows):
+        by_name[r.name] = i
+        for other in r.same_as:
+            by_name.setdefault(other, i)
+    child, parent = [], []
+    for i, r in enumerate(rows):
+        if r.weak and len(r.columns) == 2:
+            for c, v in zip(r.columns, r.values):
+                j = by_name.get(f"{c}={v}")
+                if j is not None and rows[j].weak and rows[j].n > r.n:
+                    child.append(i)
+                    parent.append(j)
+    if not child:
+        return rows
+    k1 = np.array([round(rows[i].accuracy * rows[i].n) for i in child], dtype=np.int64)
+    n1 = np.array([rows[i].n for i in child], dtype=np.int64)
+    kp = np.array([round(rows[j].accuracy * rows[j].n) for j in parent], dtype=np.int64)
+    npar = np.array([rows[j].n for j in parent], dtype=np.int64)
+    distinct, _ = benjamini_hochberg(fisher_exact_tests(k1, n1, kp - k1, npar - n1, alternative="less"), alpha=alpha)
+    out = list(rows)
+    for i, j, d in zip(child, parent, distinct):
+        if not d and not out[i].explained_by:
+            out[i] = replace(out[i], explained_by=rows[j].name)
+    return tuple(out)
 
 
 def metrics_by_slice(y, scores, slices, *, scores_are="logits", top_k=5, intersections=True,
@@ -614,6 +654,7 @@ def metrics_by_slice(y, scores, slices, *, scores_are="logits", top_k=5, interse
             weak=sig and bool(acc[r] - rest_acc[r] <= -min_slice_effect) and bool(acc[r] < rest_acc[r]),
             note=note, same_as=tuple(same_as[i])))
 
+    rows = _fold_nested(rows, alpha)
     lo, hi = wilson_interval(total_correct, n, confidence=confidence)
     if len(np.unique(y)) >= 2:
         cy, cp, cnt = _confusion_cells(y, pred)
