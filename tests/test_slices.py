@@ -339,7 +339,8 @@ def _pairs(seed, n=4000, n_ids=300):
     same = ids[:, 0] == ids[:, 1]
     ga, gb = group_of_id[ids[:, 0]], group_of_id[ids[:, 1]]
     shift = 0.8 * ((ga == "east_asian") & (gb == "east_asian"))
-    s = np.where(same, rng.normal(2.5, 1, n), rng.normal(0, 1, n) + shift)
+    hard = rng.normal(0, 1, n_ids)  # some identities are harder to match than others: pairs are not independent
+    s = np.where(same, rng.normal(2.5, 0.5, n) - hard[ids[:, 0]], rng.normal(0, 1, n) + shift)
     return s, same, ga, gb, ids
 
 
@@ -377,10 +378,30 @@ def test_identity_bootstrap_is_wider_than_pairs_and_refuses_identities_in_two_gr
     assert "identities" in boot.method and "Wilson" in wilson.method
     for a, b in zip(wilson.rows, boot.rows):
         assert a.fmr == b.fmr and b.fmr_interval[0] <= b.fmr <= b.fmr_interval[1]
-        assert np.isfinite(b.fnmr_interval).all()
+        assert b.fnmr_interval[0] <= b.fnmr <= b.fnmr_interval[1]
+        # identities in many pairs: the identity bootstrap is wider than intervals that treat pairs as independent
+        assert np.diff(b.fnmr_interval)[0] > 1.2 * np.diff(a.fnmr_interval)[0]
+        assert np.diff(b.fmr_interval)[0] > 1.2 * np.diff(a.fmr_interval)[0]
     bad = ga.copy()
     bad[np.nonzero(ids[:, 0] == ids[0, 0])[0][0]] = "other"
     with pytest.raises(EvallibError, match=r"identities .* carry more than one group label"):
         verification_by_group(s, same, bad, gb, ids_a=ids[:, 0], ids_b=ids[:, 1])
     with pytest.raises(EvallibError, match="same: expected 4000 booleans"):
         verification_by_group(s, same[:10], ga, gb)
+
+
+def test_identity_bootstrap_covers_the_group_fnmr_where_pair_intervals_do_not():
+    from scipy.stats import norm
+
+    truth = norm.cdf(2.0, 2.5, np.sqrt(0.25 + 1))  # genuine score 2.5 + N(0, 0.5) - N(0, 1) per identity
+    boot_cover, pair_cover = [], []
+    for seed in range(40):
+        s, same, ga, gb, ids = _pairs(100 + seed, n=2000, n_ids=150)
+        pairs = verification_by_group(s, same, ga, gb, threshold=2.0)
+        boot = verification_by_group(s, same, ga, gb, threshold=2.0, ids_a=ids[:, 0], ids_b=ids[:, 1],
+                                     n_boot=200, seed=seed)
+        for a, b in zip(pairs.rows, boot.rows):
+            pair_cover.append(a.fnmr_interval[0] <= truth <= a.fnmr_interval[1])
+            boot_cover.append(b.fnmr_interval[0] <= truth <= b.fnmr_interval[1])
+    assert np.mean(boot_cover) >= 0.88
+    assert np.mean(pair_cover) < np.mean(boot_cover) - 0.1  # pairs of one identity are not independent
