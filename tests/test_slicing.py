@@ -122,17 +122,22 @@ def test_combine_refuses_clashes():
 # --- image properties ------------------------------------------------------------------------------
 
 def test_image_properties_against_a_direct_computation():
+    from PIL import Image
+
     rng = np.random.default_rng(1)
     img = rng.integers(0, 256, (37, 53, 3), dtype=np.uint8)
     p = image_properties(img)
-    gray = img.astype(np.float64) @ [0.299, 0.587, 0.114]
-    assert p.brightness == pytest.approx(gray.mean() / 255, rel=1e-6)
-    assert p.contrast == pytest.approx(gray.std() / 255, rel=1e-6)
-    assert p.blur == pytest.approx(ndimage.laplace(gray).var(), rel=1e-5)
-    np.testing.assert_allclose(laplacian(gray), ndimage.laplace(gray), atol=1e-3)
+    gray = np.asarray(Image.fromarray(img).convert("L")).astype(np.float64)  # PIL's 8-bit BT.601 luma
+    assert abs(gray.astype(float) - img.astype(float) @ [0.299, 0.587, 0.114]).max() <= 0.51
+    assert p.brightness == pytest.approx(gray.mean() / 255, rel=1e-12)
+    assert p.contrast == pytest.approx(gray.std() / 255, rel=1e-12)
+    assert p.blur == pytest.approx(ndimage.laplace(gray).var(), rel=1e-12)
+    np.testing.assert_array_equal(laplacian(gray.astype(np.uint8)), ndimage.laplace(gray))
+    np.testing.assert_allclose(laplacian(gray / 7), ndimage.laplace(gray / 7), atol=1e-4)  # float input
     assert (p.height, p.width, p.aspect_ratio) == (37, 53, pytest.approx(53 / 37))
     g = image_properties(img[..., 0])  # grayscale decodes work too
-    assert g.blur == pytest.approx(ndimage.laplace(img[..., 0].astype(float)).var(), rel=1e-5)
+    assert g.blur == pytest.approx(ndimage.laplace(img[..., 0].astype(float)).var(), rel=1e-12)
+    assert g.brightness == pytest.approx(img[..., 0].mean() / 255, rel=1e-12)
 
 
 def test_blur_and_brightness_order_images_as_expected():
