@@ -64,7 +64,9 @@ def test_scores_may_be_predicted_labels_and_order_does_not_matter():
     assert np.isnan(a.rows[0].top_k_accuracy)
 
 
-def test_vectorised_fisher_matches_scipy():
+def test_vectorised_fisher_matches_scipy_in_one_chunk_or_many(monkeypatch):
+    import evallib.metrics.slices as slices_module
+
     rng = np.random.default_rng(3)
     n1, n2 = rng.integers(1, 200, 300), rng.integers(1, 2000, 300)
     k1, k2 = rng.binomial(n1, 0.8), rng.binomial(n2, 0.85)
@@ -73,6 +75,20 @@ def test_vectorised_fisher_matches_scipy():
                for a, b, c, d in zip(k1, n1, k2, n2)]
         np.testing.assert_allclose(fisher_exact_tests(k1, n1, k2, n2, alternative=alternative), ref, rtol=1e-9)
     assert np.isnan(fisher_exact_tests([0], [0], [3], [5])[0])
+    whole = fisher_exact_tests(k1, n1, k2, n2)
+    monkeypatch.setattr(slices_module, "_CHUNK", 100)  # a few tables per chunk, and tables larger than one
+    np.testing.assert_array_equal(fisher_exact_tests(k1, n1, k2, n2), whole)
+
+
+def test_two_proportion_test_equals_the_chi_square_test_without_correction():
+    from scipy.stats import chi2_contingency
+
+    y, pred, slices = _slice_data(17, plant=True, n=1000)
+    res = metrics_by_slice(y, pred, slices, n_boot=0, test="two_proportion", intersections=False)
+    for r in res.rows:
+        k, k_rest = round(r.accuracy * r.n), round(r.rest_accuracy * r.rest_n)
+        table = [[k, r.n - k], [k_rest, r.rest_n - k_rest]]
+        assert r.p_value == pytest.approx(chi2_contingency(table, correction=False).pvalue, rel=1e-8)
 
 
 def test_newcombe_interval_reproduces_the_papers_example():

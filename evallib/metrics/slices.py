@@ -20,7 +20,6 @@ Three entry points, arrays in and frozen dataclasses out:
 from __future__ import annotations
 
 import itertools
-import warnings
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -106,12 +105,21 @@ def fisher_exact_tests(k1, n1, k2, n2, *, alternative="two-sided"):
         return out
     lo, hi = np.maximum(0, n1 - (M - K)), np.minimum(n1, K)
     length = hi - lo + 1
-    table = np.repeat(np.arange(len(k1)), length)
-    x = lo[table] + np.arange(length.sum()) - np.repeat(np.cumsum(length) - length, length)
-    logp = hypergeom.logpmf(x, M[table], K[table], n1[table])
     obs = hypergeom.logpmf(k1, M, K, n1)
-    keep = logp <= obs[table] + np.log1p(1e-7)
-    out[ok] = np.minimum(1.0, np.bincount(table, weights=np.where(keep, np.exp(logp), 0.0), minlength=len(k1)))
+    p = np.empty(len(k1))
+    ends = np.cumsum(length)
+    start = 0
+    while start < len(k1):  # tables in chunks of about _CHUNK support points
+        stop = max(start + 1, int(np.searchsorted(ends, ends[start] - length[start] + _CHUNK, side="right")))
+        ln = length[start:stop]
+        table = np.repeat(np.arange(stop - start), ln)
+        x = lo[start:stop][table] + np.arange(ln.sum()) - np.repeat(np.cumsum(ln) - ln, ln)
+        t = table + start
+        logp = hypergeom.logpmf(x, M[t], K[t], n1[t])
+        keep = logp <= obs[t] + np.log1p(1e-7)
+        p[start:stop] = np.bincount(table, weights=np.where(keep, np.exp(logp), 0.0), minlength=stop - start)
+        start = stop
+    out[ok] = np.minimum(1.0, p)
     return out
 
 
