@@ -25,7 +25,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from ..errors import EvallibError
-from .classification import to_probabilities, topk_hit
+from .classification import topk_hit
 from .stats import benjamini_hochberg, wilson_interval
 
 _CHUNK = 4_000_000  # resamples x cells (or pairs) processed at once
@@ -149,7 +149,9 @@ def _test_proportions(k1, n1, k2, n2, *, test, alternative):
     return fisher_exact_tests(k1, n1, k2, n2, alternative=alternative)
 
 
-def _check_common(y, scores, scores_are, top_k):
+def _check_common(y, scores, top_k):
+    """Labels, predicted classes and top-k hits. The ranking of logits and of their softmax is the same, so
+    scores are ranked as given (no float64 copy of a large score matrix)."""
     y = np.asarray(y)
     if y.ndim != 1 or len(y) == 0:
         raise EvallibError(f"y: expected a non-empty 1-d array of class indices; got shape {y.shape}")
@@ -165,16 +167,14 @@ def _check_common(y, scores, scores_are, top_k):
         return y.astype(np.int64), s.astype(np.int64), None
     if s.ndim != 2 or s.shape[0] != len(y):
         raise EvallibError(f"scores: expected shape ({len(y)}, n_classes) or ({len(y)},); got {s.shape}")
-    if scores_are not in ("logits", "probabilities"):
-        raise ValueError(f"scores_are: expected 'logits' or 'probabilities'; got {scores_are!r}")
-    s = s.astype(np.float64)
+    if not np.issubdtype(s.dtype, np.floating):
+        s = s.astype(np.float64)
     if not np.isfinite(s).all():
         raise EvallibError("scores: expected finite values; got NaN or infinite")
     if y.min() < 0 or y.max() >= s.shape[1]:
         raise EvallibError(f"y: expected class indices in [0, {s.shape[1] - 1}]; got values from {y.min()} to {y.max()}")
-    probs = to_probabilities(s, scores_are)
-    pred = probs.argmax(axis=1)
-    top = topk_hit(probs, y, top_k) if top_k and 1 < top_k < s.shape[1] else None
+    pred = s.argmax(axis=1)
+    top = topk_hit(s, y, top_k) if top_k and 1 < top_k < s.shape[1] else None
     return y.astype(np.int64), pred.astype(np.int64), top
 
 
@@ -349,7 +349,7 @@ class SliceRow:
         The test of the slice's accuracy against the rest and its Benjamini–Hochberg adjusted value over every
         slice tested; NaN when not tested.
     tested : bool
-        False below ``min_slice_size`` (the slice or the rest), for a duplicate, or with no rest.
+        False below ``min_slice_size`` (the slice or the rest), or with no rest.
     significant : bool
         ``q_value < alpha`` (either direction).
     weak : bool
@@ -493,7 +493,7 @@ def _fold_nested(rows, alpha):
     return tuple(out)
 
 
-def metrics_by_slice(y, scores, slices, *, scores_are="logits", top_k=5, intersections=True,
+def metrics_by_slice(y, scores, slices, *, top_k=5, intersections=True,
                      min_slice_size=30, min_slice_effect=0.0, alpha=0.05, fdr=True, test="fisher",
                      n_boot=1000, seed=0, confidence=0.95):
     """Accuracy, top-k accuracy and macro-F1 for every slice and two-way intersection, with n, intervals,
@@ -504,10 +504,10 @@ def metrics_by_slice(y, scores, slices, *, scores_are="logits", top_k=5, interse
     y : ndarray of shape (n_samples,)
         True class indices.
     scores : ndarray of shape (n_samples, n_classes), or of shape (n_samples,)
-        Class scores (logits or probabilities), or predicted class indices (then no top-k).
+        Class scores (logits or probabilities: both rank the classes alike), or predicted class indices (then
+        no top-k).
     slices : dict of str to array-like of shape (n_samples,)
         Slicing columns: one label per image (:mod:`evallib.slicing` builds them).
-    scores_are : {"logits", "probabilities"}, default "logits"
     top_k : int, default 5
         Top-k accuracy per slice when there are more than ``top_k`` classes; 0 to skip.
     intersections : bool, default True
@@ -550,7 +550,7 @@ def metrics_by_slice(y, scores, slices, *, scores_are="logits", top_k=5, interse
     >>> res.weakest()[0].name
     'camera=B'
     """
-    y, pred, top = _check_common(y, scores, scores_are, top_k)
+    y, pred, top = _check_common(y, scores, top_k)
     n = len(y)
     cols = _check_slices(slices, n)
     if test not in ("fisher", "two_proportion"):
@@ -773,7 +773,7 @@ def _clusters(embeddings, correct, fit_mask, *, n_clusters, error_weight, seed):
     return d.argmin(axis=1)
 
 
-def discover_weak_slices(y, scores, *, embeddings=None, slices=None, scores_are="logits", n_clusters=None,
+def discover_weak_slices(y, scores, *, embeddings=None, slices=None, n_clusters=None,
                          error_weight=1.0, holdout_fraction=0.5, candidate_p=0.05, max_candidates=10,
                          min_slice_size=20, min_slice_effect=0.0, alpha=0.05, seed=0, confidence=0.95):
     """Find weak slices without metadata on one part of the images and confirm them on the rest.
@@ -821,7 +821,7 @@ def discover_weak_slices(y, scores, *, embeddings=None, slices=None, scores_are=
     -------
     WeakSliceDiscovery
     """
-    y, pred, _ = _check_common(y, scores, scores_are, 0)
+    y, pred, _ = _check_common(y, scores, 0)
     n = len(y)
     if embeddings is None and slices is None:
         raise ValueError("embeddings, slices: expected at least one source of candidate slices; got neither")
