@@ -860,14 +860,16 @@ def discover_weak_slices(y, scores, *, embeddings=None, slices=None, n_clusters=
         k2, n2 = int(correct[part].sum()) - k1, int(part.sum()) - n1
         return k1, n1, k2, n2
 
-    chosen = []
-    for name, source, mask in members:
-        k1, n1, k2, n2 = stats(mask, disc)
-        if n1 < min_slice_size or n2 < min_slice_size or k1 / n1 >= k2 / n2 - min_slice_effect:
-            continue
-        p = _fisher(k1, n1, k2, n2, "less")
-        if p < candidate_p:
-            chosen.append((k1 / n1, p, name, source, mask, (k1, n1, k2, n2)))
+    found = np.array([stats(mask, disc) for _, _, mask in members], dtype=np.int64).reshape(-1, 4)
+    k1, n1, k2, n2 = found.T
+    with np.errstate(invalid="ignore", divide="ignore"):
+        eligible = (n1 >= min_slice_size) & (n2 >= min_slice_size) & (k1 / n1 < k2 / n2 - min_slice_effect)
+    p_disc = np.full(len(members), np.nan)
+    if eligible.any():
+        p_disc[eligible] = fisher_exact_tests(k1[eligible], n1[eligible], k2[eligible], n2[eligible],
+                                              alternative="less")
+    chosen = [(k1[i] / n1[i], p_disc[i], *members[i], tuple(int(v) for v in found[i]))
+              for i in np.nonzero(eligible & (p_disc < candidate_p))[0]]
     chosen.sort(key=lambda t: (t[0], t[1]))
     chosen = chosen[:max_candidates]
 
