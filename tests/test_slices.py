@@ -378,6 +378,8 @@ def test_group_rates_equal_a_brute_force_count():
         own = sorted(s[im], reverse=True)
         assert sum(v >= r.own_threshold for v in own) <= 1e-2 * len(own)
         assert r.tar_at_own_far == pytest.approx(np.mean([s[i] >= r.own_threshold for i in gen]))
+        lo, hi = r.tar_at_own_far_interval
+        assert lo <= r.tar_at_own_far <= hi and hi - lo < 0.5
     i, j = res.groups.index("caucasian"), res.groups.index("east_asian")
     cross = [k for k in range(len(s)) if not same[k] and {ga[k], gb[k]} == {"caucasian", "east_asian"}]
     assert res.between_n[i, j] == res.between_n[j, i] == len(cross)
@@ -398,6 +400,7 @@ def test_identity_bootstrap_is_wider_than_pairs_and_refuses_identities_in_two_gr
         # identities in many pairs: the identity bootstrap is wider than intervals that treat pairs as independent
         assert np.diff(b.fnmr_interval)[0] > 1.2 * np.diff(a.fnmr_interval)[0]
         assert np.diff(b.fmr_interval)[0] > 1.2 * np.diff(a.fmr_interval)[0]
+        assert np.diff(b.tar_at_own_far_interval)[0] > np.diff(a.tar_at_own_far_interval)[0]
     bad = ga.copy()
     bad[np.nonzero(ids[:, 0] == ids[0, 0])[0][0]] = "other"
     with pytest.raises(EvallibError, match=r"identities .* carry more than one group label"):
@@ -421,3 +424,23 @@ def test_identity_bootstrap_covers_the_group_fnmr_where_pair_intervals_do_not():
             boot_cover.append(b.fnmr_interval[0] <= truth <= b.fnmr_interval[1])
     assert np.mean(boot_cover) >= 0.88
     assert np.mean(pair_cover) < np.mean(boot_cover) - 0.1  # pairs of one identity are not independent
+
+
+def test_tar_at_own_far_in_a_resample_equals_the_count_on_the_expanded_pairs(monkeypatch):
+    import evallib.metrics.slices as slices_module
+
+    rng = np.random.default_rng(18)
+    s = np.round(rng.normal(size=300), 1)  # ties on purpose
+    match = s >= 0.5
+    gen_idx, imp_idx = np.arange(100), np.arange(100, 300)
+    weights = [rng.integers(0, 3, (4, 100)), rng.integers(0, 3, (4, 200))]
+    monkeypatch.setattr(slices_module, "_multinomial_counts", lambda k, b, rng: weights.pop(0))
+    wg, wi = weights
+    reps = slices_module._group_replicates(s, match, gen_idx, imp_idx, far=0.05, n_boot=4, rng=rng)
+    for b in range(4):
+        gen, imp = np.repeat(s[gen_idx], wg[b]), np.repeat(s[imp_idx], wi[b])
+        thr = slices_module._threshold_at_far(imp, 0.05)
+        assert np.mean(imp >= thr) <= 0.05 < np.mean(imp >= np.nextafter(thr, -np.inf))
+        assert reps["tar_own"][b] == pytest.approx(np.mean(gen >= thr))
+        assert reps["fnmr"][b] == pytest.approx(np.mean(gen < 0.5))
+        assert reps["fmr"][b] == pytest.approx(np.mean(imp >= 0.5))

@@ -920,6 +920,9 @@ class GroupVerificationRow:
         ``1 / far`` impostor pairs.
     tar_at_own_far : float
         TAR at ``own_threshold`` (TAR@FAR within the group's own impostors).
+    tar_at_own_far_interval : (float, float)
+        Percentile bootstrap (identities, or pairs without identities) with the threshold found again in
+        every resample.
     note : str
     """
 
@@ -934,6 +937,7 @@ class GroupVerificationRow:
     fmr_interval: tuple
     own_threshold: float
     tar_at_own_far: float
+    tar_at_own_far_interval: tuple = _NAN2
     note: str = ""
 
 
@@ -981,17 +985,6 @@ def _threshold_at_far(impostor_scores, far):
     if k >= len(s):
         return float(s[-1])
     return float(np.nextafter(s[k], np.inf))
-
-
-def _identity_weights(ids, group_of_id, n_boot, rng):
-    """``(n_boot, n_ids)`` draws of identities with replacement *within each group*."""
-    w = np.zeros((n_boot, len(ids)), dtype=np.float64)
-    for g in np.unique(group_of_id):
-        members = np.nonzero(group_of_id == g)[0]
-        draws = rng.integers(0, len(members), size=(n_boot, len(members)))
-        rows = np.repeat(np.arange(n_boot), len(members))
-        np.add.at(w, (rows, members[draws.ravel()]), 1.0)
-    return w
 
 
 def verification_by_group(scores, same, group_a, group_b, *, threshold=None, far=1e-3, ids_a=None, ids_b=None,
@@ -1085,68 +1078,98 @@ def verification_by_group(scores, same, group_a, group_b, *, threshold=None, far
                                f"an identity belongs to one group")
         group_of = np.full(len(uniq), -1)
         group_of[pairs[0]] = pairs[1]
-        if n_boot > 0:
-            boot = (xa, xb, group_of)
+        boot = (xa, xb, group_of)
     rng = np.random.default_rng(seed)
     rows = []
     for g in range(G):
-        gen_m = same & within & (ia == g)
-        imp_m = imp & within & (ia == g)
-        ng, ni = int(gen_m.sum()), int(imp_m.sum())
-        k_fn, k_fm = int((gen_m & ~match).sum()), int((imp_m & match).sum())
+        gen_idx = np.nonzero(same & within & (ia == g))[0]
+        imp_idx = np.nonzero(imp & within & (ia == g))[0]
+        ng, ni = len(gen_idx), len(imp_idx)
+        k_fn, k_fm = int((~match[gen_idx]).sum()), int(match[imp_idx].sum())
         fnmr = k_fn / ng if ng else float("nan")
         fmr = k_fm / ni if ni else float("nan")
         notes = []
         if ni and far * ni >= 1:
-            own = _threshold_at_far(s[imp_m], far)
-            tar_own = float(np.mean(s[gen_m] >= own)) if ng else float("nan")
+            own = _threshold_at_far(s[imp_idx], far)
+            tar_own = float(np.mean(s[gen_idx] >= own)) if ng else float("nan")
         else:
             own, tar_own = float("nan"), float("nan")
             notes.append(f"{ni} same-group impostor pairs: too few for a threshold at FAR {far:g}")
-        if boot is None:
-            fn_int = _pair(*wilson_interval(k_fn, ng, confidence=confidence))
-            fm_int = _pair(*wilson_interval(k_fm, ni, confidence=confidence))
-        else:
-            fn_int, fm_int = _identity_intervals(boot, gen_m, imp_m, match, g, n_boot, rng, confidence)
         if not ng:
             notes.append("no genuine pairs")
+        reps = (_group_replicates(s, match, gen_idx, imp_idx, far=far, n_boot=n_boot, rng=rng,
+                                  ids=None if boot is None else (*boot, g))
+                if n_boot > 0 and ng and ni else None)
+        if boot is not None and reps is not None:
+            fn_int = _percentile_interval(reps["fnmr"], confidence)
+            fm_int = _percentile_interval(reps["fmr"], confidence)
+        else:
+            fn_int = _pair(*wilson_interval(k_fn, ng, confidence=confidence))
+            fm_int = _pair(*wilson_interval(k_fm, ni, confidence=confidence))
+        own_int = (_percentile_interval(reps["tar_own"], confidence)
+                   if reps is not None and np.isfinite(own) else _NAN2)
         rows.append(GroupVerificationRow(
             group=groups[g], n_genuine=ng, n_impostor=ni, fnmr=fnmr, fnmr_interval=fn_int, tar=1 - fnmr,
             tar_interval=(1 - fn_int[1], 1 - fn_int[0]), fmr=fmr, fmr_interval=fm_int, own_threshold=own,
-            tar_at_own_far=tar_own, note="; ".join(notes)))
+            tar_at_own_far=tar_own, tar_at_own_far_interval=own_int, note="; ".join(notes)))
     fmrs = np.array([r.fmr for r in rows])
     fmrs = fmrs[np.isfinite(fmrs)]
     if len(fmrs) < 2 or fmrs.max() == 0:
         ratio = float("nan")
     else:
         ratio = float("inf") if fmrs.min() == 0 else float(fmrs.max() / fmrs.min())
-    method = ("percentile bootstrap over identities drawn within each group" if boot is not None else
-              "Wilson intervals over pairs (pairs treated as independent; give ids_a, ids_b for an identity bootstrap)")
+    if boot is not None and n_boot > 0:
+        method = f"percentile bootstrap over identities drawn within each group ({n_boot} resamples)"
+    else:
+        method = ("Wilson intervals over pairs for FNMR and FMR (pairs treated as independent; give ids_a, ids_b "
+                  "for an identity bootstrap)")
+        if n_boot > 0:
+            method += f"; TAR at each group's own FAR: percentile bootstrap over pairs ({n_boot} resamples)"
     return GroupVerificationResult(
         rows=tuple(rows), threshold=thr, far=far_used, groups=groups, between_fmr=between_fmr,
         between_n=between_n.astype(np.int64), fmr_ratio=ratio,
         n_mixed_genuine=int((same & ~within).sum()), method=method)
 
 
-def _identity_intervals(boot, gen_m, imp_m, match, g, n_boot, rng, confidence):
-    xa, xb, group_of = boot
-    members = group_of == g
-    out = []
-    for pairs, pair_weight in ((gen_m, "genuine"), (imp_m, "impostor")):
-        idx = np.nonzero(pairs)[0]
-        if len(idx) == 0:
-            out.append(_NAN2)
-            continue
-        reps = []
-        step = max(1, _CHUNK // max(len(idx), 1))
-        for start in range(0, n_boot, step):
-            b = min(step, n_boot - start)
-            w_id = np.zeros((b, len(group_of)))
-            w_id[:, members] = _identity_weights(np.nonzero(members)[0], np.zeros(members.sum()), b, rng)
-            w = w_id[:, xa[idx]] if pair_weight == "genuine" else w_id[:, xa[idx]] * w_id[:, xb[idx]]
-            hit = (~match[idx]) if pair_weight == "genuine" else match[idx]
-            tot = w.sum(axis=1)
-            with np.errstate(invalid="ignore", divide="ignore"):
-                reps.append(np.where(tot > 0, (w * hit).sum(axis=1) / tot, np.nan))
-        out.append(_percentile_interval(np.concatenate(reps), confidence))
-    return out[0], out[1]
+def _group_replicates(s, match, gen_idx, imp_idx, *, far, n_boot, rng, ids=None):
+    """Bootstrap replicates of one group's FNMR, FMR and TAR at its own FAR threshold.
+
+    With ``ids = (xa, xb, group_of, g)`` the group's identities are drawn with replacement (a genuine pair
+    weighs the draws of its identity, an impostor pair the product of its two); otherwise the group's
+    genuine pairs and impostor pairs are each drawn with replacement. The own threshold is found again in
+    every resample (the weighted ``(k+1)``-th highest impostor score, ``k = floor(far * impostor weight)``).
+    """
+    gen_s, imp_s = s[gen_idx], s[imp_idx]
+    miss, hit = ~match[gen_idx], match[imp_idx]
+    imp_order = np.argsort(-imp_s, kind="mergesort")
+    imp_sorted = imp_s[imp_order]
+    gen_order = np.argsort(gen_s, kind="mergesort")
+    gen_sorted = gen_s[gen_order]
+    if ids is not None:
+        xa, xb, group_of, g = ids
+        members = np.nonzero(group_of == g)[0]
+        slot = np.full(len(group_of), -1)
+        slot[members] = np.arange(len(members))
+        ga_, ia_, ib_ = slot[xa[gen_idx]], slot[xa[imp_idx]], slot[xb[imp_idx]]
+    out = {"fnmr": [], "fmr": [], "tar_own": []}
+    step = max(1, _CHUNK // (len(gen_idx) + len(imp_idx)))
+    for start in range(0, n_boot, step):
+        b = min(step, n_boot - start)
+        if ids is None:
+            wg = _multinomial_counts(np.ones(len(gen_idx), dtype=np.int64), b, rng).astype(np.float64)
+            wi = _multinomial_counts(np.ones(len(imp_idx), dtype=np.int64), b, rng).astype(np.float64)
+        else:
+            m = _multinomial_counts(np.ones(len(members), dtype=np.int64), b, rng).astype(np.float64)
+            wg, wi = m[:, ga_], m[:, ia_] * m[:, ib_]
+        tg, ti = wg.sum(1), wi.sum(1)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            out["fnmr"].append((wg * miss).sum(1) / tg)
+            out["fmr"].append((wi * hit).sum(1) / ti)
+            cum = np.cumsum(wi[:, imp_order], axis=1)
+            first = np.argmax(cum > far * ti[:, None], axis=1)
+            thr = np.nextafter(imp_sorted[first], np.inf)
+            above = np.cumsum(wg[:, gen_order][:, ::-1], axis=1)[:, ::-1]  # genuine weight at index >= j
+            pos = np.searchsorted(gen_sorted, thr, side="left")
+            tar = np.where(pos < len(gen_sorted), above[np.arange(b), np.minimum(pos, len(gen_sorted) - 1)], 0.0) / tg
+            out["tar_own"].append(np.where((ti > 0) & (far * ti >= 1), tar, np.nan))
+    return {k: np.concatenate(v) for k, v in out.items()}
