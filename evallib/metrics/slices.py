@@ -464,6 +464,61 @@ def _slice_name(columns, values):
     return " & ".join(f"{c}={v}" for c, v in zip(columns, values))
 
 
+def _slice_definitions(cols, n, *, intersections):
+    """Every slice (each value of each column and, optionally, each non-empty two-way intersection), with
+    slices of the same images merged into the first.
+
+    Returns
+    -------
+    defs : list of (columns, values, member indices in ascending order)
+    keep : list of int
+        Indices into ``defs`` of the slices reported.
+    same_as : dict of int to list of str
+        For each kept slice, the names of the slices merged into it.
+    """
+    keys = np.random.default_rng(0).random((2, n))  # membership fingerprints
+    defs = []
+    names = list(cols)
+    for c in names:
+        values, codes = cols[c]
+        order = np.argsort(codes, kind="stable")
+        bounds = np.searchsorted(codes[order], np.arange(len(values) + 1))
+        for v in range(len(values)):
+            defs.append(((c,), (str(values[v]),), order[bounds[v]:bounds[v + 1]]))
+    if intersections:
+        for a, b in itertools.combinations(names, 2):
+            va, ca = cols[a]
+            vb, cb = cols[b]
+            code = ca * len(vb) + cb
+            order = np.argsort(code, kind="stable")
+            uniq, starts = np.unique(code[order], return_index=True)
+            ends = np.r_[starts[1:], n]
+            for u, s0, s1 in zip(uniq, starts, ends):
+                defs.append(((a, b), (str(va[u // len(vb)]), str(vb[u % len(vb)])), order[s0:s1]))
+
+    # members are listed in ascending order, so equal sets give bit-identical fingerprint sums; a match is
+    # confirmed by comparing the members
+    sizes = np.array([len(d[2]) for d in defs], dtype=np.int64)
+    all_members = np.concatenate([d[2] for d in defs])
+    def_of = np.repeat(np.arange(len(defs)), sizes)
+    fps = np.stack([np.bincount(def_of, weights=keys[j, all_members], minlength=len(defs)) for j in (0, 1)], 1)
+    first = {}
+    dup_of = [None] * len(defs)
+    for i in range(len(defs)):
+        fp = (int(sizes[i]), float(fps[i, 0]), float(fps[i, 1]))
+        j = first.get(fp)
+        if j is not None and np.array_equal(defs[j][2], defs[i][2]):
+            dup_of[i] = j
+        else:
+            first.setdefault(fp, i)
+    keep = [i for i in range(len(defs)) if dup_of[i] is None]
+    same_as = {i: [] for i in keep}
+    for i, j in enumerate(dup_of):
+        if j is not None:
+            same_as[j].append(_slice_name(*defs[i][:2]))
+    return defs, keep, same_as
+
+
 def _fold_nested(rows, alpha):
     """Mark weak intersections that are no weaker than the rest of a weak parent (Giskard-AI/giskard-oss#1845)."""
     by_name = {}
@@ -561,53 +616,11 @@ def metrics_by_slice(y, scores, slices, *, top_k=5, intersections=True,
         raise ValueError(f"min_slice_size: expected an int >= 1; got {min_slice_size!r}")
     correct = (pred == y)
     rng = np.random.default_rng(seed)
-    keys = rng.random((2, n))  # membership fingerprints: equal sets give equal sums, in the same order
-
-    # every candidate slice: (columns, values, codes-of-membership) gathered per column or column pair
-    defs = []  # (columns, values, member indices)
-    names = list(cols)
-    for c in names:
-        values, codes = cols[c]
-        order = np.argsort(codes, kind="stable")
-        bounds = np.searchsorted(codes[order], np.arange(len(values) + 1))
-        for v in range(len(values)):
-            defs.append(((c,), (str(values[v]),), order[bounds[v]:bounds[v + 1]]))
-    if intersections:
-        for a, b in itertools.combinations(names, 2):
-            va, ca = cols[a]
-            vb, cb = cols[b]
-            code = ca * len(vb) + cb
-            order = np.argsort(code, kind="stable")
-            uniq, starts = np.unique(code[order], return_index=True)
-            ends = np.r_[starts[1:], n]
-            for u, s0, s1 in zip(uniq, starts, ends):
-                defs.append(((a, b), (str(va[u // len(vb)]), str(vb[u % len(vb)])), order[s0:s1]))
-
-    # duplicates: same membership as an earlier slice. Members are listed in ascending order, so equal sets
-    # give bit-identical fingerprint sums; a match is confirmed by comparing the members.
-    sizes = np.array([len(d[2]) for d in defs], dtype=np.int64)
-    all_members = np.concatenate([d[2] for d in defs])
-    def_of = np.repeat(np.arange(len(defs)), sizes)
-    fps = np.stack([np.bincount(def_of, weights=keys[j, all_members], minlength=len(defs)) for j in (0, 1)], 1)
-    first = {}
-    dup_of = [None] * len(defs)
-    for i in range(len(defs)):
-        fp = (int(sizes[i]), float(fps[i, 0]), float(fps[i, 1]))
-        j = first.get(fp)
-        if j is not None and np.array_equal(defs[j][2], defs[i][2]):
-            dup_of[i] = j
-        else:
-            first.setdefault(fp, i)
-
-    keep = [i for i in range(len(defs)) if dup_of[i] is None]
-    same_as = {i: [] for i in keep}
-    for i, j in enumerate(dup_of):
-        if j is not None:
-            same_as[j].append(_slice_name(*defs[i][:2]))
+    defs, keep, same_as = _slice_definitions(cols, n, intersections=intersections)
 
     total_correct = int(correct.sum())
     R = len(keep)
-    ns = sizes[keep]
+    ns = np.array([len(defs[i][2]) for i in keep], dtype=np.int64)
     members = np.concatenate([defs[i][2] for i in keep])
     row_of = np.repeat(np.arange(R), ns)
     ks = np.bincount(row_of, weights=correct[members], minlength=R).astype(np.int64)
@@ -674,6 +687,175 @@ def metrics_by_slice(y, scores, slices, *, top_k=5, intersections=True,
                        min_slice_size=int(min_slice_size), min_slice_effect=float(min_slice_effect),
                        confidence=float(confidence), test=test, n_tests=int(testable.sum()),
                        n_boot=int(n_boot), seed=int(seed))
+
+
+# --- two models on the same slices ------------------------------------------------------------------
+
+def paired_difference_interval(both, only_a, only_b, neither, *, confidence=0.95):
+    """Interval for the difference of two paired proportions (accuracy of model a minus model b).
+
+    Newcombe's method 10 for paired data (Statistics in Medicine 1998, 17:2635): the two Wilson intervals
+    combined with the correlation of the pairs.
+
+    Parameters
+    ----------
+    both, only_a, only_b, neither : int or array-like of int
+        Samples both models get right, only a, only b, neither.
+
+    Returns
+    -------
+    lo, hi : ndarray of float64 (0-d for scalar input)
+    """
+    a, b, c, d = (np.asarray(v, dtype=np.float64) for v in (both, only_a, only_b, neither))
+    n = a + b + c + d
+    l1, u1 = wilson_interval(a + b, n, confidence=confidence)
+    l2, u2 = wilson_interval(a + c, n, confidence=confidence)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        p1, p2 = (a + b) / n, (a + c) / n
+        den = np.sqrt((a + b) * (c + d) * (a + c) * (b + d))
+        num = a * d - b * c
+        num = np.where(num > 0, np.maximum(num - n / 2, 0), num)  # Newcombe's continuity-corrected phi
+        phi = np.where(den > 0, num / np.where(den > 0, den, 1), 0.0)
+        delta = np.sqrt(np.maximum((p1 - l1) ** 2 - 2 * phi * (p1 - l1) * (u2 - p2) + (u2 - p2) ** 2, 0))
+        eps = np.sqrt(np.maximum((u1 - p1) ** 2 - 2 * phi * (u1 - p1) * (p2 - l2) + (p2 - l2) ** 2, 0))
+    return p1 - p2 - delta, p1 - p2 + eps
+
+
+def mcnemar_tests(only_a, only_b):
+    """McNemar's exact test, vectorised: two-sided binomial p of ``min(only_a, only_b)`` among the discordant
+    pairs at 1/2 (1 where there is no discordant pair), as :func:`evallib.metrics.bootstrap.mcnemar`."""
+    from scipy.stats import binom
+
+    b, c = np.asarray(only_a, dtype=np.int64), np.asarray(only_b, dtype=np.int64)
+    m = b + c
+    return np.where(m > 0, np.minimum(1.0, 2 * binom.cdf(np.minimum(b, c), m, 0.5)), 1.0)
+
+
+@dataclass(frozen=True)
+class SliceComparisonRow:
+    """Two models on one slice of the same images.
+
+    Attributes
+    ----------
+    name : str
+    columns, values : tuple of str
+    n : int
+    accuracy_a, accuracy_b : float
+    interval_a, interval_b : (float, float)
+        Wilson intervals.
+    difference : float
+        ``accuracy_a - accuracy_b``.
+    difference_interval : (float, float)
+        Newcombe's interval for paired proportions.
+    only_a_correct, only_b_correct : int
+        The discordant images McNemar's test uses.
+    p_value, q_value : float
+        McNemar's exact test and its Benjamini–Hochberg adjusted value over the slices tested; NaN below
+        ``min_slice_size``.
+    significant : bool
+    same_as : tuple of str
+    note : str
+    """
+
+    name: str
+    columns: tuple
+    values: tuple
+    n: int
+    accuracy_a: float
+    interval_a: tuple
+    accuracy_b: float
+    interval_b: tuple
+    difference: float
+    difference_interval: tuple
+    only_a_correct: int
+    only_b_correct: int
+    p_value: float
+    q_value: float
+    significant: bool
+    same_as: tuple = ()
+    note: str = ""
+
+
+@dataclass(frozen=True)
+class SliceComparison:
+    """Two models compared slice by slice on the same images.
+
+    Attributes
+    ----------
+    rows : tuple of SliceComparisonRow
+        The whole data set first (``name == "all"``), then the slices.
+    names : (str, str)
+        The two models.
+    alpha : float
+    min_slice_size : int
+    n_tests : int
+    """
+
+    rows: tuple
+    names: tuple
+    alpha: float
+    min_slice_size: int
+    n_tests: int
+
+    def row(self, name):
+        """The row named ``name`` (or listed in a row's ``same_as``)."""
+        for r in self.rows:
+            if r.name == name or name in r.same_as:
+                return r
+        raise KeyError(f"name: no slice {name!r}")
+
+
+def compare_by_slice(y, scores_a, scores_b, slices, *, names=("a", "b"), intersections=False, min_slice_size=30,
+                     alpha=0.05, confidence=0.95):
+    """Accuracy of two models on each slice of the same images, with McNemar's test per slice and
+    Benjamini–Hochberg over the slices (and the whole set) tested.
+
+    Parameters
+    ----------
+    y : ndarray of shape (n_samples,)
+    scores_a, scores_b : ndarray of shape (n_samples, n_classes), or of shape (n_samples,)
+        Class scores or predicted class indices of each model.
+    slices : dict of str to array-like of shape (n_samples,)
+    names : (str, str), default ("a", "b")
+    intersections : bool, default False
+    min_slice_size : int, default 30
+    alpha : float, default 0.05
+    confidence : float, default 0.95
+
+    Returns
+    -------
+    SliceComparison
+    """
+    y, pred_a, _ = _check_common(y, scores_a, 0)
+    y_b, pred_b, _ = _check_common(y, scores_b, 0)
+    n = len(y)
+    cols = _check_slices(slices, n)
+    ca, cb = pred_a == y, pred_b == y
+    defs, keep, same_as = _slice_definitions(cols, n, intersections=intersections)
+    groups = [((), (), np.arange(n), ())] + [(*defs[i], tuple(same_as[i])) for i in keep]
+    counts = np.array([[int((ca[idx] & cb[idx]).sum()), int((ca[idx] & ~cb[idx]).sum()),
+                        int((~ca[idx] & cb[idx]).sum()), int((~ca[idx] & ~cb[idx]).sum())]
+                       for _, _, idx, _ in groups], dtype=np.int64)
+    both, oa, ob, neither = counts.T
+    ns = counts.sum(1)
+    tested = ns >= min_slice_size
+    p = np.where(tested, mcnemar_tests(oa, ob), np.nan)
+    reject, q = benjamini_hochberg(p, alpha=alpha)
+    la, ha = wilson_interval(both + oa, ns, confidence=confidence)
+    lb, hb = wilson_interval(both + ob, ns, confidence=confidence)
+    ld, hd = paired_difference_interval(both, oa, ob, neither, confidence=confidence)
+    rows = []
+    for r, (columns, values, idx, same) in enumerate(groups):
+        rows.append(SliceComparisonRow(
+            name=_slice_name(columns, values) or "all", columns=tuple(columns), values=tuple(values), n=int(ns[r]),
+            accuracy_a=float((both[r] + oa[r]) / ns[r]), interval_a=_pair(la[r], ha[r]),
+            accuracy_b=float((both[r] + ob[r]) / ns[r]), interval_b=_pair(lb[r], hb[r]),
+            difference=float((oa[r] - ob[r]) / ns[r]), difference_interval=_pair(ld[r], hd[r]),
+            only_a_correct=int(oa[r]), only_b_correct=int(ob[r]), p_value=float(p[r]), q_value=float(q[r]),
+            significant=bool(reject[r]), same_as=same,
+            note="" if tested[r] else f"n={ns[r]} is below min_slice_size={min_slice_size}: shown, not tested"))
+    return SliceComparison(rows=tuple(rows), names=tuple(str(v) for v in names), alpha=float(alpha),
+                           min_slice_size=int(min_slice_size), n_tests=int(tested.sum()))
 
 
 # --- weak slices without metadata: found on one half, confirmed on the other -------------------------
