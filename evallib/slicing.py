@@ -40,13 +40,17 @@ def _rows_text(lines):
 def _norm_path(p, root=None):
     """Image path as a relative POSIX path; absolute paths under ``root`` are made relative to it."""
     s = str(p).strip().replace("\\", "/")
-    if root is not None and os.path.isabs(s):
+    if s.startswith("/") or (len(s) > 1 and s[1] == ":"):
+        if root is None:
+            return s
         try:
-            s = Path(s).resolve().relative_to(Path(root).resolve()).as_posix()
+            return Path(s).resolve().relative_to(Path(root).resolve()).as_posix()
         except ValueError:
             return s
-    s = os.path.normpath(s).replace("\\", "/")
-    return PurePosixPath(s).as_posix()
+    parts = s.split("/")
+    if any(part in ("", ".", "..") for part in parts):
+        s = PurePosixPath(os.path.normpath(s).replace("\\", "/")).as_posix()
+    return s
 
 
 def _image_keys(image_paths, root):
@@ -119,13 +123,14 @@ def read_metadata(path, image_paths, *, root=None, path_column="path", unknown="
     if not columns:
         raise DataError(f"{path}: expected at least one column besides {path_column!r}; got {header}")
     pcol = header.index(path_column)
+    col_index = [header.index(c) for c in columns]
     data = [(line, r) for line, r in enumerate(rows[1:], start=2) if any(c.strip() for c in r)]
     short = [line for line, r in data if len(r) != len(header)]
     if short:
         raise DataError(f"{path}: {_rows_text(short)}: expected {len(header)} fields like the header")
     first_line, dups, unknown_rows, missing = {}, [], [], {}
-    for line, r in data:
-        key = _norm_path(r[pcol], root)
+    keys = [_norm_path(r[pcol], root) for _, r in data]
+    for (line, r), key in zip(data, keys):
         if not r[pcol].strip():
             missing.setdefault(path_column, []).append(line)
             continue
@@ -135,8 +140,8 @@ def read_metadata(path, image_paths, *, root=None, path_column="path", unknown="
         first_line[key] = line
         if key not in index:
             unknown_rows.append(f"{line} ({r[pcol].strip()!r})")
-        for c in columns:
-            if not r[header.index(c)].strip():
+        for c, j in zip(columns, col_index):
+            if not r[j].strip():
                 missing.setdefault(c, []).append(line)
     if dups:
         raise DataError(f"{path}: each image may be listed once; duplicate paths at {_rows_text(dups)}")
@@ -148,14 +153,13 @@ def read_metadata(path, image_paths, *, root=None, path_column="path", unknown="
         raise DataError(f"{path}: paths not among the {len(index)} evaluated images at {_rows_text(unknown_rows)}; "
                         f"paths are relative to the data folder")
     n = len(index)
+    rows_at = [(index[key], r) for (_, r), key in zip(data, keys) if key in index]
+    where = np.array([i for i, _ in rows_at], dtype=np.int64)
     out = {}
     for c in columns:
         j = header.index(c)
         col = np.full(n, NO_METADATA, dtype=object)
-        for line, r in data:
-            key = _norm_path(r[pcol], root)
-            if key in index:
-                col[index[key]] = r[j].strip()
+        col[where] = [r[j].strip() for _, r in rows_at]
         out[c] = _maybe_bin(c, col, numeric_bins, max_categories)
     return out
 

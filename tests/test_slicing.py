@@ -173,3 +173,15 @@ def test_binned_properties_become_slices_for_metrics_by_slice():
     res = metrics_by_slice(y, pred, {"brightness": slices["brightness"]}, n_boot=0, min_slice_size=10)
     weakest = res.weakest(1)[0]
     assert weakest.name.startswith("brightness=< ") and weakest.accuracy == 0.0
+
+
+def test_images_without_metadata_are_a_slice_of_their_own_in_the_metrics(tmp_path):
+    images = [f"img/{i}.jpg" for i in range(120)]
+    rows = "".join(f"img/{i}.jpg,{'A' if i % 2 else 'B'}\n" for i in range(80))
+    cols = read_metadata(_csv(tmp_path, "path,camera\n" + rows), images)
+    y = np.zeros(120, dtype=np.int64)
+    pred = np.r_[np.zeros(80, np.int64), np.ones(40, np.int64)]  # the unlisted images all fail
+    res = metrics_by_slice(y, pred, cols, n_boot=0)
+    row = res.row(f"camera={NO_METADATA}")
+    assert row.n == 40 and row.accuracy == 0.0 and row.weak
+    assert [r.name for r in res.weak] == [f"camera={NO_METADATA}"]
