@@ -221,8 +221,13 @@ def slices_from_paths(image_paths, *, levels=None):
     return out
 
 
-def _fmt(v):
-    return f"{v:.3g}"
+def _edge_labels(edges):
+    """Edges written to 3 significant digits, or more where 3 would make two edges look alike."""
+    for digits in range(3, 17):
+        text = [f"{v:.{digits}g}" for v in edges]
+        if len(set(text)) == len(text):
+            return text
+    return [repr(float(v)) for v in edges]
 
 
 def bin_values(values, *, bins=3, edges=None):
@@ -240,7 +245,8 @@ def bin_values(values, *, bins=3, edges=None):
     Returns
     -------
     ndarray of shape (n,), dtype object
-        Labels ``"< a"``, ``"[a, b)"``, ``">= b"`` with numbers to 3 significant digits.
+        Labels ``"< a"``, ``"[a, b)"``, ``">= b"`` with numbers to 3 significant digits (more where needed
+        to tell two edges apart).
     """
     x = np.asarray(values, dtype=np.float64)
     if x.ndim != 1:
@@ -255,8 +261,8 @@ def bin_values(values, *, bins=3, edges=None):
         inner = np.asarray(edges, dtype=np.float64).ravel()
         if len(inner) and np.any(np.diff(inner) <= 0):
             raise ValueError(f"edges: expected increasing numbers; got {inner.tolist()}")
-    labels = ([f"< {_fmt(inner[0])}"] + [f"[{_fmt(a)}, {_fmt(b)})" for a, b in zip(inner[:-1], inner[1:])]
-              + [f">= {_fmt(inner[-1])}"]) if len(inner) else ["all"]
+    e = _edge_labels(inner)
+    labels = ([f"< {e[0]}"] + [f"[{a}, {b})" for a, b in zip(e[:-1], e[1:])] + [f">= {e[-1]}"]) if len(e) else ["all"]
     idx = np.searchsorted(inner, x, side="right")
     out = np.array(labels, dtype=object)[np.where(ok, idx, 0)]
     out[~ok] = NO_VALUE

@@ -106,6 +106,8 @@ def test_bin_values_against_quantiles_and_edges():
     assert counts.min() >= 99
     assert bin_values([0.1, 0.5, 0.9], edges=[0.2, 0.6]).tolist() == ["< 0.2", "[0.2, 0.6)", ">= 0.6"]
     assert bin_values([1.0, 1.0, 1.0], bins=3).tolist() == ["all"] * 3  # tied values are never split
+    assert bin_values([0.3101, 0.31025, 0.5], edges=[0.3102, 0.3103]).tolist() == [
+        "< 0.3102", "[0.3102, 0.3103)", ">= 0.3103"]  # more digits where 3 would read alike
     with pytest.raises(ValueError, match=r"edges: expected increasing numbers; got \[0.6, 0.2\]"):
         bin_values([0.1], edges=[0.6, 0.2])
 
