@@ -498,3 +498,25 @@ def test_compare_by_slice_finds_a_planted_difference_and_rarely_one_that_is_not_
              for s in range(40)]
     assert found >= 16
     assert np.mean(false) <= 0.1
+
+
+def test_degenerate_but_valid_inputs_give_nan_with_reasons_not_errors():
+    y = np.zeros(60, dtype=np.int64)
+    pred = np.r_[np.zeros(50, np.int64), np.ones(10, np.int64)]
+    res = metrics_by_slice(y, pred, {"only": np.full(60, 1), "half": np.arange(60) % 2}, n_boot=50)
+    whole = res.row("only=1")
+    assert whole.n == 60 and not whole.tested and "nothing to compare" in whole.note
+    assert "only=1 & half=0" in res.row("half=0").same_as  # the constant column adds nothing
+    assert np.isnan(whole.macro_f1) and np.isnan(res.macro_f1)  # one true class: macro-F1 undefined
+    disc = discover_weak_slices(y, pred, slices={"half": np.arange(60) % 2}, min_slice_size=10)
+    assert disc.confirmed == () and disc.clusters is None
+    s = np.linspace(0, 1, 40)
+    same = np.r_[np.ones(20, bool), np.zeros(20, bool)]
+    ga = np.r_[["x"] * 20, ["x"] * 10, ["y"] * 10]
+    gb = np.r_[["x"] * 20, ["y"] * 10, ["y"] * 10]
+    res = verification_by_group(s, same, ga, gb, threshold=0.5, far=0.01, n_boot=50)
+    y_row = [r for r in res.rows if r.group == "y"][0]
+    assert y_row.n_genuine == 0 and np.isnan(y_row.fnmr) and "no genuine pairs" in y_row.note
+    x_row = [r for r in res.rows if r.group == "x"][0]
+    assert x_row.n_impostor == 0 and np.isnan(x_row.fmr) and "too few" in x_row.note
+    assert np.isnan(res.far) and res.between_n[0, 1] == 10
