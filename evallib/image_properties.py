@@ -33,6 +33,8 @@ class ImageProperties:
         ``scipy.ndimage.laplace`` computes it.
     height, width : int
         Pixels.
+    pixels : int
+        ``height * width``.
     aspect_ratio : float
         ``width / height``.
     """
@@ -42,6 +44,7 @@ class ImageProperties:
     blur: float
     height: int
     width: int
+    pixels: int
     aspect_ratio: float
 
     def as_dict(self):
@@ -131,7 +134,7 @@ def image_properties(image):
     var = max(0.0, float(hist @ (levels - mean) ** 2) / gray.size)
     _, blur = _mean_var_of_ints(laplacian(gray))
     return ImageProperties(brightness=mean / 255.0, contrast=float(np.sqrt(var)) / 255.0, blur=float(blur),
-                           height=int(h), width=int(w), aspect_ratio=w / h)
+                           height=int(h), width=int(w), pixels=int(h) * int(w), aspect_ratio=w / h)
 
 
 def properties_table(properties):
@@ -151,5 +154,5 @@ def properties_table(properties):
     if bad:
         raise TypeError(f"properties: expected ImageProperties; item {bad[0]} is {type(props[bad[0]]).__name__}")
     return {name: np.array([getattr(p, name) for p in props],
-                           dtype=np.int64 if name in ("height", "width") else np.float64)
+                           dtype=np.int64 if name in ("height", "width", "pixels") else np.float64)
             for name in PROPERTY_NAMES}

@@ -269,8 +269,7 @@ def bin_values(values, *, bins=3, edges=None):
     return out
 
 
-def bin_properties(properties, *, bins=3, names=("brightness", "contrast", "blur", "height", "width",
-                                                 "aspect_ratio")):
+def bin_properties(properties, *, bins=3, names=("brightness", "contrast", "blur", "pixels", "aspect_ratio")):
     """Binned image properties as slicing columns.
 
     Parameters
@@ -280,7 +279,8 @@ def bin_properties(properties, *, bins=3, names=("brightness", "contrast", "blur
     bins : int, default 3
         Quantile bins per property (see :func:`bin_values`).
     names : sequence of str
-        Which properties to bin; absent ones are skipped.
+        Which properties to bin; absent ones are skipped, and so are properties that come out as one bin
+        (every image the same size, for example), which would slice nothing.
 
     Returns
     -------
@@ -288,7 +288,13 @@ def bin_properties(properties, *, bins=3, names=("brightness", "contrast", "blur
     """
     if not isinstance(properties, Mapping):
         raise TypeError(f"properties: expected a mapping of name to values; got {type(properties).__name__}")
-    return {name: bin_values(properties[name], bins=bins) for name in names if name in properties}
+    out = {}
+    for name in names:
+        if name in properties:
+            col = bin_values(properties[name], bins=bins)
+            if len(set(col.tolist())) > 1:
+                out[name] = col
+    return out
 
 
 def combine_slices(*columns):

@@ -136,7 +136,7 @@ def test_image_properties_against_a_direct_computation():
     assert p.blur == pytest.approx(ndimage.laplace(gray).var(), rel=1e-12)
     np.testing.assert_array_equal(laplacian(gray.astype(np.uint8)), ndimage.laplace(gray))
     np.testing.assert_allclose(laplacian(gray / 7), ndimage.laplace(gray / 7), atol=1e-4)  # float input
-    assert (p.height, p.width, p.aspect_ratio) == (37, 53, pytest.approx(53 / 37))
+    assert (p.height, p.width, p.pixels, p.aspect_ratio) == (37, 53, 37 * 53, pytest.approx(53 / 37))
     g = image_properties(img[..., 0])  # grayscale decodes work too
     assert g.blur == pytest.approx(ndimage.laplace(img[..., 0].astype(float)).var(), rel=1e-12)
     assert g.brightness == pytest.approx(img[..., 0].mean() / 255, rel=1e-12)
@@ -169,7 +169,8 @@ def test_binned_properties_become_slices_for_metrics_by_slice():
     table = properties_table([image_properties(im) for im in images])
     assert list(table) == list(PROPERTY_NAMES) and table["height"].dtype == np.int64
     slices = bin_properties(table, bins=3)
-    assert set(slices) == set(PROPERTY_NAMES)  # names absent from the table are skipped
+    # height, width and pixels are not binned by default, and every image is 8 x 8: one bin, left out
+    assert set(slices) == {"brightness", "contrast", "blur"}
     y = np.zeros(90, dtype=np.int64)
     pred = (table["brightness"] < np.quantile(table["brightness"], 1 / 3)).astype(np.int64)  # dark ones fail
     res = metrics_by_slice(y, pred, {"brightness": slices["brightness"]}, n_boot=0, min_slice_size=10)
