@@ -520,3 +520,70 @@ def test_degenerate_but_valid_inputs_give_nan_with_reasons_not_errors():
     x_row = [r for r in res.rows if r.group == "x"][0]
     assert x_row.n_impostor == 0 and np.isnan(x_row.fmr) and "too few" in x_row.note
     assert np.isnan(res.far) and res.between_n[0, 1] == 10
+
+
+# --- displays ----------------------------------------------------------------------------------------
+
+def _contract(disp, n_axes=1):
+    from matplotlib.figure import Figure
+
+    assert disp.plot() is disp and disp.figure_ is not None
+    ax = Figure().add_subplot() if n_axes == 1 else Figure().subplots(1, n_axes)
+    assert disp.plot(ax=ax) is disp
+    assert disp.ax_ is ax if n_axes == 1 else list(np.ravel(disp.ax_)) == list(np.ravel(ax))
+    html = disp._repr_html_()
+    assert html.startswith("<style>") and html is disp._repr_html_()
+    return ax, html
+
+
+def _dots(ax):
+    """x of the filled dots _forest draws, top row first."""
+    pts = [(line.get_ydata()[0], line.get_xdata()[0]) for line in ax.lines
+           if line.get_marker() == "o" and len(line.get_xdata()) == 1]
+    return [x for _, x in sorted(pts, key=lambda p: -p[0])]
+
+
+def test_slice_display_draws_the_rows_it_lists_weak_first():
+    from evallib.report.slices import SliceDisplay
+
+    y, pred, slices = _slice_data(30, plant=True)
+    disp = SliceDisplay.from_predictions(y, pred, slices, n_boot=50)
+    ax, html = _contract(disp)
+    rows = [disp.result.rows[i] for i in disp.order[:25]]
+    assert rows[0].name == "scanner=S00" and rows[0].weak
+    np.testing.assert_allclose(_dots(ax), [r.accuracy for r in rows])
+    assert "Weakest confirmed slices" in html and "scanner=S00" in html and f"All {len(disp.result.rows)} slices" in html
+    assert "below min_slice_size=30: shown, not tested" in html  # small intersections say why
+    same = SliceDisplay.from_result(disp.result)
+    assert same.result is disp.result
+    quiet = SliceDisplay.from_predictions(*_slice_data(31, plant=False), n_boot=0, intersections=False)
+    assert "No slice is weaker than the rest" in quiet._repr_html_()
+
+
+def test_discovery_comparison_and_group_displays_from_arrays():
+    from evallib.report.slices import GroupVerificationDisplay, SliceComparisonDisplay, WeakSliceDiscoveryDisplay
+
+    y, p, e, blob = _blobs(3, plant=True)
+    with threadpool_limits(1):
+        disc = WeakSliceDiscoveryDisplay.from_predictions(y, p, embeddings=e, seed=3)
+    ax, html = _contract(disc)
+    np.testing.assert_allclose(_dots(ax), [c.holdout_accuracy for c in disc.result.candidates[:25]])
+    r = disc.result
+    assert r.confirmed and f"{len(r.confirmed)} of {len(r.candidates)} candidate(s) confirmed" in html
+
+    y, pa, pb, slices = _two_models(20, plant=True)
+    cmp = SliceComparisonDisplay.from_predictions(y, pa, pb, slices, names=("new", "old"))
+    ax, html = _contract(cmp)
+    shown = [cmp.result.rows[i] for i in cmp.order[:25]]
+    assert shown[0].name == "all" and shown[1].name == "scanner=S00"
+    np.testing.assert_allclose(_dots(ax), [r.difference for r in shown])
+    assert "only new right" in html
+
+    s, same, ga, gb, ids = _pairs(13)
+    grp = GroupVerificationDisplay.from_predictions(s, same, ga, gb, far=1e-2, n_boot=100)
+    axes, html = _contract(grp, n_axes=2)
+    np.testing.assert_allclose(_dots(axes[0]), [r.fnmr for r in grp.result.rows])
+    np.testing.assert_allclose(_dots(axes[1]), [r.fmr for r in grp.result.rows])
+    assert "False match rate between groups" in html and "TAR at own FAR" in html
+    with pytest.raises(TypeError, match="expected two Axes"):
+        grp.plot(ax=axes[0])
