@@ -1,0 +1,648 @@
+"""What a new model version breaks: negative flips, backward compatibility and churn, with statistics.
+
+Two classifiers evaluated on the same images put each image in one of five cells:
+
+=====================  ===================  ===================================
+cell                   old model            new model
+=====================  ===================  ===================================
+both correct           right                right
+negative flip          right                wrong
+positive flip          wrong                right
+both wrong, same       wrong                wrong, same top-1 prediction
+both wrong, changed    wrong                wrong, another top-1 prediction
+=====================  ===================  ===================================
+
+Every figure here is a ratio of these counts:
+
+- negative flip rate ``NFR = negative flips / n`` and positive flip rate ``PFR = positive flips / n``
+  (Yan et al., "Positive-Congruent Training: Towards Regression-Free Model Updates", CVPR 2021);
+  net gain ``PFR - NFR`` is the change in accuracy.
+- relative NFR, as PCT defines it: the NFR divided by the NFR two models with these error rates
+  would have if their errors were independent, ``NFR / ((1 - ER_old) * ER_new)``. It is 1 for
+  independent errors and below 1 when the new model tends to err where the old one did.
+- backward trust compatibility ``BTC = both correct / old correct`` and backward error compatibility
+  ``BEC = both wrong / new wrong`` (Srivastava, Nushi, Kamar, Shah and Horvitz, "An Empirical
+  Analysis of Backward Compatibility in Machine Learning Systems", KDD 2020).
+- churn: the share of images whose top-1 prediction changed, right or wrong.
+
+The negative and positive flips are McNemar's discordant pairs, so the exact McNemar test
+(:func:`evallib.metrics.mcnemar`) is the test of NFR against PFR.
+
+Intervals come from a bootstrap that resamples within each class (and each class-by-group cell
+when groups are given), so a rare class is in every resample. A resample inside a cell of ``m``
+images with cell shares ``p`` has cell counts distributed ``Multinomial(m, p)``; drawing those
+counts directly is the same bootstrap as drawing images, in a few array operations.
+
+For embedding models, :func:`cross_model_compatibility` runs the test of backward-compatible
+training (Shen, Xiong, Xia and Soatto, "Towards Backward-Compatible Representation Learning",
+CVPR 2020): new-model probes against old-model gallery embeddings.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ..errors import EvallibError
+from .bootstrap import _interval, mcnemar
+from .classification import to_probabilities
+from .stats import benjamini_hochberg, wilson_interval
+from .sweep import check_labels, check_scores
+
+CELLS = ("both_correct", "negative_flips", "positive_flips", "both_wrong_same", "both_wrong_changed")
+METRICS = ("nfr", "pfr", "net_gain", "relative_nfr", "btc", "bec", "churn", "accuracy_old", "accuracy_new")
+_WILSON = {"nfr": ((1,), (0, 1, 2, 3, 4)), "pfr": ((2,), (0, 1, 2, 3, 4)), "churn": ((1, 2, 4), (0, 1, 2, 3, 4)),
+           "btc": ((0,), (0, 1)), "bec": ((3, 4), (1, 3, 4))}  # numerator and denominator cells
+_CHUNK_ELEMENTS = 5_000_000  # resamples x cells x 5 drawn at once
+_MAX_PAIRS = 10_000_000
+
+
+def rates_from_cells(counts):
+    """Every figure of the regression table from the five cell counts.
+
+    Parameters
+    ----------
+    counts : array-like of shape (..., 5)
+        Counts in the order of :data:`CELLS`: both correct, negative flips, positive flips,
+        both wrong with the same prediction, both wrong with changed predictions.
+
+    Returns
+    -------
+    dict of ndarray of shape (...)
+        ``nfr, pfr, net_gain, relative_nfr, btc, bec, churn, accuracy_old, accuracy_new``; NaN where a
+        denominator is 0 (no images, no old-correct image for BTC, no new error for BEC, and for
+        relative NFR an old model never right or a new model never wrong).
+
+    Examples
+    --------
+    >>> r = rates_from_cells([6, 2, 1, 0, 1])
+    >>> float(r["nfr"]), float(r["btc"]), float(r["churn"])
+    (0.2, 0.75, 0.4)
+    """
+    c = np.asarray(counts, dtype=np.float64)
+    both, nf, pf, same, changed = (c[..., k] for k in range(5))
+    n = c.sum(axis=-1)
+    old_right, new_wrong = both + nf, nf + same + changed
+
+    def ratio(a, b):
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return np.where(b > 0, a / np.where(b > 0, b, 1), np.nan)
+
+    nfr, pfr = ratio(nf, n), ratio(pf, n)
+    acc_old, err_new = ratio(old_right, n), ratio(new_wrong, n)
+    return {"nfr": nfr, "pfr": pfr, "net_gain": pfr - nfr, "relative_nfr": ratio(nfr, acc_old * err_new),
+            "btc": ratio(both, old_right), "bec": ratio(same + changed, new_wrong),
+            "churn": ratio(nf + pf + changed, n), "accuracy_old": acc_old, "accuracy_new": ratio(both + pf, n)}
+
+
+@dataclass(frozen=True)
+class RegressionRow:
+    """One row of the regression table: all images, one class, or one group.
+
+    Attributes
+    ----------
+    kind : {"overall", "class", "group"}
+    key : int, label or None
+        The class index, the group label, or None for the overall row.
+    name : str
+    n : int
+        Images in the row.
+    counts : dict
+        The five cells of :data:`CELLS`, as ints.
+    nfr, pfr, net_gain, relative_nfr, btc, bec, churn, accuracy_old, accuracy_new : float
+        See :func:`rates_from_cells`.
+    intervals : dict
+        ``{metric: (low, high)}`` percentile-bootstrap interval of every metric (NaN without resamples).
+    wilson : dict
+        ``{metric: (low, high)}`` Wilson interval of each proportion with a count denominator
+        (``nfr, pfr, churn, btc, bec``); the one to read when a row holds only a few flips, where the
+        bootstrap cannot see beyond the flips it has.
+    p_value : float
+        Exact McNemar test on this row's discordant pairs (one-sided, NFR > PFR, unless the
+        comparison was asked two-sided); NaN when the row has no flips either way.
+    p_adjusted : float
+        Benjamini–Hochberg adjusted p-value within the row's family (the class rows, or the group
+        rows); for the overall row, its own p-value.
+    flagged : bool
+        The test rejects (after Benjamini–Hochberg in a family) at ``alpha`` and NFR > PFR: a
+        regression.
+    """
+
+    kind: str
+    key: object
+    name: str
+    n: int
+    counts: dict
+    nfr: float
+    pfr: float
+    net_gain: float
+    relative_nfr: float
+    btc: float
+    bec: float
+    churn: float
+    accuracy_old: float
+    accuracy_new: float
+    intervals: dict
+    wilson: dict
+    p_value: float
+    p_adjusted: float
+    flagged: bool
+
+    @property
+    def negative_flips(self):
+        return self.counts["negative_flips"]
+
+    @property
+    def positive_flips(self):
+        return self.counts["positive_flips"]
+
+    def nfr_upper(self):
+        """The more cautious of the bootstrap and Wilson upper bounds of NFR (what a budget is held to)."""
+        his = [self.intervals["nfr"][1], self.wilson["nfr"][1]]
+        his = [h for h in his if np.isfinite(h)]
+        return max(his) if his else float("nan")
+
+    def to_dict(self):
+        key = self.key.item() if isinstance(self.key, np.generic) else self.key
+        out = {"kind": self.kind, "key": key, "name": self.name, "n": self.n, "counts": dict(self.counts)}
+        out.update({m: getattr(self, m) for m in METRICS})
+        out.update({"intervals": {k: list(v) for k, v in self.intervals.items()},
+                    "wilson": {k: list(v) for k, v in self.wilson.items()}, "p_value": self.p_value,
+                    "p_adjusted": self.p_adjusted, "flagged": self.flagged, "nfr_upper": self.nfr_upper()})
+        return out
+
+
+@dataclass(frozen=True)
+class VersionRegression:
+    """What a new model version breaks, from :func:`version_regression`.
+
+    Attributes
+    ----------
+    overall : RegressionRow
+    classes : tuple of RegressionRow
+        One row per class present in ``y``, in class order.
+    groups : tuple of RegressionRow
+        One row per group label (sorted), empty without ``groups``.
+    mcnemar : dict
+        :func:`evallib.metrics.mcnemar` over all images, old model as ``a``: ``only_a_correct`` is the
+        number of negative flips, ``only_b_correct`` of positive flips, two-sided exact p.
+    pred_old, pred_new : ndarray of shape (n_samples,)
+        Top-1 predictions.
+    negative_flips : ndarray of int, shape (n_negative_flips,)
+        Indices of the negative flips, the most striking first: ranked by the old model's probability
+        of the true class times the new model's probability of its (wrong) prediction, ties by index.
+    negative_flip_score : ndarray of shape (n_negative_flips,)
+        That product, in the same order.
+    positive_flips, positive_flip_score : ndarray
+        The same for positive flips: the new model's probability of the true class times the old
+        model's probability of its wrong prediction.
+    transitions : ndarray of int, shape (n_classes, n_classes)
+        Over the negative flips: ``transitions[i, j]`` counts images the old model called ``i``
+        (rightly) and the new model calls ``j``. The heat map of what the new model confuses.
+    positive_transitions : ndarray of int, shape (n_classes, n_classes)
+        The same over the positive flips (old prediction, wrong, to new prediction, right).
+    alternative, alpha, confidence, n_boot, seed, method : settings and the method in words.
+    notes : list of str
+    """
+
+    overall: RegressionRow
+    classes: tuple
+    groups: tuple
+    mcnemar: dict
+    pred_old: np.ndarray
+    pred_new: np.ndarray
+    negative_flips: np.ndarray
+    negative_flip_score: np.ndarray
+    positive_flips: np.ndarray
+    positive_flip_score: np.ndarray
+    transitions: np.ndarray
+    positive_transitions: np.ndarray
+    alternative: str
+    alpha: float
+    confidence: float
+    n_boot: int
+    seed: int
+    method: str
+    notes: list = field(default_factory=list)
+
+    @property
+    def rows(self):
+        """All rows: overall, then classes, then groups."""
+        return (self.overall, *self.classes, *self.groups)
+
+    def flagged(self):
+        """The rows where the new model is significantly worse (overall, classes, groups)."""
+        return [r for r in self.rows if r.flagged]
+
+    def to_dict(self, *, max_flips=None):
+        """A JSON-ready dict; ``max_flips`` keeps only the first flips of each gallery."""
+        k = slice(None) if max_flips is None else slice(0, max_flips)
+        return {
+            "overall": self.overall.to_dict(), "classes": [r.to_dict() for r in self.classes],
+            "groups": [r.to_dict() for r in self.groups], "mcnemar": dict(self.mcnemar),
+            "negative_flips": self.negative_flips[k].tolist(),
+            "negative_flip_score": self.negative_flip_score[k].tolist(),
+            "positive_flips": self.positive_flips[k].tolist(),
+            "positive_flip_score": self.positive_flip_score[k].tolist(),
+            "transitions": self.transitions.tolist(), "positive_transitions": self.positive_transitions.tolist(),
+            "alternative": self.alternative, "alpha": self.alpha, "confidence": self.confidence,
+            "n_boot": self.n_boot, "seed": self.seed, "method": self.method, "notes": list(self.notes),
+        }
+
+
+def _cells(y, pred_old, pred_new):
+    """Cell index (0-4, order of :data:`CELLS`) of every image."""
+    old_ok, new_ok = pred_old == y, pred_new == y
+    cell = np.full(len(y), 3, dtype=np.int64)
+    cell[old_ok & new_ok] = 0
+    cell[old_ok & ~new_ok] = 1
+    cell[~old_ok & new_ok] = 2
+    cell[~old_ok & ~new_ok & (pred_old != pred_new)] = 4
+    return cell
+
+
+def _flip_test(nf, pf, alternative):
+    """Exact McNemar p from the discordant counts: binomial on ``nf`` of ``nf + pf`` at 1/2."""
+    from scipy.stats import binomtest
+
+    if nf + pf == 0:
+        return float("nan")
+    return float(binomtest(int(nf), int(nf + pf), 0.5, alternative=alternative).pvalue)
+
+
+def _ranked(idx, score):
+    """``idx`` and ``score`` ordered by score, highest first, ties by index."""
+    order = np.lexsort((idx, -score))
+    return idx[order], score[order]
+
+
+def _check_scores_pair(y, scores_old, scores_new, scores_are, scores_are_new):
+    for name, kind in (("scores_are", scores_are), ("scores_are_new", scores_are_new)):
+        if kind not in ("logits", "probabilities"):
+            raise EvallibError(f"{name}: expected 'logits' or 'probabilities'; got {kind!r}")
+    so = check_scores("scores_old", scores_old, ndim=2)
+    sn = check_scores("scores_new", scores_new, ndim=2)
+    if so.shape != sn.shape:
+        raise EvallibError(f"scores_new: expected shape {so.shape} like scores_old; got {sn.shape}")
+    if so.shape[0] == 0:
+        raise EvallibError("scores_old: expected at least one image; got 0 rows")
+    y = check_labels("y", y, len(so))
+    if not np.issubdtype(y.dtype, np.integer):
+        raise EvallibError(f"y: expected integer class indices; got dtype {y.dtype}")
+    y = y.astype(np.int64)
+    c = so.shape[1]
+    if y.min() < 0 or y.max() >= c:
+        raise EvallibError(f"y: expected class indices in [0, {c}) for scores of {c} classes; "
+                           f"got values from {int(y.min())} to {int(y.max())}")
+    return y, to_probabilities(so, scores_are), to_probabilities(sn, scores_are_new)
+
+
+def version_regression(y, scores_old, scores_new, *, scores_are="logits", scores_are_new=None, groups=None,
+                       classes=None, alternative="greater", alpha=0.05, n_boot=1000, seed=0, confidence=0.95):
+    """Negative flips, backward compatibility and churn between an old and a new model, with statistics.
+
+    Parameters
+    ----------
+    y : ndarray of int, shape (n_samples,)
+        True class indices.
+    scores_old, scores_new : ndarray of shape (n_samples, n_classes)
+        Class scores of the old and the new model on the same images, in the same order.
+    scores_are : {"logits", "probabilities"}, default "logits"
+        What ``scores_old`` holds (and ``scores_new`` unless ``scores_are_new`` says otherwise).
+    scores_are_new : {"logits", "probabilities"}, optional
+    groups : array-like of shape (n_samples,), optional
+        A label per image (a slice: camera, site, source); adds one row per label.
+    classes : sequence of str, optional
+        Class names for the row names.
+    alternative : {"greater", "two-sided"}, default "greater"
+        The exact McNemar test of each row: "greater" tests whether the new model flips more images
+        to wrong than to right (NFR > PFR, a regression); "two-sided" whether the two rates differ.
+        Either way a row is flagged only when NFR > PFR.
+    alpha : float, default 0.05
+        The false discovery rate held by Benjamini–Hochberg over the class rows, and separately over
+        the group rows (classes and slices are different questions, and a thousand class rows would
+        bury a handful of slice rows); the overall row is one test at ``alpha``.
+    n_boot : int, default 1000
+        Bootstrap resamples; 0 skips the bootstrap (intervals are NaN; Wilson intervals remain).
+    seed : int, default 0
+    confidence : float, default 0.95
+
+    Returns
+    -------
+    VersionRegression
+
+    Notes
+    -----
+    Rows with no flips either way have no test (p-value NaN) and are left out of
+    Benjamini–Hochberg: conditional on its discordant count, such a row could not reject.
+
+    Examples
+    --------
+    >>> y = np.array([0, 0, 1, 1])
+    >>> old = np.eye(2)[[0, 0, 1, 0]]                 # right, right, right, wrong
+    >>> new = np.eye(2)[[0, 1, 1, 1]]                 # right, wrong, right, right
+    >>> r = version_regression(y, old, new, scores_are="probabilities", n_boot=0)
+    >>> r.overall.nfr, r.overall.pfr, r.negative_flips.tolist()
+    (0.25, 0.25, [1])
+    """
+    if alternative not in ("greater", "two-sided"):
+        raise EvallibError(f"alternative: expected 'greater' or 'two-sided'; got {alternative!r}")
+    if not 0 < alpha < 1:
+        raise EvallibError(f"alpha: expected a number in (0, 1); got {alpha!r}")
+    if not 0 < confidence < 1:
+        raise EvallibError(f"confidence: expected a number in (0, 1); got {confidence!r}")
+    if int(n_boot) != n_boot or n_boot < 0:
+        raise EvallibError(f"n_boot: expected a whole number >= 0; got {n_boot!r}")
+    n_boot = int(n_boot)
+    y, p_old, p_new = _check_scores_pair(y, scores_old, scores_new, scores_are, scores_are_new or scores_are)
+    n, n_classes = p_old.shape
+    if classes is not None and len(classes) != n_classes:
+        raise EvallibError(f"classes: expected {n_classes} names, one per score column; got {len(classes)}")
+    names = [str(c) for c in classes] if classes is not None else [str(k) for k in range(n_classes)]
+    if groups is not None:
+        g = check_labels("groups", groups, n, per="image")
+        group_labels, g_code = np.unique(g, return_inverse=True)
+    else:
+        group_labels, g_code = np.zeros(0), np.zeros(n, dtype=np.int64)
+
+    pred_old, pred_new = p_old.argmax(axis=1), p_new.argmax(axis=1)
+    cell = _cells(y, pred_old, pred_new)
+
+    # strata: class x group cells present in the data, with their five cell counts
+    n_groups = max(len(group_labels), 1)
+    stratum = y * n_groups + g_code
+    strata, s_idx = np.unique(stratum, return_inverse=True)
+    s_counts = np.zeros((len(strata), 5), dtype=np.int64)
+    np.add.at(s_counts, (s_idx, cell), 1)
+    s_class, s_group = strata // n_groups, strata % n_groups
+
+    present = np.unique(y)
+    class_counts = np.zeros((len(present), 5), dtype=np.int64)
+    np.add.at(class_counts, np.searchsorted(present, s_class), s_counts)
+    group_counts = np.zeros((len(group_labels), 5), dtype=np.int64)
+    if len(group_labels):
+        np.add.at(group_counts, s_group, s_counts)
+    all_counts = np.vstack([s_counts.sum(axis=0, keepdims=True), class_counts, group_counts])
+
+    reps = _bootstrap_counts(s_counts, np.searchsorted(present, s_class), len(present), s_group,
+                             len(group_labels), n_boot=n_boot, seed=seed)
+    point = rates_from_cells(all_counts)
+    boot = rates_from_cells(reps) if reps is not None else None
+
+    p_vals = np.array([_flip_test(c[1], c[2], alternative) for c in all_counts])
+    p_adj = p_vals.copy()
+    reject = np.zeros(len(all_counts), dtype=bool)
+    reject[0] = bool(np.isfinite(p_vals[0]) and p_vals[0] <= alpha)
+    fam_class = slice(1, 1 + len(present))
+    fam_group = slice(1 + len(present), len(all_counts))
+    for fam in (fam_class, fam_group):
+        if fam.stop > fam.start:
+            reject[fam], p_adj[fam] = benjamini_hochberg(p_vals[fam], alpha=alpha)
+    flagged = reject & (all_counts[:, 1] > all_counts[:, 2])
+
+    wil = {}
+    for m, (num, den) in _WILSON.items():
+        lo, hi = wilson_interval(all_counts[:, list(num)].sum(axis=1), all_counts[:, list(den)].sum(axis=1),
+                                 confidence=confidence)
+        wil[m] = (np.atleast_1d(lo), np.atleast_1d(hi))
+
+    def row(i, kind, key, name):
+        c = all_counts[i]
+        if boot is not None:
+            iv = {m: tuple(_interval(boot[m][:, i], confidence)) for m in METRICS}
+        else:
+            iv = {m: (float("nan"), float("nan")) for m in METRICS}
+        return RegressionRow(
+            kind=kind, key=key, name=name, n=int(c.sum()), counts={k: int(v) for k, v in zip(CELLS, c)},
+            **{m: float(point[m][i]) for m in METRICS}, intervals=iv,
+            wilson={m: (float(lo[i]), float(hi[i])) for m, (lo, hi) in wil.items()},
+            p_value=float(p_vals[i]), p_adjusted=float(p_adj[i]), flagged=bool(flagged[i]))
+
+    overall = row(0, "overall", None, "all")
+    class_rows = tuple(row(1 + k, "class", int(c), names[c]) for k, c in enumerate(present))
+    group_rows = tuple(row(1 + len(present) + k, "group", lab, str(lab)) for k, lab in enumerate(group_labels))
+
+    nf_idx, pf_idx = np.nonzero(cell == 1)[0], np.nonzero(cell == 2)[0]
+    nf_idx, nf_score = _ranked(nf_idx, p_old[nf_idx, y[nf_idx]] * p_new[nf_idx, pred_new[nf_idx]])
+    pf_idx, pf_score = _ranked(pf_idx, p_new[pf_idx, y[pf_idx]] * p_old[pf_idx, pred_old[pf_idx]])
+    trans = np.zeros((n_classes, n_classes), dtype=np.int64)
+    np.add.at(trans, (pred_old[nf_idx], pred_new[nf_idx]), 1)
+    ptrans = np.zeros((n_classes, n_classes), dtype=np.int64)
+    np.add.at(ptrans, (pred_old[pf_idx], pred_new[pf_idx]), 1)
+
+    notes = []
+    if len(present) < n_classes:
+        notes.append(f"{n_classes - len(present)} of {n_classes} classes have no images: no row for them")
+    untestable = int(np.sum(~np.isfinite(p_vals[1:])))
+    if untestable:
+        notes.append(f"{untestable} rows have no flips either way: no test, left out of Benjamini-Hochberg")
+    strat = "class-by-group cell" if len(group_labels) else "class"
+    test = "one-sided (NFR > PFR)" if alternative == "greater" else "two-sided"
+    method = (f"exact McNemar test on the flips, {test}; Benjamini-Hochberg at {alpha:g} over class rows and "
+              f"over group rows; percentile bootstrap, {n_boot} resamples within each {strat}")
+    return VersionRegression(
+        overall=overall, classes=class_rows, groups=group_rows, mcnemar=mcnemar(pred_old == y, pred_new == y),
+        pred_old=pred_old, pred_new=pred_new, negative_flips=nf_idx, negative_flip_score=nf_score,
+        positive_flips=pf_idx, positive_flip_score=pf_score, transitions=trans, positive_transitions=ptrans,
+        alternative=alternative, alpha=float(alpha), confidence=float(confidence), n_boot=n_boot, seed=seed,
+        method=method, notes=notes)
+
+
+def _bootstrap_counts(s_counts, s_row_class, n_class_rows, s_group, n_group_rows, *, n_boot, seed):
+    """Resampled cell counts of every row, ``(n_boot, 1 + n_class_rows + n_group_rows, 5)``; None if no resamples.
+
+    Each stratum of ``m`` images is resampled on its own: its five counts are one
+    ``Multinomial(m, counts / m)`` draw, which is what drawing ``m`` of its images with replacement gives.
+    """
+    if n_boot == 0:
+        return None
+    rng = np.random.default_rng(seed)
+    m = s_counts.sum(axis=1)
+    p = s_counts / m[:, None]
+    n_rows = 1 + n_class_rows + n_group_rows
+    out = np.empty((n_boot, n_rows, 5), dtype=np.int64)
+    by_class = np.argsort(s_row_class, kind="mergesort")
+    class_starts = np.r_[0, np.nonzero(np.diff(s_row_class[by_class]))[0] + 1]
+    by_group = np.argsort(s_group, kind="mergesort")
+    group_starts = np.r_[0, np.nonzero(np.diff(s_group[by_group]))[0] + 1]
+    step = max(1, _CHUNK_ELEMENTS // (5 * len(m)))
+    for b0 in range(0, n_boot, step):
+        b1 = min(n_boot, b0 + step)
+        draws = rng.multinomial(m, p, size=(b1 - b0, len(m)))
+        out[b0:b1, 0] = draws.sum(axis=1)
+        out[b0:b1, 1:1 + n_class_rows] = np.add.reduceat(draws[:, by_class], class_starts, axis=1)
+        if n_group_rows:
+            out[b0:b1, 1 + n_class_rows:] = np.add.reduceat(draws[:, by_group], group_starts, axis=1)
+    return out
+
+
+@dataclass(frozen=True)
+class CompatibilityResult:
+    """Backward compatibility of embeddings in BCT's sense, from :func:`cross_model_compatibility`.
+
+    Each metric is given for three ways to score a pair (probe, gallery): ``"old/old"`` (both
+    embedded by the old model: today's system), ``"new/old"`` (new-model probe against the stored
+    old-model gallery: the update without re-indexing) and ``"new/new"`` (after re-indexing).
+
+    Attributes
+    ----------
+    far : float
+        The FAR target of ``tar_at_far``.
+    tar_at_far : dict
+        ``{"old/old", "new/old", "new/new"}`` -> TAR at the lowest threshold with FAR <= ``far``
+        (NaN when the impostor pairs cannot resolve ``far``).
+    thresholds : dict
+        The threshold of each TAR.
+    rank1 : dict
+        Rank-1 identification rate: the share of probes whose best genuine gallery score is strictly
+        above every impostor gallery score (a tie counts as a miss), over probes with at least one
+        genuine gallery item.
+    compatible : dict
+        ``{"tar_at_far", "rank1"}`` -> ``M(new/old) >= M(old/old)``: searching old embeddings with new
+        probes is at least as good as today (an identical model is compatible).
+    criterion : dict
+        ``{"tar_at_far", "rank1"}`` -> BCT's empirical compatibility criterion, strict:
+        ``M(new/old) > M(old/old)`` (an update worth making without re-indexing).
+    update_gain : dict
+        BCT's update gain ``(M(new/old) - M(old/old)) / (M(new/new) - M(old/old))``: the share of the
+        re-indexing gain reached without re-indexing; NaN when the new model gains nothing.
+    n_probes, n_gallery, n_genuine, n_impostor, n_rank1_probes : int
+    protocol : str
+    notes : list of str
+    """
+
+    far: float
+    tar_at_far: dict
+    thresholds: dict
+    rank1: dict
+    compatible: dict
+    criterion: dict
+    update_gain: dict
+    n_probes: int
+    n_gallery: int
+    n_genuine: int
+    n_impostor: int
+    n_rank1_probes: int
+    protocol: str
+    notes: list = field(default_factory=list)
+
+    def to_dict(self):
+        return {k: (dict(v) if isinstance(v, dict) else list(v) if isinstance(v, list) else v)
+                for k, v in self.__dict__.items()}
+
+
+MODEL_PAIRS = ("old/old", "new/old", "new/new")
+
+
+def cross_model_compatibility(embeddings_old, embeddings_new, labels, *, probe=None, far=1e-3,
+                              max_pairs=_MAX_PAIRS):
+    """BCT's cross-model test: new-model probes against old-model gallery embeddings, beside old/old and new/new.
+
+    Shen, Xiong, Xia and Soatto, "Towards Backward-Compatible Representation Learning", CVPR 2020:
+    a new embedding model is backward compatible with an old one when comparing new-model
+    probes with old-model gallery embeddings does at least as well as the old model did with
+    itself; their empirical criterion is ``M(new, old) > M(old, old)`` for a metric ``M`` (here
+    TAR@FAR for verification and rank-1 for identification), and their update gain the share of
+    the full re-indexing gain ``M(new, new) - M(old, old)`` that ``M(new, old)`` reaches.
+
+    Parameters
+    ----------
+    embeddings_old, embeddings_new : ndarray of shape (n_samples, dim)
+        The same images embedded by each model; both must have the same ``dim``. Scores are cosine
+        similarities (rows are L2-normalized as :func:`evallib.metrics.verification.normalize_embeddings`
+        does, so the scores are exact).
+    labels : array-like of shape (n_samples,)
+        Identity of each image.
+    probe : array-like of bool of shape (n_samples,) or of int indices, optional
+        The probe (query) images; the rest form the gallery and pairs are probe x gallery. Without
+        it every image is a probe against all the others (ordered pairs, each image never
+        against itself).
+    far : float, default 1e-3
+        FAR target for TAR@FAR.
+    max_pairs : int, default 10,000,000
+        Above this many pairs the computation refuses (pass a smaller ``probe`` set).
+
+    Returns
+    -------
+    CompatibilityResult
+
+    Examples
+    --------
+    >>> rng = np.random.default_rng(0)
+    >>> ids = np.repeat(np.arange(20), 5)
+    >>> old = rng.normal(size=(20, 8))[ids] + 0.3 * rng.normal(size=(100, 8))
+    >>> cross_model_compatibility(old, old, ids, far=0.01).compatible["tar_at_far"]
+    True
+    """
+    from .verification import normalize_embeddings, sweep_from_sorted_scores
+
+    eo = normalize_embeddings(embeddings_old, "embeddings_old")
+    en = normalize_embeddings(embeddings_new, "embeddings_new")
+    if eo.shape != en.shape:
+        raise EvallibError(f"embeddings_new: expected shape {eo.shape} like embeddings_old (the cross-model test "
+                           f"needs the same images and embedding size); got {en.shape}")
+    n = len(eo)
+    lab = check_labels("labels", labels, n, per="embedding")
+    if not 0 < far < 1:
+        raise EvallibError(f"far: expected a number in (0, 1); got {far!r}")
+    if probe is None:
+        q, g = np.arange(n), np.arange(n)
+        protocol = "every image against every other (ordered pairs)"
+    else:
+        pr = np.asarray(probe)
+        if pr.dtype == bool:
+            if pr.shape != (n,):
+                raise EvallibError(f"probe: expected a boolean mask of shape ({n},); got shape {pr.shape}")
+            q = np.nonzero(pr)[0]
+        elif np.issubdtype(pr.dtype, np.integer) and pr.ndim == 1:
+            if len(pr) and (pr.min() < 0 or pr.max() >= n):
+                raise EvallibError(f"probe: expected indices in [0, {n}); got values from {pr.min()} to {pr.max()}")
+            q = np.unique(pr)
+        else:
+            raise EvallibError(f"probe: expected a boolean mask or 1-d integer indices; got dtype {pr.dtype}, "
+                               f"shape {pr.shape}")
+        g = np.setdiff1d(np.arange(n), q)
+        if len(q) == 0 or len(g) == 0:
+            raise EvallibError(f"probe: expected probes and a gallery, both non-empty; got {len(q)} probes and "
+                               f"{len(g)} gallery images")
+        protocol = "probes against gallery"
+    if len(q) * len(g) > max_pairs:
+        raise EvallibError(f"probe: {len(q)} probes x {len(g)} gallery images is more than max_pairs={max_pairs}; "
+                           f"pass a smaller probe set")
+
+    lq, lg = lab[q], lab[g]
+    same = lq[:, None] == lg[None, :]
+    valid = q[:, None] != g[None, :]
+    gen_mask, imp_mask = same & valid, ~same & valid
+    has_gen = gen_mask.any(axis=1)
+    models = {"old/old": (eo, eo), "new/old": (en, eo), "new/new": (en, en)}
+    tar, thr, rank1 = {}, {}, {}
+    for name, (a, b) in models.items():
+        s = a[q].astype(np.float64) @ b[g].astype(np.float64).T  # exact: see normalize_embeddings
+        sweep = sweep_from_sorted_scores(np.sort(s[gen_mask]), np.sort(s[imp_mask]))
+        t, th = sweep.tar_at_far(far) if sweep.n_pos and sweep.n_neg else (float("nan"), float("nan"))
+        tar[name], thr[name] = float(t), float(th)
+        best_gen = np.where(gen_mask, s, -np.inf).max(axis=1)
+        best_imp = np.where(imp_mask, s, -np.inf).max(axis=1)
+        rank1[name] = float(np.mean((best_gen > best_imp)[has_gen])) if has_gen.any() else float("nan")
+
+    def verdicts(m):
+        old, cross, new = m["old/old"], m["new/old"], m["new/new"]
+        ok = np.isfinite(old) and np.isfinite(cross)
+        gain = (cross - old) / (new - old) if ok and np.isfinite(new) and new != old else float("nan")
+        return (bool(ok and cross >= old), bool(ok and cross > old), float(gain))
+
+    vt, vr = verdicts(tar), verdicts(rank1)
+    notes = []
+    n_imp = int(imp_mask.sum())
+    if n_imp * far < 1:
+        notes.append(f"no TAR at FAR {far:g}: only {n_imp} impostor pairs")
+    if not has_gen.any():
+        notes.append("no rank-1: no probe has a genuine gallery image")
+    return CompatibilityResult(
+        far=float(far), tar_at_far=tar, thresholds=thr, rank1=rank1,
+        compatible={"tar_at_far": vt[0], "rank1": vr[0]}, criterion={"tar_at_far": vt[1], "rank1": vr[1]},
+        update_gain={"tar_at_far": vt[2], "rank1": vr[2]}, n_probes=len(q), n_gallery=len(g),
+        n_genuine=int(gen_mask.sum()), n_impostor=n_imp, n_rank1_probes=int(has_gen.sum()),
+        protocol=protocol, notes=notes)
