@@ -45,7 +45,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..errors import EvallibError
-from .bootstrap import _interval, mcnemar
+from .bootstrap import mcnemar
 from .classification import to_probabilities
 from .stats import benjamini_hochberg, wilson_interval
 from .sweep import check_labels, check_scores
@@ -262,13 +262,22 @@ def _cells(y, pred_old, pred_new):
     return cell
 
 
-def _flip_test(nf, pf, alternative):
-    """Exact McNemar p from the discordant counts: binomial on ``nf`` of ``nf + pf`` at 1/2."""
-    from scipy.stats import binomtest
+def _flip_tests(nf, pf, alternative):
+    """Exact McNemar p of each row from its discordant counts: binomial on ``nf`` of ``nf + pf`` at 1/2.
 
-    if nf + pf == 0:
-        return float("nan")
-    return float(binomtest(int(nf), int(nf + pf), 0.5, alternative=alternative).pvalue)
+    The same test as :func:`evallib.metrics.mcnemar` (scipy's ``binomtest``), vectorized: at 1/2 the
+    binomial is symmetric, so the two-sided p is twice the smaller tail, capped at 1. NaN where a
+    row has no flips either way.
+    """
+    from scipy.stats import binom
+
+    nf, pf = np.asarray(nf, dtype=np.int64), np.asarray(pf, dtype=np.int64)
+    d = nf + pf
+    if alternative == "greater":
+        p = binom.sf(nf - 1, d, 0.5)
+    else:
+        p = np.minimum(1.0, 2 * binom.cdf(np.minimum(nf, pf), d, 0.5))
+    return np.where(d > 0, p, np.nan)
 
 
 def _ranked(idx, score):
@@ -390,7 +399,7 @@ def version_regression(y, scores_old, scores_new, *, scores_are="logits", scores
     point = rates_from_cells(all_counts)
     boot = rates_from_cells(reps) if reps is not None else None
 
-    p_vals = np.array([_flip_test(c[1], c[2], alternative) for c in all_counts])
+    p_vals = _flip_tests(all_counts[:, 1], all_counts[:, 2], alternative)
     p_adj = p_vals.copy()
     reject = np.zeros(len(all_counts), dtype=bool)
     reject[0] = bool(np.isfinite(p_vals[0]) and p_vals[0] <= alpha)
@@ -407,12 +416,12 @@ def version_regression(y, scores_old, scores_new, *, scores_are="logits", scores
                                  confidence=confidence)
         wil[m] = (np.atleast_1d(lo), np.atleast_1d(hi))
 
+    bounds = {m: _percentile_intervals(boot[m], confidence) if boot is not None
+              else np.full((2, len(all_counts)), np.nan) for m in METRICS}
+
     def row(i, kind, key, name):
         c = all_counts[i]
-        if boot is not None:
-            iv = {m: tuple(_interval(boot[m][:, i], confidence)) for m in METRICS}
-        else:
-            iv = {m: (float("nan"), float("nan")) for m in METRICS}
+        iv = {m: (float(bounds[m][0, i]), float(bounds[m][1, i])) for m in METRICS}
         return RegressionRow(
             kind=kind, key=key, name=name, n=int(c.sum()), counts={k: int(v) for k, v in zip(CELLS, c)},
             **{m: float(point[m][i]) for m in METRICS}, intervals=iv,
@@ -447,6 +456,27 @@ def version_regression(y, scores_old, scores_new, *, scores_are="logits", scores
         positive_flips=pf_idx, positive_flip_score=pf_score, transitions=trans, positive_transitions=ptrans,
         alternative=alternative, alpha=float(alpha), confidence=float(confidence), n_boot=n_boot, seed=seed,
         method=method, notes=notes)
+
+
+def _percentile_intervals(replicates, confidence):
+    """Percentile intervals of each column, NaN replicates left out: ``(2, n_columns)``.
+
+    Column by column this is :func:`evallib.metrics.bootstrap._interval` (numpy's linear percentile
+    over the finite replicates), done for all rows with one sort.
+    """
+    r = np.sort(np.asarray(replicates, dtype=np.float64), axis=0)  # NaN sort last
+    k = np.isfinite(r).sum(axis=0)
+    cols = np.arange(r.shape[1])
+    a = (1 - confidence) / 2
+    out = np.full((2, r.shape[1]), np.nan)
+    for row, q in enumerate((a, 1 - a)):
+        pos = np.maximum(k - 1, 0) * q
+        lo = np.floor(pos).astype(np.int64)
+        hi = np.minimum(lo + 1, np.maximum(k - 1, 0))
+        v_lo, v_hi = r[lo, cols], r[hi, cols]
+        val = v_lo + (pos - lo) * (v_hi - v_lo)
+        out[row] = np.where(k > 0, np.where(v_hi == v_lo, v_lo, val), np.nan)
+    return out
 
 
 def _bootstrap_counts(s_counts, s_row_class, n_class_rows, s_group, n_group_rows, *, n_boot, seed):

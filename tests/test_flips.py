@@ -1,0 +1,370 @@
+import numpy as np
+import pytest
+from scipy.stats import binomtest
+
+from evallib.metrics import mcnemar
+from evallib.metrics.flips import (CELLS, _bootstrap_counts, cross_model_compatibility, rates_from_cells,
+                                   version_regression)
+
+
+def _probs(pred, conf, n_classes):
+    """Probability rows with ``conf`` on the predicted class and the rest shared evenly."""
+    p = np.tile(((1 - np.asarray(conf, float)) / (n_classes - 1))[:, None], (1, n_classes))
+    p[np.arange(len(pred)), pred] = conf
+    return p
+
+
+# hand-worked: ten images, three classes
+Y = np.array([0, 0, 0, 0, 1, 1, 1, 1, 2, 2])
+OLD = np.array([0, 0, 1, 1, 1, 1, 1, 2, 2, 0])
+NEW = np.array([0, 1, 0, 2, 1, 1, 0, 2, 2, 2])
+#  cell:       B  N  P  C  B  B  N  S  B  P   (both right, negative, positive, wrong-same, wrong-changed)
+
+
+def test_hand_worked_counts_rates_gallery_and_transitions():
+    conf_old = np.full(10, 0.6)
+    conf_new = np.full(10, 0.6)
+    conf_old[1], conf_new[1] = 0.9, 0.6  # flip 1 scores 0.54
+    conf_old[6], conf_new[6] = 0.7, 0.8  # flip 6 scores 0.56: shown first
+    r = version_regression(Y, _probs(OLD, conf_old, 3), _probs(NEW, conf_new, 3), scores_are="probabilities",
+                           n_boot=0)
+    o = r.overall
+    assert o.counts == {"both_correct": 4, "negative_flips": 2, "positive_flips": 2, "both_wrong_same": 1,
+                        "both_wrong_changed": 1}
+    assert (o.n, o.nfr, o.pfr, o.net_gain, o.churn) == (10, 0.2, 0.2, 0.0, 0.5)
+    assert o.accuracy_old == pytest.approx(0.6) and o.accuracy_new == pytest.approx(0.6)
+    # PCT relative NFR: 0.2 / (acc_old 0.6 * err_new 0.4) = 0.8333
+    assert o.relative_nfr == pytest.approx(0.2 / (0.6 * 0.4))
+    assert o.btc == pytest.approx(4 / 6) and o.bec == pytest.approx(2 / 4)
+    c0 = r.classes[0]
+    assert (c0.n, c0.nfr, c0.pfr, c0.churn, c0.btc, c0.bec) == (4, 0.25, 0.25, 0.75, 0.5, 0.5)
+    assert r.negative_flips.tolist() == [6, 1]
+    np.testing.assert_allclose(r.negative_flip_score, [0.56, 0.54])
+    assert r.positive_flips.tolist() == [2, 9] or r.positive_flips.tolist() == [9, 2]
+    assert sorted(r.positive_flips.tolist()) == [2, 9]
+    t = np.zeros((3, 3), int)
+    t[0, 1] = t[1, 0] = 1
+    np.testing.assert_array_equal(r.transitions, t)
+    pt = np.zeros((3, 3), int)
+    pt[1, 0] = pt[0, 2] = 1
+    np.testing.assert_array_equal(r.positive_transitions, pt)
+    assert r.mcnemar["only_a_correct"] == 2 and r.mcnemar["only_b_correct"] == 2
+
+
+def _random_case(seed, n=400, n_classes=5):
+    rng = np.random.default_rng(seed)
+    y = rng.integers(0, n_classes, n)
+    lo = rng.normal(size=(n, n_classes))
+    lo[np.arange(n), y] += 1.5
+    ln = lo + rng.normal(scale=1.0, size=(n, n_classes))
+    groups = rng.choice(np.array(["day", "dusk", "night"]), n)
+    return y, lo, ln, groups
+
+
+def _brute_row(y, po, pn, mask):
+    """The paper definitions, image by image."""
+    n = nf = pf = both = old_ok = new_wrong = both_wrong = changed = 0
+    for i in np.nonzero(mask)[0]:
+        a, b = po[i] == y[i], pn[i] == y[i]
+        n += 1
+        nf += a and not b
+        pf += b and not a
+        both += a and b
+        old_ok += a
+        new_wrong += not b
+        both_wrong += (not a) and (not b)
+        changed += po[i] != pn[i]
+    return {"n": n, "nfr": nf / n, "pfr": pf / n, "net_gain": (pf - nf) / n,
+            "relative_nfr": (nf / n) / ((old_ok / n) * (new_wrong / n)) if old_ok and new_wrong else np.nan,
+            "btc": both / old_ok if old_ok else np.nan, "bec": both_wrong / new_wrong if new_wrong else np.nan,
+            "churn": changed / n, "nf": nf, "pf": pf}
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_rows_match_brute_force_and_mcnemar(seed):
+    y, lo, ln, groups = _random_case(seed)
+    r = version_regression(y, lo, ln, groups=groups, n_boot=0, alternative="two-sided")
+    po, pn = lo.argmax(1), ln.argmax(1)
+    assert [c.key for c in r.classes] == sorted(set(y.tolist()))
+    assert [g.key for g in r.groups] == ["day", "dusk", "night"]
+    masks = [np.ones(len(y), bool)] + [y == c.key for c in r.classes] + [groups == g.key for g in r.groups]
+    for row, mask in zip(r.rows, masks):
+        ref = _brute_row(y, po, pn, mask)
+        assert row.n == ref["n"]
+        for m in ("nfr", "pfr", "net_gain", "relative_nfr", "btc", "bec", "churn"):
+            assert getattr(row, m) == pytest.approx(ref[m], rel=1e-12, nan_ok=True), m
+        # the flips are McNemar's discordant pairs, and the two-sided p is McNemar's
+        mc = mcnemar(po[mask] == y[mask], pn[mask] == y[mask])
+        assert row.negative_flips == mc["only_a_correct"] == ref["nf"]
+        assert row.positive_flips == mc["only_b_correct"] == ref["pf"]
+        assert row.nfr == mc["only_a_correct"] / row.n and row.pfr == mc["only_b_correct"] / row.n
+        if ref["nf"] + ref["pf"]:
+            assert row.p_value == pytest.approx(mc["p_value"], rel=1e-12)
+    assert r.overall.counts["negative_flips"] == r.mcnemar["only_a_correct"]
+    # one-sided test is scipy's binomtest, "greater"
+    g = version_regression(y, lo, ln, groups=groups, n_boot=0)
+    for row in g.rows:
+        d = row.negative_flips + row.positive_flips
+        ref_p = binomtest(row.negative_flips, d, 0.5, alternative="greater").pvalue if d else np.nan
+        assert row.p_value == pytest.approx(ref_p, rel=1e-12, nan_ok=True)
+
+
+def test_gallery_order_and_transitions_match_brute_force():
+    y, lo, ln, _ = _random_case(7, n=300, n_classes=6)
+    r = version_regression(y, lo, ln, n_boot=0)
+    po = np.exp(lo) / np.exp(lo).sum(1, keepdims=True)
+    pn = np.exp(ln) / np.exp(ln).sum(1, keepdims=True)
+    flips = [(po[i, y[i]] * pn[i, pn[i].argmax()], i) for i in range(len(y))
+             if po[i].argmax() == y[i] and pn[i].argmax() != y[i]]
+    flips.sort(key=lambda t: (-t[0], t[1]))
+    assert r.negative_flips.tolist() == [i for _, i in flips]
+    np.testing.assert_allclose(r.negative_flip_score, [s for s, _ in flips], rtol=1e-12)
+    t = np.zeros((6, 6), int)
+    for _, i in flips:
+        t[po[i].argmax(), pn[i].argmax()] += 1
+    np.testing.assert_array_equal(r.transitions, t)
+    assert t.sum() == r.overall.negative_flips and np.trace(t) == 0
+
+
+def test_row_intervals_are_the_percentile_intervals_of_the_replicates():
+    from evallib.metrics.bootstrap import _interval
+    from evallib.metrics.flips import _percentile_intervals
+
+    rng = np.random.default_rng(0)
+    reps = rng.normal(size=(500, 6))
+    reps[rng.random(reps.shape) < 0.1] = np.nan
+    reps[:, 3] = np.nan
+    reps[:, 5] = np.nan
+    reps[:, 4] = 0.25
+    reps[:3, 5] = [0.1, 0.3, 0.2]
+    got = _percentile_intervals(reps, 0.9)
+    for k in range(6):
+        np.testing.assert_allclose(got[:, k], _interval(reps[:, k], 0.9), equal_nan=True)
+
+
+def test_invariant_to_sample_order():
+    y, lo, ln, groups = _random_case(3)
+    a = version_regression(y, lo, ln, groups=groups, n_boot=200, seed=5)
+    perm = np.random.default_rng(0).permutation(len(y))
+    b = version_regression(y[perm], lo[perm], ln[perm], groups=groups[perm], n_boot=200, seed=5)
+    for ra, rb in zip(a.rows, b.rows):
+        assert ra.to_dict() == rb.to_dict()
+    np.testing.assert_array_equal(perm[b.negative_flips], a.negative_flips)
+    np.testing.assert_array_equal(b.transitions, a.transitions)
+
+
+def test_stratified_bootstrap_keeps_every_class_and_matches_image_resampling():
+    # strata: class 0 has 200 images, class 1 only 3: every resample keeps n per class
+    counts = np.array([[150, 20, 10, 15, 5], [1, 1, 1, 0, 0]])
+    reps = _bootstrap_counts(counts, np.array([0, 1]), 2, np.array([0, 0]), 0, n_boot=2000, seed=0)
+    np.testing.assert_array_equal(reps[:, 1:].sum(axis=2), np.tile([200, 3], (2000, 1)))
+    np.testing.assert_array_equal(reps[:, 0], reps[:, 1] + reps[:, 2])
+    # the same bootstrap, drawing images: the spread of the overall NFR agrees
+    rng = np.random.default_rng(1)
+    cells = [np.repeat(np.arange(5), c) for c in counts]
+    nfr = []
+    for _ in range(2000):
+        drawn = np.concatenate([rng.choice(c, len(c)) for c in cells])
+        nfr.append(np.mean(drawn == 1))
+    boot = rates_from_cells(reps[:, 0])["nfr"]
+    assert boot.mean() == pytest.approx(np.mean(nfr), abs=0.002)
+    assert boot.std() == pytest.approx(np.std(nfr), rel=0.08)
+
+
+def _simulate(rng, n_classes=10, per_class=60, factor=None, planted=3):
+    """Two models whose correctness depends on a shared image easiness; ``factor`` < 1 makes the new
+    model worse on class ``planted``. Without it the two models are statistically identical."""
+    y = np.repeat(np.arange(n_classes), per_class)
+    e = rng.beta(4, 1, size=len(y))
+    f = np.ones(len(y))
+    if factor is not None:
+        f[y == planted] = factor
+    old_ok, new_ok = rng.random(len(y)) < e, rng.random(len(y)) < e * f
+
+    def one_hot(ok):
+        wrong = (y + rng.integers(1, n_classes, size=len(y))) % n_classes
+        return np.eye(n_classes)[np.where(ok, y, wrong)]
+
+    return y, one_hot(old_ok), one_hot(new_ok)
+
+
+def test_planted_class_regression_is_found_in_most_seeds():
+    found, others = [], []
+    for seed in range(60):
+        y, old, new = _simulate(np.random.default_rng(seed), factor=0.5)
+        r = version_regression(y, old, new, scores_are="probabilities", n_boot=0)
+        found.append(r.classes[3].flagged)
+        others.append(sum(c.flagged for c in r.classes if c.key != 3))
+    assert np.mean(found) >= 0.85  # measured 0.975 over 200 seeds
+    assert np.mean(others) <= 0.2
+
+
+def test_identical_models_report_a_class_in_at_most_alpha_of_seeds():
+    any_class, overall = [], []
+    for seed in range(150):
+        y, old, new = _simulate(np.random.default_rng(10_000 + seed))
+        r = version_regression(y, old, new, scores_are="probabilities", n_boot=0, alpha=0.05)
+        any_class.append(any(c.flagged for c in r.classes))
+        overall.append(r.overall.flagged)
+    assert np.mean(any_class) <= 0.07  # measured 0.013 over 300 seeds
+    assert np.mean(overall) <= 0.1
+
+
+def test_bootstrap_and_wilson_intervals_cover_the_true_nfr():
+    # true cell shares per class; images drawn with fixed counts per class, as the bootstrap assumes
+    shares = np.array([[0.70, 0.08, 0.12, 0.06, 0.04], [0.55, 0.15, 0.10, 0.12, 0.08],
+                       [0.80, 0.05, 0.09, 0.03, 0.03], [0.60, 0.12, 0.08, 0.10, 0.10]])
+    per_class = np.array([150, 80, 200, 70])
+    true_nfr = float(per_class @ shares[:, 1] / per_class.sum())
+    rng = np.random.default_rng(42)
+    cover_boot, cover_wilson, cover_class = [], [], []
+    for seed in range(200):
+        y, po, pn = [], [], []
+        for c, (m, s) in enumerate(zip(per_class, shares)):
+            cell = rng.choice(5, size=m, p=s)
+            other = (c + 1) % 4
+            y.append(np.full(m, c))
+            po.append(np.where((cell == 0) | (cell == 1), c, other))
+            pn.append(np.select([cell == 0, cell == 2, cell == 4], [c, c, (c + 2) % 4], other))
+        y, po, pn = map(np.concatenate, (y, po, pn))
+        eye = np.eye(4)
+        r = version_regression(y, eye[po], eye[pn], scores_are="probabilities", n_boot=300, seed=seed)
+        lo, hi = r.overall.intervals["nfr"]
+        cover_boot.append(lo <= true_nfr <= hi)
+        lo, hi = r.overall.wilson["nfr"]
+        cover_wilson.append(lo <= true_nfr <= hi)
+        lo, hi = r.classes[1].intervals["nfr"]
+        cover_class.append(lo <= shares[1, 1] <= hi)
+    assert 0.9 <= np.mean(cover_boot) <= 0.99, np.mean(cover_boot)
+    assert 0.9 <= np.mean(cover_wilson) <= 0.995, np.mean(cover_wilson)
+    assert 0.88 <= np.mean(cover_class) <= 0.99, np.mean(cover_class)
+
+
+def test_rates_from_cells_nan_for_empty_denominators_and_nfr_upper():
+    r = rates_from_cells([[0, 0, 0, 0, 0], [5, 0, 0, 0, 0]])
+    assert np.isnan(r["nfr"][0]) and np.isnan(r["btc"][0])
+    assert np.isnan(r["bec"][1]) and np.isnan(r["relative_nfr"][1]) and r["btc"][1] == 1.0
+    y = np.repeat([0, 1], 10)
+    old = np.eye(2)[y]
+    res = version_regression(y, old, old, scores_are="probabilities", n_boot=100)
+    row = res.classes[0]
+    assert row.nfr == 0 and row.intervals["nfr"] == (0.0, 0.0)
+    assert row.wilson["nfr"][1] > 0.1 and row.nfr_upper() == row.wilson["nfr"][1]
+    assert np.isnan(row.p_value) and not row.flagged
+    assert "no flips either way" in " ".join(res.notes)
+
+
+def test_errors_name_the_argument():
+    y, lo, ln, groups = _random_case(0, n=20)
+    with pytest.raises(ValueError, match=r"scores_new: expected shape \(20, 5\)"):
+        version_regression(y, lo, ln[:, :4])
+    with pytest.raises(ValueError, match="groups: expected 20 labels"):
+        version_regression(y, lo, ln, groups=groups[:5])
+    with pytest.raises(ValueError, match=r"y: expected class indices in \[0, 5\)"):
+        version_regression(y + 5, lo, ln)
+    with pytest.raises(ValueError, match="alternative"):
+        version_regression(y, lo, ln, alternative="less")
+    with pytest.raises(ValueError, match="classes: expected 5 names"):
+        version_regression(y, lo, ln, classes=["a"])
+    with pytest.raises(ValueError, match="scores_are"):
+        version_regression(y, lo, ln, scores_are="probs")
+    with pytest.raises(ValueError, match="n_boot"):
+        version_regression(y, lo, ln, n_boot=-1)
+
+
+def test_to_dict_is_json_ready():
+    import json
+
+    y, lo, ln, groups = _random_case(1, n=60)
+    r = version_regression(y, lo, ln, groups=groups, n_boot=50, classes=list("abcde"))
+    d = json.loads(json.dumps(r.to_dict(max_flips=3)))
+    assert d["overall"]["counts"]["negative_flips"] == r.overall.negative_flips
+    assert len(d["negative_flips"]) == min(3, len(r.negative_flips))
+    assert [c["name"] for c in d["classes"]] == [list("abcde")[k] for k in sorted(set(y.tolist()))]
+    assert set(d["overall"]["counts"]) == set(CELLS)
+
+
+# ---- BCT cross-model compatibility
+
+
+def _identities(seed, n_ids=12, per_id=5, dim=16, noise=0.6):
+    rng = np.random.default_rng(seed)
+    centres = rng.normal(size=(n_ids, dim))
+    ids = np.repeat(np.arange(n_ids), per_id)
+    return ids, centres[ids] + noise * rng.normal(size=(len(ids), dim)), centres, rng
+
+
+def _unit(e):
+    return e / np.linalg.norm(e, axis=1, keepdims=True)
+
+
+def _brute_tar_rank1(q_emb, g_emb, ids, probes, gallery, far):
+    gen, imp, hits, n_probes = [], [], 0, 0
+    for i in probes:
+        best_gen, best_imp = -np.inf, -np.inf
+        for j in gallery:
+            if i == j:
+                continue
+            s = float(np.dot(q_emb[i], g_emb[j]))
+            if ids[i] == ids[j]:
+                gen.append(s)
+                best_gen = max(best_gen, s)
+            else:
+                imp.append(s)
+                best_imp = max(best_imp, s)
+        if best_gen > -np.inf:
+            n_probes += 1
+            hits += best_gen > best_imp
+    gen, imp = np.array(gen), np.array(imp)
+    ok = [t for t in np.unique(np.r_[gen, imp]) if np.mean(imp >= t) <= far]
+    tar = np.mean(gen >= min(ok)) if ok else 0.0
+    return tar, hits / n_probes
+
+
+@pytest.mark.parametrize("use_probe", [False, True])
+def test_cross_model_matches_brute_force(use_probe):
+    ids, old, centres, rng = _identities(0)
+    new = old + 0.5 * rng.normal(size=old.shape)
+    probe = (np.arange(len(ids)) % 5 == 0) if use_probe else None
+    r = cross_model_compatibility(old, new, ids, probe=probe, far=0.05)
+    o, nw = _unit(old), _unit(new)
+    probes = np.nonzero(probe)[0] if use_probe else np.arange(len(ids))
+    gallery = np.nonzero(~probe)[0] if use_probe else np.arange(len(ids))
+    for name, (a, b) in {"old/old": (o, o), "new/old": (nw, o), "new/new": (nw, nw)}.items():
+        tar, rank1 = _brute_tar_rank1(a, b, ids, probes, gallery, 0.05)
+        assert r.tar_at_far[name] == pytest.approx(tar, abs=1e-12), name
+        assert r.rank1[name] == pytest.approx(rank1, abs=1e-12), name
+    assert r.n_probes == len(probes) and r.n_gallery == len(gallery)
+
+
+def test_bct_identical_passes_rotated_fails_improved_meets_the_criterion():
+    ids, old, centres, rng = _identities(1, n_ids=20)
+    same = cross_model_compatibility(old, old.copy(), ids, far=0.01)
+    assert same.compatible == {"tar_at_far": True, "rank1": True}
+    assert same.criterion == {"tar_at_far": False, "rank1": False}  # equal, not better
+    assert same.tar_at_far["new/old"] == same.tar_at_far["old/old"] == same.tar_at_far["new/new"]
+
+    q, _ = np.linalg.qr(rng.normal(size=(old.shape[1],) * 2))
+    rotated = cross_model_compatibility(old, old @ q, ids, far=0.01)
+    assert not rotated.compatible["tar_at_far"] and not rotated.compatible["rank1"]
+    assert rotated.tar_at_far["new/old"] < 0.5 * rotated.tar_at_far["old/old"]
+    assert rotated.tar_at_far["new/new"] == pytest.approx(rotated.tar_at_far["old/old"], abs=0.02)
+
+    # a better model in the same space: images pulled toward their identity's centre
+    better = old + 1.0 * centres[ids]
+    improved = cross_model_compatibility(old, better, ids, far=0.01)
+    assert improved.criterion["tar_at_far"] and improved.compatible["tar_at_far"]
+    assert improved.tar_at_far["new/new"] > improved.tar_at_far["old/old"]
+    assert 0 < improved.update_gain["tar_at_far"] <= 1.5
+
+
+def test_cross_model_errors():
+    ids, old, _, _ = _identities(2)
+    with pytest.raises(ValueError, match="embeddings_new: expected shape"):
+        cross_model_compatibility(old, old[:, :8], ids)
+    with pytest.raises(ValueError, match="probe: expected probes and a gallery"):
+        cross_model_compatibility(old, old, ids, probe=np.ones(len(ids), bool))
+    with pytest.raises(ValueError, match="labels: expected 60 labels"):
+        cross_model_compatibility(old, old, ids[:10])
+    with pytest.raises(ValueError, match="max_pairs"):
+        cross_model_compatibility(old, old, ids, max_pairs=100)
