@@ -340,7 +340,10 @@ def test_cross_model_matches_brute_force(use_probe):
 def test_bct_identical_passes_rotated_fails_improved_meets_the_criterion():
     ids, old, centres, rng = _identities(1, n_ids=20)
     same = cross_model_compatibility(old, old.copy(), ids, far=0.01)
+    import json
+
     assert same.compatible == {"tar_at_far": True, "rank1": True}
+    assert json.loads(json.dumps(same.to_dict()))["compatible"] == same.compatible
     assert same.criterion == {"tar_at_far": False, "rank1": False}  # equal, not better
     assert same.tar_at_far["new/old"] == same.tar_at_far["old/old"] == same.tar_at_far["new/new"]
 
@@ -368,3 +371,60 @@ def test_cross_model_errors():
         cross_model_compatibility(old, old, ids[:10])
     with pytest.raises(ValueError, match="max_pairs"):
         cross_model_compatibility(old, old, ids, max_pairs=100)
+
+
+# ---- verification pairs at matched FAR
+
+
+def _brute_threshold(same, s, far):
+    imp = s[~same]
+    ok = [t for t in np.unique(s) if np.mean(imp >= t) <= far]
+    return min(ok) if ok else np.inf
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_pair_flips_at_matched_far_equal_brute_force(seed):
+    from evallib.metrics.flips import pair_flips
+
+    rng = np.random.default_rng(seed)
+    same = rng.random(3000) < 0.3
+    old = rng.normal(size=3000) + 2.0 * same
+    new = 0.7 * old + 0.7 * rng.normal(size=3000) + 0.5 * same
+    r = pair_flips(same, old, new, far=0.02)
+    t_old, t_new = _brute_threshold(same, old, 0.02), _brute_threshold(same, new, 0.02)
+    assert (r.threshold_old, r.threshold_new) == (t_old, t_new)
+    assert np.mean(old[~same] >= t_old) <= 0.02 and np.mean(new[~same] >= t_new) <= 0.02
+    lost = [i for i in range(3000) if same[i] and old[i] >= t_old and new[i] < t_new]
+    let_in = [i for i in range(3000) if not same[i] and old[i] < t_old and new[i] >= t_new]
+    assert sorted(r.genuine_lost.tolist()) == lost and sorted(r.impostor_gained.tolist()) == let_in
+    assert r.genuine_lost.tolist() == sorted(lost, key=lambda i: (-(t_new - new[i]), i))
+    assert r.impostor_gained.tolist() == sorted(let_in, key=lambda i: (-(new[i] - t_new), i))
+    assert r.rates["genuine_lost"] == len(lost) / same.sum()
+    mc = mcnemar(old[same] >= t_old, new[same] >= t_new)
+    assert (mc["only_a_correct"], mc["only_b_correct"]) == (len(r.genuine_lost), len(r.genuine_gained))
+    assert r.p_genuine == pytest.approx(mc["p_value"], rel=1e-12)
+    mc_imp = mcnemar(old[~same] < t_old, new[~same] < t_new)
+    assert mc_imp["only_b_correct"] == len(r.impostor_gained) and mc_imp["only_a_correct"] == len(r.impostor_lost)
+
+
+def test_pair_flips_at_given_thresholds_hand_worked():
+    from evallib.metrics.flips import pair_flips
+
+    same = np.array([1, 1, 1, 0, 0, 0], bool)
+    old = np.array([0.9, 0.6, 0.3, 0.2, 0.55, 0.1])
+    new = np.array([0.8, 0.4, 0.7, 0.6, 0.3, 0.1])
+    r = pair_flips(same, old, new, thresholds=(0.5, 0.5))
+    # genuine 1: old accepts 0.6, new rejects 0.4; genuine 2 gained; impostor 3 newly let in; impostor 4 now out
+    assert r.genuine_lost.tolist() == [1] and r.genuine_gained.tolist() == [2]
+    assert r.impostor_gained.tolist() == [3] and r.impostor_lost.tolist() == [4]
+    import json
+
+    assert json.loads(json.dumps(r.to_dict()))["genuine_lost"] == [1]
+    assert r.rates == {"genuine_lost": 1 / 3, "genuine_gained": 1 / 3, "impostor_gained": 1 / 3,
+                       "impostor_lost": 1 / 3}
+    with pytest.raises(ValueError, match="thresholds: expected two numbers"):
+        pair_flips(same, old, new, thresholds=0.5)
+    with pytest.raises(ValueError, match="scores_new: expected 6 scores"):
+        pair_flips(same, old, new[:3])
+    few = pair_flips(same, old, new, far=0.01)  # 3 impostors cannot resolve FAR 0.01
+    assert np.isnan(few.threshold_old) and "cannot resolve" in few.notes[0] and len(few.genuine_lost) == 0

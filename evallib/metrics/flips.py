@@ -676,3 +676,132 @@ def cross_model_compatibility(embeddings_old, embeddings_new, labels, *, probe=N
         update_gain={"tar_at_far": vt[2], "rank1": vr[2]}, n_probes=len(q), n_gallery=len(g),
         n_genuine=int(gen_mask.sum()), n_impostor=n_imp, n_rank1_probes=int(has_gen.sum()),
         protocol=protocol, notes=notes)
+
+
+@dataclass(frozen=True)
+class PairFlips:
+    """Verification pairs whose decision changed between two models, from :func:`pair_flips`.
+
+    A pair is accepted when its score is at or above the model's threshold.
+
+    Attributes
+    ----------
+    operating_point : str
+        ``"matched FAR"`` (each model at its own threshold for the same FAR target) or ``"given thresholds"``.
+    far : float or None
+        The FAR target for ``"matched FAR"``.
+    threshold_old, threshold_new : float
+    n_genuine, n_impostor : int
+    genuine_lost : ndarray of int
+        Genuine pairs the old model accepted and the new one rejects (the negative flips of
+        verification), furthest below the new threshold first.
+    impostor_gained : ndarray of int
+        Impostor pairs the old model rejected and the new one accepts (newly let in), furthest above
+        the new threshold first.
+    genuine_gained, impostor_lost : ndarray of int
+        The flips the other way (new accepts a genuine pair the old rejected; new rejects an impostor
+        the old accepted), in the same orders.
+    rates : dict
+        ``genuine_lost`` and ``genuine_gained`` over genuine pairs, ``impostor_gained`` and
+        ``impostor_lost`` over impostor pairs.
+    wilson : dict
+        Wilson interval of each rate.
+    p_genuine, p_impostor : float
+        Exact McNemar (two-sided) on the genuine pairs (accepted by old vs new) and on the impostor
+        pairs (rejected by old vs new); NaN with no flips.
+    notes : list of str
+    """
+
+    operating_point: str
+    far: float | None
+    threshold_old: float
+    threshold_new: float
+    n_genuine: int
+    n_impostor: int
+    genuine_lost: np.ndarray
+    impostor_gained: np.ndarray
+    genuine_gained: np.ndarray
+    impostor_lost: np.ndarray
+    rates: dict
+    wilson: dict
+    p_genuine: float
+    p_impostor: float
+    notes: list = field(default_factory=list)
+
+    def to_dict(self):
+        out = {k: (v.tolist() if isinstance(v, np.ndarray) else v) for k, v in self.__dict__.items()}
+        out["wilson"] = {k: list(v) for k, v in self.wilson.items()}
+        return out
+
+
+def pair_flips(same, scores_old, scores_new, *, far=1e-3, thresholds=None, confidence=0.95):
+    """Verification pairs whose accept/reject decision changed between an old and a new model.
+
+    The verification counterpart of negative flips: genuine pairs the old model accepted that the new
+    one rejects, and impostor pairs it newly accepts.
+
+    Parameters
+    ----------
+    same : array-like of bool, shape (n_pairs,)
+        True for genuine pairs (same identity).
+    scores_old, scores_new : array-like of shape (n_pairs,)
+        Similarity of each pair under the old and the new model; higher means more alike.
+    far : float, default 1e-3
+        Without ``thresholds``: each model is taken at the lowest threshold where its own FAR is at
+        most ``far`` (the threshold of its TAR@FAR, see :meth:`ThresholdSweep.tar_at_far`), so both
+        let in the same share of impostors and the flips are not a shift of operating point.
+    thresholds : (float, float), optional
+        ``(threshold_old, threshold_new)``: each model at its own deployed operating point instead.
+    confidence : float, default 0.95
+
+    Returns
+    -------
+    PairFlips
+    """
+    from .sweep import check_binary, threshold_sweep
+
+    so = check_scores("scores_old", scores_old)
+    sn = check_scores("scores_new", scores_new)
+    if sn.shape != so.shape:
+        raise EvallibError(f"scores_new: expected {len(so)} scores like scores_old; got {len(sn)}")
+    gen = check_binary("same", same, len(so))
+    notes = []
+    if thresholds is None:
+        if not 0 < far < 1:
+            raise EvallibError(f"far: expected a number in (0, 1); got {far!r}")
+        t_old = threshold_sweep(gen, so).tar_at_far(far)[1] if gen.any() and (~gen).any() else float("nan")
+        t_new = threshold_sweep(gen, sn).tar_at_far(far)[1] if gen.any() and (~gen).any() else float("nan")
+        point = "matched FAR"
+        if np.isnan(t_old) or np.isnan(t_new):
+            notes.append(f"no threshold at FAR {far:g}: {int((~gen).sum())} impostor pairs and "
+                         f"{int(gen.sum())} genuine pairs cannot resolve it")
+    else:
+        try:
+            t_old, t_new = (float(t) for t in thresholds)
+        except (TypeError, ValueError):
+            raise EvallibError(f"thresholds: expected two numbers (old, new); got {thresholds!r}") from None
+        point, far = "given thresholds", None
+    acc_old, acc_new = so >= t_old, sn >= t_new  # NaN thresholds accept nothing; flagged in notes
+
+    def ranked(mask, key):
+        idx = np.nonzero(mask)[0]
+        return idx[np.lexsort((idx, -key[idx]))]
+
+    below, above = t_new - sn, sn - t_new
+    lost = ranked(gen & acc_old & ~acc_new, below)
+    gained = ranked(gen & ~acc_old & acc_new, above)
+    imp_gained = ranked(~gen & ~acc_old & acc_new, above)
+    imp_lost = ranked(~gen & acc_old & ~acc_new, below)
+    n_gen, n_imp = int(gen.sum()), int((~gen).sum())
+    counts = {"genuine_lost": (len(lost), n_gen), "genuine_gained": (len(gained), n_gen),
+              "impostor_gained": (len(imp_gained), n_imp), "impostor_lost": (len(imp_lost), n_imp)}
+    rates = {k: (k_ / n if n else float("nan")) for k, (k_, n) in counts.items()}
+    wil = {}
+    for k, (k_, n) in counts.items():
+        lo, hi = wilson_interval(k_, n, confidence=confidence)
+        wil[k] = (float(lo), float(hi))
+    p = _flip_tests([len(lost), len(imp_gained)], [len(gained), len(imp_lost)], "two-sided")
+    return PairFlips(operating_point=point, far=far, threshold_old=float(t_old), threshold_new=float(t_new),
+                     n_genuine=n_gen, n_impostor=n_imp, genuine_lost=lost, impostor_gained=imp_gained,
+                     genuine_gained=gained, impostor_lost=imp_lost, rates=rates, wilson=wil,
+                     p_genuine=float(p[0]), p_impostor=float(p[1]), notes=notes)
