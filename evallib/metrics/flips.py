@@ -280,8 +280,16 @@ def _flip_tests(nf, pf, alternative):
     return np.where(d > 0, p, np.nan)
 
 
-def _ranked(idx, score):
-    """``idx`` and ``score`` ordered by score, highest first, ties by index."""
+def _gallery(mask, y, pred_wrong, scores_right, scores_wrong, right_are, wrong_are):
+    """Flipped images ordered for the gallery, and their scores.
+
+    The score is the probability the model that was right gave the true class times the probability
+    the model that was wrong gave its prediction; highest first, ties by index.
+    """
+    idx = np.nonzero(mask)[0]
+    p_right = to_probabilities(scores_right[idx], right_are)[np.arange(len(idx)), y[idx]]
+    p_wrong = to_probabilities(scores_wrong[idx], wrong_are)[np.arange(len(idx)), pred_wrong[idx]]
+    score = p_right * p_wrong
     order = np.lexsort((idx, -score))
     return idx[order], score[order]
 
@@ -304,7 +312,7 @@ def _check_scores_pair(y, scores_old, scores_new, scores_are, scores_are_new):
     if y.min() < 0 or y.max() >= c:
         raise EvallibError(f"y: expected class indices in [0, {c}) for scores of {c} classes; "
                            f"got values from {int(y.min())} to {int(y.max())}")
-    return y, to_probabilities(so, scores_are), to_probabilities(sn, scores_are_new)
+    return y, so, sn
 
 
 def version_regression(y, scores_old, scores_new, *, scores_are="logits", scores_are_new=None, groups=None,
@@ -364,8 +372,9 @@ def version_regression(y, scores_old, scores_new, *, scores_are="logits", scores
     if int(n_boot) != n_boot or n_boot < 0:
         raise EvallibError(f"n_boot: expected a whole number >= 0; got {n_boot!r}")
     n_boot = int(n_boot)
-    y, p_old, p_new = _check_scores_pair(y, scores_old, scores_new, scores_are, scores_are_new or scores_are)
-    n, n_classes = p_old.shape
+    scores_are_new = scores_are_new or scores_are
+    y, s_old, s_new = _check_scores_pair(y, scores_old, scores_new, scores_are, scores_are_new)
+    n, n_classes = s_old.shape
     if classes is not None and len(classes) != n_classes:
         raise EvallibError(f"classes: expected {n_classes} names, one per score column; got {len(classes)}")
     names = [str(c) for c in classes] if classes is not None else [str(k) for k in range(n_classes)]
@@ -375,7 +384,9 @@ def version_regression(y, scores_old, scores_new, *, scores_are="logits", scores
     else:
         group_labels, g_code = np.zeros(0), np.zeros(n, dtype=np.int64)
 
-    pred_old, pred_new = p_old.argmax(axis=1), p_new.argmax(axis=1)
+    # softmax keeps the order of the logits: the top-1 is read off the scores, and probabilities are
+    # computed only for the flipped images the gallery ranks
+    pred_old, pred_new = s_old.argmax(axis=1), s_new.argmax(axis=1)
     cell = _cells(y, pred_old, pred_new)
 
     # strata: class x group cells present in the data, with their five cell counts
@@ -432,9 +443,8 @@ def version_regression(y, scores_old, scores_new, *, scores_are="logits", scores
     class_rows = tuple(row(1 + k, "class", int(c), names[c]) for k, c in enumerate(present))
     group_rows = tuple(row(1 + len(present) + k, "group", lab, str(lab)) for k, lab in enumerate(group_labels))
 
-    nf_idx, pf_idx = np.nonzero(cell == 1)[0], np.nonzero(cell == 2)[0]
-    nf_idx, nf_score = _ranked(nf_idx, p_old[nf_idx, y[nf_idx]] * p_new[nf_idx, pred_new[nf_idx]])
-    pf_idx, pf_score = _ranked(pf_idx, p_new[pf_idx, y[pf_idx]] * p_old[pf_idx, pred_old[pf_idx]])
+    nf_idx, nf_score = _gallery(cell == 1, y, pred_new, s_old, s_new, scores_are, scores_are_new)
+    pf_idx, pf_score = _gallery(cell == 2, y, pred_old, s_new, s_old, scores_are_new, scores_are)
     trans = np.zeros((n_classes, n_classes), dtype=np.int64)
     np.add.at(trans, (pred_old[nf_idx], pred_new[nf_idx]), 1)
     ptrans = np.zeros((n_classes, n_classes), dtype=np.int64)
