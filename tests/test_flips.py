@@ -199,6 +199,21 @@ def test_planted_class_regression_is_found_in_most_seeds():
     assert np.mean(others) <= 0.2
 
 
+def test_over_budget_holds_overall_and_flagged_rows_to_the_upper_bound():
+    y, old, new = _simulate(np.random.default_rng(3), factor=0.3)
+    r = version_regression(y, old, new, scores_are="probabilities", n_boot=200)
+    assert r.classes[3].flagged
+    budget = (r.overall.nfr_upper() + r.classes[3].nfr_upper()) / 2  # between the two upper bounds
+    assert r.overall.nfr_upper() < budget < r.classes[3].nfr_upper()
+    over = r.over_budget(budget)
+    expected = [row for row in r.rows if (row.kind == "overall" or row.flagged) and row.nfr_upper() > budget]
+    assert over == expected and r.classes[3] in over and r.overall not in over
+    assert all(row.flagged for row in r.over_budget(0.0) if row.kind != "overall")
+    assert r.overall in r.over_budget(0.0)
+    with pytest.raises(ValueError, match="max_nfr"):
+        r.over_budget(2)
+
+
 def test_identical_models_report_a_class_in_at_most_alpha_of_seeds():
     any_class, overall = [], []
     for seed in range(150):

@@ -235,6 +235,18 @@ class VersionRegression:
         """The rows where the new model is significantly worse (overall, classes, groups)."""
         return [r for r in self.rows if r.flagged]
 
+    def over_budget(self, max_nfr):
+        """The rows that break an NFR budget: what a CI gate fails on.
+
+        The overall row, and every class or group row flagged by Benjamini–Hochberg, whose NFR upper
+        bound (:meth:`RegressionRow.nfr_upper`) is above ``max_nfr``. Unflagged rows are left out: with
+        hundreds of small rows, some upper bound is always above a tight budget by chance.
+        """
+        if not 0 <= max_nfr <= 1:
+            raise EvallibError(f"max_nfr: expected a rate in [0, 1]; got {max_nfr!r}")
+        rows = [self.overall, *(r for r in (*self.classes, *self.groups) if r.flagged)]
+        return [r for r in rows if r.nfr_upper() > max_nfr]
+
     def to_dict(self, *, max_flips=None):
         """A JSON-ready dict; ``max_flips`` keeps only the first flips of each gallery."""
         k = slice(None) if max_flips is None else slice(0, max_flips)
