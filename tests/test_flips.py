@@ -199,6 +199,25 @@ def test_planted_class_regression_is_found_in_most_seeds():
     assert np.mean(others) <= 0.2
 
 
+def test_planted_slice_regression_is_found_by_the_group_rows():
+    found, false = [], []
+    for seed in range(40):
+        rng = np.random.default_rng(500 + seed)
+        y = np.repeat(np.arange(10), 60)
+        groups = np.tile(np.array(["day", "dusk", "night", "rain"]), 150)
+        e = rng.beta(4, 1, size=len(y))
+        old_ok = rng.random(len(y)) < e
+        new_ok = rng.random(len(y)) < e * np.where(groups == "night", 0.7, 1.0)
+        wrong = (y + 1) % 10
+        old, new = np.eye(10)[np.where(old_ok, y, wrong)], np.eye(10)[np.where(new_ok, y, wrong)]
+        r = version_regression(y, old, new, groups=groups, scores_are="probabilities", n_boot=0)
+        flagged = {g.key for g in r.groups if g.flagged}
+        found.append("night" in flagged)
+        false.append(len(flagged - {"night"}))
+    assert np.mean(found) >= 0.8
+    assert np.mean(false) <= 0.1
+
+
 def test_over_budget_holds_overall_and_flagged_rows_to_the_upper_bound():
     y, old, new = _simulate(np.random.default_rng(3), factor=0.3)
     r = version_regression(y, old, new, scores_are="probabilities", n_boot=200)
