@@ -296,6 +296,8 @@ def test_errors_name_the_argument():
         version_regression(y, lo, ln[:, :4])
     with pytest.raises(ValueError, match="groups: expected 20 labels"):
         version_regression(y, lo, ln, groups=groups[:5])
+    with pytest.raises(ValueError, match="groups: expected labels of one sortable type"):
+        version_regression(y, lo, ln, groups=["a", None] * 10)
     with pytest.raises(ValueError, match=r"y: expected class indices in \[0, 5\)"):
         version_regression(y + 5, lo, ln)
     with pytest.raises(ValueError, match="alternative"):

@@ -392,7 +392,11 @@ def version_regression(y, scores_old, scores_new, *, scores_are="logits", scores
     names = [str(c) for c in classes] if classes is not None else [str(k) for k in range(n_classes)]
     if groups is not None:
         g = check_labels("groups", groups, n, per="image")
-        group_labels, g_code = np.unique(g, return_inverse=True)
+        try:
+            group_labels, g_code = np.unique(g, return_inverse=True)
+        except TypeError:
+            raise EvallibError(f"groups: expected labels of one sortable type (all strings or all numbers); got "
+                               f"{sorted({type(v).__name__ for v in g.tolist()})}") from None
     else:
         group_labels, g_code = np.zeros(0), np.zeros(n, dtype=np.int64)
 
