@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 
-.PHONY: demo notebooks test test-fast bench clean chromium
+.PHONY: demo test test-fast bench clean chromium
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -14,13 +14,9 @@ $(VENV)/.installed: pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	touch $@
 
+# notebooks/ (tracked) is where JupyterLab opens the report and comparison notebooks
 demo: $(VENV)/.installed
 	$(BIN)/evallib demo
-	$(BIN)/evallib notebooks notebooks
-
-# copies of the packaged notebooks to open in JupyterLab (an edited copy is kept)
-notebooks: $(VENV)/.installed
-	$(BIN)/evallib notebooks notebooks
 
 # The browser tests drive Debian's Chromium (Playwright's own browser download is not used).
 chromium:

@@ -21,7 +21,12 @@ from .run import load_predictions, run_many, run_model  # noqa: E402
 
 # Grad-CAM needs torch and reports need matplotlib: their names load on first use (PEP 562), so
 # ``import evallib`` stays light.
-_LAZY = {"load": "report", "grad_cam": "cam", "cam_route": "cam", "CamRoute": "cam", "ClassTarget": "cam", "SimilarityTarget": "cam"}
+_DISPLAYS = ("ConfusionDisplay", "RocDisplay", "PrecisionRecallDisplay", "ReliabilityDisplay", "PerClassDisplay",
+             "HeadlineDisplay", "ScoreHistogramDisplay", "ThresholdMetricsDisplay", "VerificationDisplay",
+             "ThresholdSliderDisplay", "TrainingCurvesDisplay", "TSNEMapDisplay", "GalleryDisplay",
+             "LeaderboardDisplay", "PairedComparisonDisplay", "Comparison")
+_LAZY = {"load": "report", **{n: "report" for n in _DISPLAYS},
+         **{n: "explain.cam" for n in ("grad_cam", "cam_route", "CamRoute", "ClassTarget", "SimilarityTarget")}}
 
 
 def __getattr__(name):

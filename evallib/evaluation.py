@@ -21,15 +21,17 @@ import numpy as np
 
 from . import _store
 from ._io import to_jsonable, write_json, write_npz
-from .display import short_message
+from ._messages import short_message, skipped_warnings
 from .metrics import (DegenerateWarning, bootstrap_classification, evaluate_classification, evaluate_verification,
                       infer_score_type, threshold_sweep)
+from .metrics.curves import class_curves, thin
 from .outputs import METRICS, METRICS_ARRAYS
 
 TSNE_MIN_SCORES = 3  # a t-SNE map of this many class scores or fewer is not drawn
 TSNE_MAX_POINTS = 20_000  # above this many images the map shows a random sample of them (mistakes first)
 BULKY_CELLS = 10_000  # a confusion matrix with more cells than this goes to METRICS_ARRAYS
-CURVE_POINTS = 400  # points kept of the micro- and macro-average curves
+PER_CLASS_CURVES = 10  # up to this many classes each class's own curves (and bands) are kept
+BAND_RESAMPLES = 200  # bootstrap resamples of the curves' bands (at most report.bootstrap)
 PRIMARY = {
     "accuracy": ("classification", "accuracy"), "macro_f1": ("classification", "macro_f1"),
     "top_5": ("classification", "top_5"), "roc_auc_macro": ("classification", "roc_auc_macro"),
@@ -86,25 +88,6 @@ def primary_metric(params, has_classification):
     return name
 
 
-def _thin(x, y, n=CURVE_POINTS):
-    x, y = np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64)
-    if len(x) > n:
-        idx = np.unique(np.linspace(0, len(x) - 1, n).round().astype(int))
-        x, y = x[idx], y[idx]
-    return x, y
-
-
-def macro_roc(y, probs, grid=np.linspace(0, 1, 201)):
-    """Macro-average one-vs-rest ROC: per-class TPR interpolated on a common FPR grid, averaged."""
-    tprs = []
-    for k in range(probs.shape[1]):
-        pos = y == k
-        if pos.any() and not pos.all():
-            fpr, tpr, _ = threshold_sweep(pos, probs[:, k]).roc()
-            tprs.append(np.interp(grid, fpr, tpr))
-    return grid, np.mean(tprs, axis=0) if tprs else np.full(len(grid), np.nan)
-
-
 def probabilities(pred):
     """Class probabilities of the predictions, ndarray of shape (n_samples, n_classes) (softmax of logits)."""
     from .metrics.classification import to_probabilities
@@ -112,20 +95,8 @@ def probabilities(pred):
     return to_probabilities(np.asarray(pred["scores"], dtype=np.float64), pred.get("scores_are", "logits"))
 
 
-def _curves(y, probs):
-    onehot = np.zeros(probs.shape, dtype=bool)
-    onehot[np.arange(len(y)), y] = True
-    micro = threshold_sweep(onehot.ravel(), probs.ravel())
-    fpr, tpr, _ = micro.roc()
-    precision, recall, _ = micro.pr()
-    grid, mtpr = macro_roc(y, probs)
-    return {"roc_micro": dict(zip(("fpr", "tpr"), _thin(fpr, tpr)), area=micro.auc()),
-            "pr_micro": dict(zip(("precision", "recall"), _thin(precision, recall)), area=micro.average_precision()),
-            "roc_macro": {"fpr": grid, "tpr": mtpr}}
-
-
 def _tsne(params, pred, classification):
-    from .tsne import tsne_map
+    from .explain.tsne import tsne_map
 
     outs, rep = params.outputs, params.report
     if "embeddings" in pred:
@@ -179,7 +150,9 @@ def evaluate(params, run, pred):
                 raw_kind = pred.get("raw_scores_are") or infer_score_type(pred["scores_center"])[0]
                 ev.cls_center = evaluate_classification(names, pred["scores_center"], classes=classes,
                                                         scores_are=raw_kind, top_k=(1, rep["top_k"]))
-            ev.curves = _curves(y, probabilities(pred))
+            ev.curves = class_curves(y, probabilities(pred), per_class=len(classes) <= PER_CLASS_CURVES,
+                                     n_boot=min(rep["bootstrap"], BAND_RESAMPLES), seed=rep["seed"],
+                                     bands=rep["bootstrap"] > 0)
         if "verification" in params.tasks and "embeddings" in pred:
             kw = dict(policy_far=rep["far_target"], threads=params.runtime["threads"])
             ev.verification = evaluate_verification(pred["embeddings"], y, n_bootstrap=rep["bootstrap"],
@@ -197,8 +170,6 @@ def evaluate(params, run, pred):
 def _checks(run):
     """What the summary warns about: the run's findings (class order, score type), decided once after
     inference, and the skipped files."""
-    from .summary import skipped_warnings
-
     skipped = [{**s, "reason": short_message(s["reason"])} for s in run["dataset"]["skipped"]]
     return list(run.get("warnings", [])) + skipped_warnings(skipped)
 
@@ -252,7 +223,7 @@ def _metrics_dict(params, run, ev):
     if ev.verification is not None:
         v = ev.verification.to_dict()
         fpr, tpr, _ = ev.verification.sweep.roc()
-        x, y = _thin(fpr, tpr)
+        x, y = thin(fpr, tpr)
         v["roc"] = {"fpr": x.tolist(), "tpr": y.tolist()}
         if ev.ver_center is not None:
             v["center_crop"] = {"auc": ev.ver_center.auc, "eer": ev.ver_center.eer,

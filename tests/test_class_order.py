@@ -15,7 +15,6 @@ from scipy.special import softmax
 from sklearn.metrics import log_loss
 
 import evallib.tsne
-from evallib import report as report_mod
 from evallib.cli import main
 from evallib.data import classes_from_metadata, describe_class_order, list_images, sort_labels
 from evallib.errors import DataError, EvallibError
@@ -286,7 +285,7 @@ def test_class_order_check_with_many_classes():
     assert class_order_check(y, noise, names) is None
 
 
-def test_permutation_warning_end_to_end(tmp_path, angles, capsys, displayed):
+def test_permutation_warning_end_to_end(tmp_path, angles, capsys, one_thread_tsne):
     # no metadata, model columns in the order 270, 180, 90, 0: the numeric folder order is wrong
     model = brightness_model(tmp_path / "rev.onnx", ["270", "180", "90", "0"])
     run = run_model(params_for(tmp_path, model, angles, name="rev"), tmp_path / "out", progress=False)
@@ -304,21 +303,16 @@ def test_permutation_warning_end_to_end(tmp_path, angles, capsys, displayed):
     assert "class order: sorted folder names (numeric): 0, 90, 180, 270" in printed.out
     # the report shows the warning first and the order in the run table
     rep = evallib.load(tmp_path / "out" / "rev")
-    rep.summary  # the top of the page, then the model facts
-    rep.header
-    page = "".join(displayed)
+    page = rep.summary._repr_html_() + rep.header._repr_html_()  # the top of the page, then the model facts
     assert page.index("<b>Warning:</b> class order: accuracy is 0.000") < page.index("model file")
     assert "<td>class order</td><td>sorted folder names (numeric): 0, 90, 180, 270</td>" in page
 
 
 @pytest.fixture
-def displayed(monkeypatch):
-    """The HTML strings a report section displays (figures left out); t-SNE maps on one thread."""
-    shown = []
-    monkeypatch.setattr(report_mod, "_display", lambda *objs: shown.extend(o for o in objs if isinstance(o, str)))
-    # the maps here have 20 points: one thread computes the same map without waiting on the others
+def one_thread_tsne(monkeypatch):
+    """t-SNE maps on one thread: the maps here have 20 points, and one thread computes the same map
+    without waiting on the others."""
     monkeypatch.setattr(evallib.tsne, "tsne_map", functools.partial(evallib.tsne.tsne_map, n_jobs=1))
-    return shown
 
 
 # --- score type ----------------------------------------------------------------------------------
@@ -420,24 +414,22 @@ def test_auto_resolves_before_views_are_averaged(tmp_path, angles, output):
 
 # --- t-SNE source ---------------------------------------------------------------------------------
 
-def test_tsne_is_skipped_for_three_scores_without_embedding(tmp_path, displayed, evaluated):
+def test_tsne_is_skipped_for_three_scores_without_embedding(tmp_path, one_thread_tsne, evaluated):
     data = write_angles(tmp_path / "data", classes=["0", "90", "180"], per_class=4)
     model = brightness_model(tmp_path / "three.onnx", ["0", "90", "180"])
     params = params_for(tmp_path, model, data, name="three")
     rep = evaluated(params, tmp_path / "out")
-    rep.tsne_map
-    note = "".join(displayed)
+    note = rep.tsne_map._repr_html_()
     assert "No t-SNE map: the model has no embedding output, and a map of its 3 class scores would show nothing" in note
     assert rep.metrics["tsne"]["skipped"].startswith("No t-SNE map")
 
 
-def test_tsne_caption_names_the_output(tmp_path, displayed, evaluated):
+def test_tsne_caption_names_the_output(tmp_path, one_thread_tsne, evaluated):
     data = write_angles(tmp_path / "data", per_class=5)
     model = brightness_model(tmp_path / "emb.onnx", ANGLES, embedding=True)
     params = params_for(tmp_path, model, data, name="emb", outputs={"embedding": "embedding"})
     rep = evaluated(params, tmp_path / "out")
-    rep.tsne_map
-    assert "20 points from output &#x27;embedding&#x27;" in "".join(displayed)
+    assert "20 points from output &#x27;embedding&#x27;" in rep.tsne_map._repr_html_()
     assert rep.metrics["tsne"]["source"] == "output 'embedding'"
     params = params_for(tmp_path, model, data, name="scores")
     rep = evaluated(params, tmp_path / "out")

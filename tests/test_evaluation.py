@@ -115,11 +115,17 @@ def test_sections_are_displays_with_html_and_plots(rng, tmp_path, evaluated):
     assert "<table" in rep.classification_summary._repr_html_()
     assert rep.confusion is rep.confusion  # built once
     ax = Figure().add_subplot()
-    assert rep.confusion.plot(ax=ax) is ax and ax.get_title() == "Confusion matrix: m"
-    ax = rep.curves.plot()
-    assert [line.get_label() for line in ax.get_lines()][:2] == [
+    disp = rep.confusion
+    assert disp.plot(ax=ax) is disp and disp.ax_ is ax and disp.figure_ is ax.figure
+    assert ax.get_title() == "Confusion matrix: m"
+    curves = rep.curves.plot()  # ROC and precision-recall, as the section shows them
+    roc, pr = curves.ax_
+    assert [line.get_label() for line in roc.get_lines()][:2] == [
         f"micro average (AUC {rep.evaluation.curves['roc_micro']['area']:.3f})",
         f"macro average (AUC {rep.classification.roc_auc_macro:.3f})"]
-    with pytest.raises(ValueError, match="section 'Model and data': expected a section with a figure"):
+    assert pr.get_xlabel() == "recall" and len(roc.collections) >= 1  # the band around the micro average
+    with pytest.raises(TypeError, match="ax: expected two Axes"):
+        rep.curves.plot(ax=Figure().add_subplot())
+    with pytest.raises(TypeError, match="expected a view with a figure to plot; this one is text and tables"):
         rep.header.plot()
     assert not list((tmp_path / "out" / "m").glob("report*"))  # loading and drawing wrote nothing

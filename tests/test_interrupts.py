@@ -48,8 +48,15 @@ def write_params(path, model, data, *, tta="none", bootstrap=20):
     return path
 
 
+def _default_sigint():
+    # a suite started as a background shell job ignores SIGINT, and a child inherits that: the
+    # child must start with the default disposition, so that Python installs its KeyboardInterrupt
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def start(params, out, *extra):
-    return subprocess.Popen(cli(params, out, *extra), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    return subprocess.Popen(cli(params, out, *extra), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=_default_sigint)
 
 
 def snapshot(folder):

@@ -26,7 +26,7 @@ def test_packaged_notebooks_are_clean(name):
     assert [c for c in code if c.outputs or c.execution_count is not None] == []
     assert [c.metadata.get("tags") for c in code].count(["parameters"]) == 1
     assert code[0].metadata.get("tags") == ["parameters"]
-    assert notebook_dir().parent == REPO / "evallib"  # inside the package, where the wheel takes them from
+    assert notebook_dir() == REPO / "notebooks"  # one copy, at the top of the repository; the wheel carries it
 
 
 @pytest.mark.slow
@@ -36,7 +36,8 @@ def test_wheel_install_renders_a_report(tmp_path):
     src.mkdir()
     for f in ("pyproject.toml", "README.md"):
         shutil.copy(REPO / f, src / f)
-    shutil.copytree(REPO / "evallib", src / "evallib", ignore=shutil.ignore_patterns("__pycache__"))
+    for d in ("evallib", "notebooks"):
+        shutil.copytree(REPO / d, src / d, ignore=shutil.ignore_patterns("__pycache__"))
     pip = [sys.executable, "-m", "pip", "--disable-pip-version-check", "--no-input", "-q"]
     subprocess.run([*pip, "wheel", "--no-deps", "--no-build-isolation", "-w", str(tmp_path / "dist"), str(src)],
                    check=True, cwd=tmp_path)
@@ -67,6 +68,7 @@ def test_wheel_install_renders_a_report(tmp_path):
     assert (out / "tiny" / "report.html").stat().st_size > 10_000 and (out / "index.html").exists()
     executed = json.loads((out / "tiny" / "report.ipynb").read_text())
     assert Path(executed["metadata"]["papermill"]["input_path"]).is_relative_to(site)  # the packaged notebook
+    assert (site / "evallib" / "notebooks" / "report.ipynb").exists()
     # quiet: a progress bar, a summary table; no kernel or library warnings
     lines = run.stdout.splitlines()
     assert lines.pop(0).startswith("tiny: class order: sorted folder names")

@@ -107,22 +107,16 @@ def test_torchvision_dynamo_export_gets_a_real_grad_cam_gallery(rendered):
 def test_gallery_without_heat_maps_states_the_reason_once(rendered, tmp_path, monkeypatch, evaluated):
     from real_models import flat_model
 
-    from evallib import plots, report
-
     p = yaml.safe_load((rendered["params"] / "tiny.yaml").read_text())
     p.update(name="flat", model=str(flat_model(tmp_path / "flat.onnx", size=16)))
     p["preprocess"]["tta"] = "none"
     (tmp_path / "flat.yaml").write_text(yaml.safe_dump(p))
-    shown, tiles = [], []
-    monkeypatch.setattr(report, "_display", lambda *objs: shown.extend(o for o in objs if isinstance(o, str)))
-    real = plots.plot_tiles
-    monkeypatch.setattr(plots, "plot_tiles", lambda t, **kw: tiles.append((t, kw)) or real(t, **kw))
     rep = evaluated(tmp_path / "flat.yaml", tmp_path / "out")
-    rep.grad_cam_gallery
-    reasons = [h for h in shown if "No heat maps:" in h]
-    assert len(reasons) == 1 and "EigenCAM on onnxruntime failed too" in reasons[0]
-    assert [kw["title"] for _, kw in tiles] == ["Gallery (no heat maps)", "Verification: the hardest pairs"]
-    gallery = tiles[0][0]
+    html = rep.grad_cam_gallery._repr_html_()
+    assert html.count("No heat maps:") == 1 and "EigenCAM on onnxruntime failed too" in html
+    galleries = rep.grad_cam_gallery.displays
+    assert [g.title for g in galleries] == ["Gallery (no heat maps)", "Verification: the hardest pairs"]
+    gallery = galleries[0].tiles
     assert sum(len(row) for row in gallery) >= 3 and gallery[0][0][0].shape == (16, 16)  # the images, unblended
     assert "cam" not in rep.facts
 

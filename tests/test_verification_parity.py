@@ -213,43 +213,30 @@ def test_pair_list_scores_are_the_all_pairs_scores():
     assert (listed.auc, listed.eer) == (every.auc, every.eer)
 
 
-def test_threads_count_blocks_at_once(monkeypatch):
+def test_threads_share_the_blocks_without_oversubscribing():
     e, labels = adversarial()
-    one = evaluate_verification(e, labels, block_size=128, threads=1)
-    barrier = threading.Barrier(2, timeout=60)
-    lock = threading.Lock()
-    seen, blas = [], []
-    original = ver.VerificationMetrics._count_block
-
-    def count(self, *args, **kwargs):
-        with lock:
-            seen.append(threading.get_ident())
-            first_two = len(seen) <= 2
-        blas.extend(i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas")
-        if first_two:
-            barrier.wait()  # passes only when two blocks are counted at the same time
-        return original(self, *args, **kwargs)
-
-    monkeypatch.setattr(ver.VerificationMetrics, "_count_block", count)
-    two = evaluate_verification(e, labels, block_size=128, threads=2)
-    assert len(set(seen)) == 2 and set(blas) == {1}
-    np.testing.assert_equal(_numbers(two), _numbers(one))
-    seen.clear()
-    barrier = threading.Barrier(1)
-    evaluate_verification(e, labels, block_size=128, threads=1)
-    assert set(seen) == {threading.get_ident()}
+    one = VerificationMetrics(block_size=128, threads=1)
+    one.update(e, labels)
+    r1 = one.compute()
+    assert one.last_pass["threads"] == 1
+    two = VerificationMetrics(block_size=128, threads=2)
+    two.update(e, labels)
+    r2 = two.compute()
+    n_blocks = sum(two.last_pass["blocks_per_thread"])
+    assert n_blocks > 4 and two.last_pass["threads"] == 2  # both threads counted blocks
+    assert two.last_pass["blas_threads"] == [1]  # each with a single-threaded BLAS: 2 threads, not 2 x cores
+    np.testing.assert_equal(_numbers(r2), _numbers(r1))
 
 
-def test_block_size_from_free_memory(monkeypatch):
+def test_block_size_from_free_memory():
     gib = 2**30
     # (0.25 * free / workers - three 2**21-count histograms) / 40 bytes per pair, side rounded to 256
     assert ver._auto_block_size(16 * gib, workers=1) == 2048  # the NumPy cap
     assert ver._auto_block_size(1 * gib, workers=4) == 512  # sqrt(16,777,216 / 40) = 647.6
     assert ver._auto_block_size(64 * 2**20, workers=16) == 256  # the floor
     assert ver._auto_block_size(80 * gib, backend="cupy") == 4096
-    monkeypatch.setattr(ver, "_free_memory", lambda xp: gib)
     e, labels = adversarial()
-    m = VerificationMetrics(threads=4)
+    m = VerificationMetrics(threads=4, memory_limit=gib)  # as if 1 GiB were free
     m.update(e, labels)
     r = m.compute()
     assert m.block == 512

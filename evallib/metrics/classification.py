@@ -10,6 +10,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from .confusion import most_confused_pairs
+
 from ..errors import EvallibError
 from .sweep import _warn, check_labels, check_scores
 
@@ -337,12 +339,7 @@ class ClassificationMetrics:
             rel_conf = np.where(self.ece_count > 0, self.ece_conf / np.maximum(self.ece_count, 1), np.nan)
             rel_acc = np.where(self.ece_count > 0, self.ece_correct / np.maximum(self.ece_count, 1), np.nan)
         ece = float(np.nansum(np.abs(rel_acc - rel_conf) * self.ece_count) / n)
-        off = cm.copy()
-        np.fill_diagonal(off, 0)
-        flat = np.argsort(-off, axis=None, kind="stable")[:10]
-        confused = [{"true": str(classes[i // c]), "predicted": str(classes[i % c]), "count": int(off.flat[i]),
-                     "rate": float(off.flat[i] / true_n[i // c]) if true_n[i // c] else float("nan")}
-                    for i in flat if off.flat[i] > 0]
+        confused = most_confused_pairs(cm, classes)
         top_k = {k: self.topk[k] / n for k in self.ks if k <= c}
         return ClassificationResult(
             classes=classes, n_samples=n, accuracy=acc, top_k=top_k, confusion=cm.copy(),

@@ -116,3 +116,32 @@ def most_confused_classes(confusion, *, max_classes=25):
             break
     idx = np.array(chosen, dtype=np.int64)
     return idx[cluster_order(cm[np.ix_(idx, idx)])] if len(idx) else idx
+
+
+def most_confused_pairs(confusion, classes, *, k=10):
+    """The ``k`` largest off-diagonal cells: which true class is taken for which, how often.
+
+    Parameters
+    ----------
+    confusion : array-like of shape (n_classes, n_classes)
+        Rows are true classes, columns predictions.
+    classes : sequence of length n_classes
+    k : int, default 10
+
+    Returns
+    -------
+    list of dict
+        ``{"true", "predicted", "count", "rate"}``, largest count first (ties in row-major order);
+        ``rate`` is the share of the true class's images. Cells with no count are left out.
+    """
+    cm = np.asarray(confusion)
+    c = len(cm)
+    if len(classes) != c:
+        raise ValueError(f"classes: expected one name per row of the confusion matrix ({c}); got {len(classes)}")
+    true_n = cm.sum(axis=1)
+    off = cm.copy()
+    np.fill_diagonal(off, 0)
+    flat = np.argsort(-off, axis=None, kind="stable")[:k]
+    return [{"true": str(classes[i // c]), "predicted": str(classes[i % c]), "count": int(off.flat[i]),
+             "rate": float(off.flat[i] / true_n[i // c]) if true_n[i // c] else float("nan")}
+            for i in flat if off.flat[i] > 0]

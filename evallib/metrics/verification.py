@@ -25,11 +25,12 @@ from __future__ import annotations
 
 import os
 import queue
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import numpy as np
-from threadpoolctl import threadpool_limits
+from threadpoolctl import threadpool_info, threadpool_limits
 
 from ..errors import EvallibError
 from .bootstrap import bootstrap_verification
@@ -348,7 +349,11 @@ class VerificationMetrics:
     presample : int
         Random impostor pairs scored first to find the score bins that hold each FAR target's
         threshold; their raw scores are collected during the pass (a second pass runs only
-        if a threshold falls outside them).
+        if a threshold falls outside them). 0: no presample; the first pass keeps the table's
+        bins only and a second pass collects the bins of every FAR target.
+    memory_limit : int or None
+        Bytes of memory the pass may plan its blocks for when ``block_size`` is None (default:
+        the memory free now; on a GPU, its free memory).
     client : dask.distributed.Client or None
         Score the pairs on the client's workers: the normalized embeddings and labels are
         scattered to every worker once, each task counts a group of blocks on NumPy and
@@ -363,11 +368,15 @@ class VerificationMetrics:
         Rows per block of the last ``compute``.
     passes : int
         Passes over all pairs so far.
+    last_pass : dict
+        How the last local pass ran: ``threads`` (how many counted blocks), ``blocks_per_thread``
+        and ``blas_threads`` (the BLAS thread counts those threads saw), to check that the
+        threads share the work and do not oversubscribe the cores.
     """
 
     def __init__(self, *, exact_limit=20_000_000, block_size=None, threads=0, backend="auto",
                  far_targets=FAR_TARGETS, table_thresholds=TABLE_THRESHOLDS, bootstrap_pairs=100_000, seed=0,
-                 policy_far=1e-3, presample=1_000_000, client=None):
+                 policy_far=1e-3, presample=1_000_000, memory_limit=None, client=None):
         _check_block_size(block_size)
         self.workers = _workers(threads)
         self.client = _check_client(client)
@@ -383,6 +392,10 @@ class VerificationMetrics:
         self.table_thresholds = np.asarray(table_thresholds, dtype=np.float64)
         self.bootstrap_pairs = int(bootstrap_pairs)
         self.presample = int(presample)
+        if self.presample < 0:
+            raise EvallibError(f"presample: expected a count >= 0; got {presample!r}")
+        self.memory_limit = None if memory_limit is None else int(memory_limit)
+        self.last_pass = {}
         self.seed = seed
         self._emb, self._lab = [], []
         self._names = {}
@@ -425,7 +438,15 @@ class VerificationMetrics:
         for h in hists:
             free.put(h)
 
+        used, blas, lock = {}, set(), threading.Lock()
+
         def one(block):
+            ident = threading.get_ident()
+            with lock:
+                first = ident not in used
+                used[ident] = used.get(ident, 0) + 1
+            if first and xp is np:
+                blas.update(i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas")
             h = free.get()
             try:
                 return count(*block, h)
@@ -443,6 +464,8 @@ class VerificationMetrics:
                     with ThreadPoolExecutor(workers) as pool:
                         parts = list(pool.map(one, blocks))
         total = {k: _np(sum(h[k] for h in hists)) for k in ("all", "gen")}
+        self.last_pass = {"threads": len(used), "blocks_per_thread": sorted(used.values()),
+                          "blas_threads": sorted(blas)}
         return parts, total
 
     def _run_tasks(self, n, *, exact, lut, rate):
@@ -482,6 +505,8 @@ class VerificationMetrics:
 
     def _presample(self, e, lab, n_imp):
         """Scores of random impostor pairs (for the bins to collect)."""
+        if self.presample == 0:
+            return np.zeros(0)
         rng = np.random.default_rng(self.seed + 1)
         side = int(min(len(e), np.ceil(np.sqrt(self.presample))))
         rows = rng.choice(len(e), side, replace=False)
@@ -495,7 +520,7 @@ class VerificationMetrics:
         lut = np.zeros(_NB, dtype=bool)
         lut[_bin_of(self.table_thresholds)] = True
         m = len(sample)
-        for f in self.far_targets:
+        for f in self.far_targets if m else ():
             kk = f * m
             z = 6.0 * np.sqrt(kk) + 20  # generous: the sample's pairs share rows
             top = int(max(0, np.floor(kk - z)))
@@ -557,7 +582,8 @@ class VerificationMetrics:
         elif self.client is not None:
             self.block = self._cluster_block_size()
         else:
-            self.block = _auto_block_size(_free_memory(self.xp), backend=self.backend,
+            free = self.memory_limit if self.memory_limit is not None else _free_memory(self.xp)
+            self.block = _auto_block_size(free, backend=self.backend,
                                           workers=self.workers if self.xp is np else 1)
         lut = None if exact or n_imp == 0 else self._lut(self._presample(e, lab, n_imp))
         # on a cluster, every worker gets the embeddings and labels once, for both passes

@@ -1,0 +1,240 @@
+"""ROC and precision-recall curves of a classifier, one class against the rest, with bootstrap bands.
+
+One home for the curves the report draws: the micro average (every image x class score as one
+binary problem), the macro average (per-class TPR on a common FPR grid, averaged), each class's
+own curve, and pointwise 95% bootstrap bands around any of them.
+
+A band is pointwise: at each grid value of the x axis (FPR for ROC, recall for precision-recall)
+it holds the 2.5th and 97.5th percentiles of the y value over bootstrap resamples of the images.
+Resamples are stratified by true class, so a rare class is in every resample (the scikit-learn
+request for such bands is scikit-learn #25856; the method is Macskassy & Provost, "Confidence
+bands for ROC curves", 2004, pointwise vertical averaging).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .sweep import threshold_sweep
+
+CURVE_POINTS = 400  # a stored curve keeps at most this many evenly spaced points, both ends included
+GRID = np.linspace(0.0, 1.0, 201)  # the x values bands are computed at
+BAND_BUDGET = 1e8  # scores x resamples a band may cost (about 5 s); fewer resamples (at least MIN_BOOT) above it
+MIN_BOOT = 50
+
+
+def thin(x, y, n=CURVE_POINTS):
+    """At most ``n`` evenly spaced points of the curve ``(x, y)``, both ends kept.
+
+    Returns
+    -------
+    x, y : ndarray of float64
+    """
+    x, y = np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64)
+    if len(x) > n:
+        idx = np.unique(np.linspace(0, len(x) - 1, n).round().astype(int))
+        x, y = x[idx], y[idx]
+    return x, y
+
+
+def one_hot(y, n_classes):
+    """ndarray of bool, shape (n_samples, n_classes): ``True`` at each sample's class."""
+    y = np.asarray(y)
+    out = np.zeros((len(y), n_classes), dtype=bool)
+    out[np.arange(len(y)), y] = True
+    return out
+
+
+def macro_roc(y, probs, grid=GRID):
+    """Macro-average one-vs-rest ROC: per-class TPR interpolated on a common FPR grid, averaged.
+
+    Classes without images, or with only images, have no ROC and are left out of the average.
+
+    Returns
+    -------
+    fpr, tpr : ndarray of shape (len(grid),)
+    """
+    tprs = []
+    for k in range(probs.shape[1]):
+        pos = y == k
+        if pos.any() and not pos.all():
+            fpr, tpr, _ = threshold_sweep(pos, probs[:, k]).roc()
+            tprs.append(np.interp(grid, fpr, tpr))
+    return np.asarray(grid, dtype=np.float64), (np.mean(tprs, axis=0) if tprs else np.full(len(grid), np.nan))
+
+
+@dataclass(frozen=True)
+class Band:
+    """A pointwise bootstrap band: ``lower[i] <= y <= upper[i]`` at ``x[i]`` in 95% of resamples.
+
+    Attributes
+    ----------
+    x, lower, upper : ndarray of shape (n_grid,)
+    n_boot : int
+        Resamples it was computed from (0: no band, see ``reason``).
+    reason : str
+        Why there is no band, or why it has fewer resamples than asked for; empty otherwise.
+    """
+
+    x: np.ndarray
+    lower: np.ndarray
+    upper: np.ndarray
+    n_boot: int
+    reason: str = ""
+
+    def to_dict(self):
+        return {"x": self.x, "lower": self.lower, "upper": self.upper, "n_boot": self.n_boot, "reason": self.reason}
+
+    @classmethod
+    def from_dict(cls, d):
+        return d if isinstance(d, cls) else cls(np.asarray(d["x"]), np.asarray(d["lower"]), np.asarray(d["upper"]),
+                                                int(d["n_boot"]), str(d.get("reason", "")))
+
+
+def _resample_weights(rng, strata, n_boot):
+    """``(n_boot, n)`` counts: each stratum resampled to its own size, so none is ever missing."""
+    n = len(strata)
+    picks = []
+    for s in np.unique(strata):
+        g = np.nonzero(strata == s)[0]
+        drawn = g[rng.integers(0, len(g), size=(n_boot, len(g)))]
+        picks.append((drawn + n * np.arange(n_boot)[:, None]).ravel())
+    return np.bincount(np.concatenate(picks), minlength=n_boot * n).reshape(n_boot, n).astype(np.float64)
+
+
+def _band_rates(positive, score, sample_of, weights, grid, kind):
+    """y values on ``grid`` of one resample's curve: TPR at FPR (``roc``) or precision at recall (``pr``)."""
+    order = np.argsort(-score, kind="mergesort")
+    s, pos, who = score[order], positive[order], sample_of[order]
+    last = np.r_[s[1:] != s[:-1], True]  # the last element of each group of tied scores
+    out = np.empty((len(weights), len(grid)))
+    for b, w in enumerate(weights):
+        ws = w[who]
+        tp = np.cumsum(ws * pos)[last]
+        fp = np.cumsum(ws * ~pos)[last]
+        p, n = tp[-1], fp[-1]
+        if kind == "roc":
+            fpr = np.r_[0.0, fp / n] if n else np.r_[0.0, np.zeros_like(fp)]
+            tpr = np.r_[0.0, tp / p] if p else np.r_[0.0, np.zeros_like(tp)]
+            out[b] = np.interp(grid, fpr, tpr)  # vertical averaging (linear between operating points)
+        else:
+            recall = tp / p if p else np.zeros_like(tp)
+            with np.errstate(invalid="ignore", divide="ignore"):
+                precision = np.where(tp + fp > 0, tp / (tp + fp), 1.0)
+            # precision at the first threshold whose recall reaches the grid value (a step curve)
+            j = np.minimum(np.searchsorted(recall, grid, side="left"), len(recall) - 1)
+            out[b] = precision[j]
+    return out
+
+
+def curve_band(positive, score, *, kind="roc", strata=None, groups=None, n_boot=200, seed=0, confidence=0.95,
+               grid=GRID, budget=BAND_BUDGET):
+    """Pointwise bootstrap band of a one-vs-rest ROC or precision-recall curve.
+
+    Parameters
+    ----------
+    positive : array-like of bool, shape (n_scores,)
+    score : array-like of float, shape (n_scores,)
+    kind : {"roc", "pr"}
+    strata : array-like of shape (n_samples,), optional
+        The class of each resampled unit (image); resampling keeps each stratum's size.
+    groups : array-like of int, shape (n_scores,), optional
+        Which unit each score belongs to (a micro average has ``n_classes`` scores per image);
+        default: each score is its own unit.
+    n_boot : int, default 200
+        Resamples; fewer when ``n_scores * n_boot`` exceeds ``budget`` (the band says so), and no
+        band below ``MIN_BOOT``.
+    seed : int, default 0
+    confidence : float, default 0.95
+
+    Returns
+    -------
+    Band
+    """
+    if kind not in ("roc", "pr"):
+        raise ValueError(f"kind: expected 'roc' or 'pr'; got {kind!r}")
+    positive = np.asarray(positive, dtype=bool).ravel()
+    score = np.asarray(score, dtype=np.float64).ravel()
+    if positive.shape != score.shape:
+        raise ValueError(f"score: expected one score per label ({positive.shape[0]}); got {score.shape[0]}")
+    sample_of = np.arange(len(score)) if groups is None else np.asarray(groups).ravel()
+    n_units = int(sample_of.max()) + 1 if len(sample_of) else 0
+    strata = np.zeros(n_units, dtype=int) if strata is None else np.asarray(strata)
+    if len(strata) != n_units:
+        raise ValueError(f"strata: expected one stratum per resampled unit ({n_units}); got {len(strata)}")
+    grid = np.asarray(grid, dtype=np.float64)
+    nan = np.full(len(grid), np.nan)
+    affordable = int(budget // max(len(score), 1))
+    if not positive.any() or positive.all():
+        return Band(grid, nan, nan, 0, "no band: the curve needs both positives and negatives")
+    if affordable < MIN_BOOT:
+        return Band(grid, nan, nan, 0, f"no band: {len(score):,} scores are too many to resample "
+                                       f"{MIN_BOOT} times within the budget")
+    reason = ""
+    if affordable < n_boot:
+        reason = f"{affordable} resamples (of {n_boot} asked) for {len(score):,} scores"
+        n_boot = affordable
+    rng = np.random.default_rng(seed)
+    w = _resample_weights(rng, strata, n_boot)
+    values = _band_rates(positive, score, sample_of, w, grid, kind)
+    a = (1 - confidence) / 2 * 100
+    lower, upper = np.nanpercentile(values, [a, 100 - a], axis=0)
+    return Band(grid, lower, upper, n_boot, reason)
+
+
+def class_curves(y, probs, *, per_class=True, bands=True, n_boot=200, seed=0):
+    """Every ROC and precision-recall curve the report draws for a classifier.
+
+    Parameters
+    ----------
+    y : ndarray of int, shape (n_samples,)
+    probs : ndarray of shape (n_samples, n_classes)
+    per_class : bool
+        Each class's own curve too (the report draws them up to 10 classes).
+    bands : bool
+        Bootstrap bands on the micro average and on each class's curve.
+
+    Returns
+    -------
+    dict
+        ``roc_micro`` ``{fpr, tpr, area}``, ``pr_micro`` ``{precision, recall, area}``,
+        ``roc_macro`` ``{fpr, tpr}``; with ``bands``: ``roc_micro_band`` and ``pr_micro_band``
+        (:meth:`Band.to_dict`); with ``per_class``: ``classes``, a list with, per class, ``roc``
+        ``{fpr, tpr}``, ``pr`` ``{precision, recall}``, ``auc``, ``average_precision`` and the bands (None for a class with no image).
+    """
+    y = np.asarray(y)
+    probs = np.asarray(probs, dtype=np.float64)
+    n, c = probs.shape
+    onehot = one_hot(y, c)
+    micro = threshold_sweep(onehot.ravel(), probs.ravel())
+    fpr, tpr, _ = micro.roc()
+    precision, recall, _ = micro.pr()
+    grid, mtpr = macro_roc(y, probs)
+    out = {"roc_micro": dict(zip(("fpr", "tpr"), thin(fpr, tpr)), area=micro.auc()),
+           "pr_micro": dict(zip(("precision", "recall"), thin(precision, recall)), area=micro.average_precision()),
+           "roc_macro": {"fpr": grid, "tpr": mtpr}}
+    if bands:
+        unit = np.repeat(np.arange(n), c)
+        for kind in ("roc", "pr"):
+            out[f"{kind}_micro_band"] = curve_band(onehot.ravel(), probs.ravel(), kind=kind, strata=y, groups=unit,
+                                                   n_boot=n_boot, seed=seed).to_dict()
+    if per_class:
+        per = []
+        for k in range(c):
+            pos = y == k
+            if not pos.any() or pos.all():
+                per.append(None)
+                continue
+            sw = threshold_sweep(pos, probs[:, k])
+            entry = {"roc": dict(zip(("fpr", "tpr"), thin(*sw.roc()[:2]))),
+                     "pr": dict(zip(("precision", "recall"), thin(*sw.pr()[:2]))), "auc": sw.auc(),
+                     "average_precision": sw.average_precision()}
+            if bands:
+                for kind in ("roc", "pr"):
+                    entry[f"{kind}_band"] = curve_band(pos, probs[:, k], kind=kind, strata=y, n_boot=n_boot,
+                                                       seed=seed).to_dict()
+            per.append(entry)
+        out["classes"] = per
+    return out

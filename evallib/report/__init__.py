@@ -1,0 +1,28 @@
+"""The report layer: displays built from arrays or from what the pipeline wrote, and the pages made of them.
+
+Every view is a display in scikit-learn's shape (:mod:`evallib.report._base`): ``from_predictions``
+(or ``from_embeddings``) from plain arrays, ``from_result`` from evallib's results, ``plot(ax=None)``
+returning the display with ``ax_`` and ``figure_`` set, and ``_repr_html_`` for the page.
+"""
+
+from ._base import Display, HtmlDisplay, Panel, Section
+from .classification import (ConfusionDisplay, Curve, HeadlineDisplay, PerClassDisplay, PrecisionRecallDisplay,
+                             ReliabilityDisplay, RocDisplay, worst_first)
+from .compare import Comparison, LeaderboardDisplay, PairedComparisonDisplay
+from .explorer import CamExplorer
+from .gallery import GalleryDisplay
+from .report import Report, StaleOutputsError, load
+from .slider import ThresholdSliderDisplay
+from .training import TrainingCurvesDisplay
+from .tsne_map import TSNEMapDisplay
+from .verification import PairListDisplay, ScoreHistogramDisplay, ThresholdMetricsDisplay, VerificationDisplay
+
+__all__ = [
+    "Display", "HtmlDisplay", "Panel", "Section",
+    "ConfusionDisplay", "Curve", "HeadlineDisplay", "PerClassDisplay", "PrecisionRecallDisplay", "ReliabilityDisplay",
+    "RocDisplay", "worst_first",
+    "Comparison", "LeaderboardDisplay", "PairedComparisonDisplay",
+    "CamExplorer", "GalleryDisplay", "Report", "StaleOutputsError", "load", "ThresholdSliderDisplay",
+    "TrainingCurvesDisplay", "TSNEMapDisplay",
+    "PairListDisplay", "ScoreHistogramDisplay", "ThresholdMetricsDisplay", "VerificationDisplay",
+]
