@@ -42,6 +42,8 @@ def test_hand_worked_counts_rates_gallery_and_transitions():
     assert (c0.n, c0.nfr, c0.pfr, c0.churn, c0.btc, c0.bec) == (4, 0.25, 0.25, 0.75, 0.5, 0.5)
     assert r.negative_flips.tolist() == [6, 1]
     np.testing.assert_allclose(r.negative_flip_score, [0.56, 0.54])
+    np.testing.assert_allclose(r.negative_flip_confidence, [[0.7, 0.8], [0.9, 0.6]])
+    np.testing.assert_allclose(r.positive_flip_confidence.prod(axis=1), r.positive_flip_score)
     assert r.positive_flips.tolist() == [2, 9] or r.positive_flips.tolist() == [9, 2]
     assert sorted(r.positive_flips.tolist()) == [2, 9]
     t = np.zeros((3, 3), int)

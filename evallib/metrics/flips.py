@@ -194,9 +194,12 @@ class VersionRegression:
         of the true class times the new model's probability of its (wrong) prediction, ties by index.
     negative_flip_score : ndarray of shape (n_negative_flips,)
         That product, in the same order.
-    positive_flips, positive_flip_score : ndarray
+    negative_flip_confidence : ndarray of shape (n_negative_flips, 2)
+        Its two factors: the old model's probability of the true class, the new model's probability
+        of its prediction (for captions and ``flips.csv``).
+    positive_flips, positive_flip_score, positive_flip_confidence : ndarray
         The same for positive flips: the new model's probability of the true class times the old
-        model's probability of its wrong prediction.
+        model's probability of its wrong prediction (confidence columns in that order).
     transitions : ndarray of int, shape (n_classes, n_classes)
         Over the negative flips: ``transitions[i, j]`` counts images the old model called ``i``
         (rightly) and the new model calls ``j``. The heat map of what the new model confuses.
@@ -214,8 +217,10 @@ class VersionRegression:
     pred_new: np.ndarray
     negative_flips: np.ndarray
     negative_flip_score: np.ndarray
+    negative_flip_confidence: np.ndarray
     positive_flips: np.ndarray
     positive_flip_score: np.ndarray
+    positive_flip_confidence: np.ndarray
     transitions: np.ndarray
     positive_transitions: np.ndarray
     alternative: str
@@ -255,8 +260,10 @@ class VersionRegression:
             "groups": [r.to_dict() for r in self.groups], "mcnemar": dict(self.mcnemar),
             "negative_flips": self.negative_flips[k].tolist(),
             "negative_flip_score": self.negative_flip_score[k].tolist(),
+            "negative_flip_confidence": self.negative_flip_confidence[k].tolist(),
             "positive_flips": self.positive_flips[k].tolist(),
             "positive_flip_score": self.positive_flip_score[k].tolist(),
+            "positive_flip_confidence": self.positive_flip_confidence[k].tolist(),
             "transitions": self.transitions.tolist(), "positive_transitions": self.positive_transitions.tolist(),
             "alternative": self.alternative, "alpha": self.alpha, "confidence": self.confidence,
             "n_boot": self.n_boot, "seed": self.seed, "method": self.method, "notes": list(self.notes),
@@ -293,7 +300,7 @@ def _flip_tests(nf, pf, alternative):
 
 
 def _gallery(mask, y, pred_wrong, scores_right, scores_wrong, right_are, wrong_are):
-    """Flipped images ordered for the gallery, and their scores.
+    """Flipped images ordered for the gallery, their scores, and the two probabilities behind each score.
 
     The score is the probability the model that was right gave the true class times the probability
     the model that was wrong gave its prediction; highest first, ties by index.
@@ -303,7 +310,7 @@ def _gallery(mask, y, pred_wrong, scores_right, scores_wrong, right_are, wrong_a
     p_wrong = to_probabilities(scores_wrong[idx], wrong_are)[np.arange(len(idx)), pred_wrong[idx]]
     score = p_right * p_wrong
     order = np.lexsort((idx, -score))
-    return idx[order], score[order]
+    return idx[order], score[order], np.column_stack([p_right, p_wrong])[order]
 
 
 def _check_scores_pair(y, scores_old, scores_new, scores_are, scores_are_new):
@@ -459,8 +466,8 @@ def version_regression(y, scores_old, scores_new, *, scores_are="logits", scores
     class_rows = tuple(row(1 + k, "class", int(c), names[c]) for k, c in enumerate(present))
     group_rows = tuple(row(1 + len(present) + k, "group", lab, str(lab)) for k, lab in enumerate(group_labels))
 
-    nf_idx, nf_score = _gallery(cell == 1, y, pred_new, s_old, s_new, scores_are, scores_are_new)
-    pf_idx, pf_score = _gallery(cell == 2, y, pred_old, s_new, s_old, scores_are_new, scores_are)
+    nf_idx, nf_score, nf_conf = _gallery(cell == 1, y, pred_new, s_old, s_new, scores_are, scores_are_new)
+    pf_idx, pf_score, pf_conf = _gallery(cell == 2, y, pred_old, s_new, s_old, scores_are_new, scores_are)
     trans = np.zeros((n_classes, n_classes), dtype=np.int64)
     np.add.at(trans, (pred_old[nf_idx], pred_new[nf_idx]), 1)
     ptrans = np.zeros((n_classes, n_classes), dtype=np.int64)
@@ -479,7 +486,8 @@ def version_regression(y, scores_old, scores_new, *, scores_are="logits", scores
     return VersionRegression(
         overall=overall, classes=class_rows, groups=group_rows, mcnemar=mcnemar(pred_old == y, pred_new == y),
         pred_old=pred_old, pred_new=pred_new, negative_flips=nf_idx, negative_flip_score=nf_score,
-        positive_flips=pf_idx, positive_flip_score=pf_score, transitions=trans, positive_transitions=ptrans,
+        negative_flip_confidence=nf_conf, positive_flips=pf_idx, positive_flip_score=pf_score,
+        positive_flip_confidence=pf_conf, transitions=trans, positive_transitions=ptrans,
         alternative=alternative, alpha=float(alpha), confidence=float(confidence), n_boot=n_boot, seed=seed,
         method=method, notes=notes)
 
