@@ -146,6 +146,28 @@ def test_row_intervals_are_the_percentile_intervals_of_the_replicates():
         np.testing.assert_allclose(got[:, k], _interval(reps[:, k], 0.9), equal_nan=True)
 
 
+def test_flip_table_lists_exactly_the_flipped_files_with_both_predictions():
+    y, lo, ln, _ = _random_case(8, n=200, n_classes=4)
+    files = [f"img_{i:03d}.png" for i in range(200)]
+    r = version_regression(y, lo, ln, n_boot=0)
+    table = r.flip_table(files=files, classes=list("abcd"))
+    po = np.exp(lo) / np.exp(lo).sum(1, keepdims=True)
+    pn = np.exp(ln) / np.exp(ln).sum(1, keepdims=True)
+    neg = {files[i] for i in range(200) if po[i].argmax() == y[i] and pn[i].argmax() != y[i]}
+    pos = {files[i] for i in range(200) if po[i].argmax() != y[i] and pn[i].argmax() == y[i]}
+    assert {t["file"] for t in table if t["flip"] == "negative"} == neg
+    assert {t["file"] for t in table if t["flip"] == "positive"} == pos
+    assert len(table) == len(neg) + len(pos)
+    for t in table:
+        i = t["index"]
+        assert t["file"] == files[i] and t["true_class"] == "abcd"[y[i]]
+        assert t["old_prediction"] == "abcd"[po[i].argmax()] and t["new_prediction"] == "abcd"[pn[i].argmax()]
+        assert t["old_probability"] == pytest.approx(po[i].max()) and t["new_probability"] == pytest.approx(pn[i].max())
+    assert [t["index"] for t in r.flip_table(kind="negative")] == r.negative_flips.tolist()
+    with pytest.raises(ValueError, match="files: expected 200"):
+        r.flip_table(files=files[:3])
+
+
 def test_invariant_to_sample_order():
     y, lo, ln, groups = _random_case(3)
     a = version_regression(y, lo, ln, groups=groups, n_boot=200, seed=5)

@@ -240,6 +240,49 @@ class VersionRegression:
         """The rows where the new model is significantly worse (overall, classes, groups)."""
         return [r for r in self.rows if r.flagged]
 
+    def flip_table(self, *, files=None, classes=None, kind="both"):
+        """One record per flipped image, for triage (the rows of ``flips.csv``), in gallery order.
+
+        Parameters
+        ----------
+        files : sequence of str, optional
+            The file of each image (indexed like ``y``).
+        classes : sequence of str, optional
+            Class names.
+        kind : {"both", "negative", "positive"}, default "both"
+            Negative flips, positive flips, or the negative then the positive ones.
+
+        Returns
+        -------
+        list of dict
+            ``flip, rank, index, file, true_class, old_prediction, old_probability, new_prediction,
+            new_probability, score``: each model's probability of its own prediction, and the gallery score.
+        """
+        if kind not in ("both", "negative", "positive"):
+            raise EvallibError(f"kind: expected 'both', 'negative' or 'positive'; got {kind!r}")
+        n = len(self.pred_old)
+        if files is not None and len(files) != n:
+            raise EvallibError(f"files: expected {n} file names, one per image; got {len(files)}")
+        n_classes = self.transitions.shape[0]
+        if classes is not None and len(classes) != n_classes:
+            raise EvallibError(f"classes: expected {n_classes} names; got {len(classes)}")
+        name = (lambda k: str(classes[k])) if classes is not None else int
+        out = []
+        # negative flips: old right (confidence column 0 is its probability of the true class)
+        # positive flips: new right (column 0 is the new model's probability of the true class)
+        parts = {"negative": (self.negative_flips, self.negative_flip_confidence, self.negative_flip_score, 0),
+                 "positive": (self.positive_flips, self.positive_flip_confidence, self.positive_flip_score, 1)}
+        for flip in (("negative", "positive") if kind == "both" else (kind,)):
+            idx, conf, score, new_right = parts[flip]
+            for rank, (i, c, sc) in enumerate(zip(idx.tolist(), conf.tolist(), score.tolist()), start=1):
+                true = self.pred_new[i] if new_right else self.pred_old[i]
+                out.append({"flip": flip, "rank": rank, "index": i, "file": None if files is None else str(files[i]),
+                            "true_class": name(true), "old_prediction": name(self.pred_old[i]),
+                            "old_probability": c[1] if new_right else c[0],
+                            "new_prediction": name(self.pred_new[i]),
+                            "new_probability": c[0] if new_right else c[1], "score": sc})
+        return out
+
     def over_budget(self, max_nfr):
         """The rows that break an NFR budget: what a CI gate fails on.
 
