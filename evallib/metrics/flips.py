@@ -56,6 +56,7 @@ _WILSON = {"nfr": ((1,), (0, 1, 2, 3, 4)), "pfr": ((2,), (0, 1, 2, 3, 4)), "chur
            "btc": ((0,), (0, 1)), "bec": ((3, 4), (1, 3, 4))}  # numerator and denominator cells
 _CHUNK_ELEMENTS = 5_000_000  # resamples x cells x 5 drawn at once
 _MAX_PAIRS = 10_000_000
+_MAX_BOOT_PAIRS = 200_000
 
 
 def rates_from_cells(counts):
@@ -614,6 +615,10 @@ class CompatibilityResult:
     update_gain : dict
         BCT's update gain ``(M(new/old) - M(old/old)) / (M(new/new) - M(old/old))``: the share of the
         re-indexing gain reached without re-indexing; NaN when the new model gains nothing.
+    difference_interval : dict
+        ``{"tar_at_far", "rank1"}`` -> percentile-bootstrap interval of ``M(new/old) - M(old/old)``,
+        resampling identities (both scorings on the same resamples): an interval above 0 says the
+        criterion holds beyond chance, one below 0 that the update breaks the old gallery.
     n_probes, n_gallery, n_genuine, n_impostor, n_rank1_probes : int
     protocol : str
     notes : list of str
@@ -626,6 +631,7 @@ class CompatibilityResult:
     compatible: dict
     criterion: dict
     update_gain: dict
+    difference_interval: dict
     n_probes: int
     n_gallery: int
     n_genuine: int
@@ -635,15 +641,18 @@ class CompatibilityResult:
     notes: list = field(default_factory=list)
 
     def to_dict(self):
-        return {k: (dict(v) if isinstance(v, dict) else list(v) if isinstance(v, list) else v)
-                for k, v in self.__dict__.items()}
+        out = {k: (dict(v) if isinstance(v, dict) else list(v) if isinstance(v, list) else v)
+               for k, v in self.__dict__.items()}
+        out["difference_interval"] = {k: list(v) for k, v in self.difference_interval.items()}
+        return out
 
 
 MODEL_PAIRS = ("old/old", "new/old", "new/new")
 
 
 def cross_model_compatibility(embeddings_old, embeddings_new, labels, *, probe=None, far=1e-3,
-                              max_pairs=_MAX_PAIRS):
+                              max_pairs=_MAX_PAIRS, n_boot=1000, seed=0, confidence=0.95,
+                              max_boot_pairs=_MAX_BOOT_PAIRS):
     """BCT's cross-model test: new-model probes against old-model gallery embeddings, beside old/old and new/new.
 
     Shen, Xiong, Xia and Soatto, "Towards Backward-Compatible Representation Learning", CVPR 2020:
@@ -669,6 +678,13 @@ def cross_model_compatibility(embeddings_old, embeddings_new, labels, *, probe=N
         FAR target for TAR@FAR.
     max_pairs : int, default 10,000,000
         Above this many pairs the computation refuses (pass a smaller ``probe`` set).
+    n_boot : int, default 1000
+        Resamples of identities for the intervals of ``M(new/old) - M(old/old)``; 0 skips them.
+    seed : int, default 0
+    confidence : float, default 0.95
+    max_boot_pairs : int, default 200,000
+        The bootstrap uses at most this many genuine and this many impostor pairs, drawn uniformly
+        (the point figures use every pair).
 
     Returns
     -------
@@ -724,15 +740,28 @@ def cross_model_compatibility(embeddings_old, embeddings_new, labels, *, probe=N
     gen_mask, imp_mask = same & valid, ~same & valid
     has_gen = gen_mask.any(axis=1)
     models = {"old/old": (eo, eo), "new/old": (en, eo), "new/new": (en, en)}
-    tar, thr, rank1 = {}, {}, {}
+    tar, thr, rank1, kept = {}, {}, {}, {}
     for name, (a, b) in models.items():
         s = a[q].astype(np.float64) @ b[g].astype(np.float64).T  # exact: see normalize_embeddings
-        sweep = sweep_from_sorted_scores(np.sort(s[gen_mask]), np.sort(s[imp_mask]))
+        gen_s, imp_s = s[gen_mask], s[imp_mask]
+        sweep = sweep_from_sorted_scores(np.sort(gen_s), np.sort(imp_s))
         t, th = sweep.tar_at_far(far) if sweep.n_pos and sweep.n_neg else (float("nan"), float("nan"))
         tar[name], thr[name] = float(t), float(th)
         best_gen = np.where(gen_mask, s, -np.inf).max(axis=1)
         best_imp = np.where(imp_mask, s, -np.inf).max(axis=1)
-        rank1[name] = float(np.mean((best_gen > best_imp)[has_gen])) if has_gen.any() else float("nan")
+        hits = (best_gen > best_imp)[has_gen]
+        rank1[name] = float(np.mean(hits)) if has_gen.any() else float("nan")
+        kept[name] = (gen_s, imp_s, hits)
+    if n_boot and int(imp_mask.sum()) * far >= 1 and gen_mask.any():
+        rows, cols = np.nonzero(gen_mask)
+        gen_ids = lq[rows]
+        rows, cols = np.nonzero(imp_mask)
+        imp_ids = np.column_stack([lq[rows], lg[cols]])
+        intervals = _compatibility_intervals(kept["old/old"], kept["new/old"], gen_ids, imp_ids, lq[has_gen],
+                                             far=far, n_boot=n_boot, seed=seed, confidence=confidence,
+                                             max_pairs=max_boot_pairs)
+    else:
+        intervals = {"tar_at_far": (float("nan"), float("nan")), "rank1": (float("nan"), float("nan"))}
 
     def verdicts(m):
         old, cross, new = m["old/old"], m["new/old"], m["new/new"]
@@ -750,7 +779,8 @@ def cross_model_compatibility(embeddings_old, embeddings_new, labels, *, probe=N
     return CompatibilityResult(
         far=float(far), tar_at_far=tar, thresholds=thr, rank1=rank1,
         compatible={"tar_at_far": vt[0], "rank1": vr[0]}, criterion={"tar_at_far": vt[1], "rank1": vr[1]},
-        update_gain={"tar_at_far": vt[2], "rank1": vr[2]}, n_probes=len(q), n_gallery=len(g),
+        update_gain={"tar_at_far": vt[2], "rank1": vr[2]}, difference_interval=intervals, n_probes=len(q),
+        n_gallery=len(g),
         n_genuine=int(gen_mask.sum()), n_impostor=n_imp, n_rank1_probes=int(has_gen.sum()),
         protocol=protocol, notes=notes)
 
@@ -882,3 +912,69 @@ def pair_flips(same, scores_old, scores_new, *, far=1e-3, thresholds=None, confi
                      n_genuine=n_gen, n_impostor=n_imp, genuine_lost=lost, impostor_gained=imp_gained,
                      genuine_gained=gained, impostor_lost=imp_lost, rates=rates, wilson=wil,
                      p_genuine=float(p[0]), p_impostor=float(p[1]), notes=notes)
+
+
+def weighted_tar_at_far(gen_scores, gen_weights, imp_scores, imp_weights, far):
+    """TAR at FAR ``far`` with weighted pairs, one row of weights per resample.
+
+    With integer weights this is the library's TAR@FAR (:meth:`ThresholdSweep.tar_at_far`) of the
+    pairs each repeated as often as its weight: ``v`` is the highest impostor score with more than
+    ``far`` of the impostor weight at or above it, and TAR the share of genuine weight above ``v``.
+
+    Parameters
+    ----------
+    gen_scores : ndarray of shape (n_genuine,)
+    gen_weights : ndarray of shape (n_resamples, n_genuine)
+    imp_scores : ndarray of shape (n_impostor,)
+    imp_weights : ndarray of shape (n_resamples, n_impostor)
+    far : float
+
+    Returns
+    -------
+    ndarray of shape (n_resamples,)
+        NaN where a resample has no genuine or no impostor weight.
+    """
+    order = np.argsort(-imp_scores, kind="mergesort")
+    desc = imp_scores[order]
+    cum = np.cumsum(imp_weights[:, order], axis=1, dtype=np.float64)
+    total = cum[:, -1]
+    v = desc[np.argmax(cum > far * total[:, None], axis=1)]
+    gw = gen_weights.astype(np.float64)
+    above = np.sum(gw * (gen_scores[None, :] > v[:, None]), axis=1)
+    g_total = gw.sum(axis=1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where((total > 0) & (g_total > 0), above / np.where(g_total > 0, g_total, 1), np.nan)
+
+
+def _compatibility_intervals(old, cross, gen_ids, imp_ids, probe_ids, *, far, n_boot, seed, confidence, max_pairs):
+    """Identity-bootstrap intervals of ``M(new/old) - M(old/old)`` for TAR@FAR and rank-1.
+
+    A resample draws identities with replacement (counts ``m``); a genuine pair of identity ``a`` weighs
+    ``m_a``, an impostor pair ``(a, b)`` weighs ``m_a * m_b`` (as :func:`bootstrap_verification`), a
+    rank-1 probe of identity ``a`` weighs ``m_a``.
+    """
+    from .bootstrap import _weights
+
+    rng = np.random.default_rng(seed)
+    gen_o, imp_o, hits_o = old
+    gen_c, imp_c, hits_c = cross
+    gi = np.arange(len(gen_o)) if len(gen_o) <= max_pairs else np.sort(rng.choice(len(gen_o), max_pairs, False))
+    ii = np.arange(len(imp_o)) if len(imp_o) <= max_pairs else np.sort(rng.choice(len(imp_o), max_pairs, False))
+    ids, inv = np.unique(np.r_[gen_ids[gi], imp_ids[ii].ravel(), probe_ids], return_inverse=True)
+    g_id, imp_flat, p_id = np.split(inv, [len(gi), len(gi) + 2 * len(ii)])
+    a_id, b_id = imp_flat[0::2], imp_flat[1::2]
+    hit_diff = hits_c.astype(np.float64) - hits_o
+    d_tar, d_rank1 = [], []
+    step = max(1, 20_000_000 // max(len(ii), len(gi), len(probe_ids), 1))
+    for b0 in range(0, n_boot, step):
+        m = _weights(rng, len(ids), min(step, n_boot - b0)).astype(np.float64)
+        wg, wi = m[:, g_id], m[:, a_id] * m[:, b_id]
+        d_tar.append(weighted_tar_at_far(gen_c[gi], wg, imp_c[ii], wi, far)
+                     - weighted_tar_at_far(gen_o[gi], wg, imp_o[ii], wi, far))
+        wp = m[:, p_id]
+        with np.errstate(invalid="ignore", divide="ignore"):
+            d_rank1.append(np.where(wp.sum(axis=1) > 0, wp @ hit_diff / wp.sum(axis=1), np.nan))
+    return {"tar_at_far": tuple(float(v) for v in _percentile_intervals(np.concatenate(d_tar)[:, None],
+                                                                           confidence)[:, 0]),
+            "rank1": tuple(float(v) for v in _percentile_intervals(np.concatenate(d_rank1)[:, None],
+                                                                      confidence)[:, 0])}

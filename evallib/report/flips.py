@@ -378,15 +378,19 @@ class CompatibilityDisplay(Display):
         r = self.result
         rows = [[pair, r.tar_at_far[pair], r.thresholds[pair], r.rank1[pair]] for pair in ("old/old", "new/old",
                                                                                           "new/new")]
-        verdicts = [[m, "yes" if r.compatible[m] else "no", "yes" if r.criterion[m] else "no", r.update_gain[m]]
+        verdicts = [[m, r.tar_at_far["new/old"] - r.tar_at_far["old/old"] if m == "tar_at_far"
+                     else r.rank1["new/old"] - r.rank1["old/old"], format_interval(*r.difference_interval[m]),
+                     "yes" if r.compatible[m] else "no", "yes" if r.criterion[m] else "no", r.update_gain[m]]
                     for m in ("tar_at_far", "rank1")]
         return [guide("BCT (Shen et al., CVPR 2020): can the new model's embeddings be searched against the stored "
                       "old ones? 'new/old' compares new-model probes with the old gallery; it should do at least as "
                       "well as the old model with itself ('old/old'). Update gain: the share of the re-indexing gain "
-                      "('new/new') reached without re-indexing."),
+                      "('new/new') reached without re-indexing. An interval of the difference above 0 says the criterion holds "
+                      "beyond chance; below 0, the update breaks the stored gallery."),
                 self._figure_html(),
                 html_table(rows, ["probe/gallery", f"TAR at FAR {r.far:g}", "threshold", "rank-1"]),
-                html_table(verdicts, ["metric", "compatible: new/old ≥ old/old", "BCT criterion: new/old > old/old",
+                html_table(verdicts, ["metric", "new/old − old/old", "95% interval (identities resampled)",
+                                      "compatible: new/old ≥ old/old", "BCT criterion: new/old > old/old",
                                       "update gain"]),
                 f'<p class="evallib-guide">{_esc(r.protocol)}: {r.n_probes:,} probes, {r.n_gallery:,} gallery images, '
                 f'{r.n_genuine:,} genuine and {r.n_impostor:,} impostor pairs, {r.n_rank1_probes:,} probes for '
