@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 from matplotlib.figure import Figure
 
-from evallib.metrics.flips import cross_model_compatibility, version_regression
-from evallib.report.flips import (CompatibilityDisplay, FlipGalleryDisplay, FlipTransitionsDisplay,
+from evallib.metrics.flips import cross_model_compatibility, pair_flips, version_regression
+from evallib.report.flips import (CompatibilityDisplay, FlipGalleryDisplay, FlipTransitionsDisplay, PairFlipsDisplay,
                                   RegressionTableDisplay)
 
 
@@ -138,3 +138,24 @@ def test_compatibility_display_shows_the_result():
     assert disp.result.tar_at_far == ref.tar_at_far and not disp.result.compatible["tar_at_far"]
     html = _contract(disp)
     assert "new/old" in html and "not compatible" in disp.ax_.get_title()
+
+
+def test_pair_gallery_shows_the_flipped_pairs_in_order():
+    rng = np.random.default_rng(6)
+    n_pairs, n_images = 400, 800
+    pairs = np.column_stack([np.arange(0, n_images, 2), np.arange(1, n_images, 2)])
+    images = np.repeat((np.arange(n_images) / n_images)[:, None, None], 3, axis=1).repeat(3, axis=2)
+    same = rng.random(n_pairs) < 0.4
+    old = rng.normal(size=n_pairs) + 2.5 * same
+    new = 0.6 * old + 0.8 * rng.normal(size=n_pairs) + 0.8 * same
+    disp = PairFlipsDisplay.from_predictions(same, old, new, pairs=pairs, images=images, far=0.05, max_pairs=3)
+    ref = pair_flips(same, old, new, far=0.05)
+    first = [int(round(img[0, 0] * n_images)) for img, _ in disp.tiles[0]]
+    assert first == pairs[ref.genuine_lost[:3]].ravel().tolist()
+    if len(ref.impostor_gained):
+        second = [int(round(img[0, 0] * n_images)) for img, _ in disp.tiles[1]]
+        assert second == pairs[ref.impostor_gained[:3]].ravel().tolist()
+    html = _contract_gallery(disp)
+    assert "genuine pairs lost" in html and f"<td>{len(ref.genuine_lost)}</td>" in html
+    with pytest.raises(ValueError, match="pairs: expected an int array"):
+        PairFlipsDisplay.from_predictions(same, old, new, pairs=pairs[:5], images=images)

@@ -9,13 +9,14 @@ BCT's cross-model compatibility for embedding models. The numbers come from
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Callable, Sequence
 
 import numpy as np
 
 from ..metrics.classification import infer_score_type
-from ..metrics.flips import CompatibilityResult, VersionRegression, cross_model_compatibility, version_regression
+from ..metrics.flips import (CompatibilityResult, PairFlips, VersionRegression, cross_model_compatibility, pair_flips,
+                             version_regression)
 from ..metrics.stats import format_interval
 from ._base import Display, new_figure
 from .gallery import GalleryDisplay, _image_source
@@ -97,8 +98,8 @@ class RegressionTableDisplay(Display):
         ax.set_xlim(left=0)
         ax.set_xlabel(f"share of images, {self.old_name} → {self.new_name}, with 95% intervals")
         more = len(self.rows) - len(rows)
-        ax.set_title(f"Flips from {self.old_name} to {self.new_name}" + (f" (worst {len(rows) - 1} of "
-                                                                          f"{len(self.rows) - 1:,} rows)" if more else ""))
+        worst = f" (worst {len(rows) - 1} of {len(self.rows) - 1:,} rows)" if more else ""
+        ax.set_title(f"Flips from {self.old_name} to {self.new_name}{worst}")
         ax.legend(fontsize="small", loc="lower right")
 
     def _table_rows(self):
@@ -121,8 +122,8 @@ class RegressionTableDisplay(Display):
                                                                                     what="rows")
         o = res.overall
         parts = [guide(
-            f"A negative flip is an image {self.old_name} got right and {self.new_name} gets wrong; a positive flip the "
-            f"reverse. NFR and PFR are their shares of the images; net gain = PFR − NFR is the accuracy change. "
+            f"A negative flip is an image {self.old_name} got right and {self.new_name} gets wrong; a positive flip "
+            f"the reverse. NFR and PFR are their shares of the images; net gain = PFR − NFR is the accuracy change. "
             "Relative NFR is NFR over what independent errors would give (below 1: the new model errs where the old "
             "one did). BTC: share of the old model's right answers the new one keeps; BEC: share of the new "
             "model's errors the old one also made; churn: share of images whose prediction changed. 'regression' "
@@ -212,8 +213,8 @@ class FlipTransitionsDisplay(Display):
         n = len(self.classes)
         shown = int(m.sum())
         ax.set_title(f"{total:,} negative flips" if len(idx) == n else
-                     f"{shown:,} of {total:,} negative flips, among the {len(idx)} classes they involve most (of {n:,})",
-                     fontsize=10)
+                     f"{shown:,} of {total:,} negative flips, among the {len(idx)} classes they involve most "
+                     f"(of {n:,})", fontsize=10)
         from matplotlib.ticker import MaxNLocator
 
         ax.figure.colorbar(im, ax=ax, label="negative flips", ticks=MaxNLocator(integer=True))
@@ -336,6 +337,71 @@ class FlipGalleryDisplay(GalleryDisplay):
         return cls([list(r) for r in tiles], title="Negative flips", how_to_read=how, facts=facts)
 
 
+# ---------------------------------------------------------------------------------------------- pairs
+@dataclass(repr=False)
+class PairFlipsDisplay(GalleryDisplay):
+    """Verification pairs whose decision changed: genuine pairs the new model now rejects, impostor pairs it
+    now accepts, as a pair gallery under a table of the counts, rates and tests."""
+
+    summary: list = field(default_factory=list)
+
+    @classmethod
+    def from_predictions(cls, same, scores_old, scores_new, *, pairs, images, far: float = 1e-3, thresholds=None,
+                         max_pairs: int = 6):
+        """From each pair's label and both models' scores (see :func:`pair_flips`).
+
+        ``pairs`` is an int array of shape (n_pairs, 2): the two images of each pair; ``images`` an array
+        of shape (n_images, H, W[, 3]) in [0, 1] or a function ``images(indices)``.
+        """
+        r = pair_flips(same, scores_old, scores_new, far=far, thresholds=thresholds)
+        return cls.from_result(r, scores_old, scores_new, pairs=pairs, images=images, max_pairs=max_pairs)
+
+    @classmethod
+    def from_result(cls, result: PairFlips, scores_old, scores_new, *, pairs, images, max_pairs: int = 6):
+        pairs = np.asarray(pairs, dtype=np.int64)
+        if pairs.ndim != 2 or pairs.shape[1] != 2 or len(pairs) != len(scores_old):
+            raise ValueError(f"pairs: expected an int array of shape ({len(scores_old)}, 2), one row per pair; got "
+                             f"shape {pairs.shape}")
+        so, sn = np.asarray(scores_old, float), np.asarray(scores_new, float)
+        load = _image_source(images)
+        tiles = []
+        for label, idx in (("genuine, now rejected", result.genuine_lost[:max_pairs]),
+                           ("impostor, now accepted", result.impostor_gained[:max_pairs])):
+            if not len(idx):
+                continue
+            imgs = load([int(v) for v in pairs[idx].ravel()])
+            row = []
+            for k, p in enumerate(idx):
+                row += [(imgs[2 * k], f"{label}\nold {so[p]:.3f}, new {sn[p]:.3f}"),
+                        (imgs[2 * k + 1], f"pair {int(p)}")]
+            tiles.append(row)
+        r = result
+        where = (f"each model at its own threshold for FAR {r.far:g}" if r.operating_point == "matched FAR"
+                 else "each model at its given threshold")
+        how = (f"Pairs whose decision changed, {where} (old {r.threshold_old:.4f}, new {r.threshold_new:.4f}). Top "
+               "row: genuine pairs the old model accepted and the new one rejects, furthest below the new threshold "
+               "first; bottom row: impostor pairs the new model newly accepts, furthest above it first. Captions: "
+               "both models' scores.")
+        summary = [[name, len(getattr(r, key)), r.n_genuine if key.startswith("genuine") else r.n_impostor,
+                    r.rates[key], format_interval(*r.wilson[key])]
+                   for name, key in (("genuine pairs lost", "genuine_lost"), ("genuine pairs gained", "genuine_gained"),
+                                     ("impostor pairs let in", "impostor_gained"),
+                                     ("impostor pairs shut out", "impostor_lost"))]
+        summary.append(["exact McNemar p", f"genuine {_fmt_p(r.p_genuine)}", f"impostor {_fmt_p(r.p_impostor)}",
+                        "", ""])
+        return cls(tiles, title="Verification pairs that flipped", how_to_read=how, summary=summary)
+
+    def _parts(self):
+        table = html_table(self.summary, ["pairs", "count", "of", "rate", "95% interval (Wilson)"])
+        if not self.tiles:
+            return [table, guide("No pair changed its decision.")]
+        return [table, *super()._parts()]
+
+
+def _fmt_p(p):
+    return "n/a" if not np.isfinite(p) else f"{p:.3g}"
+
+
 # ---------------------------------------------------------------------------------------------- BCT
 @dataclass(repr=False)
 class CompatibilityDisplay(Display):
@@ -385,8 +451,8 @@ class CompatibilityDisplay(Display):
         return [guide("BCT (Shen et al., CVPR 2020): can the new model's embeddings be searched against the stored "
                       "old ones? 'new/old' compares new-model probes with the old gallery; it should do at least as "
                       "well as the old model with itself ('old/old'). Update gain: the share of the re-indexing gain "
-                      "('new/new') reached without re-indexing. An interval of the difference above 0 says the criterion holds "
-                      "beyond chance; below 0, the update breaks the stored gallery."),
+                      "('new/new') reached without re-indexing. An interval of the difference above 0 says the "
+                      "criterion holds beyond chance; below 0, the update breaks the stored gallery."),
                 self._figure_html(),
                 html_table(rows, ["probe/gallery", f"TAR at FAR {r.far:g}", "threshold", "rank-1"]),
                 html_table(verdicts, ["metric", "new/old − old/old", "95% interval (identities resampled)",
