@@ -53,6 +53,9 @@ def _labels_and_classes(y_true, y_pred, classes):
         raise ValueError(f"y_pred: expected one prediction per label ({y_true.shape[0]}); got shape {y_pred.shape}")
     if classes is None:
         classes = np.unique(np.concatenate([y_true, y_pred])).tolist()
+    elif y_true.dtype.kind in "iu" and not any(isinstance(c, (int, np.integer)) for c in classes):
+        idx = [_class_indices(v, classes, len(classes))[0] for v in (y_true, y_pred)]  # indices into the names
+        return idx[0], idx[1], list(classes)
     index = {c: i for i, c in enumerate(classes)}
     out = []
     for name, v in (("y_true", y_true), ("y_pred", y_pred)):
