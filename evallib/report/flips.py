@@ -1,0 +1,463 @@
+"""Version comparison views: what a new model breaks.
+
+The regression table (negative and positive flips with intervals and tests per class and slice),
+the negative-flip gallery, the heat map of old prediction -> new prediction over the flips, and
+BCT's cross-model compatibility for embedding models. The numbers come from
+:mod:`evallib.metrics.flips`; each view is built from plain arrays (``from_predictions``,
+``from_embeddings``) or from those results (``from_result``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable, Sequence
+
+import numpy as np
+
+from ..metrics.classification import infer_score_type
+from ..metrics.flips import (CompatibilityResult, PairFlips, VersionRegression, cross_model_compatibility, pair_flips,
+                             version_regression)
+from ..metrics.stats import format_interval
+from ._base import Display, new_figure
+from .gallery import GalleryDisplay, _image_source
+from .html import folded_table, guide, html_table
+
+TABLE_ROWS = 25  # a regression table longer than this shows its worst rows and folds the rest
+HEATMAP_CLASSES = 25  # above this many classes the heat map shows the classes the flips involve most
+GALLERY_FLIPS = 24  # flips shown in the gallery unless asked otherwise
+
+
+def _kind(scores, scores_are):
+    return infer_score_type(scores)[0] if scores_are == "auto" else scores_are
+
+
+def _regression(y_true, scores_old, scores_new, *, classes, groups, scores_are, **kw):
+    return version_regression(y_true, scores_old, scores_new, scores_are=_kind(scores_old, scores_are),
+                              scores_are_new=_kind(scores_new, scores_are), classes=classes, groups=groups, **kw)
+
+
+def worst_rows(rows):
+    """Class and group rows, regressions first: flagged, then by adjusted p (untested last), then NFR - PFR."""
+    def key(r):
+        p = r.p_adjusted if np.isfinite(r.p_adjusted) else 2.0
+        return (not r.flagged, p, -(r.nfr - r.pfr), r.kind, r.name)
+    return sorted(rows, key=key)
+
+
+# ---------------------------------------------------------------------------------------------- table
+@dataclass(repr=False)
+class RegressionTableDisplay(Display):
+    """The regression table: NFR, PFR, net gain, relative NFR, BTC, BEC and churn with n, intervals and tests.
+
+    One row for all images, then the class and slice rows with regressions first; above 25 rows the
+    worst are shown and the rest folded. ``plot`` draws NFR and PFR with their 95% intervals for the
+    rows the table shows first.
+    """
+
+    result: VersionRegression
+    old_name: str = "old"
+    new_name: str = "new"
+    title: str = "What the new model breaks"
+
+    @classmethod
+    def from_predictions(cls, y_true, scores_old, scores_new, *, classes: Sequence | None = None, groups=None,
+                         scores_are: str = "auto", n_boot: int = 1000, seed: int = 0, alpha: float = 0.05,
+                         old_name: str = "old", new_name: str = "new"):
+        """From class indices and both models' scores on the same images (see :func:`version_regression`)."""
+        r = _regression(y_true, scores_old, scores_new, classes=classes, groups=groups, scores_are=scores_are,
+                        n_boot=n_boot, seed=seed, alpha=alpha)
+        return cls(r, old_name=old_name, new_name=new_name)
+
+    @classmethod
+    def from_result(cls, result: VersionRegression, *, old_name: str = "old", new_name: str = "new"):
+        return cls(result, old_name=old_name, new_name=new_name)
+
+    @property
+    def rows(self) -> list:
+        """The rows in the order shown: overall, then classes and slices, regressions first."""
+        return [self.result.overall, *worst_rows([*self.result.classes, *self.result.groups])]
+
+    @property
+    def figsize(self):
+        return (7.5, 1.4 + 0.32 * min(len(self.rows), TABLE_ROWS))
+
+    def _draw(self, ax, **kwargs):
+        rows = self.rows[:TABLE_ROWS]
+        ypos = np.arange(len(rows))[::-1].astype(float)
+        for metric, shift, colour, marker, label in (("nfr", 0.15, "#c44e52", "o", "negative flip rate"),
+                                                     ("pfr", -0.15, "#55a868", "s", "positive flip rate")):
+            v = np.array([getattr(r, metric) for r in rows])
+            lo = np.array([r.intervals[metric][0] for r in rows])
+            hi = np.array([r.intervals[metric][1] for r in rows])
+            err = np.vstack([np.where(np.isfinite(lo), v - lo, 0), np.where(np.isfinite(hi), hi - v, 0)])
+            ax.errorbar(v, ypos + shift, xerr=np.maximum(err, 0), fmt=marker, color=colour, capsize=3, ms=5,
+                        label=label)
+        names = [("* " if r.flagged else "") + (f"{r.kind} {r.name}" if r.kind != "overall" else "all images")
+                 for r in rows]
+        ax.set_yticks(ypos, names, fontsize=8)
+        ax.set_xlim(left=0)
+        ax.set_xlabel(f"share of images, {self.old_name} → {self.new_name}, with 95% intervals")
+        more = len(self.rows) - len(rows)
+        worst = f" (worst {len(rows) - 1} of {len(self.rows) - 1:,} rows)" if more else ""
+        ax.set_title(f"Flips from {self.old_name} to {self.new_name}{worst}")
+        ax.legend(fontsize="small", loc="lower right")
+
+    def _table_rows(self):
+        out = []
+        for r in self.rows:
+            name = "all images" if r.kind == "overall" else f"{r.kind}: {r.name}"
+            out.append([name, r.n, r.nfr, format_interval(*r.intervals["nfr"]), r.nfr_upper(), r.pfr,
+                        format_interval(*r.intervals["pfr"]), r.net_gain, format_interval(*r.intervals["net_gain"]),
+                        r.relative_nfr, r.btc, r.bec, r.churn, r.negative_flips, r.positive_flips, r.p_value,
+                        r.p_adjusted, "regression" if r.flagged else ""])
+        return out
+
+    def _parts(self):
+        res = self.result
+        head = ["rows", "images", "NFR", "95% interval", "NFR upper bound", "PFR", "95% interval", "net gain",
+                "95% interval", "relative NFR", "BTC", "BEC", "churn", "negative flips", "positive flips", "p",
+                "BH-adjusted p", ""]
+        rows = self._table_rows()
+        table = html_table(rows, head) if len(rows) <= TABLE_ROWS else folded_table(rows, head, shown=TABLE_ROWS,
+                                                                                    what="rows")
+        o = res.overall
+        parts = [guide(
+            f"A negative flip is an image {self.old_name} got right and {self.new_name} gets wrong; a positive flip "
+            f"the reverse. NFR and PFR are their shares of the images; net gain = PFR − NFR is the accuracy change. "
+            "Relative NFR is NFR over what independent errors would give (below 1: the new model errs where the old "
+            "one did). BTC: share of the old model's right answers the new one keeps; BEC: share of the new "
+            "model's errors the old one also made; churn: share of images whose prediction changed. 'regression' "
+            "marks rows where NFR > PFR survives the exact McNemar test and Benjamini–Hochberg."),
+            self._figure_html(),
+            f"<p>{o.negative_flips:,} negative and {o.positive_flips:,} positive flips in {o.n:,} images: NFR "
+            f"{o.nfr:.4f} {format_interval(*o.intervals['nfr'])}, PFR {o.pfr:.4f} "
+            f"{format_interval(*o.intervals['pfr'])}; McNemar p {res.mcnemar['p_value']:.3g} (two-sided).</p>",
+            table, f'<p class="evallib-guide">{_esc(res.method)}. NFR upper bound: the larger of the bootstrap and '
+                   f'Wilson upper bounds.</p>']
+        parts += [f'<p class="evallib-guide">{_esc(n)}</p>' for n in res.notes]
+        return parts
+
+
+def _esc(text):
+    import html
+
+    return html.escape(str(text))
+
+
+# ---------------------------------------------------------------------------------------------- heat map
+@dataclass(repr=False)
+class FlipTransitionsDisplay(Display):
+    """Heat map of old prediction → new prediction over the negative flips.
+
+    Rows are what the old model said (rightly: the true class), columns what the new model says.
+    Above 25 classes it shows the classes the flips involve most. The table lists the largest cells.
+    """
+
+    transitions: np.ndarray
+    classes: list
+    title: str = "Negative flips: old prediction → new prediction"
+
+    def __post_init__(self):
+        self.transitions = np.asarray(self.transitions)
+        n = len(self.classes)
+        if self.transitions.shape != (n, n):
+            raise ValueError(f"transitions: expected shape ({n}, {n}) for {n} classes; got {self.transitions.shape}")
+
+    @classmethod
+    def from_predictions(cls, y_true, scores_old, scores_new, *, classes: Sequence | None = None,
+                         scores_are: str = "auto"):
+        r = _regression(y_true, scores_old, scores_new, classes=None, groups=None, scores_are=scores_are, n_boot=0)
+        return cls.from_result(r, classes=classes)
+
+    @classmethod
+    def from_result(cls, result: VersionRegression, *, classes: Sequence | None = None):
+        n = result.transitions.shape[0]
+        classes = list(classes) if classes is not None else list(range(n))
+        return cls(result.transitions, classes)
+
+    @property
+    def shown(self) -> np.ndarray:
+        """The classes the heat map shows: all up to 25, else those in the largest cells."""
+        n = len(self.classes)
+        if n <= HEATMAP_CLASSES:
+            return np.arange(n)
+        from ..metrics.confusion import most_confused_classes
+
+        return most_confused_classes(self.transitions, max_classes=HEATMAP_CLASSES)
+
+    @property
+    def figsize(self):
+        k = max(len(self.shown), 2)
+        size = min(12.0, max(4.5, 0.42 * k + 2.2))
+        return (size + 1.0, size)
+
+    def _draw(self, ax, **kwargs):
+        idx = self.shown
+        total = int(self.transitions.sum())
+        if len(idx) < 2 or total == 0:
+            ax.set_axis_off()
+            ax.set_title("No negative flips")
+            return
+        m = self.transitions[np.ix_(idx, idx)].astype(float)
+        names = [str(self.classes[i]) for i in idx]
+        im = ax.imshow(np.where(m > 0, m, np.nan), cmap="Reds", vmin=0, vmax=max(m.max(), 1))
+        if len(idx) <= HEATMAP_CLASSES:
+            for (i, j), v in np.ndenumerate(m):
+                if v:
+                    ax.text(j, i, f"{int(v)}", ha="center", va="center", fontsize=7,
+                            color="white" if v > 0.6 * m.max() else "black")
+        ax.set_xticks(range(len(idx)), names, rotation=90, fontsize=7)
+        ax.set_yticks(range(len(idx)), names, fontsize=7)
+        ax.set_xlabel("new model's prediction (wrong)")
+        ax.set_ylabel("old model's prediction (right: the true class)")
+        n = len(self.classes)
+        shown = int(m.sum())
+        ax.set_title(f"{total:,} negative flips" if len(idx) == n else
+                     f"{shown:,} of {total:,} negative flips, among the {len(idx)} classes they involve most "
+                     f"(of {n:,})", fontsize=10)
+        from matplotlib.ticker import MaxNLocator
+
+        ax.figure.colorbar(im, ax=ax, label="negative flips", ticks=MaxNLocator(integer=True))
+
+    def top(self, k=20) -> list:
+        """The ``k`` largest cells: ``{"old", "new", "count", "share"}`` (share of all negative flips)."""
+        t = self.transitions
+        total = t.sum()
+        flat = np.flatnonzero(t)
+        flat = flat[np.argsort(-t.flat[flat], kind="stable")][:k]
+        n = t.shape[0]
+        return [{"old": self.classes[f // n], "new": self.classes[f % n], "count": int(t.flat[f]),
+                 "share": float(t.flat[f] / total)} for f in flat]
+
+    def _parts(self):
+        if self.transitions.sum() == 0:
+            return ["<p><i>No negative flips: the new model gets right every image the old one got right.</i></p>"]
+        rows = [[c["old"], c["new"], c["count"], c["share"]] for c in self.top()]
+        return [guide("Each cell counts images the old model classified rightly as the row's class and the new "
+                      "model now calls the column's class: dark cells are the confusions the update introduced."),
+                self._figure_html(), "<h4>Largest transitions</h4>",
+                html_table(rows, ["old prediction (true class)", "new prediction", "negative flips",
+                                  "share of negative flips"])]
+
+
+# ---------------------------------------------------------------------------------------------- gallery
+class FlipGalleryDisplay(GalleryDisplay):
+    """The negative flips, most striking first: the old model's view beside the new model's.
+
+    Ranked by the old model's probability of the true class times the new model's probability of its
+    wrong prediction. With Grad-CAM routes, each flip shows the old model's heat map for the true class
+    beside the new model's for its prediction; without them, the image once.
+    """
+
+    @classmethod
+    def from_predictions(cls, y_true, scores_old, scores_new, *, images, classes: Sequence | None = None,
+                         scores_are: str = "auto", cam_old: Callable | None = None, cam_new: Callable | None = None,
+                         only_classes: Sequence | None = None, max_flips: int | None = GALLERY_FLIPS,
+                         per_row: int = 4):
+        """From class indices and both models' scores; see :meth:`from_result` for the rest."""
+        r = _regression(y_true, scores_old, scores_new, classes=None, groups=None, scores_are=scores_are, n_boot=0)
+        return cls.from_result(r, y_true, images=images, classes=classes, cam_old=cam_old, cam_new=cam_new,
+                               only_classes=only_classes, max_flips=max_flips, per_row=per_row)
+
+    @classmethod
+    def from_result(cls, result: VersionRegression, y_true, *, images, classes: Sequence | None = None,
+                    cam_old: Callable | None = None, cam_new: Callable | None = None,
+                    only_classes: Sequence | None = None, max_flips: int | None = GALLERY_FLIPS, per_row: int = 4):
+        """The gallery of a :class:`VersionRegression`.
+
+        Parameters
+        ----------
+        y_true : array-like of int, shape (n_samples,)
+        images : ndarray of shape (n_samples, H, W[, 3]) in [0, 1], or a function ``images(indices)``
+            returning a list of arrays (so only the shown images are loaded).
+        classes : sequence, optional
+            Class names for the captions.
+        cam_old, cam_new : callable, optional
+            ``cam(indices, target_classes) -> list of arrays``: each image with that model's heat map for
+            the target over it. Given both, each flip is two tiles (old for the true class, new for its
+            prediction).
+        only_classes : sequence, optional
+            Show the flips of these true classes only (names or indices): the filter by class.
+        max_flips : int or None
+            How many flips to show; None shows every one.
+        per_row : int
+            Flips per gallery row.
+        """
+        y = np.asarray(y_true, dtype=np.int64)
+        n_classes = result.transitions.shape[0]
+        names = list(classes) if classes is not None else list(range(n_classes))
+        idx, conf = result.negative_flips, result.negative_flip_confidence
+        if only_classes is not None:
+            want = set()
+            for c in only_classes:
+                if c in names:
+                    want.add(names.index(c))
+                elif isinstance(c, (int, np.integer)) and 0 <= c < n_classes:
+                    want.add(int(c))
+                else:
+                    raise ValueError(f"only_classes: expected class names or indices of the {n_classes} classes; "
+                                     f"got {c!r}")
+            keep = np.isin(y[idx], sorted(want))
+            idx, conf = idx[keep], conf[keep]
+        total = len(idx)
+        if max_flips is not None:
+            idx, conf = idx[:max_flips], conf[:max_flips]
+        pred_new = result.pred_new
+        two = cam_old is not None and cam_new is not None
+        sel = [int(i) for i in idx]
+        if two:
+            old_tiles = cam_old(sel, [int(y[i]) for i in sel])
+            new_tiles = cam_new(sel, [int(pred_new[i]) for i in sel])
+        else:
+            old_tiles = _image_source(images)(sel)
+        tiles, row = [], []
+        for k, i in enumerate(sel):
+            t, p = names[y[i]], names[pred_new[i]]
+            if two:
+                row += [(old_tiles[k], f"#{k + 1} old: {t} ({conf[k, 0]:.2f})"),
+                        (new_tiles[k], f"new: {p} ({conf[k, 1]:.2f})")]
+            else:
+                row.append((old_tiles[k], f"#{k + 1} {t} → {p}\nold {conf[k, 0]:.2f}, new {conf[k, 1]:.2f}"))
+            if (k + 1) % per_row == 0:
+                tiles.append(row)
+                row = []
+        if row:
+            tiles.append(row)
+        which = "" if only_classes is None else f" of the classes {', '.join(str(c) for c in only_classes)}"
+        shown = f"the {len(sel):,} most striking of {total:,}" if len(sel) < total else f"all {total:,}"
+        how = (f"Negative flips{which}: images the old model got right and the new one gets wrong; {shown}, ranked "
+               "by the old model's probability of the true class times the new model's probability of its wrong "
+               "prediction. " + ("Each flip: the old model's heat map for the true class, then the new model's for "
+                                 "its prediction (probabilities in brackets)." if two else
+                                 "Captions read true → new prediction, with old and new probabilities."))
+        if not sel:
+            how = f"No negative flips{which}: the new model gets right every such image the old one got right."
+        facts = [("old model", "heat map for the true class"), ("new model", "heat map for its prediction")] if two \
+            else []
+        return cls([list(r) for r in tiles], title="Negative flips", how_to_read=how, facts=facts)
+
+
+# ---------------------------------------------------------------------------------------------- pairs
+@dataclass(repr=False)
+class PairFlipsDisplay(GalleryDisplay):
+    """Verification pairs whose decision changed: genuine pairs the new model now rejects, impostor pairs it
+    now accepts, as a pair gallery under a table of the counts, rates and tests."""
+
+    summary: list = field(default_factory=list)
+
+    @classmethod
+    def from_predictions(cls, same, scores_old, scores_new, *, pairs, images, far: float = 1e-3, thresholds=None,
+                         max_pairs: int = 6):
+        """From each pair's label and both models' scores (see :func:`pair_flips`).
+
+        ``pairs`` is an int array of shape (n_pairs, 2): the two images of each pair; ``images`` an array
+        of shape (n_images, H, W[, 3]) in [0, 1] or a function ``images(indices)``.
+        """
+        r = pair_flips(same, scores_old, scores_new, far=far, thresholds=thresholds)
+        return cls.from_result(r, scores_old, scores_new, pairs=pairs, images=images, max_pairs=max_pairs)
+
+    @classmethod
+    def from_result(cls, result: PairFlips, scores_old, scores_new, *, pairs, images, max_pairs: int = 6):
+        pairs = np.asarray(pairs, dtype=np.int64)
+        if pairs.ndim != 2 or pairs.shape[1] != 2 or len(pairs) != len(scores_old):
+            raise ValueError(f"pairs: expected an int array of shape ({len(scores_old)}, 2), one row per pair; got "
+                             f"shape {pairs.shape}")
+        so, sn = np.asarray(scores_old, float), np.asarray(scores_new, float)
+        load = _image_source(images)
+        tiles = []
+        for label, idx in (("genuine, now rejected", result.genuine_lost[:max_pairs]),
+                           ("impostor, now accepted", result.impostor_gained[:max_pairs])):
+            if not len(idx):
+                continue
+            imgs = load([int(v) for v in pairs[idx].ravel()])
+            row = []
+            for k, p in enumerate(idx):
+                row += [(imgs[2 * k], f"{label}\nold {so[p]:.3f}, new {sn[p]:.3f}"),
+                        (imgs[2 * k + 1], f"pair {int(p)}")]
+            tiles.append(row)
+        r = result
+        where = (f"each model at its own threshold for FAR {r.far:g}" if r.operating_point == "matched FAR"
+                 else "each model at its given threshold")
+        how = (f"Pairs whose decision changed, {where} (old {r.threshold_old:.4f}, new {r.threshold_new:.4f}). Top "
+               "row: genuine pairs the old model accepted and the new one rejects, furthest below the new threshold "
+               "first; bottom row: impostor pairs the new model newly accepts, furthest above it first. Captions: "
+               "both models' scores.")
+        summary = [[name, len(getattr(r, key)), r.n_genuine if key.startswith("genuine") else r.n_impostor,
+                    r.rates[key], format_interval(*r.wilson[key])]
+                   for name, key in (("genuine pairs lost", "genuine_lost"), ("genuine pairs gained", "genuine_gained"),
+                                     ("impostor pairs let in", "impostor_gained"),
+                                     ("impostor pairs shut out", "impostor_lost"))]
+        summary.append(["exact McNemar p", f"genuine {_fmt_p(r.p_genuine)}", f"impostor {_fmt_p(r.p_impostor)}",
+                        "", ""])
+        return cls(tiles, title="Verification pairs that flipped", how_to_read=how, summary=summary)
+
+    def _parts(self):
+        table = html_table(self.summary, ["pairs", "count", "of", "rate", "95% interval (Wilson)"])
+        if not self.tiles:
+            return [table, guide("No pair changed its decision.")]
+        return [table, *super()._parts()]
+
+
+def _fmt_p(p):
+    return "n/a" if not np.isfinite(p) else f"{p:.3g}"
+
+
+# ---------------------------------------------------------------------------------------------- BCT
+@dataclass(repr=False)
+class CompatibilityDisplay(Display):
+    """BCT's cross-model test: TAR@FAR and rank-1 for old/old, new probes on the old gallery, and new/new."""
+
+    result: CompatibilityResult
+    title: str = "Backward compatibility of the embeddings"
+    figsize: tuple = (7.0, 4.2)
+
+    @classmethod
+    def from_embeddings(cls, embeddings_old, embeddings_new, labels, *, probe=None, far: float = 1e-3):
+        return cls(cross_model_compatibility(embeddings_old, embeddings_new, labels, probe=probe, far=far))
+
+    @classmethod
+    def from_result(cls, result: CompatibilityResult):
+        return cls(result)
+
+    def _draw(self, ax, **kwargs):
+        r = self.result
+        metrics = [("tar_at_far", f"TAR at FAR {r.far:g}"), ("rank1", "rank-1")]
+        colours = {"old/old": "#8c8c8c", "new/old": "#dd8452", "new/new": "#4c72b0"}
+        labels = {"old/old": "old probe, old gallery", "new/old": "new probe, old gallery",
+                  "new/new": "new probe, new gallery"}
+        x = np.arange(len(metrics))
+        for k, pair in enumerate(colours):
+            vals = [getattr(r, m)[pair] for m, _ in metrics]
+            bars = ax.bar(x + (k - 1) * 0.26, np.nan_to_num(vals), width=0.26, color=colours[pair], label=labels[pair])
+            for b, v in zip(bars, vals):
+                ax.text(b.get_x() + b.get_width() / 2, b.get_height(), "n/a" if not np.isfinite(v) else f"{v:.3f}",
+                        ha="center", va="bottom", fontsize=7)
+        ax.set_xticks(x, [name for _, name in metrics])
+        ax.set_ylim(0, 1.3)
+        ax.set_yticks(np.linspace(0, 1, 6))
+        ax.set_ylabel("rate")
+        verdict = "compatible" if r.compatible["tar_at_far"] else "not compatible"
+        ax.set_title(f"Cross-model test (BCT): {verdict} at FAR {r.far:g}", fontsize=10)
+        ax.legend(fontsize="small", loc="upper center", ncol=3)
+
+    def _parts(self):
+        r = self.result
+        rows = [[pair, r.tar_at_far[pair], r.thresholds[pair], r.rank1[pair]] for pair in ("old/old", "new/old",
+                                                                                          "new/new")]
+        verdicts = [[m, r.tar_at_far["new/old"] - r.tar_at_far["old/old"] if m == "tar_at_far"
+                     else r.rank1["new/old"] - r.rank1["old/old"], format_interval(*r.difference_interval[m]),
+                     "yes" if r.compatible[m] else "no", "yes" if r.criterion[m] else "no", r.update_gain[m]]
+                    for m in ("tar_at_far", "rank1")]
+        return [guide("BCT (Shen et al., CVPR 2020): can the new model's embeddings be searched against the stored "
+                      "old ones? 'new/old' compares new-model probes with the old gallery; it should do at least as "
+                      "well as the old model with itself ('old/old'). Update gain: the share of the re-indexing gain "
+                      "('new/new') reached without re-indexing. An interval of the difference above 0 says the "
+                      "criterion holds beyond chance; below 0, the update breaks the stored gallery."),
+                self._figure_html(),
+                html_table(rows, ["probe/gallery", f"TAR at FAR {r.far:g}", "threshold", "rank-1"]),
+                html_table(verdicts, ["metric", "new/old − old/old", "95% interval (identities resampled)",
+                                      "compatible: new/old ≥ old/old", "BCT criterion: new/old > old/old",
+                                      "update gain"]),
+                f'<p class="evallib-guide">{_esc(r.protocol)}: {r.n_probes:,} probes, {r.n_gallery:,} gallery images, '
+                f'{r.n_genuine:,} genuine and {r.n_impostor:,} impostor pairs, {r.n_rank1_probes:,} probes for '
+                f'rank-1.</p>', *[f'<p class="evallib-guide">{_esc(n)}</p>' for n in r.notes]]
