@@ -14,7 +14,9 @@ from .metrics import (  # noqa: E402
     ClassificationMetrics, ClassificationResult, ClassOrderCheck, DegenerateWarning, ThresholdChoice, ThresholdSweep,
     VerificationMetrics, VerificationResult, bootstrap_classification, bootstrap_verification, class_order_check,
     evaluate_classification, evaluate_verification, infer_score_type, lfw_accuracy, mcnemar, paired_comparison,
-    threshold_sweep,
+    threshold_sweep, metrics_by_slice, discover_weak_slices, verification_by_group, version_regression,
+    cross_model_compatibility, pair_flips, label_issues, ranking_sensitivity, near_duplicates, exact_duplicates,
+    evaluate_identification, pool_templates, evaluate_template_verification, evaluate_template_identification,
 )
 from .params import Params, load_params, parse_params  # noqa: E402
 from .run import load_predictions, run_many, run_model  # noqa: E402
@@ -24,7 +26,11 @@ from .run import load_predictions, run_many, run_model  # noqa: E402
 _DISPLAYS = ("ConfusionDisplay", "RocDisplay", "PrecisionRecallDisplay", "ReliabilityDisplay", "PerClassDisplay",
              "HeadlineDisplay", "ScoreHistogramDisplay", "ThresholdMetricsDisplay", "VerificationDisplay",
              "ThresholdSliderDisplay", "TrainingCurvesDisplay", "TSNEMapDisplay", "GalleryDisplay",
-             "LeaderboardDisplay", "PairedComparisonDisplay", "Comparison")
+             "LeaderboardDisplay", "PairedComparisonDisplay", "Comparison",
+             "SliceDisplay", "WeakSliceDiscoveryDisplay", "SliceComparisonDisplay", "GroupVerificationDisplay",
+             "RegressionTableDisplay", "FlipTransitionsDisplay", "FlipGalleryDisplay", "PairFlipsDisplay",
+             "CompatibilityDisplay", "LabelIssuesDisplay", "DuplicatesDisplay", "CmcDisplay", "DetDisplay",
+             "IdentificationDisplay", "IdentificationMissesDisplay", "TemplatePairGalleryDisplay")
 _LAZY = {"load": "report", **{n: "report" for n in _DISPLAYS},
          **{n: "explain.cam" for n in ("grad_cam", "cam_route", "CamRoute", "ClassTarget", "SimilarityTarget")}}
 
@@ -46,6 +52,10 @@ __all__ = [
     "VerificationMetrics", "VerificationResult", "bootstrap_classification", "bootstrap_verification",
     "evaluate_classification", "evaluate_verification", "lfw_accuracy", "mcnemar", "paired_comparison",
     "threshold_sweep", "ClassOrderCheck", "class_order_check", "infer_score_type",
+    "metrics_by_slice", "discover_weak_slices", "verification_by_group", "version_regression",
+    "cross_model_compatibility", "pair_flips", "label_issues", "ranking_sensitivity", "near_duplicates",
+    "exact_duplicates", "evaluate_identification", "pool_templates", "evaluate_template_verification",
+    "evaluate_template_identification",
     "Params", "load_params", "parse_params",
     "load_predictions", "run_many", "run_model",
     *_LAZY,

@@ -336,7 +336,7 @@ def test_discovery_over_binned_properties_finds_the_dark_blurred_images():
     correct = rng.random(n) < np.where(weak, 0.6, 0.92)
     y = rng.integers(0, 4, n)
     pred = np.where(correct, y, (y + 1) % 4)
-    from evallib.slicing import bin_properties
+    from evallib.data.slicing import bin_properties
     slices = bin_properties({"brightness": brightness, "blur": blur}, bins=3)
     res = discover_weak_slices(y, pred, slices=slices, seed=0)
     top = res.confirmed[0]

@@ -3,9 +3,9 @@ import pytest
 from scipy import ndimage
 
 from evallib.errors import DataError
-from evallib.image_properties import PROPERTY_NAMES, image_properties, laplacian, properties_table
+from evallib.data.image_properties import PROPERTY_NAMES, image_properties, laplacian, properties_table
 from evallib.metrics.slices import metrics_by_slice
-from evallib.slicing import (
+from evallib.data.slicing import (
     NO_METADATA, NO_VALUE, bin_properties, bin_values, combine_slices, read_metadata, slices_from_paths,
 )
 

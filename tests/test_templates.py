@@ -175,7 +175,7 @@ def test_errors_name_the_argument():
 
 
 # -- protocol files
-from evallib import protocols  # noqa: E402
+from evallib.data import protocols  # noqa: E402
 from evallib.errors import DataError  # noqa: E402
 
 

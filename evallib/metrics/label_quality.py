@@ -49,7 +49,8 @@ import numpy as np
 
 from ..errors import EvallibError
 from .bootstrap import mcnemar
-from .classification import _softmax, infer_score_type
+from .classification import infer_score_type
+from .transforms import softmax
 from .stats import benjamini_hochberg, wilson_interval
 from .sweep import check_labels, check_scores
 
@@ -221,7 +222,7 @@ def _model_pass(y, scores, kind, n_classes):
 
     def probs(lo, hi):
         block = np.array(scores[lo:hi], dtype=np.float64)  # a copy: the caller's array is never written
-        return _softmax(block)[0] if kind == "logits" else block
+        return softmax(block, axis=1) if kind == "logits" else block
 
     self_conf = np.empty(n)
     margin = np.empty(n)

@@ -562,7 +562,7 @@ def metrics_by_slice(y, scores, slices, *, top_k=5, intersections=True,
         Class scores (logits or probabilities: both rank the classes alike), or predicted class indices (then
         no top-k).
     slices : dict of str to array-like of shape (n_samples,)
-        Slicing columns: one label per image (:mod:`evallib.slicing` builds them).
+        Slicing columns: one label per image (:mod:`evallib.data.slicing` builds them).
     top_k : int, default 5
         Top-k accuracy per slice when there are more than ``top_k`` classes; 0 to skip.
     intersections : bool, default True

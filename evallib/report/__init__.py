@@ -16,6 +16,12 @@ from .slider import ThresholdSliderDisplay
 from .training import TrainingCurvesDisplay
 from .tsne_map import TSNEMapDisplay
 from .verification import PairListDisplay, ScoreHistogramDisplay, ThresholdMetricsDisplay, VerificationDisplay
+from .slices import GroupVerificationDisplay, SliceComparisonDisplay, SliceDisplay, WeakSliceDiscoveryDisplay
+from .flips import (CompatibilityDisplay, FlipGalleryDisplay, FlipTransitionsDisplay, PairFlipsDisplay,
+                    RegressionTableDisplay)
+from .label_quality import DuplicatesDisplay, LabelIssuesDisplay
+from .identification import (CmcDisplay, DetDisplay, IdentificationDisplay, IdentificationMissesDisplay,
+                             TemplatePairGalleryDisplay)
 
 __all__ = [
     "Display", "HtmlDisplay", "Panel", "Section",
@@ -25,4 +31,8 @@ __all__ = [
     "CamExplorer", "GalleryDisplay", "Report", "StaleOutputsError", "load", "ThresholdSliderDisplay",
     "TrainingCurvesDisplay", "TSNEMapDisplay",
     "PairListDisplay", "ScoreHistogramDisplay", "ThresholdMetricsDisplay", "VerificationDisplay",
+    "GroupVerificationDisplay", "SliceComparisonDisplay", "SliceDisplay", "WeakSliceDiscoveryDisplay",
+    "CompatibilityDisplay", "FlipGalleryDisplay", "FlipTransitionsDisplay", "PairFlipsDisplay", "RegressionTableDisplay",
+    "DuplicatesDisplay", "LabelIssuesDisplay",
+    "CmcDisplay", "DetDisplay", "IdentificationDisplay", "IdentificationMissesDisplay", "TemplatePairGalleryDisplay",
 ]

@@ -7,7 +7,7 @@ from three places, and :func:`combine_slices` puts them together for
 - a metadata file joined to the images by path (:func:`read_metadata`); images the file does not list
   fall in their own slice, :data:`NO_METADATA`;
 - a component of the image path, such as a folder level above the class folders (:func:`slices_from_paths`);
-- image properties measured while decoding (:mod:`evallib.image_properties`), binned
+- image properties measured while decoding (:mod:`evallib.data.image_properties`), binned
   (:func:`bin_values`, :func:`bin_properties`).
 """
 
@@ -20,7 +20,7 @@ from pathlib import Path, PurePosixPath
 
 import numpy as np
 
-from .errors import DataError
+from ..errors import DataError
 
 NO_METADATA = "(no metadata)"
 """The slice of images a metadata file does not list."""
@@ -275,7 +275,7 @@ def bin_properties(properties, *, bins=3, names=("brightness", "contrast", "blur
     Parameters
     ----------
     properties : dict of str to array-like of shape (n_images,)
-        As :func:`evallib.image_properties.properties_table` returns.
+        As :func:`evallib.data.image_properties.properties_table` returns.
     bins : int, default 3
         Quantile bins per property (see :func:`bin_values`).
     names : sequence of str

@@ -2,7 +2,7 @@
 
 Brightness, contrast, blur, size and aspect ratio are computed from the decoded 8-bit pixels in a few
 vectorised passes, so the decoder can record them for every image at little cost. Binned with
-:func:`evallib.slicing.bin_properties`, they become slices (dark images, blurred images, small images)
+:func:`evallib.data.slicing.bin_properties`, they become slices (dark images, blurred images, small images)
 for :func:`evallib.metrics.slices.metrics_by_slice`.
 """
 
