@@ -13,7 +13,9 @@ import hashlib
 import io
 import os
 import time
+import weakref
 import dataclasses
+from dataclasses import dataclass
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -23,13 +25,14 @@ import numpy as np
 
 from ._keys import content_hash
 from .data import CENTER_VIEW, DTYPES, load_views
-from .errors import ModelError, ParamsError
+from .errors import EvallibError, ModelError, ParamsError
 from .metrics.classification import infer_score_type
 from .metrics.transforms import l2_normalize, softmax
-from .params import OutputsParams, PreprocessParams, takes_raw_pixels, whole_pad_values
+from .params import DEVICES, OutputsParams, PreprocessParams, takes_raw_pixels, whole_pad_values
 from .records import Predictions
 
-__all__ = ["Predictions", "input_dtype", "is_output_problem", "model_facts", "open_session", "predict",
+__all__ = ["DeviceChoice", "DeviceError", "Predictions", "available_providers", "confirm_providers", "run_bound",
+           "select_providers", "session_device", "decode_pool_size", "input_dtype", "is_output_problem", "model_facts", "open_session", "predict",
            "score_type_warning", "softmax", "l2_normalize", "unusable_outputs", "wait_for_cool_cpu"]
 
 # model input element types (onnxruntime's "tensor(float)" or onnx's "float") and the preprocess.dtype
@@ -79,19 +82,217 @@ def model_facts(path: str | Path) -> dict[str, Any]:
     }
 
 
-def open_session(path: str | Path, *, threads: int = 0) -> Any:
-    """An onnxruntime CPU session; ``threads=0`` uses one intra-op thread per core."""
+CPU_PROVIDER = "CPUExecutionProvider"
+CUDA_PROVIDER = "CUDAExecutionProvider"
+# the device each provider runs on, as run.json and the report name it
+_PROVIDER_DEVICES = {CPU_PROVIDER: "cpu", CUDA_PROVIDER: "cuda", "TensorrtExecutionProvider": "cuda"}
+_GPU_HINT = "install onnxruntime-gpu (pip install 'evallib[gpu]') on a machine with an NVIDIA GPU and its driver"
+
+
+class DeviceError(EvallibError):
+    """The device the params ask for (``runtime.device``, ``runtime.providers``) cannot be used here."""
+
+
+def available_providers() -> list[str]:
+    """The execution providers this onnxruntime offers, as ``onnxruntime.get_available_providers()`` lists them.
+
+    Every choice of device reads them through this function (tests replace it to play a machine
+    with or without a GPU).
+    """
     import onnxruntime as ort
 
+    return list(ort.get_available_providers())
+
+
+@dataclass(frozen=True)
+class DeviceChoice:
+    """Where a session runs, as ``run.json`` ``inference`` and the report's "Model and data" state it.
+
+    Attributes
+    ----------
+    requested : str
+        ``runtime.device``: auto, cpu or cuda.
+    device : str
+        Where the model runs: ``"cuda"``, ``"cpu"``, or the first provider's name for another one.
+    providers : tuple of str
+        The execution providers the session uses, in order of preference (the CPU last).
+    note : str or None
+        Why ``auto`` runs on the CPU although more was asked for, or None.
+    """
+
+    requested: str
+    device: str
+    providers: tuple[str, ...]
+    note: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"device": self.device, "providers": list(self.providers), "device_note": self.note}
+
+
+def _device_of(providers):
+    return _PROVIDER_DEVICES.get(providers[0], providers[0]) if providers else "cpu"
+
+
+def select_providers(device: str = "auto", providers: Sequence[str] | None = None, *,
+                     available: Sequence[str] | None = None) -> DeviceChoice:
+    """The execution providers to ask onnxruntime for, before a session opens.
+
+    Parameters
+    ----------
+    device : {"auto", "cpu", "cuda"}
+        ``runtime.device``. ``cpu`` asks for the CPU provider only. ``cuda`` asks for
+        ``providers`` (default the CUDA provider) and raises when one is missing. ``auto`` asks for
+        the same but keeps only those available, running on the CPU when none is, and says so.
+    providers : sequence of str, optional
+        ``runtime.providers``: provider names in order of preference; the CPU provider is added last.
+    available : sequence of str, optional
+        The providers this onnxruntime offers (default :func:`available_providers`).
+
+    Returns
+    -------
+    DeviceChoice
+
+    Raises
+    ------
+    DeviceError
+        When ``device`` is ``cuda`` (or ``providers`` names one) and onnxruntime does not offer it.
+
+    Examples
+    --------
+    >>> select_providers("auto", available=["CPUExecutionProvider"]).device
+    'cpu'
+    >>> select_providers("auto", available=["CUDAExecutionProvider", "CPUExecutionProvider"]).providers
+    ('CUDAExecutionProvider', 'CPUExecutionProvider')
+    """
+    if device not in DEVICES:
+        raise ValueError(f"device: expected one of {', '.join(DEVICES)}; got {device!r}")
+    if device == "cpu":
+        if providers:
+            raise ValueError(f"providers: expected none with device cpu; got {list(providers)}")
+        return DeviceChoice("cpu", "cpu", (CPU_PROVIDER,))
+    available = available_providers() if available is None else list(available)
+    wanted = [p for p in (providers or (CUDA_PROVIDER,)) if p != CPU_PROVIDER] + [CPU_PROVIDER]
+    missing = [p for p in wanted if p not in available]
+    usable = tuple(p for p in wanted if p in available) or (CPU_PROVIDER,)
+    if device == "cuda":
+        if CUDA_PROVIDER not in wanted:
+            raise ValueError(f"providers: expected {CUDA_PROVIDER} in the list with device cuda; got {list(providers)}")
+        if missing:
+            raise DeviceError(f"runtime.device: expected a usable GPU for cuda; onnxruntime offers only "
+                              f"{', '.join(available)} ({', '.join(missing)} missing): {_GPU_HINT}, or set "
+                              f"runtime.device to auto or cpu")
+        return DeviceChoice("cuda", _device_of(usable), usable)
+    note = None
+    if missing:
+        note = (f"runtime.device auto: {', '.join(missing)} not offered by this onnxruntime "
+                f"({', '.join(available)}); running on {', '.join(usable)}")
+    return DeviceChoice("auto", _device_of(usable), usable, note)
+
+
+def confirm_providers(choice: DeviceChoice, started: Sequence[str]) -> DeviceChoice:
+    """The choice as the session started it: a provider offered but unable to start (no GPU, no driver) is dropped.
+
+    onnxruntime falls back to the CPU with only a log line when the CUDA provider cannot start;
+    ``started`` is ``session.get_providers()``.
+
+    Raises
+    ------
+    DeviceError
+        When ``runtime.device`` is cuda and a provider asked for did not start.
+    """
+    started = list(started)
+    failed = [p for p in choice.providers if p not in started]
+    if not failed:
+        return choice
+    if choice.requested == "cuda":
+        raise DeviceError(f"runtime.device: expected a usable GPU for cuda; {', '.join(failed)} is installed but did "
+                          f"not start (no GPU, or its driver or CUDA libraries are missing): {_GPU_HINT}, or set "
+                          f"runtime.device to auto or cpu")
+    kept = tuple(p for p in choice.providers if p in started) or (CPU_PROVIDER,)
+    why = f"{', '.join(failed)} did not start (no usable GPU, or its driver or CUDA libraries are missing)"
+    note = f"{choice.note}; {why}" if choice.note else f"runtime.device {choice.requested}: {why}"
+    return DeviceChoice(choice.requested, _device_of(kept), kept, f"{note}; running on {', '.join(kept)}")
+
+
+def open_session(path: str | Path, *, threads: int = 0, device: str = "cpu",
+                 providers: Sequence[str] | None = None) -> Any:
+    """An onnxruntime session on ``device``; ``threads=0`` uses one intra-op thread per core.
+
+    ``device`` and ``providers`` are the params' ``runtime.device`` and ``runtime.providers``
+    (:func:`select_providers`); :func:`session_device` says where the session runs.
+
+    Raises
+    ------
+    DeviceError
+        When ``device`` is cuda and no GPU is usable.
+    ModelError
+        When onnxruntime cannot load the model.
+    """
+    import onnxruntime as ort
+
+    choice = select_providers(device, providers)
     opts = ort.SessionOptions()
     opts.intra_op_num_threads = threads or (os.cpu_count() or 1)
     opts.inter_op_num_threads = 1
     opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
     opts.log_severity_level = 3
     try:
-        return ort.InferenceSession(str(path), sess_options=opts, providers=["CPUExecutionProvider"])
+        session = ort.InferenceSession(str(path), sess_options=opts, providers=list(choice.providers))
     except Exception as exc:
         raise ModelError(f"model: {path}: onnxruntime cannot load it: {exc}") from None
+    _CHOICES[session] = confirm_providers(choice, session.get_providers())
+    return session
+
+
+_CHOICES: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # what each open session was asked for
+
+
+def session_device(session: Any) -> DeviceChoice:
+    """Where a session runs: for one :func:`open_session` opened, with the reason ``auto`` fell back to the CPU.
+
+    Any other session is described from ``session.get_providers()``.
+    """
+    started = tuple(session.get_providers())
+    try:
+        known = _CHOICES.get(session)
+    except TypeError:  # an object that takes no weak reference
+        known = None
+    if known is not None and known.providers == started[:len(known.providers)]:
+        return known
+    return DeviceChoice("cpu" if started == (CPU_PROVIDER,) else "auto", _device_of(started), started)
+
+
+def run_bound(session: Any, names: Sequence[str], input_name: str, x: np.ndarray, *,
+              device: str = "cpu") -> list[np.ndarray]:
+    """``session.run(names, {input_name: x})`` through onnxruntime's I/O binding.
+
+    The batch is copied to ``device`` once (``"cuda"``: the GPU) and the outputs come back to host
+    memory once, with no copy of the inputs through onnxruntime's own staging buffers.
+
+    Parameters
+    ----------
+    session : onnxruntime.InferenceSession
+    names : sequence of str
+        The outputs wanted.
+    input_name : str
+    x : ndarray
+        The batch, in the model's input type and layout.
+    device : {"cpu", "cuda"}
+        Where the input is placed.
+
+    Returns
+    -------
+    list of ndarray
+        One per name, as ``session.run`` returns them.
+    """
+    import onnxruntime as ort
+
+    binding = session.io_binding()
+    binding.bind_ortvalue_input(input_name, ort.OrtValue.ortvalue_from_numpy(np.ascontiguousarray(x), device, 0))
+    for name in names:
+        binding.bind_output(name, "cpu")
+    session.run_with_iobinding(binding)
+    return binding.copy_outputs_to_cpu()
 
 
 def _layout(input_shape, view_shape, layout):
@@ -240,8 +441,20 @@ def _all_unusable_message(unusable, files, *, shown=3):
     return f"{head} (first: {first}){tail}"
 
 
+def decode_pool_size(workers: int = 0) -> int:
+    """Threads that decode images beside the model: ``workers``, or one per core for 0.
+
+    Threads, not processes: Pillow releases the GIL while it decodes and resizes, and NumPy while
+    it normalizes, so threads scale with the cores without copying each image's views between
+    processes (``bench/bench_photos.py`` measures both).
+    """
+    if workers < 0:
+        raise ValueError(f"workers: expected 0 (one per core) or more; got {workers}")
+    return workers or max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1)
+
+
 def predict(session: Any, files: Sequence[str | Path], pre: PreprocessParams | Mapping[str, Any],
-            outputs: OutputsParams | Mapping[str, Any], *, batch_size: int = 64, decode_workers: int = 2,
+            outputs: OutputsParams | Mapping[str, Any], *, batch_size: int = 64, decode_workers: int = 0,
             max_cpu_temp: float | None = None, progress: Any = True, desc: str = "inference",
             file_hashes: Sequence[str] | None = None) -> Predictions:
     """Run ``session`` over image ``files`` with the params' preprocessing.
@@ -256,6 +469,9 @@ def predict(session: Any, files: Sequence[str | Path], pre: PreprocessParams | M
         uint8 inputs take the raw pixels.
     outputs : OutputsParams or mapping
         The params' ``outputs`` section (``scores``, ``scores_are``, ``embedding``).
+    decode_workers : int, default 0
+        Threads decoding the next batch while the model runs this one (0: one per core,
+        :func:`decode_pool_size`).
     progress : bool or tqdm, default True
         Show a progress bar named ``desc``; or a bar to advance by one per image (left open).
     file_hashes : sequence of str, optional
@@ -323,7 +539,9 @@ def predict(session: Any, files: Sequence[str | Path], pre: PreprocessParams | M
     batches = [range(s, min(s + batch_size, len(files))) for s in range(0, len(files), batch_size)]
     own_bar = not hasattr(progress, "update")
     bar = tqdm(total=len(files), desc=desc, unit="img", disable=not progress, leave=False) if own_bar else progress
-    with ThreadPoolExecutor(max_workers=max(1, decode_workers)) as pool:
+    on = session_device(session).device
+    bound = on if on == "cuda" else None  # on a GPU each batch goes over once, through I/O binding
+    with ThreadPoolExecutor(max_workers=decode_pool_size(decode_workers)) as pool:
         pending = pool.map(decode, batches[0]) if batches else None
         for b, rows in enumerate(batches):
             decoded = list(pending)
@@ -355,7 +573,9 @@ def predict(session: Any, files: Sequence[str | Path], pre: PreprocessParams | M
                 run = x[s0:s0 + step]
                 if len(run) < step and fixed:
                     run = np.concatenate([run, np.zeros((step - len(run), *run.shape[1:]), run.dtype)])
-                result = session.run(wanted, {inp.name: np.ascontiguousarray(run, dtype=dtype)})
+                run = np.ascontiguousarray(run, dtype=dtype)
+                result = (run_bound(session, wanted, inp.name, run, device=bound) if bound else
+                          session.run(wanted, {inp.name: run}))
                 for name, r in zip(wanted, result):
                     parts[name].append(np.asarray(r, dtype=np.float64)[:len(x) - s0])
             batch = {name: np.concatenate(parts[name]).reshape(len(good), n_views, -1) for name in wanted}

@@ -33,6 +33,7 @@ RESIZE_MODES = ("shorter", "exact", "fit")
 PADS = ("center", "bottom_right")
 INTERPOLATION_NAMES = ("nearest", "bilinear", "bicubic", "lanczos")
 DTYPE_NAMES = ("float32", "float16", "float64", "uint8")
+DEVICES = ("auto", "cpu", "cuda")
 CAM_METHODS = ("gradcam", "gradcam++", "scorecam", "eigencam", "xgradcam", "layercam", "hirescam")
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp")
 
@@ -138,8 +139,13 @@ SCHEMA = {
             "additionalProperties": False,
             "properties": {
                 "threads": {"type": "integer", "minimum": 0},
-                "decode_workers": {"type": "integer", "minimum": 1},
+                "decode_workers": {"type": "integer", "minimum": 0},
                 "max_cpu_temp": {"type": ["number", "null"]},
+                "device": {"enum": list(DEVICES)},
+                "providers": {"type": "array", "items": {"type": "string", "pattern": r"^[A-Za-z]+ExecutionProvider$"},
+                              "minItems": 1, "uniqueItems": True,
+                              "description": "a list of onnxruntime execution provider names, "
+                                             "such as CUDAExecutionProvider"},
             },
         },
     },
@@ -498,15 +504,34 @@ class RuntimeParams(_Section):
     threads : int
         onnxruntime intra-op threads (0: one per core).
     decode_workers : int
+        Threads that decode and preprocess images while the model runs (0: one per core).
     max_cpu_temp : float or None
         Pause while the CPU is hotter than this (degrees C).
+    device : {"auto", "cpu", "cuda"}
+        Where the model runs. ``auto`` takes onnxruntime's CUDA execution provider when a GPU is
+        usable and the CPU otherwise (``run.json`` ``inference.device`` says which, and why);
+        ``cuda`` refuses to run without a usable GPU.
+    providers : tuple of str or None
+        onnxruntime execution providers to ask for, in order of preference (for example
+        ``[TensorrtExecutionProvider, CUDAExecutionProvider]``); the CPU provider is always last.
+        Not with ``device: cpu``; with ``device: cuda`` the list holds ``CUDAExecutionProvider``.
     """
 
     SECTION: ClassVar[str] = "runtime"
 
     threads: int = 0
-    decode_workers: int = 2
+    decode_workers: int = 0
     max_cpu_temp: float | None = None
+    device: str = "auto"
+    providers: tuple[str, ...] | None = None
+
+    def _check(self) -> None:
+        if self.providers is not None and self.device == "cpu":
+            self._fail("providers", f"expected no list with runtime.device cpu (it runs on CPUExecutionProvider "
+                                    f"only); got {list(self.providers)}")
+        if self.providers is not None and self.device == "cuda" and "CUDAExecutionProvider" not in self.providers:
+            self._fail("providers", f"expected CUDAExecutionProvider in the list with runtime.device cuda; "
+                                    f"got {list(self.providers)}")
 
 
 _SECTIONS: dict[str, type[_Section]] = {"data": DataParams, "preprocess": PreprocessParams, "outputs": OutputsParams,

@@ -243,13 +243,17 @@ class DatasetFacts(_Record):
 class InferenceFacts(_Record):
     """``run.json`` ``inference``: how the predictions were made, or that they were reused."""
 
-    _OPTIONAL: ClassVar[tuple[str, ...]] = ("seconds", "images", "images_per_second", "tta")
+    _OPTIONAL: ClassVar[tuple[str, ...]] = ("seconds", "images", "images_per_second", "tta", "device", "providers",
+                                            "device_note")
 
     cached: bool
     seconds: float | None = None
     images: int | None = None
     images_per_second: float | None = None
     tta: str | None = None
+    device: str | None = None  # where the model ran: cuda, cpu (evallib.inference.DeviceChoice)
+    providers: list | None = None  # onnxruntime's execution providers of the session, in order
+    device_note: str | None = None  # why runtime.device auto ran on the CPU
 
 
 @dataclass(frozen=True)

@@ -34,13 +34,13 @@ from ._keys import (FileIndex, code_digest, data_fingerprint, hash_listing, inde
                     predictions_key, predictions_key_of, report_key)
 from .data import Dataset, classes_from_metadata, list_images
 from .errors import DataError, EvallibError, ParamsError
-from .inference import model_facts, open_session, predict, score_type_warning
+from .inference import model_facts, open_session, predict, score_type_warning, session_device
 from .metrics.class_order import class_order_check
 from .outputs import (INDEX_HTML, INDEX_KEY, INDEX_NOTEBOOK, METRICS, METRICS_ARRAYS, REPORT_FACTS, REPORT_HTML,
                       REPORT_NOTEBOOK, OutputBusyError, cached_predictions, load_metrics, load_predictions, load_run,
                       publish, read_file_index, write_predictions, write_run)
 from .params import Params, load_params
-from .records import DatasetFacts, FailedRun, InferenceFacts, RunFacts
+from .records import DatasetFacts, FailedRun, InferenceFacts, Predictions, RunFacts
 
 # evallib.run's names before the keys had their own module: load_predictions, data_fingerprint,
 # predictions_key, metrics_key, code_digest
@@ -160,6 +160,12 @@ def run_model(params: Params | str | Path, out_root: str | Path = "outputs", *, 
     dict
         The run facts, as written to ``run.json`` (:class:`evallib.records.RunFacts`).
     """
+    return _run_model(params, out_root, progress=progress, threads=threads, out_dir=out_dir)[0]
+
+
+def _run_model(params, out_root="outputs", *, progress=True, threads=None, out_dir=None):
+    """:func:`run_model`, and the predictions as ``predictions.npz`` holds them (None when they were cached)."""
+    handed = None
     if not isinstance(params, Params):
         params = load_params(params)
     out_dir = Path(out_dir) if out_dir is not None else Path(out_root) / params.name
@@ -180,7 +186,9 @@ def run_model(params: Params | str | Path, out_root: str | Path = "outputs", *, 
             bar.update(len(dataset))
             bar.set_postfix_str("cached predictions", refresh=False)
     else:
-        session = open_session(params.model, threads=params.runtime.threads if threads is None else threads)
+        rt = params.runtime
+        session = open_session(params.model, threads=rt.threads if threads is None else threads, device=rt.device,
+                               providers=rt.providers)
         pred = predict(session, [dataset.file(i) for i in range(len(dataset))], params.preprocess, params.outputs,
                        batch_size=params.preprocess.batch_size, decode_workers=params.runtime.decode_workers,
                        max_cpu_temp=params.runtime.max_cpu_temp, progress=progress, desc=params.name,
@@ -206,10 +214,11 @@ def run_model(params: Params | str | Path, out_root: str | Path = "outputs", *, 
                                    classes=list(dataset.classes), root=root, skipped=skipped, cache_key=key,
                                    data_fingerprint=fingerprint, checks=checks)
         write_predictions(out_dir, pred, file_index=prep.index)
+        handed = Predictions.from_arrays(pred.to_arrays())  # what the file holds, for the metrics step
         n = len(pred.kept)
         inference = InferenceFacts(cached=False, seconds=pred.seconds, images=n,
                                    images_per_second=n / pred.seconds if pred.seconds > 0 else None,
-                                   tta=params.preprocess.tta)
+                                   tta=params.preprocess.tta, **session_device(session).to_dict())
     record = RunFacts(
         name=params.name, evallib=__version__, params=params.to_dict(), model=facts,
         dataset=DatasetFacts(root=str(dataset.root), images=len(dataset), classes=list(dataset.classes),
@@ -218,11 +227,11 @@ def run_model(params: Params | str | Path, out_root: str | Path = "outputs", *, 
         class_order_check=checks["class_order"], warnings=_warnings(checks, dataset.class_order),
         predictions_key=key, seconds_total=time.perf_counter() - t0)
     write_run(out_dir, record)
-    return record.to_dict()
+    return record.to_dict(), handed
 
 
 def evaluate_model(params: Params | str | Path, out_root: str | Path = "outputs", *, facts: dict | None = None,
-                   out_dir: str | Path | None = None) -> dict:
+                   out_dir: str | Path | None = None, predictions: Predictions | None = None) -> dict:
     """The metrics step: compute a model's metrics from its predictions and write ``metrics.json``.
 
     Metrics already computed from the same predictions, settings and code are reused.
@@ -236,6 +245,8 @@ def evaluate_model(params: Params | str | Path, out_root: str | Path = "outputs"
         ``metrics_seconds`` are added to them (the caller writes them).
     out_dir : str or Path, optional
         The model's folder (default ``out_root/<name>``).
+    predictions : Predictions, optional
+        The predictions the run just wrote, handed over in memory (default: read ``predictions.npz``).
 
     Returns
     -------
@@ -257,7 +268,7 @@ def evaluate_model(params: Params | str | Path, out_root: str | Path = "outputs"
     if old is not None and old.get("metrics_key") == key:
         facts.update(metrics_key=key, metrics_cached=True)
         return old
-    ev = evaluate(params, facts, load_predictions(out_dir))
+    ev = evaluate(params, facts, predictions if predictions is not None else load_predictions(out_dir))
     write_evaluation(out_dir, ev, metrics_key=key)
     facts.update(metrics_key=key, metrics_cached=False, metrics_seconds=time.perf_counter() - t0)
     return ev.metrics
@@ -361,9 +372,9 @@ def _evaluate_one(path, out_root, threads, progress):
         bar.set_description_str(params.name, refresh=False)
         with publish(out_root, params.name) as stage:
             previous = load_run(stage) or {}
-            facts = run_model(params, out_root, progress=bar, threads=threads, out_dir=stage)
+            facts, handed = _run_model(params, out_root, progress=bar, threads=threads, out_dir=stage)
             bar.set_postfix_str("metrics")
-            evaluate_model(params, out_root, facts=facts, out_dir=stage)
+            evaluate_model(params, out_root, facts=facts, out_dir=stage, predictions=handed)
             if facts["metrics_cached"]:  # how long they took when they were computed
                 facts["metrics_seconds"] = previous.get("metrics_seconds")
             if facts["metrics_key"] == previous.get("metrics_key"):  # the report drawn from these metrics stays

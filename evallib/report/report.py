@@ -224,6 +224,9 @@ class Report:
         seconds = f"{inf.get('seconds', float('nan')):.2f} s" + (" (earlier run; cached)" if inf.get("cached") else "")
         run_rows += [["skipped files", len(ds["skipped"])], ["inference time", seconds],
                      ["images/s", f"{speed:.0f}" if speed else "n/a"]]
+        if inf.get("device"):  # where the model ran, and why runtime.device auto ran on the CPU
+            run_rows += [["device", inf["device"]], ["execution providers", ", ".join(inf.get("providers") or [])]]
+            run_rows += [["device note", inf["device_note"]]] if inf.get("device_note") else []
         counts = [[k, v] for k, v in ds["counts"].items()]
         parts = [f"<h3>{html.escape(self.name)}</h3>", html_table(facts, ["model", ""]),
                  html_table(io_rows, ["", "name", "shape", "type"]), html_table(run_rows, ["run", ""]),
