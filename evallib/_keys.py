@@ -218,14 +218,14 @@ def metrics_key(params: Params, predictions_key: str) -> str:
 
 def peers_digest(out_root: str | Path, facts: Mapping[str, Any], name: str) -> str:
     """What a report's ranking depends on: the headline metrics of the other models on the same data."""
-    from .outputs import METRICS, data_key, load_metrics, scan
+    from .outputs import data_key
+    from .peers import load_peers
 
     h = hashlib.sha256()
     mine = data_key(facts)
-    for m in scan(out_root):
-        if m.name != name and m.status == "ok" and data_key(m.run) == mine and (m.path / METRICS).exists():
-            h.update(json.dumps([m.name, (load_metrics(m.path, arrays=False) or {}).get("headline")],
-                                sort_keys=True).encode())
+    for other, m in sorted(load_peers(out_root).items()):  # one read of the run's table (evallib.peers)
+        if other != name and m["status"] == "ok" and m["data_key"] == mine and m["metrics_key"] is not None:
+            h.update(json.dumps([other, m["headline"]], sort_keys=True).encode())
     return h.hexdigest()
 
 

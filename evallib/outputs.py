@@ -36,6 +36,8 @@ REPORT_HTML = "report.html"
 INDEX_NOTEBOOK = "index.ipynb"
 INDEX_HTML = "index.html"
 INDEX_KEY = ".index_key"
+MODEL_SUMMARY = "summary.json"  # a model's status, data and headline metrics (evallib.peers)
+PEERS = "peers.json"  # every model's summary, gathered once per run (evallib.peers)
 
 
 def load_run(model_dir: str | Path) -> dict | None:

@@ -40,6 +40,7 @@ from .outputs import (INDEX_HTML, INDEX_KEY, INDEX_NOTEBOOK, METRICS, METRICS_AR
                       REPORT_NOTEBOOK, OutputBusyError, cached_predictions, load_metrics, load_predictions, load_run,
                       publish, read_file_index, write_predictions, write_run)
 from .params import Params, load_params
+from .peers import write_model_summary, write_peers
 from .records import DatasetFacts, FailedRun, InferenceFacts, Predictions, RunFacts
 
 # evallib.run's names before the keys had their own module: load_predictions, data_fingerprint,
@@ -351,6 +352,7 @@ def _failure(path, out_root, exc):
             for f in (METRICS, METRICS_ARRAYS, REPORT_HTML, REPORT_NOTEBOOK, REPORT_FACTS):
                 (stage / f).unlink(missing_ok=True)
             write_run(stage, facts)
+            write_model_summary(stage, facts, None)
     except OutputBusyError:
         pass  # the folder belongs to the run that holds it; the error is still returned
     except OSError:
@@ -374,7 +376,7 @@ def _evaluate_one(path, out_root, threads, progress):
             previous = load_run(stage) or {}
             facts, handed = _run_model(params, out_root, progress=bar, threads=threads, out_dir=stage)
             bar.set_postfix_str("metrics")
-            evaluate_model(params, out_root, facts=facts, out_dir=stage, predictions=handed)
+            metrics = evaluate_model(params, out_root, facts=facts, out_dir=stage, predictions=handed)
             if facts["metrics_cached"]:  # how long they took when they were computed
                 facts["metrics_seconds"] = previous.get("metrics_seconds")
             if facts["metrics_key"] == previous.get("metrics_key"):  # the report drawn from these metrics stays
@@ -383,6 +385,7 @@ def _evaluate_one(path, out_root, threads, progress):
                 for f in (REPORT_HTML, REPORT_NOTEBOOK, REPORT_FACTS):
                     (stage / f).unlink(missing_ok=True)
             write_run(stage, facts)
+            write_model_summary(stage, facts, metrics)
         bar.set_postfix_str("done", refresh=False)
         return facts
     except Exception as exc:  # noqa: BLE001 -- one model's failure must not stop the others
@@ -460,6 +463,7 @@ def in_two_steps(evaluate, render, completed, paths, out_root, results, bar):
             bar.update(1)
 
     gather({evaluate(p): i for i, p in enumerate(paths)})
+    write_peers(out_root)  # once per run: what every report's ranking reads
     if render is not None:
         futures = {render(p): i for i, p in enumerate(paths) if results[i].get("status") == "ok"}
         bar.update(len(paths) - len(futures))
@@ -504,12 +508,15 @@ def run_many(paths: Sequence[str | Path], out_root: str | Path = "outputs", *, j
     jobs = max(1, min(jobs, len(paths) or 1))
     if jobs == 1:
         if not render:
-            return [_evaluate_one(p, out_root, None, progress) for p in paths]
+            results = [_evaluate_one(p, out_root, None, progress) for p in paths]
+            write_peers(out_root)
+            return results
         from .render import WARM_REPORT, notebook_dir, shared_kernel
 
         # one kernel for every report, importing what they need while the models are evaluated
         with shared_kernel(cwd=notebook_dir(), verbose=verbose, warm=WARM_REPORT) as km:
             results = [_evaluate_one(p, out_root, None, progress) for p in paths]
+            write_peers(out_root)  # once per run: what every report's ranking reads
             return [_render_one(p, out_root, show_code, verbose, km) if r.get("status") == "ok" else r
                     for p, r in zip(paths, results)]
     from tqdm.auto import tqdm

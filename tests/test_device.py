@@ -172,6 +172,11 @@ def test_pipeline_records_the_cpu_fallback_and_hands_predictions_over(tmp_path, 
     inf = run["inference"]
     assert inf["device"] == "cpu" and inf["providers"] == [CPU_PROVIDER]
     assert "CUDAExecutionProvider not offered" in inf["device_note"]
+    from evallib.peers import load_peers
+
+    assert (tmp_path / "out" / "dev" / "summary.json").exists() and (tmp_path / "out" / "peers.json").exists()
+    assert load_peers(tmp_path / "out")["dev"]["headline"] == json.loads(
+        (tmp_path / "out" / "dev" / "metrics.json").read_text())["headline"]
     html = rep.header._repr_html_()
     assert "execution providers" in html and "CUDAExecutionProvider not offered" in html
     # the metrics from memory are those the file gives

@@ -147,14 +147,14 @@ class Report:
     def summary(self):
         """The top of the page: headline metrics with intervals, the decision rule, the rank among the
         models evaluated on the same data, the warnings, and the contents."""
-        from .compare import Comparison
+        from ..peers import load_peers
         from .summary import SECTIONS, left_out_text, rank_among, summary_html
 
         ds = self.run["dataset"]
         primary = self.primary()[0]
         ranking = None
         try:
-            peers = Comparison.load(self.out_dir.parent, primary_metric=primary).ok
+            peers = {n: m for n, m in load_peers(self.out_dir.parent).items() if m["status"] == "ok"}
             ranking = rank_among(self.name, {**peers, self.name: self.metrics}, primary)
         except (OSError, ValueError, KeyError, TypeError) as exc:
             self.note(f"Summary: no ranking: the other models' metrics could not be read ({exc})")

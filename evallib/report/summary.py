@@ -57,7 +57,8 @@ def rank_among(name, peers, metric):
         The model.
     peers : dict
         ``{model name: metrics dict}`` of every model found (this one included), as
-        ``metrics.json`` holds them.
+        ``metrics.json`` holds them, or as :func:`evallib.peers.model_summary` gives them (with
+        ``data_key`` and ``headline``).
     metric : str
         A headline key (``macro_f1``, ``auc``...); higher is better.
 
@@ -69,11 +70,15 @@ def rank_among(name, peers, metric):
     """
     if name not in peers:
         return None
-    key = data_key(peers[name].get("run", {}))
+
+    def data_of(m):
+        return m.get("data_key") or data_key(m.get("run", {}))
+
+    key = data_of(peers[name])
     rows = []
     for other, m in peers.items():
         h = m.get("headline", {}).get(metric)
-        if data_key(m.get("run", {})) != key or (other != name and not (h and _num(h.get("value")))):
+        if data_of(m) != key or (other != name and not (h and _num(h.get("value")))):
             continue
         value = h.get("value") if h else None
         rows.append({"name": other, "value": value if _num(value) else None, "interval": (h or {}).get("interval")})
