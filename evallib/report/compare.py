@@ -173,21 +173,30 @@ class Comparison:
             groups.append((self._group_heading(g), rows))
         return LeaderboardDisplay(pm, others, groups)
 
-    def paired(self, n_boot=1000, seed=0):
+    def paired(self, n_boot=1000, seed=0, *, max_others=10):
         """Within each evaluation data, each model against the best, on the images both evaluated.
 
         Differences come with paired bootstrap intervals and McNemar's test; models evaluated on
-        different data are never compared.
+        different data are never compared. With many models, the best is compared with the next
+        ``max_others`` by the primary metric (each comparison is a bootstrap of its own; the
+        heading says how many were left out).
 
         Returns
         -------
         PairedComparisonDisplay
         """
+        if max_others < 1:
+            raise ValueError(f"max_others: expected 1 or more; got {max_others}")
         groups = [(g, [n for n in g.models if "classification" in self.ok[n]]) for g in self.groups()]
         groups = [(g, ranked) for g, ranked in groups if len(ranked) >= 2]
-        return PairedComparisonDisplay([(self._group_heading(g), ranked[0], self._paired_rows(ranked[0], ranked[1:],
-                                                                                              n_boot, seed))
-                                        for g, ranked in groups])
+        out = []
+        for g, ranked in groups:
+            left = len(ranked) - 1 - max_others
+            heading = self._group_heading(g) + (
+                f"<p>The best model against the next {max_others} by {html.escape(self.primary_metric)}; "
+                f"{left:,} more are ranked in the leaderboard, not compared here.</p>" if left > 0 else "")
+            out.append((heading, ranked[0], self._paired_rows(ranked[0], ranked[1:1 + max_others], n_boot, seed)))
+        return PairedComparisonDisplay(out)
 
     def _paired_rows(self, best, others, n_boot, seed):
         from ..metrics import paired_comparison
