@@ -25,6 +25,7 @@ import numpy as np
 
 from ._keys import content_hash
 from .data import CENTER_VIEW, DTYPES, load_views
+from .data.preprocessing import load_views_draft
 from .errors import EvallibError, ModelError, ParamsError
 from .metrics.classification import infer_score_type
 from .metrics.transforms import l2_normalize, softmax
@@ -456,7 +457,7 @@ def decode_pool_size(workers: int = 0) -> int:
 def predict(session: Any, files: Sequence[str | Path], pre: PreprocessParams | Mapping[str, Any],
             outputs: OutputsParams | Mapping[str, Any], *, batch_size: int = 64, decode_workers: int = 0,
             max_cpu_temp: float | None = None, progress: Any = True, desc: str = "inference",
-            file_hashes: Sequence[str] | None = None) -> Predictions:
+            file_hashes: Sequence[str] | None = None, jpeg_draft: bool = False) -> Predictions:
     """Run ``session`` over image ``files`` with the params' preprocessing.
 
     Parameters
@@ -477,6 +478,10 @@ def predict(session: Any, files: Sequence[str | Path], pre: PreprocessParams | M
     file_hashes : sequence of str, optional
         The content hash of each file (:func:`evallib._keys.hash_listing` computed them for the cache
         key): given, the files are not hashed again.
+    jpeg_draft : bool, default False
+        Decode JPEGs at reduced scale where the resize allows it
+        (:func:`evallib.data.preprocessing.load_views_draft`): faster on large photos, but the
+        pixels differ from the default path's by a few levels wherever the scale is reduced.
 
     Returns
     -------
@@ -529,7 +534,7 @@ def predict(session: Any, files: Sequence[str | Path], pre: PreprocessParams | M
             return None, f"cannot read: {exc.strerror or exc}", None
         if not raw:
             return None, "empty file (0 bytes)", None
-        views, reason = load_views(io.BytesIO(raw), pre)
+        views, reason = (load_views_draft if jpeg_draft else load_views)(io.BytesIO(raw), pre)
         return views, reason, (file_hashes[i] if file_hashes is not None else content_hash(raw))
 
     fixed = inp.shape[0] if isinstance(inp.shape[0], int) and inp.shape[0] > 0 else None

@@ -173,7 +173,7 @@ class Comparison:
             groups.append((self._group_heading(g), rows))
         return LeaderboardDisplay(pm, others, groups)
 
-    def paired(self, n_boot=1000, seed=0, *, max_others=10):
+    def paired(self, n_boot=1000, seed=0, *, max_others=5):
         """Within each evaluation data, each model against the best, on the images both evaluated.
 
         Differences come with paired bootstrap intervals and McNemar's test; models evaluated on
