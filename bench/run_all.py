@@ -18,7 +18,10 @@ HERE = Path(__file__).resolve().parent
 SCRIPTS = [("bench_verification.py", "--sizes", "10000"), ("bench_verification.py", "--sizes", "50000"),
            ("bench_classification.py",), ("bench_tsne.py",), ("bench_inference.py",), ("bench_reports.py",),
            ("bench_many_classes.py",), ("bench_many_classes.py", "--per-class", "100", "--task", "classification"),
-           ("bench_dask_verification.py", "--sizes", "50000"), ("bench_cluster.py",), ("bench_cache_keys.py",)]
+           ("bench_dask_verification.py", "--sizes", "50000"), ("bench_cluster.py",), ("bench_cache_keys.py",),
+           ("bench_many_models.py",),
+           # a small run: this 2-core machine is shared; --images 50000 --infer-images 50000 for the full figure
+           ("bench_photos.py", "--images", "300", "--infer-images", "32", "--tencrop-images", "8")]
 
 
 def run(script, extra=()):

@@ -27,6 +27,9 @@ from ..outputs import REPORT_HTML, data_key, load_predictions, scan
 from ..evaluation import PRIMARY
 
 
+MAX_CURVES = 20  # curves drawn in one panel of the ROC overlay
+
+
 def report_link(model_dir, base):
     """The URL of a model's ``report.html`` relative to the folder ``base``.
 
@@ -232,12 +235,19 @@ class Comparison:
 
         groups = self.groups()
         label = {n: f"{n} ({g.title})" if len(groups) > 1 else n for g in groups for n in g.models}
-        cls = [Curve(label[n], m["classification"]["roc_micro"]["fpr"], m["classification"]["roc_micro"]["tpr"])
-               for n, m in self.ok.items() if "classification" in m]
-        ver = [Curve(label[n], m["verification"]["roc"]["fpr"], m["verification"]["roc"]["tpr"])
-               for n, m in self.ok.items() if "verification" in m]
-        panels = [RocDisplay(c, title=t, log_x=log) for c, t, log in (
-            (cls, "Classification ROC (micro-average)", False), (ver, "Verification ROC (TAR against FAR)", True)) if c]
+        ranked = self.ranking()  # with many models, the best MAX_CURVES of each panel (a legend stays readable)
+        cls = [n for n in ranked if "classification" in self.ok[n]]
+        ver = [n for n in ranked if "verification" in self.ok[n]]
+
+        def title(what, names):
+            return what + (f": the best {MAX_CURVES} of {len(names)} models by {self.primary_metric}"
+                           if len(names) > MAX_CURVES else "")
+
+        panels = [RocDisplay([Curve(label[n], *(self.ok[n][part][roc][k] for k in ("fpr", "tpr")))
+                              for n in names[:MAX_CURVES]], title=title(t, names), log_x=log)
+                  for names, t, log, part, roc in (
+                      (cls, "Classification ROC (micro-average)", False, "classification", "roc_micro"),
+                      (ver, "Verification ROC (TAR against FAR)", True, "verification", "roc")) if names]
         if not panels:
             return HtmlDisplay("<p><i>No curves to show.</i></p>", title="ROC curves of all models")
         return Panel(panels, title="ROC curves of all models", how_to_read=(
