@@ -119,3 +119,34 @@ def test_model_summary_is_small_and_complete(tmp_path):
     # a table of another format is not trusted: the folders are read
     (tmp_path / PEERS).write_text(json.dumps({"format_version": peers.PEERS_FORMAT_VERSION + 1, "models": {}}))
     assert load_peers(tmp_path) == {}
+
+
+def test_the_index_sizes_its_overlay_and_paired_table_to_many_models(tmp_path, rng):
+    from evallib.outputs import write_predictions
+    from evallib.records import Predictions
+    from evallib.report.compare import MAX_CURVES, Comparison
+
+    n = MAX_CURVES + 7
+    ok, runs = {}, {}
+    y = rng.integers(0, 3, 60)
+    for i in range(n):
+        name = f"m{i:02d}"
+        run, metrics = _facts(name, float(rng.uniform(0.3, 0.9)))
+        metrics["classification"] = {"roc_micro": {"fpr": [0.0, 0.5, 1.0], "tpr": [0.0, 0.7, 1.0]}}
+        ok[name], runs[name] = metrics, run
+        scores = rng.normal(size=(60, 3))
+        scores[np.arange(60), y] += 1 + i / n
+        write_predictions(tmp_path / name, Predictions(scores=scores, scores_are="logits", labels=y,
+                                                       classes=["a", "b", "c"], file_hashes=[f"{k}" for k in range(60)],
+                                                       paths=[f"{k}.png" for k in range(60)]))
+    cmp = Comparison(tmp_path, "macro_f1", ok, {}, runs)
+    best = sorted(ok, key=lambda k: -ok[k]["headline"]["macro_f1"]["value"])
+    panel = cmp.roc_overlay()
+    [roc] = panel.displays
+    assert [c.label for c in roc.curves] == best[:MAX_CURVES]
+    assert f"the best {MAX_CURVES} of {n} models by macro_f1" in roc.title
+    page = cmp.paired(n_boot=10, max_others=3)._repr_html_()
+    compared = {m for m in best[1:] if f">{m}</td><td>accuracy</td>" in page}
+    assert compared == set(best[1:4]) and f"{n - 4:,} more are ranked in the leaderboard" in page
+    with pytest.raises(ValueError, match="max_others: expected 1 or more; got 0"):
+        cmp.paired(max_others=0)
