@@ -189,7 +189,10 @@ def main():
         report(f"14. photo-sized JPEGs, ResNet-50 at 224 ({args.device})", met=met, device=device.device,
                providers=", ".join(device.providers), photos=args.images, mean_jpeg_kB=round(mb, 1),
                decode_img_s={k: round(v, 1) for k, v in dec.items()}, decode_scaling_1_to_2=round(scaling, 2),
-               center_crop=results["none"], ten_crop=results["tencrop"], generate_s=round(gen_s, 1), cores=cores)
+               center_crop=results["none"], ten_crop=results["tencrop"], generate_s=round(gen_s, 1), cores=cores,
+               **({} if args.device == "cuda" else {"gpu_figures": (
+                   "still open: not measured on a GPU (run python bench/bench_photos.py --device cuda on a machine "
+                   "with onnxruntime-gpu: CUDA EP against the CPU, and the GPU's scores against the CPU's)")}))
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
