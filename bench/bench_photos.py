@@ -38,6 +38,9 @@ SIZES = [(500, 375, 0.55), (375, 500, 0.12), (500, 333, 0.10), (333, 500, 0.04),
          (640, 480, 0.04), (500, 400, 0.04), (400, 300, 0.03), (800, 600, 0.02), (300, 225, 0.01)]
 PRE = {"resize": 256, "crop": 224, "mean": [0.485, 0.456, 0.406], "std": [0.229, 0.224, 0.225]}
 OUTS = {"scores": "logits", "scores_are": "logits"}
+# the GPU's scores agree with the CPU's within this share of the largest score (cuDNN sums in another order;
+# onnxruntime's CUDA provider keeps float32 arithmetic, TF32 off, by default)
+GPU_TOLERANCE = 1e-3
 
 
 def pink_field(rng, size=1024):
@@ -185,7 +188,9 @@ def main():
             if args.device == "cuda":  # the same scores as the CPU, within the stated tolerance
                 cpu = predict(open_session(model, device="cpu"), files[:16], pre, OUTS, batch_size=args.batch,
                               progress=False)
-                results[tta]["max_abs_diff_vs_cpu"] = float(np.abs(cpu.scores - pred.scores[:16]).max())
+                diff = float(np.abs(cpu.scores - pred.scores[:16]).max())
+                results[tta]["max_abs_diff_vs_cpu"] = diff
+                met = met and diff <= GPU_TOLERANCE * max(1.0, float(np.abs(cpu.scores).max()))
         report(f"14. photo-sized JPEGs, ResNet-50 at 224 ({args.device})", met=met, device=device.device,
                providers=", ".join(device.providers), photos=args.images, mean_jpeg_kB=round(mb, 1),
                decode_img_s={k: round(v, 1) for k, v in dec.items()}, decode_scaling_1_to_2=round(scaling, 2),
