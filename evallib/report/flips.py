@@ -19,7 +19,7 @@ from ..metrics.flips import (CompatibilityResult, PairFlips, VersionRegression, 
                              version_regression)
 from ..metrics.stats import format_interval
 from ._base import Display, new_figure
-from .gallery import GalleryDisplay, _image_source
+from .gallery import TileDisplay, _image_source
 from .html import folded_table, guide, html_table
 
 TABLE_ROWS = 25  # a regression table longer than this shows its worst rows and folds the rest
@@ -241,7 +241,7 @@ class FlipTransitionsDisplay(Display):
 
 
 # ---------------------------------------------------------------------------------------------- gallery
-class FlipGalleryDisplay(GalleryDisplay):
+class FlipGalleryDisplay(TileDisplay):
     """The negative flips, most striking first: the old model's view beside the new model's.
 
     Ranked by the old model's probability of the true class times the new model's probability of its
@@ -303,9 +303,9 @@ class FlipGalleryDisplay(GalleryDisplay):
         if max_flips is not None:
             idx, conf = idx[:max_flips], conf[:max_flips]
         pred_new = result.pred_new
-        two = cam_old is not None and cam_new is not None
         sel = [int(i) for i in idx]
-        if two:
+        two = cam_old is not None and cam_new is not None
+        if cam_old is not None and cam_new is not None:
             old_tiles = cam_old(sel, [int(y[i]) for i in sel])
             new_tiles = cam_new(sel, [int(pred_new[i]) for i in sel])
         else:
@@ -339,7 +339,7 @@ class FlipGalleryDisplay(GalleryDisplay):
 
 # ---------------------------------------------------------------------------------------------- pairs
 @dataclass(repr=False)
-class PairFlipsDisplay(GalleryDisplay):
+class PairFlipsDisplay(TileDisplay):
     """Verification pairs whose decision changed: genuine pairs the new model now rejects, impostor pairs it
     now accepts, as a pair gallery under a table of the counts, rates and tests."""
 

@@ -12,7 +12,7 @@ import numpy as np
 from ..metrics.identification import IdentificationResult, evaluate_identification
 from ..metrics.stats import format_interval
 from ._base import Display, Panel
-from .gallery import GalleryDisplay, _image_source
+from .gallery import TileDisplay, _image_source
 from .html import guide, html_table
 from .slider import ThresholdSliderDisplay
 
@@ -215,7 +215,7 @@ class IdentificationDisplay(Display):
                 *(slider._parts() if slider is not None else [])]
 
 
-class IdentificationMissesDisplay(GalleryDisplay):
+class IdentificationMissesDisplay(TileDisplay):
     """The hardest misses: per row the probe, the gallery image wrongly ranked first, and the true mate."""
 
     @classmethod
@@ -256,7 +256,7 @@ class IdentificationMissesDisplay(GalleryDisplay):
                                probe_names=np.asarray(probe_labels), k=k)
 
 
-class TemplatePairGalleryDisplay(GalleryDisplay):
+class TemplatePairGalleryDisplay(TileDisplay):
     """The hardest template pairs: genuine pairs scored lowest and impostor pairs scored highest, each
     template shown by a few of its images."""
 
