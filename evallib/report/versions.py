@@ -88,7 +88,7 @@ body {font-family: system-ui, -apple-system, "Segoe UI", sans-serif; margin: 24p
 h1 {font-size: 24px; margin-bottom: 4px;} h2 {margin-top: 32px; border-bottom: 1px solid #ddd; padding-bottom: 4px;}
 .evallib-gate-pass {color: #1d6b2f; background: #e8f5ea; padding: 6px 10px; border-radius: 4px;}
 .evallib-gate-fail {color: #8c1d1d; background: #fbeaea; padding: 6px 10px; border-radius: 4px;}
-.evallib-table td {font-variant-numeric: tabular-nums;}
+.evallib-table td {font-variant-numeric: tabular-nums; white-space: nowrap;}
 nav a {margin-right: 12px;}
 .evallib-scroll {overflow-x: auto;}
 </style></head>
