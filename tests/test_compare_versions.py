@@ -189,14 +189,27 @@ def test_page_opens_offline_in_chromium(evaluated_pair, compared):
             broken: Array.from(document.images).filter(i => !i.complete || i.naturalWidth === 0).length,
             images: document.images.length,
             links: Array.from(document.querySelectorAll('nav a')).map(a => a.getAttribute('href'))})""")
+        options = page.locator("select.evallib-flip-filter option").all_inner_texts()
+        shown = []
+        for k in range(len(options)):
+            page.locator("select.evallib-flip-filter").select_option(index=k)
+            shown.append(page.evaluate("""() => Array.from(document.querySelectorAll('.evallib-flip-class'))
+                .filter(d => !d.hidden).map(d => d.innerText)"""))
         browser.close()
     assert not errors
     assert all(u.startswith(("file:", "data:")) for u in requests)
-    assert found["h2"][:3] == ["What the new model breaks", "Negative flips: old prediction → new prediction",
-                               "Negative flips"]
+    assert found["h2"] == ["What the new model breaks", "Negative flips: old prediction → new prediction",
+                           "Negative flips", "Negative flips by class"]
     assert found["images"] >= 3 and found["broken"] == 0
     assert "Gate passed" in found["text"] and "old → new: what the new version breaks" in found["text"]
     assert "flips.csv" in found["links"]
+    # the filter by class: one option per class that lost images (with its count), each showing only its flips
+    lost = json.loads((compared / "compare.json").read_text())["regression"]["classes"]
+    want = sorted((-r["counts"]["negative_flips"], r["key"]) for r in lost if r["counts"]["negative_flips"])
+    assert options == [f"{CLASSES[k]} ({-n} negative flips)" for n, k in want]
+    for (n, k), visible in zip(want, shown):
+        assert len(visible) == 1 and f"Negative flips of the class {CLASSES[k]}:" in visible[0]
+        assert f"of {-n}" in visible[0] or f"all {-n}" in visible[0]
 
 
 @pytest.mark.slow

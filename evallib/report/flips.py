@@ -335,18 +335,19 @@ class FlipGalleryDisplay(GalleryDisplay):
             old_tiles = _image_source(images)(sel)
         tiles, row = [], []
         for k, i in enumerate(sel):
-            t, p = names[y[i]], names[pred_new[i]]
-            if two:
-                row += [(old_tiles[k], f"#{k + 1} old: {t} ({conf[k, 0]:.2f})"),
-                        (new_tiles[k], f"new: {p} ({conf[k, 1]:.2f})")]
+            t, p = _short(names[y[i]]), _short(names[pred_new[i]])
+            if two:  # the name, then the probability: a caption stays under its tile
+                row += [(old_tiles[k], f"#{k + 1} old: {t}\n({conf[k, 0]:.2f})"),
+                        (new_tiles[k], f"new: {p}\n({conf[k, 1]:.2f})")]
             else:
-                row.append((old_tiles[k], f"#{k + 1} {t} → {p}\nold {conf[k, 0]:.2f}, new {conf[k, 1]:.2f}"))
+                row.append((old_tiles[k], f"#{k + 1} {t} →\n{p}\nold {conf[k, 0]:.2f}, new {conf[k, 1]:.2f}"))
             if (k + 1) % per_row == 0:
                 tiles.append(row)
                 row = []
         if row:
             tiles.append(row)
-        which = "" if only_classes is None else f" of the classes {', '.join(str(c) for c in only_classes)}"
+        which = "" if only_classes is None else \
+            f" of the class{'es' if len(want) > 1 else ''} {', '.join(str(names[c]) for c in sorted(want))}"
         shown = f"the {len(sel):,} most striking of {total:,}" if len(sel) < total else f"all {total:,}"
         how = (f"Negative flips{which}: images the old model got right and the new one gets wrong; {shown}, ranked "
                "by the old model's probability of the true class times the new model's probability of its wrong "
@@ -358,6 +359,12 @@ class FlipGalleryDisplay(GalleryDisplay):
         facts = [("old model", "heat map for the true class"), ("new model", "heat map for its prediction")] if two \
             else []
         return cls([list(r) for r in tiles], title="Negative flips", how_to_read=how, facts=facts)
+
+
+def _short(name, limit=16):
+    """A class name cut to ``limit`` characters for a tile's caption (the tables keep it whole)."""
+    name = str(name)
+    return name if len(name) <= limit else name[:limit - 1] + "…"
 
 
 # ---------------------------------------------------------------------------------------------- pairs

@@ -39,15 +39,69 @@ def _cams(cmp, reports):
         return images, None, None, [["no heat maps", short_message(w, limit=400)] for w in why[:1]]
 
     def mapped(rep, route, index):
-        cam = rep._cam(route, lambda t: t)
-        return lambda sel, targets: cam([int(index[i]) for i in sel], targets)
+        cam, done = rep._cam(route, lambda t: t), {}  # a flip shown twice (gallery, class filter) is drawn once
+
+        def draw(sel, targets):
+            todo = [(int(i), int(t)) for i, t in zip(sel, targets) if (int(i), int(t)) not in done]
+            if todo:
+                for key, tile in zip(todo, cam([int(index[i]) for i, _ in todo], [t for _, t in todo])):
+                    done[key] = tile
+            return [done[(int(i), int(t))] for i, t in zip(sel, targets)]
+        return draw
 
     facts = [[f"{name}: route", f"{route.route}, {route.method} at {route.layer}"]
              for name, route in ((cmp.old, route_old), (cmp.new, route_new))]
     return images, mapped(rep_old, route_old, index_old), mapped(rep_new, route_new, index_new), facts
 
 
-def version_views(cmp, *, reports=None, max_flips: int = 24, only_classes=None) -> list:
+_FILTER_SCRIPT = """<script>
+(function () {
+  document.querySelectorAll("select.evallib-flip-filter").forEach(function (sel) {
+    sel.addEventListener("change", function () {
+      sel.closest(".evallib-flip-filter-box").querySelectorAll(".evallib-flip-class").forEach(function (d) {
+        d.hidden = d.getAttribute("data-class") !== sel.value;
+      });
+    });
+  });
+})();
+</script>"""
+
+
+def class_filter_view(cmp, gallery_source, *, max_classes: int = 12, per_class: int = 8):
+    """The negative flips of one true class at a time, picked from a list: the gallery's filter by class.
+
+    The ``max_classes`` classes that lose the most images are offered (each with its count), each with
+    its ``per_class`` most striking flips; ``gallery_source`` is ``(images, cam_old, cam_new)``. The page
+    holds every class's gallery and a few lines of script show the one picked (no network, no kernel).
+    """
+    import numpy as np
+
+    r = cmp.result
+    lost = r.transitions.sum(axis=1)
+    order = [int(c) for c in np.lexsort((np.arange(len(lost)), -lost)) if lost[c] > 0][:max_classes]
+    title = "Negative flips by class"
+    if not order:
+        return HtmlDisplay("<p><i>No negative flips.</i></p>", title=title)
+    images, cam_old, cam_new = gallery_source
+    options, boxes = [], []
+    for k, c in enumerate(order):
+        g = FlipGalleryDisplay.from_result(r, cmp.y, images=images, classes=cmp.classes, cam_old=cam_old,
+                                           cam_new=cam_new, only_classes=[cmp.classes[c]], max_flips=per_class)
+        g.title, g.facts = f"Negative flips of {cmp.classes[c]}", []  # how the maps were drawn is said above
+        options.append(f'<option value="{k}">{html.escape(str(cmp.classes[c]))} ({int(lost[c]):,} negative '
+                       f'flips)</option>')
+        boxes.append(f'<div class="evallib-flip-class" data-class="{k}"{"" if k == 0 else " hidden"}>'
+                     f'{g._repr_html_().replace(CSS, "")}</div>')
+    n_lost = int((lost > 0).sum())
+    which = (f"the {len(order)} classes (of {n_lost:,} with negative flips) that lose the most images"
+             if n_lost > len(order) else f"each of the {n_lost:,} classes with negative flips")
+    return HtmlDisplay(guide(f"Pick a true class to see its negative flips, the most striking first: {which}; "
+                             f"{FLIPS_CSV} lists every flip.")
+                       + '<div class="evallib-flip-filter-box"><label>True class: <select class="evallib-flip-filter">' + "".join(options)
+                       + "</select></label>" + "".join(boxes) + "</div>" + _FILTER_SCRIPT, title=title)
+
+
+def version_views(cmp, *, reports=None, max_flips: int = 24, only_classes=None, filter_classes: int = 0) -> list:
     """The views of a comparison: regression table, old → new heat map, negative-flip gallery.
 
     Parameters
@@ -60,6 +114,8 @@ def version_views(cmp, *, reports=None, max_flips: int = 24, only_classes=None) 
         Flips shown in the gallery (every flip is in ``flips.csv``).
     only_classes : sequence, optional
         Show the flips of these true classes only.
+    filter_classes : int, default 0
+        Adds :func:`class_filter_view` over this many classes (0: none).
 
     Returns
     -------
@@ -74,6 +130,8 @@ def version_views(cmp, *, reports=None, max_flips: int = 24, only_classes=None) 
                                                  cam_new=cam_new, only_classes=only_classes, max_flips=max_flips)
         gallery.facts = [*gallery.facts, *facts]
         views.append(gallery)
+        if filter_classes:
+            views.append(class_filter_view(cmp, (images, cam_old, cam_new), max_classes=filter_classes))
     return views
 
 
@@ -137,7 +195,7 @@ def comparison_page(cmp, views, *, page_dir, max_nfr=None, notes=()) -> str:
             f"{cmp.data_key[:12]}). {cmp.old}: accuracy {o.accuracy_old:.4f}; {cmp.new}: accuracy "
             f"{o.accuracy_new:.4f}. {o.negative_flips:,} negative flips (NFR {o.nfr:.4f}) and {o.positive_flips:,} "
             f"positive flips (PFR {o.pfr:.4f}); {len(cmp.result.flagged()):,} row(s) flagged as regressions.")
-    ids = ["regression", "transitions", "gallery"]
+    ids = ["regression", "transitions", "gallery", "by-class"]
     sections = [(ids[k], v.title, v._repr_html_().replace(CSS, "")) for k, v in enumerate(views)]
     body = "".join(f'<h2 id="{i}">{html.escape(t)}</h2>\n<div class="evallib-scroll">{b}</div>\n'
                    for i, t, b in sections)
@@ -166,7 +224,7 @@ def _reports(cmp, notes):
 
 
 def write_version_comparison(old, new, *, out_root="outputs", max_nfr=None, n_boot=1000, seed=0, alpha=0.05,
-                             groups=None, max_flips=24, page=True):
+                             groups=None, max_flips=24, filter_classes=12, page=True):
     """Compare two evaluated models and publish ``compare.json``, ``flips.csv`` and ``compare.html``.
 
     What ``evallib compare OLD NEW`` runs (see :func:`evallib.versions.compare_versions` for the
@@ -192,7 +250,7 @@ def write_version_comparison(old, new, *, out_root="outputs", max_nfr=None, n_bo
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             reports = _reports(cmp, notes)
-            views = version_views(cmp, reports=reports, max_flips=max_flips)
+            views = version_views(cmp, reports=reports, max_flips=max_flips, filter_classes=filter_classes)
             for v in views:
                 v._repr_html_()
         notes += [f"{short_message(w.message, limit=300)}" for w in caught if not issubclass(w.category, _QUIET)]
