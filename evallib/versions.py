@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import EvallibError
-from .metrics.flips import VersionRegression, version_regression
+from .metrics.flips import CompatibilityResult, VersionRegression, cross_model_compatibility, version_regression
 from .outputs import RUN, data_key, load_predictions, load_run, scan
 
 FORMAT_VERSION = 1
@@ -47,6 +47,8 @@ class VersionComparison:
         The data fingerprint both share.
     group_name : str or None
         What the slice rows are (a slice column's name), None without slices.
+    compatibility : CompatibilityResult or None
+        BCT's cross-model test on the images' embeddings, when both models stored embeddings of one size.
     notes : list of str
     """
 
@@ -62,6 +64,7 @@ class VersionComparison:
     index_new: np.ndarray
     data_key: str
     group_name: str | None = None
+    compatibility: CompatibilityResult | None = None
     notes: list = field(default_factory=list)
 
     def flip_rows(self) -> list[dict]:
@@ -76,13 +79,39 @@ class VersionComparison:
         """What ``compare.json`` holds: the pair, the data, every row with its intervals and tests, the gate."""
         out = {"format_version": FORMAT_VERSION, "old": self.old, "new": self.new, "images": int(len(self.y)),
                "classes": list(self.classes), "data_fingerprint": self.data_key, "groups": self.group_name,
-               "regression": self.result.to_dict(), "notes": list(self.notes)}
+               "regression": self.result.to_dict(), "compatibility": _compat_dict(self.compatibility),
+               "notes": list(self.notes)}
         if max_nfr is not None:
             failing = self.over_budget(max_nfr)
             out["gate"] = {"max_nfr": max_nfr, "passed": not failing,
                            "failing": [{"kind": r.kind, "name": r.name, "nfr": r.nfr, "nfr_upper": r.nfr_upper()}
                                        for r in failing]}
         return out
+
+
+def _compat_dict(c):
+    if c is None:
+        return None
+    import dataclasses
+
+    return {k: (list(v) if isinstance(v, tuple) else v) for k, v in dataclasses.asdict(c).items()}
+
+
+def _compatibility(eo, en, y, far, seed, notes, max_pairs=10_000_000):
+    """BCT's cross-test on both models' embeddings of the same images (a seeded probe subset when all ordered
+    pairs would be too many), or None with the reason in ``notes``."""
+    if eo is None or en is None:
+        return None
+    if eo.shape[1] != en.shape[1]:
+        notes.append(f"Embeddings of {eo.shape[1]} and {en.shape[1]} dimensions: no cross-model (BCT) test, "
+                     f"which needs one embedding space")
+        return None
+    n = len(y)
+    probe = None
+    if n * (n - 1) > max_pairs:
+        k = max(1, min(n // 2, max_pairs // n))
+        probe = np.sort(np.random.default_rng(seed).choice(n, size=k, replace=False))
+    return cross_model_compatibility(eo, en, y, probe=probe, far=far, seed=seed)
 
 
 def model_dir(model, out_root) -> Path:
@@ -148,7 +177,7 @@ def slice_groups(pred, index):
 
 
 def compare_versions(old, new, *, out_root="outputs", groups=None, group_name: str = "slice", n_boot: int = 1000,
-                     seed: int = 0, alpha: float = 0.05) -> VersionComparison:
+                     seed: int = 0, alpha: float = 0.05, far: float = 1e-3) -> VersionComparison:
     """Compare two evaluated classifiers image by image: negative and positive flips, with statistics.
 
     Parameters
@@ -164,6 +193,8 @@ def compare_versions(old, new, *, out_root="outputs", groups=None, group_name: s
         What ``groups`` are, for the page.
     n_boot, seed, alpha
         Bootstrap resamples, their seed, and the false discovery rate (see :func:`version_regression`).
+    far : float, default 1e-3
+        The false accept rate of BCT's cross-test, when both models stored embeddings of one size.
 
     Returns
     -------
@@ -223,6 +254,9 @@ def compare_versions(old, new, *, out_root="outputs", groups=None, group_name: s
     result = version_regression(y, so, sn, scores_are=po.scores_are or "logits",
                                 scores_are_new=pn.scores_are or "logits", groups=g, classes=classes,
                                 n_boot=n_boot, seed=seed, alpha=alpha)
+    emb = [None if p.embeddings is None else np.asarray(p.embeddings, dtype=np.float64)[ix]
+           for p, ix in ((po, io), (pn, jn))]
+    compat = _compatibility(*emb, y, far, seed, notes)
     return VersionComparison(old=name_old, new=name_new, old_dir=dirs["old"], new_dir=dirs["new"], result=result,
                              y=y, classes=classes, files=[str(po.paths[i]) for i in io], index_old=io, index_new=jn,
-                             data_key=key_old, group_name=name, notes=notes)
+                             data_key=key_old, group_name=name, compatibility=compat, notes=notes)

@@ -271,6 +271,7 @@ def test_baseline_must_be_a_model_name(tmp_path):
     assert parse_params(raw).report.baseline == "v1.2"
 
 
+@pytest.mark.slow
 def test_slice_rows_from_groups(evaluated_pair):
     from evallib.versions import compare_versions
 
@@ -284,3 +285,50 @@ def test_slice_rows_from_groups(evaluated_pair):
     assert cmp.to_dict()["groups"] == "parity"
     with pytest.raises(Exception, match="groups: expected one label per image of old"):
         compare_versions("old", "new", out_root=out, groups=groups[:3])
+
+
+def _with_embeddings(src, dst, emb_old, emb_new):
+    """A copy of the output folder whose two models carry the given embeddings (rows in each file's order)."""
+    import dataclasses
+
+    from evallib.outputs import load_predictions, write_predictions
+
+    shutil.copytree(src, dst, ignore=shutil.ignore_patterns("compare"))
+    for name, emb in (("old", emb_old), ("new", emb_new)):
+        pred = load_predictions(dst / name)
+        write_predictions(dst / name, dataclasses.replace(pred, embeddings=emb(pred)))
+
+
+@pytest.mark.slow
+def test_bct_cross_test_when_both_models_have_embeddings(evaluated_pair, tmp_path):
+    from evallib.metrics.flips import cross_model_compatibility
+    from evallib.report.versions import version_views
+    from evallib.versions import compare_versions
+
+    out = evaluated_pair["out"]
+    rng = np.random.default_rng(0)
+    centres = rng.normal(size=(3, 8))
+    by_file = {}
+
+    def space(pred):  # one embedding per file, whatever the row order
+        for p, y in zip(pred.paths, pred.labels):
+            by_file.setdefault(p, centres[y] + 0.5 * rng.normal(size=8))
+        return np.array([by_file[p] for p in pred.paths])
+
+    rotation, _ = np.linalg.qr(rng.normal(size=(8, 8)))
+    _with_embeddings(out, tmp_path / "same", space, space)
+    same = compare_versions("old", "new", out_root=tmp_path / "same", n_boot=20, far=0.05).compatibility
+    assert same.compatible["tar_at_far"] and same.tar_at_far["new/old"] == same.tar_at_far["old/old"]
+    _with_embeddings(out, tmp_path / "rot", space, lambda pred: space(pred) @ rotation)
+    cmp = compare_versions("old", "new", out_root=tmp_path / "rot", n_boot=20, far=0.05)
+    rot = cmp.compatibility
+    assert not rot.compatible["rank1"] and rot.rank1["new/old"] < rot.rank1["old/old"]
+    # the same figures as the function on the aligned arrays
+    files = cmp.files
+    e_old = np.array([by_file[f] for f in files])
+    ref = cross_model_compatibility(e_old, e_old @ rotation, cmp.y, far=0.05)
+    assert rot.tar_at_far == pytest.approx(ref.tar_at_far) and rot.rank1 == pytest.approx(ref.rank1)
+    from evallib._io import to_jsonable
+
+    assert to_jsonable(cmp.to_dict())["compatibility"]["compatible"] == rot.compatible  # what compare.json holds
+    assert version_views(cmp)[-1].title == "Backward compatibility of the embeddings"

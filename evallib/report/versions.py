@@ -19,7 +19,7 @@ from urllib.parse import quote
 from ..errors import EvallibError
 from ..outputs import COMPARE_HTML, FLIPS_CSV, REPORT_HTML, comparison_dir, write_comparison
 from ._base import HtmlDisplay, Section
-from .flips import FlipGalleryDisplay, FlipTransitionsDisplay, RegressionTableDisplay
+from .flips import CompatibilityDisplay, FlipGalleryDisplay, FlipTransitionsDisplay, RegressionTableDisplay
 from .html import CSS, Markup, guide, render_template, short_message
 
 _QUIET = (DeprecationWarning, PendingDeprecationWarning, ImportWarning, ResourceWarning)
@@ -132,6 +132,8 @@ def version_views(cmp, *, reports=None, max_flips: int = 24, only_classes=None, 
         views.append(gallery)
         if filter_classes:
             views.append(class_filter_view(cmp, (images, cam_old, cam_new), max_classes=filter_classes))
+    if cmp.compatibility is not None:
+        views.append(CompatibilityDisplay.from_result(cmp.compatibility))
     return views
 
 
@@ -195,8 +197,11 @@ def comparison_page(cmp, views, *, page_dir, max_nfr=None, notes=()) -> str:
             f"{cmp.data_key[:12]}). {cmp.old}: accuracy {o.accuracy_old:.4f}; {cmp.new}: accuracy "
             f"{o.accuracy_new:.4f}. {o.negative_flips:,} negative flips (NFR {o.nfr:.4f}) and {o.positive_flips:,} "
             f"positive flips (PFR {o.pfr:.4f}); {len(cmp.result.flagged()):,} row(s) flagged as regressions.")
-    ids = ["regression", "transitions", "gallery", "by-class"]
-    sections = [(ids[k], v.title, v._repr_html_().replace(CSS, "")) for k, v in enumerate(views)]
+    ids = {"What the new model breaks": "regression", "Negative flips: old prediction → new prediction": "transitions",
+           "Negative flips": "gallery",
+           "Negative flips by class": "by-class", "Backward compatibility of the embeddings": "embeddings"}
+    sections = [(ids.get(v.title, f"view-{k}"), v.title, v._repr_html_().replace(CSS, ""))
+                for k, v in enumerate(views)]
     body = "".join(f'<h2 id="{i}">{html.escape(t)}</h2>\n<div class="evallib-scroll">{b}</div>\n'
                    for i, t, b in sections)
     links = [_link(Path(d) / REPORT_HTML, page_dir, f"{name} report") for name, d in ((cmp.old, cmp.old_dir),
