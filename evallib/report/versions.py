@@ -97,8 +97,9 @@ def class_filter_view(cmp, gallery_source, *, max_classes: int = 12, per_class: 
              if n_lost > len(order) else f"each of the {n_lost:,} classes with negative flips")
     return HtmlDisplay(guide(f"Pick a true class to see its negative flips, the most striking first: {which}; "
                              f"{FLIPS_CSV} lists every flip.")
-                       + '<div class="evallib-flip-filter-box"><label>True class: <select class="evallib-flip-filter">' + "".join(options)
-                       + "</select></label>" + "".join(boxes) + "</div>" + _FILTER_SCRIPT, title=title)
+                       + '<div class="evallib-flip-filter-box"><label>True class: '
+                       + '<select class="evallib-flip-filter">' + "".join(options) + "</select></label>"
+                       + "".join(boxes) + "</div>" + _FILTER_SCRIPT, title=title)
 
 
 def version_views(cmp, *, reports=None, max_flips: int = 24, only_classes=None, filter_classes: int = 0) -> list:
