@@ -94,7 +94,8 @@ def class_filter_view(cmp, gallery_source, *, max_classes: int = 12, per_class: 
                      f'{g._repr_html_().replace(CSS, "")}</div>')
     n_lost = int((lost > 0).sum())
     which = (f"the {len(order)} classes (of {n_lost:,} with negative flips) that lose the most images"
-             if n_lost > len(order) else f"each of the {n_lost:,} classes with negative flips")
+             if n_lost > len(order) else "the one class with negative flips" if n_lost == 1 else
+             f"each of the {n_lost:,} classes with negative flips")
     return HtmlDisplay(guide(f"Pick a true class to see its negative flips, the most striking first: {which}; "
                              f"{FLIPS_CSV} lists every flip.")
                        + '<div class="evallib-flip-filter-box"><label>True class: '
