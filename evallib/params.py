@@ -131,6 +131,8 @@ SCHEMA = {
                 "allow_pickle": {"type": "boolean"},
                 "tsne_thumbnails": {"type": "integer", "minimum": 0},
                 "tsne_perplexity": {"type": "number", "exclusiveMinimum": 0},
+                "baseline": {"type": ["string", "null"], "pattern": r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$",
+                             "description": "the name of another model evaluated on the same data"},
             },
         },
         "runtime": {
@@ -468,6 +470,9 @@ class ReportParams(_Section):
         Grad-CAM's method, layer and torch fallback.
     tsne_thumbnails : int
     tsne_perplexity : float
+    baseline : str or None
+        Another model's name: the report shows what changed since it (negative flips), when both
+        were evaluated on the same data.
     """
 
     SECTION: ClassVar[str] = "report"
@@ -487,6 +492,8 @@ class ReportParams(_Section):
     allow_pickle: bool = False
     tsne_thumbnails: int = 100
     tsne_perplexity: float = 30.0
+    # the model this one is compared with, image by image (a "What changed since <baseline>" view)
+    baseline: str | None = None
 
 
 @dataclass(frozen=True)

@@ -299,6 +299,16 @@ class Report:
         return ThresholdSliderDisplay.from_result(v, policy=self.params.report.threshold_policy,
                                                   interactive=self.interactive)
 
+    # ------------------------------------------------------------------ version comparison
+    @_view("What changed since the baseline")
+    def changes(self):
+        """Against the model ``report.baseline`` names, on the same images: the regression table (negative and
+        positive flips per class and slice, with intervals and tests), the old -> new heat map over the negative
+        flips, and the negative-flip gallery with both models' heat maps."""
+        from .versions import baseline_view
+
+        return baseline_view(self)
+
     # ------------------------------------------------------------------ explanations
     def _views(self, idx):
         """Center-crop model inputs (NCHW) and display images of dataset rows ``idx``."""
