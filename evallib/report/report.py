@@ -159,7 +159,7 @@ class Report:
         except (OSError, ValueError, KeyError, TypeError) as exc:
             self.note(f"Summary: no ranking: the other models' metrics could not be read ({exc})")
         has = {"classification": self.classification is not None, "verification": self.verification is not None,
-               "training_log": bool(self.params.report.training_log)}
+               "training_log": bool(self.params.report.training_log), "baseline": bool(self.params.report.baseline)}
         lede = (f"{self.name}: {Path(self.run['model']['path']).name} evaluated on {len(self.y):,} images "
                 f"of {len(self.classes):,} classes from {Path(ds['root']).name}/ "
                 f"({' and '.join(self.params.tasks)}).")

@@ -31,7 +31,8 @@ SECTIONS = [
     ("sec-verification", "Verification", "verification"),
     ("sec-verification-slider", "Similarity threshold slider", "verification"),
     ("sec-gallery", "Grad-CAM gallery", None), ("sec-tsne", "t-SNE map", None),
-    ("sec-training", "Training curves", "training_log"), ("sec-notes", "Notes", None),
+    ("sec-training", "Training curves", "training_log"),
+    ("sec-changes", "What changed since the baseline", "baseline"), ("sec-notes", "Notes", None),
 ]
 
 
