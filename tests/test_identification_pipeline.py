@@ -94,6 +94,11 @@ def test_roles_and_templates_through_the_pipeline(tmp_path, evaluated):
     assert lo <= h["rank_1"]["value"] <= hi
     assert h["fnir_at_fpir"]["fpir"] == 0.01 and "template_tar_at_far" in h
     assert m["identification"]["images"]["n_mated"] == 6 and m["identification"]["n_templates"] == 8
+    # the index's leaderboard shows them beside the primary metric
+    from evallib.report.compare import Comparison
+
+    board = Comparison.load(tmp_path / "out").leaderboard()._repr_html_()
+    assert "rank_1" in board and "fnir_at_fpir (lower is better)" in board
     # the views
     page = rep.identification_summary._repr_html_()
     assert "rank-1 accuracy" in page and "FNIR at FPIR" in page and "Each row is a search the model got wrong" in page

@@ -156,7 +156,8 @@ class Comparison:
         """
         base = Path.cwd() if links_from is None else links_from
         pm = self.primary_metric
-        others = [m for m in ("accuracy", "macro_f1", "top_5", "roc_auc_macro", "auc", "tar_at_far", "lfw_accuracy")
+        others = [m for m in ("accuracy", "macro_f1", "top_5", "roc_auc_macro", "auc", "tar_at_far", "lfw_accuracy",
+                              "rank_1", "fnir_at_fpir", "template_tar_at_far")
                   if m != pm and any(m in x["headline"] for x in self.ok.values())]
         groups = []
         for g in self.groups():
@@ -293,7 +294,8 @@ class LeaderboardDisplay(Display):
 
     def _parts(self):
         pm = self.primary_metric
-        head = ["rank", "model", f"{pm} (primary)", "95% interval", *self.others, "images/s", "model MB", "report"]
+        named = [f"{o} (lower is better)" if o == "fnir_at_fpir" else o for o in self.others]
+        head = ["rank", "model", f"{pm} (primary)", "95% interval", *named, "images/s", "model MB", "report"]
         parts = [guide(f"Models sorted by {pm}, best first, within each evaluation data set (models evaluated on other "
                        f"data are ranked in their own table). Overlapping 95% intervals mean the ranking between those "
                        f"models is not settled by this data. images/s is measured on the machine that ran the "
