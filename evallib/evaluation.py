@@ -302,8 +302,8 @@ def _for_storage(ev):
             parts[k] = dataclasses.replace(parts[k], sweep=thin_sweep(parts[k].sweep))
     tv = getattr(parts["identification"], "template_verification", None)
     if tv is not None:
-        parts["identification"] = dataclasses.replace(parts["identification"], template_verification=dataclasses.replace(
-            tv, sweep=thin_sweep(tv.sweep)))
+        thinned = dataclasses.replace(tv, sweep=thin_sweep(tv.sweep))
+        parts["identification"] = dataclasses.replace(parts["identification"], template_verification=thinned)
     return parts
 
 

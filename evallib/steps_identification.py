@@ -27,8 +27,12 @@ import numpy as np
 
 from .errors import DataError
 from .metrics.identification import IdentificationResult, evaluate_identification, split_by_role
-from .metrics.templates import (TemplateFeatures, evaluate_template_identification, evaluate_template_verification,
-                                pool_templates)
+from .metrics.templates import (
+    TemplateFeatures,
+    evaluate_template_identification,
+    evaluate_template_verification,
+    pool_templates,
+)
 
 HEADLINE_FPIR = 1e-2  # the FPIR of the headline FNIR (FRVT's usual operating point)
 
@@ -212,7 +216,8 @@ def _known(feats, ids, where, key):
     if bad.any():
         n = len(np.unique(ids[bad]))
         raise DataError(f"{where}: data.{key}: expected templates listed in data.templates; got template "
-                        f"{int(ids[np.flatnonzero(bad)[0]])}" + (f" and {n - 1} more not listed there" if n > 1 else ""))
+                        f"{int(ids[np.flatnonzero(bad)[0]])}"
+                        + (f" and {n - 1} more not listed there" if n > 1 else ""))
 
 
 def headline(ident: IdentificationEvaluation | None, far_target: float) -> dict:

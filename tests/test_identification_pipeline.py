@@ -123,7 +123,8 @@ def test_protocol_file_errors_through_the_cli(tmp_path, capsys):
                  gallery="bad_gallery.csv", probes="probes.csv"),
             _bad(tmp_path, "unknown_template", "unknown_pairs.txt", "10 11 1\n10 99 0\n",
                  template_pairs="unknown_pairs.txt"),
-            _bad(tmp_path, "unknown_image", "bad_images.txt", tid_mid + "e/e_0.png 50 500\n", templates="bad_images.txt"),
+            _bad(tmp_path, "unknown_image", "bad_images.txt", tid_mid + "e/e_0.png 50 500\n",
+                 templates="bad_images.txt"),
             _bad(tmp_path, "no_probes", "x.txt", "", gallery="gallery.csv")]
     (tmp_path / "bad_manifest.csv").write_text((tmp_path / "manifest.csv").read_text().replace(",probe", ",probes", 1))
     assert main(["run", *map(str, good), "--out", str(tmp_path / "out"), "--no-report", "--quiet"]) == 1
@@ -171,3 +172,24 @@ def test_protocol_files_resolve_against_the_params_folder(tmp_path):
                       "outputs": {"embedding": "embedding"}}, source=tmp_path / "p.yaml")
     assert p.data.templates == (tmp_path / "face_tid_mid.txt").resolve() and p.data.role_column == "role"
     assert p.data.gallery.name == "gallery.csv" and p.data.probes.parent == tmp_path.resolve()
+
+
+def test_editing_a_protocol_file_changes_the_metrics_key(tmp_path):
+    from evallib._keys import metrics_key
+    from evallib.params import parse_params
+
+    for name, text in (("manifest.csv", "path,label,role\na/a_0.png,a,gallery\n"),
+                       ("face_tid_mid.txt", "a/a_0.png 1 1\n"), ("template_pair_label.txt", "1 1 1\n"),
+                       ("gallery.csv", "TEMPLATE_ID,SUBJECT_ID\n1,1\n"),
+                       ("probes.csv", "TEMPLATE_ID,SUBJECT_ID\n1,1\n")):
+        (tmp_path / name).write_text(text)
+    p = parse_params({"name": "m", "model": "m.onnx", "task": "verification",
+                      "data": {"root": "d", "labels": "csv", "csv": "manifest.csv", **PROTOCOL},
+                      "outputs": {"embedding": "embedding"}}, source=tmp_path / "p.yaml")
+    keys = [metrics_key(p, "predictions")]
+    for name, text in (("manifest.csv", "path,label,role\na/a_0.png,a,probe\n"),
+                       ("probes.csv", "TEMPLATE_ID,SUBJECT_ID\n1,2\n"), ("template_pair_label.txt", "1 1 0\n")):
+        (tmp_path / name).write_text(text)
+        keys.append(metrics_key(p, "predictions"))
+    assert len(set(keys)) == len(keys)
+    assert metrics_key(p, "predictions") == keys[-1]  # the same files, the same key

@@ -322,7 +322,8 @@ class Report:
             names = classes[self.y[ident.probe_rows]]
             named = dataclasses.replace(r, candidate_labels=classes[r.candidate_labels])  # class names, not indices
             shown.append(IdentificationMissesDisplay.from_result(
-                named, probe_images=self._rows_images(ident.probe_rows), gallery_images=self._rows_images(ident.gallery_rows),
+                named, probe_images=self._rows_images(ident.probe_rows),
+                gallery_images=self._rows_images(ident.gallery_rows),
                 probe_names=names, k=self.params.report.gallery_size))
         return Section(shown)
 
