@@ -99,6 +99,8 @@ def test_roles_and_templates_through_the_pipeline(tmp_path, evaluated):
 
     board = Comparison.load(tmp_path / "out").leaderboard()._repr_html_()
     assert "rank_1" in board and "fnir_at_fpir (lower is better)" in board
+    top = rep.summary._repr_html_()
+    assert "rank-1 identification accuracy" in top and "FNIR at FPIR 0.01 (lower is better)" in top
     # the views
     page = rep.identification_summary._repr_html_()
     assert "rank-1 accuracy" in page and "FNIR at FPIR" in page and "Each row is a search the model got wrong" in page

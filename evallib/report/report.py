@@ -160,6 +160,9 @@ class Report:
             self.note(f"Summary: no ranking: the other models' metrics could not be read ({exc})")
         has = {"classification": self.classification is not None, "verification": self.verification is not None,
                "training_log": bool(self.params.report.training_log)}
+        ident = self.evaluation.identification  # the contents list these sections only when computed
+        has.update(identification=getattr(ident, "images", None) is not None,
+                   templates=getattr(ident, "templates", None) is not None)
         lede = (f"{self.name}: {Path(self.run['model']['path']).name} evaluated on {len(self.y):,} images "
                 f"of {len(self.classes):,} classes from {Path(ds['root']).name}/ "
                 f"({' and '.join(self.params.tasks)}).")
