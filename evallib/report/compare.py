@@ -155,7 +155,8 @@ class Comparison:
         """
         base = Path.cwd() if links_from is None else links_from
         pm = self.primary_metric
-        others = [m for m in PRIMARY if m != pm and any(m in x["headline"] for x in self.ok.values())]
+        others = [m for m in (*PRIMARY, "fnir_at_fpir")  # FNIR: shown, never the primary metric (lower is better)
+                  if m != pm and any(m in x["headline"] for x in self.ok.values())]
         groups = []
         for g in self.groups():
             rows = []
@@ -332,7 +333,8 @@ class LeaderboardDisplay(Display):
 
     def _parts(self):
         pm = self.primary_metric
-        head = ["rank", "model", f"{pm} (primary)", "95% interval", *self.others, "images/s", "model MB", "report"]
+        named = [f"{o} (lower is better)" if o == "fnir_at_fpir" else o for o in self.others]
+        head = ["rank", "model", f"{pm} (primary)", "95% interval", *named, "images/s", "model MB", "report"]
         parts = [guide(f"Models sorted by {pm}, best first, within each evaluation data set (models evaluated on other "
                        f"data are ranked in their own table). Overlapping 95% intervals mean the ranking between those "
                        f"models is not settled by this data. images/s is measured on the machine that ran the "
