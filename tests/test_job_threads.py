@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import yaml
 
-from conftest import export_tiny_model, write_image_tree
+from conftest import check_output_folder, export_tiny_model, write_image_tree
 from evallib.cli import main
 from evallib.cluster import _worker_threads, host_share
 from evallib.params import parse_params
@@ -56,6 +56,7 @@ def test_jobs_2_records_each_jobs_share_of_the_cores(tmp_path, rng, capsys):
     assert code == 0, capsys.readouterr().err
     share = max(1, (os.cpu_count() or 1) // 2)
     for name in ("a", "b"):
+        check_output_folder(tmp_path / "out" / name)  # run.json and metrics.json against their schemas
         run = json.loads((tmp_path / "out" / name / "run.json").read_text())
         assert run["status"] == "ok"
         rt = run["runtime"]

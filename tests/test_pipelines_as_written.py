@@ -15,7 +15,7 @@ from PIL import Image
 
 from evallib.cli import main
 from evallib.data import preprocess
-from evallib.data.preprocessing import text_line_size
+from evallib.data import text_line_size
 from evallib.errors import DataError, ParamsError
 from evallib.inference import open_session
 from evallib.outputs import load_predictions
