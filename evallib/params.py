@@ -486,10 +486,10 @@ class PreprocessParams(_Section):
                 fail("resize", f"expected [height, width] with resize_mode 'text_line' (the fixed height and the "
                                f"widest width); got {resize}")
             if crop is not None or self.crop_pct is not None or self.tta == "tencrop":
+                given = [f"{k} {_listed(getattr(self, k))!r}" for k in ("crop", "crop_pct", "tta")
+                         if getattr(self, k) not in (None, "none", "flip")]
                 fail("resize_mode", "expected no preprocess.crop, crop_pct or tta tencrop with 'text_line' (the "
-                                    "line is padded to [height, width], not cropped); got "
-                                    + ", ".join(f"{k} {_listed(getattr(self, k))!r}" for k in ("crop", "crop_pct", "tta")
-                                                if getattr(self, k) not in (None, "none", "flip")))
+                                    "line is padded to [height, width], not cropped); got " + ", ".join(given))
         elif any(v != 0 for v in pads):
             fail("pad_value_normalized", f"expected resize_mode 'text_line' with it (it pads the normalized line on "
                                          f"the right); got resize_mode {self.resize_mode!r}")

@@ -23,8 +23,8 @@ def test_job_threads_hand_worked():
     assert [host_share(16, s) for s in (1, 4, 5, 16, 40, 0)] == [16, 4, 3, 1, 1, 16]
 
 
-@pytest.mark.parametrize("threads, share, want", [(0, None, os.cpu_count()), (3, None, 3), (0, 1, 1), (0, 4, min(4, os.cpu_count())),
-                                                  (3, 8, 3), (8, 3, 3)])
+@pytest.mark.parametrize("threads, share, want", [(0, None, os.cpu_count()), (3, None, 3), (0, 1, 1),
+                                                  (0, 4, min(4, os.cpu_count())), (3, 8, 3), (8, 3, 3)])
 def test_a_job_uses_the_params_threads_capped_at_its_share(tmp_path, threads, share, want):
     params = parse_params({"name": "m", "model": "m.onnx", "data": {"root": "."}, "runtime": {"threads": threads}},
                           base_dir=tmp_path)

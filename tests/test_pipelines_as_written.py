@@ -14,8 +14,7 @@ from onnx import TensorProto, helper, numpy_helper
 from PIL import Image
 
 from evallib.cli import main
-from evallib.data import preprocess
-from evallib.data import text_line_size
+from evallib.data import preprocess, text_line_size
 from evallib.errors import DataError, ParamsError
 from evallib.inference import open_session
 from evallib.outputs import load_predictions
@@ -136,8 +135,8 @@ def test_text_line_pads_with_the_normalized_value(rng):
     img = _img(rng, 40, 20)
     got = preprocess(img, {**PADDLE_CLS, "pad_value_normalized": [-1.0, 0.25, 2.0]})[0]
     assert got.shape == (3, 48, 192)
-    np.testing.assert_array_equal(got[:, :, 96:], np.broadcast_to(np.array([-1.0, 0.25, 2.0], np.float32)[:, None, None],
-                                                                  (3, 48, 96)))
+    pad = np.array([-1.0, 0.25, 2.0], np.float32)[:, None, None]
+    np.testing.assert_array_equal(got[:, :, 96:], np.broadcast_to(pad, (3, 48, 96)))
     pil = preprocess(img, {**PADDLE_CLS, "resize_backend": "pil"})[0]  # Pillow's filter, the same geometry
     assert pil.shape == (3, 48, 192) and (pil[:, :, 96:] == 0).all()
 
