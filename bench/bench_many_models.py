@@ -1,4 +1,4 @@
-"""Target 13: 300 models on one data set: the index renders in at most 30 s, each report's ranking in O(1) reads.
+"""Target 15: 300 models on one data set: the index renders in at most 30 s, each report's ranking in O(1) reads.
 
 Synthetic output folders (no inference): each model's predictions are logits with its own signal
 strength on the same images (the first evaluated by the metrics step, the others its copies with
@@ -121,7 +121,7 @@ def main():
         t0 = time.perf_counter()
         index = render_index(out)
         index_s = time.perf_counter() - t0
-        report(f"13. many models ({args.models} on one data set)", met=index_s <= 30 and rank_reads <= 2,
+        report(f"15. many models ({args.models} on one data set)", met=index_s <= 30 and rank_reads <= 2,
                models=args.models, index_render_s=index_s, index_MB=round(index.stat().st_size / 1e6, 2),
                table_gather_s=gather_s, table_gather_reads=gather_reads, one_ranking_s=rank_s,
                one_ranking_reads=rank_reads, ranked=len(ranking or []), build_s=build_s)

@@ -1,4 +1,4 @@
-"""Target 14: photo-sized JPEGs through a ResNet-50 at 224, center crop and 10-crop, end to end.
+"""Target 16: photo-sized JPEGs through a ResNet-50 at 224, center crop and 10-crop, end to end.
 
 Generated photos: 1/f (pink) noise fields, whose power spectrum falls as 1/f^2 as natural images'
 does (Field 1987; van der Schaaf and van Hateren 1996), with correlated colour channels, at
@@ -191,7 +191,7 @@ def main():
                 diff = float(np.abs(cpu.scores - pred.scores[:16]).max())
                 results[tta]["max_abs_diff_vs_cpu"] = diff
                 met = met and diff <= GPU_TOLERANCE * max(1.0, float(np.abs(cpu.scores).max()))
-        report(f"14. photo-sized JPEGs, ResNet-50 at 224 ({args.device})", met=met, device=device.device,
+        report(f"16. photo-sized JPEGs, ResNet-50 at 224 ({args.device})", met=met, device=device.device,
                providers=", ".join(device.providers), photos=args.images, mean_jpeg_kB=round(mb, 1),
                decode_img_s={k: round(v, 1) for k, v in dec.items()}, decode_scaling_1_to_2=round(scaling, 2),
                center_crop=results["none"], ten_crop=results["tencrop"], generate_s=round(gen_s, 1), cores=cores,
