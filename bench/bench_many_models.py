@@ -82,9 +82,9 @@ def build(out_root, n_models, *, n_images=500, n_classes=10, seed=0):
                     shutil.copy(base / f, d / f)
             metrics = json.loads((d / "metrics.json").read_text())
             acc = float((logits.argmax(1) == labels).mean())
-            for k, h in metrics["headline"].items():
+            shift = acc - metrics["headline"].get("accuracy", {}).get("value", acc)
+            for h in metrics["headline"].values():
                 if isinstance(h, dict) and isinstance(h.get("value"), (int, float)):
-                    shift = acc - metrics["headline"].get("accuracy", {}).get("value", acc)
                     h["value"] = h["value"] + shift
                     h["interval"] = [v + shift for v in h["interval"]] if h.get("interval") else h.get("interval")
             metrics.update(name=name, run=run, metrics_key=f"m{i}")

@@ -9,15 +9,15 @@ is kept and reported with the evidence (:func:`score_type_warning`).
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import io
 import os
 import time
 import weakref
-import dataclasses
-from dataclasses import dataclass
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -33,7 +33,8 @@ from .params import DEVICES, OutputsParams, PreprocessParams, takes_raw_pixels, 
 from .records import Predictions
 
 __all__ = ["DeviceChoice", "DeviceError", "Predictions", "available_providers", "confirm_providers", "run_bound",
-           "select_providers", "session_device", "decode_pool_size", "input_dtype", "is_output_problem", "model_facts", "open_session", "predict",
+           "select_providers", "session_device", "decode_pool_size",
+           "input_dtype", "is_output_problem", "model_facts", "open_session", "predict",
            "score_type_warning", "softmax", "l2_normalize", "unusable_outputs", "wait_for_cool_cpu"]
 
 # model input element types (onnxruntime's "tensor(float)" or onnx's "float") and the preprocess.dtype

@@ -10,8 +10,18 @@ import yaml
 import evallib.inference as inference
 from conftest import export_tiny_model, write_image_tree
 from evallib.errors import ParamsError
-from evallib.inference import (CPU_PROVIDER, CUDA_PROVIDER, DeviceChoice, DeviceError, confirm_providers,
-                               decode_pool_size, open_session, run_bound, select_providers, session_device)
+from evallib.inference import (
+    CPU_PROVIDER,
+    CUDA_PROVIDER,
+    DeviceChoice,
+    DeviceError,
+    confirm_providers,
+    decode_pool_size,
+    open_session,
+    run_bound,
+    select_providers,
+    session_device,
+)
 from evallib.params import RuntimeParams
 
 TRT = "TensorrtExecutionProvider"

@@ -31,7 +31,8 @@ def _folders(root, n, rng, *, summaries=True):
     values = rng.uniform(0.5, 0.9, n).round(4)
     values[3] = np.nan  # a model whose metric could not be computed
     specs = [(f"m{i:03d}", values[i], "a", "ok") for i in range(n)] + \
-            [(f"other{i}", 0.6 + i / 10, "b", "ok") for i in range(3)] + [(f"bad{i}", 0, "a", "failed") for i in range(2)]
+            [(f"other{i}", 0.6 + i / 10, "b", "ok") for i in range(3)] + \
+            [(f"bad{i}", 0, "a", "failed") for i in range(2)]
     for name, v, data, status in specs:
         run, metrics = _facts(name, float(v), data=data, status=status)
         d = root / name
