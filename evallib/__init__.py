@@ -9,7 +9,10 @@ from .data import (  # noqa: E402
     Dataset, Pairs, classes_from_metadata, list_images, load_image, preprocess, read_pairs, sort_labels,
 )
 from .errors import DataError, EvallibError, ModelError, ParamsError  # noqa: E402
-from .inference import model_facts, open_session, predict  # noqa: E402
+from .inference import (  # noqa: E402
+    DeviceChoice, DeviceError, available_providers, model_facts, open_session, predict, select_providers,
+    session_device,
+)
 from .metrics import (  # noqa: E402
     ClassificationMetrics, ClassificationResult, ClassOrderCheck, DegenerateWarning, ThresholdChoice, ThresholdSweep,
     VerificationMetrics, VerificationResult, bootstrap_classification, bootstrap_verification, class_order_check,
@@ -48,7 +51,8 @@ __all__ = [
     "Dataset", "Pairs", "classes_from_metadata", "list_images", "load_image", "preprocess", "read_pairs",
     "sort_labels",
     "DataError", "EvallibError", "ModelError", "ParamsError",
-    "model_facts", "open_session", "predict",
+    "model_facts", "open_session", "predict", "DeviceChoice", "DeviceError", "available_providers",
+    "select_providers", "session_device",
     "ClassificationMetrics", "ClassificationResult", "DegenerateWarning", "ThresholdChoice", "ThresholdSweep",
     "VerificationMetrics", "VerificationResult", "bootstrap_classification", "bootstrap_verification",
     "evaluate_classification", "evaluate_verification", "lfw_accuracy", "mcnemar", "paired_comparison",
