@@ -74,6 +74,9 @@ SCHEMA = {
                 "pairs": {"type": "string", "minLength": 1},
                 "extensions": {"type": "array", "items": {"type": "string"}, "minItems": 1},
                 "allow_outside_root": {"type": "boolean"},
+                "metadata": {"type": "string", "minLength": 1},
+                "folder_slices": {"type": "object", "additionalProperties": {"type": "integer"},
+                                  "description": "a mapping of slice name to folder index, e.g. {scanner: 0}"},
             },
         },
         "preprocess": {
@@ -131,6 +134,10 @@ SCHEMA = {
                 "allow_pickle": {"type": "boolean"},
                 "tsne_thumbnails": {"type": "integer", "minimum": 0},
                 "tsne_perplexity": {"type": "number", "exclusiveMinimum": 0},
+                "min_slice_size": {"type": "integer", "minimum": 1},
+                "min_slice_effect": {"type": "number", "minimum": 0, "maximum": 1},
+                "slice_intersections": {"type": "boolean"},
+                "verification_group": {"type": ["string", "null"], "minLength": 1},
             },
         },
         "runtime": {
@@ -300,6 +307,12 @@ class DataParams(_Section):
         File extensions listed, lower case with their dot.
     allow_outside_root : bool
         Let the manifest list files outside ``root``.
+    metadata : Path or None
+        A CSV with a ``path`` column (relative to ``root``) and one column per slicing column (camera,
+        site...), joined to the images by path (:func:`evallib.data.slicing.read_metadata`).
+    folder_slices : dict of str to int or None
+        Slicing columns from folders of the image paths: name to folder index, 0 the top folder, -1 the
+        folder holding the file (:func:`evallib.data.slicing.slices_from_paths`), e.g. ``{"scanner": 0}``.
     """
 
     SECTION: ClassVar[str] = "data"
@@ -311,9 +324,11 @@ class DataParams(_Section):
     pairs: Path | None = None
     extensions: tuple[str, ...] = IMAGE_EXTENSIONS
     allow_outside_root: bool = False
+    metadata: Path | None = None
+    folder_slices: dict | None = None
 
     def __post_init__(self) -> None:
-        for key in ("root", "csv", "pairs"):
+        for key in ("root", "csv", "pairs", "metadata"):
             value = getattr(self, key)
             if value is not None and not isinstance(value, Path):
                 object.__setattr__(self, key, Path(value))
@@ -468,6 +483,15 @@ class ReportParams(_Section):
         Grad-CAM's method, layer and torch fallback.
     tsne_thumbnails : int
     tsne_perplexity : float
+    min_slice_size : int
+        Slices with fewer images are shown but not tested (:func:`evallib.metrics.slices.metrics_by_slice`).
+    min_slice_effect : float
+        A weak slice's accuracy is at least this much below the rest's (and q < 0.05).
+    slice_intersections : bool
+        Also every two-way intersection of slices.
+    verification_group : str or None
+        The metadata column that gives each identity's group for verification by group; default the
+        first metadata column that holds one value per identity.
     """
 
     SECTION: ClassVar[str] = "report"
@@ -487,6 +511,10 @@ class ReportParams(_Section):
     allow_pickle: bool = False
     tsne_thumbnails: int = 100
     tsne_perplexity: float = 30.0
+    min_slice_size: int = 30
+    min_slice_effect: float = 0.02
+    slice_intersections: bool = True
+    verification_group: str | None = None
 
 
 @dataclass(frozen=True)
@@ -600,7 +628,7 @@ def parse_params(raw: Any, *, source: str | Path | None = None, base_dir: str | 
     task = raw.get("task", DEFAULTS["task"])
     tasks = TASKS if task == "both" else ((task,) if isinstance(task, str) else tuple(task))
     data = dict(raw["data"])
-    for key in ("root", "csv", "pairs"):
+    for key in ("root", "csv", "pairs", "metadata"):
         if data.get(key):
             data[key] = resolve(data[key])
     report = dict(raw.get("report") or {})
