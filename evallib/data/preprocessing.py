@@ -21,6 +21,7 @@ from PIL import Image, UnidentifiedImageError
 from ..errors import DataError
 from ..params import INTERPOLATION_NAMES, RESIZE_MODES, PreprocessParams
 from .decoding import load_image
+from .image_properties import ImageProperties, image_properties
 
 CENTER_VIEW = {"none": 0, "flip": 0, "tencrop": 4}
 N_VIEWS = {"none": 1, "flip": 2, "tencrop": 10}
@@ -253,13 +254,31 @@ def load_views(path: str | Path | IO[bytes],
     :func:`load_image` refuses gives the reason; errors of the preprocessing itself concern every
     file and are raised.
     """
+    views, reason, _ = decode_views(path, pre, properties=False)
+    return views, reason
+
+
+def decode_views(path: str | Path | IO[bytes], pre: PreprocessParams | Mapping[str, Any], *,
+                 properties: bool = True) -> tuple[np.ndarray | None, str | None, ImageProperties | None]:
+    """:func:`load_views`, and the decoded image's properties measured before any resizing.
+
+    Returns
+    -------
+    views : ndarray of shape (n_views, C, H, W) or None
+    reason : str or None
+        Why the file cannot be used (then ``views`` is None).
+    properties : ImageProperties or None
+        :func:`evallib.data.image_properties.image_properties` of the decoded pixels (None when the file
+        did not decode or ``properties`` is False).
+    """
     pre = PreprocessParams.coerce(pre, error=DataError)  # a rule broken concerns every file: it is raised
     try:
         img = load_image(path, pre.mode)
     except DataError as exc:
-        return None, str(exc)
+        return None, str(exc), None
     except UnidentifiedImageError:  # its message holds the file object's repr, not the file
-        return None, "cannot decode: not an image file Pillow can read"
+        return None, "cannot decode: not an image file Pillow can read", None
     except (OSError, SyntaxError, ValueError, EOFError, struct.error) as exc:
-        return None, f"cannot decode: {type(exc).__name__}: {exc}"
-    return preprocess(img, pre), None  # a size error here concerns every file: it propagates
+        return None, f"cannot decode: {type(exc).__name__}: {exc}", None
+    props = image_properties(np.asarray(img)) if properties else None
+    return preprocess(img, pre), None, props  # a size error here concerns every file: it propagates
