@@ -212,8 +212,12 @@ def code_digest() -> str:
 
 
 def metrics_key(params: Params, predictions_key: str) -> str:
-    """What a model's metrics are computed from: its predictions, every setting but ``runtime``, and evallib's code."""
-    return _digest({"predictions": predictions_key, "params": params.settings(), "code": code_digest()})
+    """What a model's metrics are computed from: its predictions, every setting but ``runtime``, evallib's code,
+    and the content of the metadata file (``data.metadata``)."""
+    meta = params.data.metadata
+    meta_hash = file_content_hash(meta) if meta is not None and Path(meta).is_file() else None
+    return _digest({"predictions": predictions_key, "params": params.settings(), "code": code_digest(),
+                    **({"metadata": meta_hash} if meta is not None else {})})
 
 
 def peers_digest(out_root: str | Path, facts: Mapping[str, Any], name: str) -> str:

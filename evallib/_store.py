@@ -19,8 +19,13 @@ def _types():
     from .metrics.classification import ClassificationResult
     from .metrics.sweep import ThresholdChoice, ThresholdSweep
     from .metrics.verification import VerificationResult
+    from .metrics.slices import (DiscoveredSlice, GroupVerificationResult, GroupVerificationRow, SliceResult,
+                                 SliceRow, WeakSliceDiscovery)
+    from .steps_slices import SliceFindings
 
-    return {c.__name__: c for c in (ClassificationResult, VerificationResult, ThresholdSweep, ThresholdChoice)}
+    return {c.__name__: c for c in (ClassificationResult, VerificationResult, ThresholdSweep, ThresholdChoice,
+                                    SliceFindings, SliceResult, SliceRow, WeakSliceDiscovery, DiscoveredSlice,
+                                    GroupVerificationResult, GroupVerificationRow)}
 
 
 def dump(obj: Any) -> tuple[Any, dict[str, np.ndarray]]:

@@ -29,6 +29,7 @@ from .metrics import (DegenerateWarning, ThresholdSweep, bootstrap_classificatio
 from .metrics.curves import class_curves, thin
 from .outputs import METRICS, METRICS_ARRAYS
 from .records import MetricsRecord, Predictions
+from .steps_slices import evaluate_slices, slices_summary
 
 if TYPE_CHECKING:
     from .params import Params
@@ -69,6 +70,8 @@ class Evaluation:
         The run's checks, skipped files and degenerate metrics, short and without paths.
     metrics : dict
         What ``metrics.json`` holds.
+    slices : SliceFindings or None
+        Metrics by slice, weak slices and verification by group (:mod:`evallib.steps_slices`).
     """
 
     classification: object = None
@@ -81,9 +84,10 @@ class Evaluation:
     tsne: dict | None = None
     warnings: list = field(default_factory=list)
     metrics: dict = field(default_factory=dict)
+    slices: object = None
 
     _STORED = ("classification", "cls_intervals", "cls_center", "verification", "ver_center", "verification_pairs",
-               "curves", "tsne", "warnings")
+               "curves", "tsne", "warnings", "slices")
 
 
 def primary_metric(params: Params, has_classification: bool) -> str:
@@ -167,6 +171,7 @@ def evaluate(params: Params, run: Mapping[str, Any], pred: Predictions) -> Evalu
             if params.data.pairs:
                 ev.verification_pairs = _pair_list(params, pred, **kw)
         ev.tsne = _tsne(params, pred, ev.classification)
+        ev.slices = evaluate_slices(params, pred)
     ev.warnings = _checks(run) + sorted({str(w.message) for w in caught if issubclass(w.category, DegenerateWarning)})
     ev.metrics = _metrics_dict(params, run, ev)
     return ev
@@ -236,6 +241,8 @@ def _metrics_dict(params, run, ev):
         m["verification"] = v
     if ev.verification_pairs is not None:
         m["pairs"] = ev.verification_pairs.to_dict()
+    if ev.slices is not None:
+        m["slices"] = slices_summary(ev.slices)
     if ev.tsne is not None:
         m["tsne"] = {k: v for k, v in ev.tsne.items() if k not in ("coords", "index")}
     return to_jsonable(MetricsRecord(**m).to_dict())

@@ -34,6 +34,7 @@ from ._keys import (FileIndex, code_digest, data_fingerprint, hash_listing, inde
                     predictions_key, predictions_key_of, report_key)
 from .data import Dataset, classes_from_metadata, list_images
 from .errors import DataError, EvallibError, ParamsError
+from .steps_slices import check_slicing
 from .inference import model_facts, open_session, predict, score_type_warning
 from .metrics.class_order import class_order_check
 from .outputs import (INDEX_HTML, INDEX_KEY, INDEX_NOTEBOOK, METRICS, METRICS_ARRAYS, REPORT_FACTS, REPORT_HTML,
@@ -134,6 +135,7 @@ def _prepare(params: Params, *, index: FileIndex | None = None) -> _Prepared:
     dataset = list_images(d.root, labels=d.labels, csv_path=d.csv, classes=names,
                           classes_source=source or "params data.classes", extensions=d.extensions,
                           allow_outside_root=d.allow_outside_root)
+    check_slicing(params, dataset.paths, root=dataset.root)  # a bad metadata file fails before inference
     hashes, new_index, hashed = hash_listing(dataset.root, dataset.paths, index)
     return _Prepared(facts, dataset, source, predictions_key_of(facts["sha256"], dataset, params, hashes), hashes,
                      new_index, hashed)
