@@ -254,3 +254,30 @@ def test_verification_by_group_from_metadata_equals_brute_force(tmp_path):
         import dataclasses
         evaluate_slices(dataclasses.replace(params, report=dataclasses.replace(params.report,
                                                                                verification_group="age")), pred)
+
+
+def test_discovery_does_not_fill_its_candidates_with_a_weak_slices_intersections():
+    from evallib.metrics.slices import discover_weak_slices
+
+    rng = np.random.default_rng(4)
+    n = 4000
+    scanner = rng.choice([f"s{k}" for k in range(8)], n)
+    site = rng.choice([f"t{k}" for k in range(6)], n)
+    y = rng.integers(0, 3, n)
+    right = rng.random(n) < np.where(scanner == "s1", 0.4, 0.9)
+    pred = np.where(right, y, (y + 1) % 3)
+    found = discover_weak_slices(y, pred, slices={"scanner": scanner, "site": site}, min_slice_size=20, seed=0)
+    names = [c.name for c in found.candidates]
+    assert names[0] == "scanner=s1" and found.candidates[0].confirmed
+    # brute force: an intersection with s1 stays only if, on the discovery half, it is less accurate than the
+    # rest of s1 (one-sided Fisher p < 0.05)
+    from scipy.stats import fisher_exact
+
+    disc = ~found.holdout
+    for name in names:
+        if name.startswith("scanner=s1 & "):
+            child = disc & (scanner == "s1") & (site == name.split("site=")[1])
+            rest = disc & (scanner == "s1") & ~child
+            table = [[right[child].sum(), (~right[child]).sum()], [right[rest].sum(), (~right[rest]).sum()]]
+            assert fisher_exact(table, alternative="less")[1] < 0.05, name
+    assert sum(nm.startswith("scanner=s1 & ") for nm in names) <= 1
