@@ -330,7 +330,8 @@ class Report:
         return Section(shown)
 
     def _slice_mistakes(self, found, *, slices=3, per_slice=6):
-        """A row of mistakes (true and predicted class under each) for each of the weakest slices."""
+        """A row of mistakes (true and predicted class under each) for each of the weakest slices; a slice whose
+        mistakes an earlier row showed already is left out."""
         from ..metrics.slices import slice_mask
 
         weak = found.by_slice.weakest(slices)
@@ -338,9 +339,11 @@ class Report:
             return None
         pred = self.pred["scores"].argmax(1)
         wrong = pred != self.y
-        rows, names = [], []
-        for w in weak:
-            idx = np.flatnonzero(slice_mask(found.columns, w) & wrong)[:per_slice]
+        rows, names, seen = [], [], np.zeros(len(wrong), dtype=bool)
+        for w in weak:  # mistakes not shown in an earlier row (slices of the same images show them once)
+            mask = slice_mask(found.columns, w) & wrong
+            idx = np.flatnonzero(mask & ~seen)[:per_slice]
+            seen |= mask
             if len(idx):
                 images = self._views(idx)[1]
                 rows.append([(img, f"{_short(self.classes[self.y[i]])} → {_short(self.classes[pred[i]])}")
