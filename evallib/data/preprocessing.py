@@ -280,5 +280,6 @@ def decode_views(path: str | Path | IO[bytes], pre: PreprocessParams | Mapping[s
         return None, "cannot decode: not an image file Pillow can read", None
     except (OSError, SyntaxError, ValueError, EOFError, struct.error) as exc:
         return None, f"cannot decode: {type(exc).__name__}: {exc}", None
-    props = image_properties(np.asarray(img)) if properties else None
+    # on the luma as Pillow computes it (the same luma image_properties would compute, in C)
+    props = image_properties(np.asarray(img if img.mode == "L" else img.convert("L"))) if properties else None
     return preprocess(img, pre), None, props  # a size error here concerns every file: it propagates
