@@ -29,9 +29,10 @@ from .metrics.sweep import POLICIES
 TTA_CHOICES = ("none", "flip", "tencrop")
 LABEL_SOURCES = ("folder", "filename_prefix", "csv")
 TASKS = ("classification", "verification")
-RESIZE_MODES = ("shorter", "exact", "fit")
+RESIZE_MODES = ("shorter", "exact", "fit", "text_line")
 PADS = ("center", "bottom_right")
-INTERPOLATION_NAMES = ("nearest", "bilinear", "bicubic", "lanczos")
+INTERPOLATION_NAMES = ("nearest", "bilinear", "bicubic", "lanczos", "area")
+RESIZE_BACKENDS = ("pil", "opencv")
 DTYPE_NAMES = ("float32", "float16", "float64", "uint8")
 CAM_METHODS = ("gradcam", "gradcam++", "scorecam", "eigencam", "xgradcam", "layercam", "hirescam")
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp")
@@ -74,6 +75,12 @@ SCHEMA = {
                 "pairs": {"type": "string", "minLength": 1},
                 "extensions": {"type": "array", "items": {"type": "string"}, "minItems": 1},
                 "allow_outside_root": {"type": "boolean"},
+                "role_column": {"type": "string", "minLength": 1},
+                "templates": {"type": "string", "minLength": 1},
+                "template_pairs": {"type": "string", "minLength": 1},
+                "gallery": {"type": "string", "minLength": 1},
+                "probes": {"type": "string", "minLength": 1},
+                "detector_scores": {"type": "string", "minLength": 1},
                 "metadata": {"type": "string", "minLength": 1},
                 "folder_slices": {"type": "object", "additionalProperties": {"type": "integer"},
                                   "description": "a mapping of slice name to folder index, e.g. {scanner: 0}"},
@@ -103,6 +110,12 @@ SCHEMA = {
                 "layout": {"enum": ["auto", "nchw", "nhwc"]},
                 "tta": {"enum": list(TTA_CHOICES)},
                 "batch_size": {"type": "integer", "minimum": 1},
+                "resize_backend": {"enum": list(RESIZE_BACKENDS)},
+                "pad_value_normalized": {"oneOf": [{"type": "number"},
+                                                   {"type": "array", "items": {"type": "number"}, "minItems": 1,
+                                                    "maxItems": 3}],
+                                         "description": "a value in the model's normalized input units, or one "
+                                                        "per channel"},
             },
         },
         "outputs": {
@@ -134,6 +147,8 @@ SCHEMA = {
                 "allow_pickle": {"type": "boolean"},
                 "tsne_thumbnails": {"type": "integer", "minimum": 0},
                 "tsne_perplexity": {"type": "number", "exclusiveMinimum": 0},
+                "baseline": {"type": ["string", "null"], "pattern": r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$",
+                             "description": "the name of another model evaluated on the same data"},
                 "min_slice_size": {"type": "integer", "minimum": 1},
                 "min_slice_effect": {"type": "number", "minimum": 0, "maximum": 1},
                 "slice_intersections": {"type": "boolean"},
@@ -307,6 +322,18 @@ class DataParams(_Section):
         File extensions listed, lower case with their dot.
     allow_outside_root : bool
         Let the manifest list files outside ``root``.
+    role_column : str or None
+        1:N identification: the ``data.csv`` column giving each image's role, ``gallery`` or ``probe``.
+    templates : Path or None
+        IJB templates: a ``*_face_tid_mid.txt`` file (``image_name template_id media_id`` per line; image
+        names relative to ``root``, or unique file names).
+    template_pairs : Path or None
+        1:1 template verification: a ``*_template_pair_label.txt`` file (needs ``templates``).
+    gallery, probes : Path or None
+        1:N template identification: the gallery and probe CSVs with ``TEMPLATE_ID`` and ``SUBJECT_ID``
+        columns (both, with ``templates``).
+    detector_scores : Path or None
+        A ``*_name_5pts_score.txt`` file whose detector scores weight each image when templates are pooled.
     metadata : Path or None
         A CSV with a ``path`` column (relative to ``root``) and one column per slicing column (camera,
         site...), joined to the images by path (:func:`evallib.data.slicing.read_metadata`).
@@ -324,11 +351,20 @@ class DataParams(_Section):
     pairs: Path | None = None
     extensions: tuple[str, ...] = IMAGE_EXTENSIONS
     allow_outside_root: bool = False
+    role_column: str | None = None
+    templates: Path | None = None
+    template_pairs: Path | None = None
+    gallery: Path | None = None
+    probes: Path | None = None
+    detector_scores: Path | None = None
     metadata: Path | None = None
     folder_slices: dict | None = None
 
+    _PROTOCOL_FILES: ClassVar[tuple[str, ...]] = ("templates", "template_pairs", "gallery", "probes",
+                                                   "detector_scores")
+
     def __post_init__(self) -> None:
-        for key in ("root", "csv", "pairs", "metadata"):
+        for key in ("root", "csv", "pairs", "metadata", *self._PROTOCOL_FILES):
             value = getattr(self, key)
             if value is not None and not isinstance(value, Path):
                 object.__setattr__(self, key, Path(value))
@@ -339,6 +375,14 @@ class DataParams(_Section):
     def _check(self) -> None:
         if self.labels == "csv" and not self.csv:
             self._fail("csv", "expected a manifest path when data.labels is 'csv'; got nothing")
+        if self.role_column and not self.csv:
+            self._fail("role_column", "expected data.csv, the manifest that holds the column; got no data.csv")
+        for key in ("template_pairs", "gallery", "probes", "detector_scores"):
+            if getattr(self, key) and not self.templates:
+                self._fail(key, "expected data.templates (a *_face_tid_mid.txt file) with it; got no data.templates")
+        if bool(self.gallery) != bool(self.probes):
+            self._fail("probes" if self.gallery else "gallery",
+                       "expected data.gallery and data.probes together (1:N template identification); got one of them")
 
 
 @dataclass(frozen=True)
@@ -349,9 +393,13 @@ class PreprocessParams(_Section):
     ----------
     resize : int or (int, int) or None
         The shorter side (an integer) or ``(height, width)``.
-    resize_mode : {"shorter", "exact", "fit"} or None
+    resize_mode : {"shorter", "exact", "fit", "text_line"} or None
         Filled in from ``resize`` when not given: ``shorter`` for an integer, ``exact`` for a pair.
-    interpolation : {"nearest", "bilinear", "bicubic", "lanczos"}
+        ``text_line`` (a pair ``[height, width]``): the height becomes ``height``, the width
+        ``ceil(height * aspect)`` capped at ``width``, and the rest of the width is padded on the right
+        after normalization with ``pad_value_normalized`` (PaddleOCR's ``resize_norm_img``).
+    interpolation : {"nearest", "bilinear", "bicubic", "lanczos", "area"}
+        ``area`` is OpenCV's ``INTER_AREA`` (``resize_backend: opencv`` only).
     pad : {"center", "bottom_right"}
         Where a ``fit`` image sits in its box.
     pad_value : float or tuple of float
@@ -369,6 +417,13 @@ class PreprocessParams(_Section):
     layout : {"auto", "nchw", "nhwc"}
     tta : {"none", "flip", "tencrop"}
     batch_size : int
+    resize_backend : {"pil", "opencv"}
+        ``pil``: Pillow's filters, as torchvision on PIL images (antialiased when shrinking);
+        ``opencv``: ``cv2.resize`` with the ``INTER_*`` flag of ``interpolation``, as OpenCV pipelines
+        resize (needs ``opencv-python-headless``).
+    pad_value_normalized : float or tuple of float
+        ``text_line`` only: the pad value in the model's input units after ``(x / s - mean) / std``
+        (PaddleOCR pads with 0 there), one value or one per channel.
     """
 
     SECTION: ClassVar[str] = "preprocess"
@@ -389,6 +444,8 @@ class PreprocessParams(_Section):
     layout: str = "auto"
     tta: str = "none"
     batch_size: int = 64
+    resize_backend: str = "pil"
+    pad_value_normalized: float | tuple[float, ...] = 0
 
     @property
     def pad_values(self) -> tuple[float, ...]:
@@ -423,6 +480,7 @@ class PreprocessParams(_Section):
             if getattr(self, key) != default and self.resize_mode != "fit":
                 fail(key, f"expected resize_mode 'fit' with it (it pads the fitted image to resize); "
                           f"got resize_mode {self.resize_mode!r}")
+        self._check_text_line_and_backend(resize, crop)
         channels = 1 if self.mode == "grayscale" else 3
         if len(self.pad_values) not in (1, channels):
             fail("pad_value", f"expected 1 value or one per channel ({channels}); got {len(self.pad_values)} values")
@@ -432,6 +490,33 @@ class PreprocessParams(_Section):
                               f"got mean {list(self.mean)}, std {list(self.std)}")
             if not whole_pad_values(self):
                 fail("pad_value", f"expected whole pixel values with dtype uint8; got {_listed(self.pad_value)}")
+
+
+    def _check_text_line_and_backend(self, resize, crop) -> None:
+        fail = self._fail
+        pads = self.pad_value_normalized
+        pads = tuple(pads) if isinstance(pads, tuple) else (pads,)
+        if self.resize_mode == "text_line":
+            if isinstance(resize, int):
+                fail("resize", f"expected [height, width] with resize_mode 'text_line' (the fixed height and the "
+                               f"widest width); got {resize}")
+            if crop is not None or self.crop_pct is not None or self.tta == "tencrop":
+                given = [f"{k} {_listed(getattr(self, k))!r}" for k in ("crop", "crop_pct", "tta")
+                         if getattr(self, k) not in (None, "none", "flip")]
+                fail("resize_mode", "expected no preprocess.crop, crop_pct or tta tencrop with 'text_line' (the "
+                                    "line is padded to [height, width], not cropped); got " + ", ".join(given))
+        elif any(v != 0 for v in pads):
+            fail("pad_value_normalized", f"expected resize_mode 'text_line' with it (it pads the normalized line on "
+                                         f"the right); got resize_mode {self.resize_mode!r}")
+        channels = 1 if self.mode == "grayscale" else 3
+        if len(pads) not in (1, channels):
+            fail("pad_value_normalized", f"expected 1 value or one per channel ({channels}); got {len(pads)} values")
+        if self.dtype == "uint8" and any(v != round(v) or not 0 <= v <= 255 for v in pads):
+            fail("pad_value_normalized", f"expected whole pixel values in 0..255 with dtype uint8 (the input is "
+                                         f"the raw pixels); got {_listed(self.pad_value_normalized)}")
+        if self.interpolation == "area" and self.resize_backend != "opencv":
+            fail("interpolation", f"expected resize_backend 'opencv' with 'area' (OpenCV's INTER_AREA; Pillow has "
+                                  f"no such filter); got resize_backend {self.resize_backend!r}")
 
 
 def takes_raw_pixels(pre: PreprocessParams) -> bool:
@@ -483,6 +568,9 @@ class ReportParams(_Section):
         Grad-CAM's method, layer and torch fallback.
     tsne_thumbnails : int
     tsne_perplexity : float
+    baseline : str or None
+        Another model's name: the report shows what changed since it (negative flips), when both
+        were evaluated on the same data.
     min_slice_size : int
         Slices with fewer images are shown but not tested (:func:`evallib.metrics.slices.metrics_by_slice`).
     min_slice_effect : float
@@ -511,6 +599,8 @@ class ReportParams(_Section):
     allow_pickle: bool = False
     tsne_thumbnails: int = 100
     tsne_perplexity: float = 30.0
+    # the model this one is compared with, image by image (a "What changed since <baseline>" view)
+    baseline: str | None = None
     min_slice_size: int = 30
     min_slice_effect: float = 0.02
     slice_intersections: bool = True
@@ -628,7 +718,7 @@ def parse_params(raw: Any, *, source: str | Path | None = None, base_dir: str | 
     task = raw.get("task", DEFAULTS["task"])
     tasks = TASKS if task == "both" else ((task,) if isinstance(task, str) else tuple(task))
     data = dict(raw["data"])
-    for key in ("root", "csv", "pairs", "metadata"):
+    for key in ("root", "csv", "pairs", "metadata", *DataParams._PROTOCOL_FILES):
         if data.get(key):
             data[key] = resolve(data[key])
     report = dict(raw.get("report") or {})

@@ -271,11 +271,12 @@ class RunFacts(_Record):
     """``run.json`` of a successful run.
 
     The metrics step adds ``metrics_key``, ``metrics_cached`` and ``metrics_seconds``; the report step
-    ``report_key``, ``report_cached`` and ``report_seconds`` (:func:`dataclasses.replace`).
+    ``report_key``, ``report_cached`` and ``report_seconds`` (:func:`dataclasses.replace`). ``runtime``
+    records the threads the run used (cores, the job's share, onnxruntime's and the verification pass's).
     """
 
     _OPTIONAL: ClassVar[tuple[str, ...]] = ("metrics_key", "metrics_cached", "metrics_seconds", "report_key",
-                                            "report_cached", "report_seconds")
+                                            "report_cached", "report_seconds", "runtime")
     _NESTED: ClassVar[dict] = {"dataset": DatasetFacts, "inference": InferenceFacts}
 
     name: str
@@ -296,6 +297,7 @@ class RunFacts(_Record):
     report_key: str | None = None
     report_cached: bool | None = None
     report_seconds: float | None = None
+    runtime: dict | None = None
     status: str = "ok"
     format_version: int = RUN_FORMAT_VERSION
 
@@ -330,7 +332,8 @@ class MetricsRecord(_Record):
     ``run`` is the run facts the metrics were computed from.
     """
 
-    _OPTIONAL: ClassVar[tuple[str, ...]] = ("classification", "verification", "pairs", "tsne", "slices")
+    _OPTIONAL: ClassVar[tuple[str, ...]] = ("classification", "verification", "pairs", "identification", "tsne",
+                                            "slices")
 
     name: str
     task: list
@@ -344,6 +347,7 @@ class MetricsRecord(_Record):
     classification: dict | None = None
     verification: dict | None = None
     pairs: dict | None = None
+    identification: dict | None = None
     tsne: dict | None = None
     slices: dict | None = None
     metrics_key: str | None = None
