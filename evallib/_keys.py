@@ -221,9 +221,10 @@ def metrics_key(params: Params, predictions_key: str) -> str:
 
 def metrics_files_digest(params: Params) -> dict[str, str]:
     """The content hash of each file the metrics step reads besides the predictions: the pair list, the
-    identification protocol files and, with a role column, the manifest (a missing file counts as such)."""
+    metadata file of the slices, the identification protocol files and, with a role column, the manifest (a
+    missing file counts as such)."""
     d = params.data
-    keys = ("pairs", *d._PROTOCOL_FILES) + (("csv",) if d.role_column else ())
+    keys = ("pairs", "metadata", *d._PROTOCOL_FILES) + (("csv",) if d.role_column else ())
     out = {}
     for key in keys:
         path = getattr(d, key)

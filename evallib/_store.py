@@ -21,10 +21,15 @@ def _types():
     from .metrics.sweep import ThresholdChoice, ThresholdSweep
     from .metrics.templates import TemplateFeatures
     from .metrics.verification import VerificationResult
+    from .metrics.slices import (DiscoveredSlice, GroupVerificationResult, GroupVerificationRow, SliceResult,
+                                 SliceRow, WeakSliceDiscovery)
     from .steps_identification import IdentificationEvaluation
+    from .steps_slices import SliceFindings
 
     return {c.__name__: c for c in (ClassificationResult, VerificationResult, ThresholdSweep, ThresholdChoice,
-                                    IdentificationResult, TemplateFeatures, IdentificationEvaluation)}
+                                    IdentificationResult, TemplateFeatures, IdentificationEvaluation,
+                                    SliceFindings, SliceResult, SliceRow, WeakSliceDiscovery, DiscoveredSlice,
+                                    GroupVerificationResult, GroupVerificationRow)}
 
 
 def dump(obj: Any) -> tuple[Any, dict[str, np.ndarray]]:

@@ -32,6 +32,7 @@ from .records import MetricsRecord, Predictions
 from .steps_identification import evaluate_identification_step
 from .steps_identification import headline as identification_headline
 from .steps_identification import summary as identification_summary
+from .steps_slices import evaluate_slices, slices_summary
 
 if TYPE_CHECKING:
     from .params import Params
@@ -75,6 +76,8 @@ class Evaluation:
         The run's checks, skipped files and degenerate metrics, short and without paths.
     metrics : dict
         What ``metrics.json`` holds.
+    slices : SliceFindings or None
+        Metrics by slice, weak slices and verification by group (:mod:`evallib.steps_slices`).
     """
 
     classification: object = None
@@ -88,9 +91,10 @@ class Evaluation:
     tsne: dict | None = None
     warnings: list = field(default_factory=list)
     metrics: dict = field(default_factory=dict)
+    slices: object = None
 
     _STORED = ("classification", "cls_intervals", "cls_center", "verification", "ver_center", "verification_pairs",
-               "curves", "identification", "tsne", "warnings")
+               "curves", "identification", "tsne", "warnings", "slices")
 
 
 def default_primary_metric(has_classification: bool) -> str:
@@ -180,6 +184,7 @@ def evaluate(params: Params, run: Mapping[str, Any], pred: Predictions) -> Evalu
                 ev.verification_pairs = _pair_list(params, pred, **kw)
             ev.identification = evaluate_identification_step(params, pred)
         ev.tsne = _tsne(params, pred, ev.classification)
+        ev.slices = evaluate_slices(params, pred)
     ev.warnings = _checks(run) + sorted({str(w.message) for w in caught if issubclass(w.category, DegenerateWarning)})
     ev.metrics = _metrics_dict(params, run, ev)
     return ev
@@ -251,6 +256,8 @@ def _metrics_dict(params, run, ev):
     if ev.verification_pairs is not None:
         m["pairs"] = ev.verification_pairs.to_dict()
     m["identification"] = identification_summary(ev.identification)
+    if ev.slices is not None:
+        m["slices"] = slices_summary(ev.slices)
     if ev.tsne is not None:
         m["tsne"] = {k: v for k, v in ev.tsne.items() if k not in ("coords", "index")}
     return to_jsonable(MetricsRecord(**m).to_dict())

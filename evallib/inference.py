@@ -24,7 +24,8 @@ from typing import Any
 import numpy as np
 
 from ._keys import content_hash
-from .data import CENTER_VIEW, DTYPES, load_views
+from .data import CENTER_VIEW, DTYPES, decode_views
+from .data.image_properties import properties_table
 from .data.preprocessing import load_views_draft
 from .errors import EvallibError, ModelError, ParamsError
 from .metrics.classification import infer_score_type
@@ -532,15 +533,16 @@ def predict(session: Any, files: Sequence[str | Path], pre: PreprocessParams | M
         try:
             raw = Path(f).read_bytes()
         except OSError as exc:
-            return None, f"cannot read: {exc.strerror or exc}", None
+            return None, f"cannot read: {exc.strerror or exc}", None, None
         if not raw:
-            return None, "empty file (0 bytes)", None
-        views, reason = (load_views_draft if jpeg_draft else load_views)(io.BytesIO(raw), pre)
-        return views, reason, (file_hashes[i] if file_hashes is not None else content_hash(raw))
+            return None, "empty file (0 bytes)", None, None
+        views, reason, props = (load_views_draft if jpeg_draft else decode_views)(io.BytesIO(raw), pre)
+        return views, reason, (file_hashes[i] if file_hashes is not None else content_hash(raw)), props
 
     fixed = inp.shape[0] if isinstance(inp.shape[0], int) and inp.shape[0] > 0 else None
     start = time.perf_counter()
     kept, failed, unusable, digests, chunks = [], [], [], [], {n: [] for n in wanted}
+    props = []  # ImageProperties of each kept image
     layout = None
     batches = [range(s, min(s + batch_size, len(files))) for s in range(0, len(files), batch_size)]
     own_bar = not hasattr(progress, "update")
@@ -553,13 +555,14 @@ def predict(session: Any, files: Sequence[str | Path], pre: PreprocessParams | M
             decoded = list(pending)
             if b + 1 < len(batches):  # decode the next batch while this one runs
                 pending = pool.map(decode, batches[b + 1])
-            good, good_digests = [], []
-            for i, (v, reason, digest) in zip(rows, decoded):
+            good, good_digests, good_props = [], [], []
+            for i, (v, reason, digest, p) in zip(rows, decoded):
                 if v is None:
                     failed.append({"path": str(files[i]), "reason": reason})
                 else:
                     good.append((i, v))
                     good_digests.append(digest)
+                    good_props.append(p)
             bar.update(len(rows))
             if not good:
                 continue
@@ -594,6 +597,7 @@ def predict(session: Any, files: Sequence[str | Path], pre: PreprocessParams | M
                 chunks[name].append(batch[name][ok])
             kept.extend(good[k][0] for k in np.flatnonzero(ok))
             digests.extend(good_digests[k] for k in np.flatnonzero(ok))
+            props.extend(good_props[k] for k in np.flatnonzero(ok))
     if own_bar:
         bar.close()
     seconds = time.perf_counter() - start
@@ -632,4 +636,5 @@ def predict(session: Any, files: Sequence[str | Path], pre: PreprocessParams | M
                 emb_c = l2_normalize(raw[:, c])
     return Predictions(kept=np.asarray(kept, dtype=np.int64), scores=scores, scores_are=scores_are, embeddings=emb,
                        scores_center=scores_c, embeddings_center=emb_c, failed=failed, seconds=seconds,
-                       file_hashes=digests, raw_scores_are=raw_are, score_type=score_type)
+                       file_hashes=digests, raw_scores_are=raw_are, score_type=score_type,
+                       image_properties=properties_table(props))

@@ -82,6 +82,9 @@ SCHEMA = {
                 "gallery": {"type": "string", "minLength": 1},
                 "probes": {"type": "string", "minLength": 1},
                 "detector_scores": {"type": "string", "minLength": 1},
+                "metadata": {"type": "string", "minLength": 1},
+                "folder_slices": {"type": "object", "additionalProperties": {"type": "integer"},
+                                  "description": "a mapping of slice name to folder index, e.g. {scanner: 0}"},
             },
         },
         "preprocess": {
@@ -147,6 +150,10 @@ SCHEMA = {
                 "tsne_perplexity": {"type": "number", "exclusiveMinimum": 0},
                 "baseline": {"type": ["string", "null"], "pattern": r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$",
                              "description": "the name of another model evaluated on the same data"},
+                "min_slice_size": {"type": "integer", "minimum": 1},
+                "min_slice_effect": {"type": "number", "minimum": 0, "maximum": 1},
+                "slice_intersections": {"type": "boolean"},
+                "verification_group": {"type": ["string", "null"], "minLength": 1},
             },
         },
         "runtime": {
@@ -333,6 +340,12 @@ class DataParams(_Section):
         columns (both, with ``templates``).
     detector_scores : Path or None
         A ``*_name_5pts_score.txt`` file whose detector scores weight each image when templates are pooled.
+    metadata : Path or None
+        A CSV with a ``path`` column (relative to ``root``) and one column per slicing column (camera,
+        site...), joined to the images by path (:func:`evallib.data.slicing.read_metadata`).
+    folder_slices : dict of str to int or None
+        Slicing columns from folders of the image paths: name to folder index, 0 the top folder, -1 the
+        folder holding the file (:func:`evallib.data.slicing.slices_from_paths`), e.g. ``{"scanner": 0}``.
     """
 
     SECTION: ClassVar[str] = "data"
@@ -350,12 +363,14 @@ class DataParams(_Section):
     gallery: Path | None = None
     probes: Path | None = None
     detector_scores: Path | None = None
+    metadata: Path | None = None
+    folder_slices: dict | None = None
 
     _PROTOCOL_FILES: ClassVar[tuple[str, ...]] = ("templates", "template_pairs", "gallery", "probes",
                                                    "detector_scores")
 
     def __post_init__(self) -> None:
-        for key in ("root", "csv", "pairs", *self._PROTOCOL_FILES):
+        for key in ("root", "csv", "pairs", "metadata", *self._PROTOCOL_FILES):
             value = getattr(self, key)
             if value is not None and not isinstance(value, Path):
                 object.__setattr__(self, key, Path(value))
@@ -562,6 +577,15 @@ class ReportParams(_Section):
     baseline : str or None
         Another model's name: the report shows what changed since it (negative flips), when both
         were evaluated on the same data.
+    min_slice_size : int
+        Slices with fewer images are shown but not tested (:func:`evallib.metrics.slices.metrics_by_slice`).
+    min_slice_effect : float
+        A weak slice's accuracy is at least this much below the rest's (and q < 0.05).
+    slice_intersections : bool
+        Also every two-way intersection of slices.
+    verification_group : str or None
+        The metadata column that gives each identity's group for verification by group; default the
+        first metadata column that holds one value per identity.
     """
 
     SECTION: ClassVar[str] = "report"
@@ -583,6 +607,10 @@ class ReportParams(_Section):
     tsne_perplexity: float = 30.0
     # the model this one is compared with, image by image (a "What changed since <baseline>" view)
     baseline: str | None = None
+    min_slice_size: int = 30
+    min_slice_effect: float = 0.02
+    slice_intersections: bool = True
+    verification_group: str | None = None
 
 
 @dataclass(frozen=True)
@@ -715,7 +743,7 @@ def parse_params(raw: Any, *, source: str | Path | None = None, base_dir: str | 
     task = raw.get("task", DEFAULTS["task"])
     tasks = TASKS if task == "both" else ((task,) if isinstance(task, str) else tuple(task))
     data = dict(raw["data"])
-    for key in ("root", "csv", "pairs", *DataParams._PROTOCOL_FILES):
+    for key in ("root", "csv", "pairs", "metadata", *DataParams._PROTOCOL_FILES):
         if data.get(key):
             data[key] = resolve(data[key])
     report = dict(raw.get("report") or {})

@@ -73,6 +73,10 @@ class Predictions:
         :func:`evallib._keys.data_fingerprint` of the evaluated images.
     checks : dict or None
         The score-type and class-order findings.
+    image_properties : dict of str to ndarray of shape (n_samples,) or None
+        Properties of each decoded image, measured before resizing
+        (:func:`evallib.data.image_properties.properties_table`: brightness, contrast, blur, size and
+        aspect ratio), for slicing by them.
 
     Notes
     -----
@@ -99,6 +103,7 @@ class Predictions:
     cache_key: str | None = None
     data_fingerprint: str | None = None
     checks: dict | None = None
+    image_properties: dict | None = None
 
     _ARRAYS: ClassVar[tuple[str, ...]] = ("scores", "embeddings", "scores_center", "embeddings_center")
     _TEXT: ClassVar[tuple[str, ...]] = ("scores_are", "raw_scores_are", "cache_key", "root", "data_fingerprint")
@@ -154,6 +159,11 @@ class Predictions:
                 out[name] = np.asarray(getattr(self, name))
         if self.checks is not None:
             out["checks"] = np.array(json.dumps(self.checks))
+        if self.image_properties is not None:
+            names = list(self.image_properties)
+            out["image_property_names"] = np.array(names, dtype=str)
+            out["image_properties"] = np.stack([np.asarray(self.image_properties[k], dtype=np.float64)
+                                                for k in names], axis=1).reshape(-1, len(names))
         return out
 
     @classmethod
@@ -177,6 +187,10 @@ class Predictions:
         if "checks" in z:
             kw["checks"] = json.loads(str(z["checks"]))
             kw["score_type"] = kw["checks"].get("score_type")
+        if "image_properties" in z:
+            values = np.asarray(z["image_properties"], dtype=np.float64)
+            kw["image_properties"] = {str(k): values[:, j] for j, k in
+                                      enumerate(np.asarray(z["image_property_names"]).tolist())}
         return cls(**kw)
 
 
@@ -318,11 +332,12 @@ def run_record(facts: RunFacts | FailedRun | Mapping[str, Any]) -> RunFacts | Fa
 class MetricsRecord(_Record):
     """``metrics.json``: the headline metrics with their intervals, and each task's details.
 
-    ``classification``, ``verification``, ``pairs`` and ``tsne`` are present when computed;
+    ``classification``, ``verification``, ``pairs``, ``tsne`` and ``slices`` are present when computed;
     ``run`` is the run facts the metrics were computed from.
     """
 
-    _OPTIONAL: ClassVar[tuple[str, ...]] = ("classification", "verification", "pairs", "identification", "tsne")
+    _OPTIONAL: ClassVar[tuple[str, ...]] = ("classification", "verification", "pairs", "identification", "tsne",
+                                            "slices")
 
     name: str
     task: list
@@ -338,6 +353,7 @@ class MetricsRecord(_Record):
     pairs: dict | None = None
     identification: dict | None = None
     tsne: dict | None = None
+    slices: dict | None = None
     metrics_key: str | None = None
     status: str = "ok"
     format_version: int = METRICS_FORMAT_VERSION

@@ -35,6 +35,7 @@ from ._keys import (FileIndex, code_digest, data_fingerprint, hash_listing, inde
 from .data import Dataset, classes_from_metadata, list_images
 from .errors import DataError, EvallibError, ParamsError
 from .inference import model_facts, open_session, predict, score_type_warning, session_device
+from .steps_slices import check_slicing
 from .metrics.class_order import class_order_check
 from .outputs import (INDEX_HTML, INDEX_KEY, INDEX_NOTEBOOK, METRICS, METRICS_ARRAYS, REPORT_FACTS, REPORT_HTML,
                       REPORT_NOTEBOOK, OutputBusyError, cached_predictions, load_metrics, load_predictions, load_run,
@@ -135,6 +136,7 @@ def _prepare(params: Params, *, index: FileIndex | None = None) -> _Prepared:
     dataset = list_images(d.root, labels=d.labels, csv_path=d.csv, classes=names,
                           classes_source=source or "params data.classes", extensions=d.extensions,
                           allow_outside_root=d.allow_outside_root)
+    check_slicing(params, dataset.paths, root=dataset.root)  # a bad metadata file fails before inference
     hashes, new_index, hashed = hash_listing(dataset.root, dataset.paths, index)
     return _Prepared(facts, dataset, source, predictions_key_of(facts["sha256"], dataset, params, hashes), hashes,
                      new_index, hashed)

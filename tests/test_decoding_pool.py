@@ -43,7 +43,7 @@ def test_draft_is_pixel_identical_where_nothing_is_reduced(pre, size):
     reduces and the pixels differ."""
     raw = _photo(*size, seed=size[0])
     want, reason = load_views(io.BytesIO(raw), pre)
-    got, reason2 = load_views_draft(io.BytesIO(raw), pre)
+    got, reason2, _ = load_views_draft(io.BytesIO(raw), pre)
     assert reason is None and reason2 is None
     assert got.dtype == want.dtype and got.shape == want.shape
     asked = 256 if "crop_pct" in pre else (max(pre["resize"]) if isinstance(pre["resize"], list) else pre["resize"])
@@ -71,7 +71,7 @@ def test_draft_leaves_other_formats_and_bad_files_to_the_default_path(tmp_path):
     Image.fromarray(arr).save(tmp_path / "a.png")
     np.testing.assert_array_equal(load_views_draft(tmp_path / "a.png", pre)[0], load_views(tmp_path / "a.png", pre)[0])
     (tmp_path / "bad.jpg").write_bytes(b"not an image")
-    views, reason = load_views_draft(tmp_path / "bad.jpg", pre)
+    views, reason, _ = load_views_draft(tmp_path / "bad.jpg", pre)
     assert views is None and reason == load_views(tmp_path / "bad.jpg", pre)[1]
 
 

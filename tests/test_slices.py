@@ -582,8 +582,10 @@ def test_discovery_comparison_and_group_displays_from_arrays():
     s, same, ga, gb, ids = _pairs(13)
     grp = GroupVerificationDisplay.from_predictions(s, same, ga, gb, far=1e-2, n_boot=100)
     axes, html = _contract(grp, n_axes=2)
-    np.testing.assert_allclose(_dots(axes[0]), [r.fnmr for r in grp.result.rows])
-    np.testing.assert_allclose(_dots(axes[1]), [r.fmr for r in grp.result.rows])
+    shown = [grp.result.rows[i] for i in grp.order]  # worst first: the highest false match rate
+    assert [r.fmr for r in shown] == sorted((r.fmr for r in shown), reverse=True)
+    np.testing.assert_allclose(_dots(axes[0]), [r.fnmr for r in shown])
+    np.testing.assert_allclose(_dots(axes[1]), [r.fmr for r in shown])
     assert "False match rate between groups" in html and "TAR at own FAR" in html
     with pytest.raises(TypeError, match="expected two Axes"):
         grp.plot(ax=axes[0])

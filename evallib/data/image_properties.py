@@ -95,10 +95,16 @@ def laplacian(gray):
 
 
 def _mean_var_of_ints(x):
-    """Mean and population variance of an integer array, from exact integer sums."""
-    n = x.size
-    s = int(x.sum(dtype=np.int64))
-    s2 = int(np.einsum("i,i->", x.ravel().astype(np.int64), x.ravel().astype(np.int64)))
+    """Mean and population variance of an integer array, from exact sums.
+
+    The sums run in float64, which is exact while they stay below 2**53: up to about 8e9 pixels of a
+    Laplacian (|value| <= 1020), far beyond any image. ``einsum`` rather than a BLAS dot product: it runs in
+    the calling thread (the decoding threads), where BLAS threads would compete for the cores.
+    """
+    v = np.asarray(x, dtype=np.float64).ravel()
+    n = v.size
+    s = float(v.sum())
+    s2 = float(np.einsum("i,i->", v, v))
     mean = s / n
     return mean, max(0.0, (s2 - s * s / n) / n)
 
@@ -107,8 +113,9 @@ def image_properties(image):
     """Brightness, contrast, blur, size and aspect ratio of one decoded image.
 
     Call it on the decoded pixels, before resizing (blur and size describe the file, not the model's input).
-    Luma, its histogram and the Laplacian are integer arithmetic: a 1024 x 768 image costs about as much as
-    decoding it.
+    Luma and the Laplacian are integer arithmetic, their moments exact sums. Given the luma itself (a
+    grayscale array, e.g. ``np.asarray(img.convert("L"))``, which is the same luma computed in C), a
+    1024 x 768 image costs a few milliseconds, less than decoding it.
 
     Parameters
     ----------
@@ -128,10 +135,7 @@ def image_properties(image):
     """
     gray = _luma(image)
     h, w = gray.shape
-    hist = np.bincount(gray.ravel(), minlength=256).astype(np.float64)
-    levels = np.arange(256, dtype=np.float64)
-    mean = float(hist @ levels) / gray.size
-    var = max(0.0, float(hist @ (levels - mean) ** 2) / gray.size)
+    mean, var = _mean_var_of_ints(gray)
     _, blur = _mean_var_of_ints(laplacian(gray))
     return ImageProperties(brightness=mean / 255.0, contrast=float(np.sqrt(var)) / 255.0, blur=float(blur),
                            height=int(h), width=int(w), pixels=int(h) * int(w), aspect_ratio=w / h)

@@ -25,6 +25,7 @@ from PIL import Image, UnidentifiedImageError
 from ..errors import DataError
 from ..params import RESIZE_MODES, PreprocessParams
 from .decoding import load_image
+from .image_properties import ImageProperties, image_properties
 
 CENTER_VIEW = {"none": 0, "flip": 0, "tencrop": 4}
 N_VIEWS = {"none": 1, "flip": 2, "tencrop": 10}
@@ -341,21 +342,41 @@ def load_views(path: str | Path | IO[bytes],
     :func:`load_image` refuses gives the reason; errors of the preprocessing itself concern every
     file and are raised.
     """
+    views, reason, _ = decode_views(path, pre, properties=False)
+    return views, reason
+
+
+def decode_views(path: str | Path | IO[bytes], pre: PreprocessParams | Mapping[str, Any], *,
+                 properties: bool = True) -> tuple[np.ndarray | None, str | None, ImageProperties | None]:
+    """:func:`load_views`, and the decoded image's properties measured before any resizing.
+
+    Returns
+    -------
+    views : ndarray of shape (n_views, C, H, W) or None
+    reason : str or None
+        Why the file cannot be used (then ``views`` is None).
+    properties : ImageProperties or None
+        :func:`evallib.data.image_properties.image_properties` of the decoded pixels (None when the file
+        did not decode or ``properties`` is False).
+    """
     pre = PreprocessParams.coerce(pre, error=DataError)  # a rule broken concerns every file: it is raised
     try:
         img = load_image(path, pre.mode)
     except DataError as exc:
-        return None, str(exc)
+        return None, str(exc), None
     except UnidentifiedImageError:  # its message holds the file object's repr, not the file
-        return None, "cannot decode: not an image file Pillow can read"
+        return None, "cannot decode: not an image file Pillow can read", None
     except (OSError, SyntaxError, ValueError, EOFError, struct.error) as exc:
-        return None, f"cannot decode: {type(exc).__name__}: {exc}"
-    return preprocess(img, pre), None  # a size error here concerns every file: it propagates
+        return None, f"cannot decode: {type(exc).__name__}: {exc}", None
+    # on the luma as Pillow computes it (the same luma image_properties would compute, in C)
+    props = image_properties(np.asarray(img if img.mode == "L" else img.convert("L"))) if properties else None
+    return preprocess(img, pre), None, props  # a size error here concerns every file: it propagates
 
 
 def load_views_draft(path: str | Path | IO[bytes],
-                     pre: PreprocessParams | Mapping[str, Any]) -> tuple[np.ndarray | None, str | None]:
-    """:func:`load_views` with a JPEG decoded at reduced scale, as Pillow's ``Image.draft`` allows.
+                     pre: PreprocessParams | Mapping[str, Any]
+                     ) -> tuple[np.ndarray | None, str | None, ImageProperties | None]:
+    """:func:`decode_views` with a JPEG decoded at reduced scale, as Pillow's ``Image.draft`` allows.
 
     libjpeg can decode at 1/2, 1/4 or 1/8 of the size from the DCT coefficients, much faster than
     decoding every pixel. The scale is the smallest that keeps both sides at least as large as the
@@ -364,7 +385,8 @@ def load_views_draft(path: str | Path | IO[bytes],
     decoding is not Pillow's antialiased resize; they differ by a few levels of 255), so this path
     is never taken by default; where nothing is reduced (the image is less than twice the size
     asked for, as ImageNet's 500x375 photos are for a 256 resize) the two agree exactly. Other
-    formats are decoded as :func:`load_views` decodes them.
+    formats are decoded as :func:`decode_views` decodes them. The image properties are measured on
+    the image as decoded (at the reduced scale, when it is reduced).
     """
     from PIL import ImageOps
 
@@ -375,20 +397,20 @@ def load_views_draft(path: str | Path | IO[bytes],
     if pre.crop_pct is not None:
         size, mode = crop_pct_size(pre.crop, pre.crop_pct), "shorter"
     if size is None or mode == "fit":
-        return load_views(path, pre)
+        return decode_views(path, pre)
     try:
         img = _open(path)
     except DataError as exc:
-        return None, str(exc)
+        return None, str(exc), None
     except UnidentifiedImageError:
-        return None, "cannot decode: not an image file Pillow can read"
+        return None, "cannot decode: not an image file Pillow can read", None
     except (OSError, SyntaxError, ValueError, EOFError, struct.error) as exc:
-        return None, f"cannot decode: {type(exc).__name__}: {exc}"
+        return None, f"cannot decode: {type(exc).__name__}: {exc}", None
     if img.format != "JPEG":
         img.close()
         if hasattr(path, "seek"):
             path.seek(0)
-        return load_views(path, pre)
+        return decode_views(path, pre)
     want = max(_pair(size)) if mode == "exact" else size  # either side may become the shorter one
     try:
         with img:
@@ -397,5 +419,6 @@ def load_views_draft(path: str | Path | IO[bytes],
             img = ImageOps.exif_transpose(img)
             img = img.convert("L" if pre.mode == "grayscale" else "RGB")
     except (OSError, SyntaxError, ValueError, EOFError, struct.error) as exc:
-        return None, f"cannot decode: {type(exc).__name__}: {exc}"
-    return preprocess(img, pre), None
+        return None, f"cannot decode: {type(exc).__name__}: {exc}", None
+    props = image_properties(np.asarray(img if img.mode == "L" else img.convert("L")))
+    return preprocess(img, pre), None, props

@@ -973,7 +973,10 @@ def discover_weak_slices(y, scores, *, embeddings=None, slices=None, n_clusters=
       properties), a level-2 search like SliceLine's (Sagadeeva and Boehm, SIGMOD 2021).
 
     On the discovery part a candidate must hold ``min_slice_size`` images and be less accurate than the rest
-    with one-sided Fisher p below ``candidate_p``; the ``max_candidates`` least accurate are kept.
+    with one-sided Fisher p below ``candidate_p``; an intersection of two column values is left out when one
+    of its two slices is a candidate and the intersection is not less accurate than the rest of that slice
+    (one-sided Fisher p not below ``candidate_p``), so one weak slice does not fill the list with its
+    intersections; the ``max_candidates`` least accurate are kept.
 
     Parameters
     ----------
@@ -1016,6 +1019,7 @@ def discover_weak_slices(y, scores, *, embeddings=None, slices=None, n_clusters=
     disc = ~holdout
 
     members = []  # (name, source, mask)
+    parents = {}  # index of a two-way intersection in members: indices of its two one-column slices
     clusters, k_used = None, 0
     if embeddings is not None:
         e = np.asarray(embeddings)
@@ -1028,12 +1032,15 @@ def discover_weak_slices(y, scores, *, embeddings=None, slices=None, n_clusters=
         members += [(f"cluster {k}", "embeddings", clusters == k) for k in range(k_used)]
     if slices is not None:
         cols = _check_slices(slices, n)
+        first = {}
         for c, (values, codes) in cols.items():
+            first[c] = len(members)
             members += [(f"{c}={v}", "slices", codes == i) for i, v in enumerate(values)]
         for a, b in itertools.combinations(list(cols), 2):
             (va, ca), (vb, cb) = cols[a], cols[b]
             for u in np.unique(ca * len(vb) + cb):
                 i, j = divmod(int(u), len(vb))
+                parents[len(members)] = (first[a] + i, first[b] + j)
                 members.append((f"{a}={va[i]} & {b}={vb[j]}", "slices", (ca == i) & (cb == j)))
 
     def stats(mask, part):
@@ -1050,8 +1057,16 @@ def discover_weak_slices(y, scores, *, embeddings=None, slices=None, n_clusters=
     if eligible.any():
         p_disc[eligible] = fisher_exact_tests(k1[eligible], n1[eligible], k2[eligible], n2[eligible],
                                               alternative="less")
+    candidate = eligible & (p_disc < candidate_p)
+    # an intersection of a candidate slice that is not found weaker than the rest of that slice says
+    # nothing the slice does not (Giskard-AI/giskard-oss#1845): it is not a candidate of its own
+    nested = [(i, j) for i, pair in parents.items() if candidate[i] for j in pair if candidate[j]]
+    if nested:
+        ci, pj = np.array(nested).T
+        p_nest = fisher_exact_tests(k1[ci], n1[ci], k1[pj] - k1[ci], n1[pj] - n1[ci], alternative="less")
+        candidate[ci[~(p_nest < candidate_p)]] = False
     chosen = [(k1[i] / n1[i], p_disc[i], *members[i], tuple(int(v) for v in found[i]))
-              for i in np.nonzero(eligible & (p_disc < candidate_p))[0]]
+              for i in np.nonzero(candidate)[0]]
     chosen.sort(key=lambda t: (t[0], t[1]))
     chosen = chosen[:max_candidates]
 

@@ -68,6 +68,11 @@ def _view(title):
     return wrap
 
 
+def _short(text, width=16):
+    text = str(text)
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
 def _absent(what, tasks):
     return HtmlDisplay(f"<p><i>Not part of this model's evaluation (task: {html.escape(', '.join(tasks))}).</i></p>",
                        title=what)
@@ -304,6 +309,73 @@ class Report:
             return _absent("Similarity threshold slider", self.params.tasks)
         return ThresholdSliderDisplay.from_result(v, policy=self.params.report.threshold_policy,
                                                   interactive=self.interactive)
+
+    # ------------------------------------------------------------------ where it fails (slices)
+    @_view("Where it fails")
+    def where_it_fails(self):
+        """Accuracy by slice (metadata, folders, binned image properties, two-way intersections) with
+        intervals and Benjamini–Hochberg; weak slices found on half of the images and confirmed on the other
+        half; a strip of the mistakes in each of the weakest slices."""
+        from .slices import SliceDisplay, WeakSliceDiscoveryDisplay
+
+        found = self.evaluation.slices
+        if found is None or found.by_slice is None:
+            why = ("the model has no class scores" if found is not None else
+                   "no metadata file (data.metadata), no folder slices (data.folder_slices), and image "
+                   "properties that are all alike or were not measured")
+            return HtmlDisplay(f"<p><i>No slices: {html.escape(why)}.</i></p>")
+        shown = [SliceDisplay.from_result(found.by_slice)]
+        if found.discovery is not None:
+            shown.append(WeakSliceDiscoveryDisplay.from_result(found.discovery))
+        elif "discovery" in found.skipped:
+            shown.append(HtmlDisplay(f"<p><i>No search for weak slices: {html.escape(found.skipped['discovery'])}."
+                                     f"</i></p>"))
+        strip = self._slice_mistakes(found)
+        if strip is not None:
+            shown.append(strip)
+        return Section(shown)
+
+    def _slice_mistakes(self, found, *, slices=3, per_slice=6):
+        """A row of mistakes (true and predicted class under each) for each of the weakest slices; a slice whose
+        mistakes an earlier row showed already is left out."""
+        from ..metrics.slices import slice_mask
+
+        weak = found.by_slice.weakest(slices)
+        if not weak or self.params.report.gallery_size == 0:
+            return None
+        pred = self.pred["scores"].argmax(1)
+        wrong = pred != self.y
+        rows, names, seen = [], [], np.zeros(len(wrong), dtype=bool)
+        for w in weak:  # mistakes not shown in an earlier row (slices of the same images show them once)
+            mask = slice_mask(found.columns, w) & wrong
+            idx = np.flatnonzero(mask & ~seen)[:per_slice]
+            seen |= mask
+            if len(idx):
+                images = self._views(idx)[1]
+                rows.append([(img, f"{_short(self.classes[self.y[i]])} → {_short(self.classes[pred[i]])}")
+                             for img, i in zip(images, idx)])
+                names.append(w.name)
+        if not rows:
+            return None
+        return GalleryDisplay.from_tiles(rows, title="Mistakes in the weakest slices",
+                                         how_to_read="Rows, from the top: " + "; ".join(names)
+                                         + ". Under each image: its true class → the predicted class.")
+
+    @_view("Verification by group")
+    def verification_groups(self):
+        """False non-match and false match rates of each group at one global threshold (NISTIR 8280), with
+        identity-bootstrap intervals, TAR at each group's own FAR and the between-group false match rates."""
+        from .slices import GroupVerificationDisplay
+
+        found = self.evaluation.slices
+        if found is None or found.by_group is None:
+            why = (found.skipped.get("by_group") if found is not None and "by_group" in found.skipped else
+                   "no metadata column gives the identities' groups" if "verification" in self.params.tasks else
+                   "not a verification model")
+            return HtmlDisplay(f"<p><i>No verification by group: {html.escape(why)}.</i></p>")
+        disp = GroupVerificationDisplay.from_result(found.by_group)
+        disp.title = f"Verification by {found.group_column}"
+        return disp
 
     # ------------------------------------------------------------------ version comparison
     @_view("What changed since the baseline")

@@ -8,6 +8,7 @@ report shows. Every figure shows its n and 95% interval; long tables show the wo
 
 from __future__ import annotations
 
+import html
 from dataclasses import dataclass
 
 import numpy as np
@@ -19,6 +20,7 @@ from ._base import Display
 from .html import folded_table, guide, html_table
 
 SHOWN = 25  # rows a figure draws and a table shows before folding the rest
+NESTED_SHOWN = 3  # intersections shown under each weak slice before the others; the rest come last
 _WEAK, _NESTED, _PLAIN, _UNTESTED = "#c44e52", "#e3a3a5", "#4c72b0", "#9a9a9a"
 
 
@@ -29,6 +31,26 @@ def _short(text, width=42):
 
 def _iv(pair):
     return format_interval(pair[0], pair[1])
+
+
+def _label(name, suffix, width=40):
+    """``name (suffix)`` in at most ``width`` characters, the name shortened so that the suffix (its n) stays."""
+    return f"{_short(name, max(8, width - len(suffix) - 3))} ({suffix})"
+
+
+def _names(names, shown=3):
+    names = list(names)
+    more = f" and {len(names) - shown} more" if len(names) > shown else ""
+    return ", ".join(names[:shown]) + more if names else "—"
+
+
+def _rate(v):
+    """A rate to 3 significant digits (false match rates of 1e-5 stay readable)."""
+    return "n/a" if v is None or not np.isfinite(v) else f"{v:.3g}"
+
+
+def _rate_iv(pair):
+    return f"[{_rate(pair[0])}, {_rate(pair[1])}]"
 
 
 def _forest(ax, labels, values, intervals, colors, *, hollow=None, reference=None, reference_interval=None,
@@ -45,7 +67,7 @@ def _forest(ax, labels, values, intervals, colors, *, hollow=None, reference=Non
         if np.isfinite(lo) and np.isfinite(hi):
             ax.plot([lo, hi], [y, y], color=c, lw=2, alpha=0.8)
         ax.plot([v], [y], "o", color=c, mfc="white" if h else c, ms=6)
-    ax.set_yticks(ypos, [_short(t) for t in labels], fontsize=8)
+    ax.set_yticks(ypos, [_short(t, 46) for t in labels], fontsize=8)
     ax.set_ylim(-0.7, k - 0.3)
     ax.set_xlabel(xlabel)
     ax.set_title(title, fontsize=10)
@@ -98,19 +120,23 @@ class SliceDisplay(Display):
 
     @property
     def order(self) -> np.ndarray:
-        """Rows to show first: weak slices (largest gap first), then the others from the least accurate."""
+        """Rows to show first: weak slices (largest gap first), each with the least accurate few
+        (``NESTED_SHOWN``) of the intersections folded under it; then the others from the least accurate; the
+        other folded intersections last (they say nothing their weak slice does not)."""
         rows = self.result.rows
         weak = [i for i, r in enumerate(rows) if r.weak and not r.explained_by]
         weak.sort(key=lambda i: (rows[i].gap, rows[i].q_value))
-        first = []
+        first, folded = [], []
         for i in weak:  # each weak slice, then the intersections folded under it
             first.append(i)
-            first += sorted((j for j, r in enumerate(rows) if r.explained_by == rows[i].name),
+            nested = sorted((j for j, r in enumerate(rows) if r.explained_by == rows[i].name),
                             key=lambda j: rows[j].accuracy)
-        taken = set(first)
+            first += nested[:NESTED_SHOWN]
+            folded += nested[NESTED_SHOWN:]
+        taken = set(first) | set(folded)
         rest = [i for i in range(len(rows)) if i not in taken]
         rest.sort(key=lambda i: (not rows[i].tested, rows[i].accuracy, -rows[i].n))
-        return np.array(first + rest, dtype=np.int64)
+        return np.array(first + rest + folded, dtype=np.int64)
 
     @property
     def figsize(self):
@@ -118,7 +144,7 @@ class SliceDisplay(Display):
 
     def _draw(self, ax, **kwargs):
         rows = [self.result.rows[i] for i in self.order[:SHOWN]]
-        _forest(ax, [("↳ " if r.explained_by else "") + f"{r.name} (n={r.n:,})" for r in rows],
+        _forest(ax, [("↳ " if r.explained_by else "") + _label(r.name, f"n={r.n:,}") for r in rows],
                 [r.accuracy for r in rows], [r.accuracy_interval for r in rows],
                 [_NESTED if r.explained_by else _WEAK if r.weak else (_PLAIN if r.tested else _UNTESTED)
                  for r in rows],
@@ -135,7 +161,7 @@ class SliceDisplay(Display):
             parts.append("<h4>Weakest confirmed slices</h4>")
             parts.append(html_table(
                 [[w.name, w.n, w.accuracy, _iv(w.accuracy_interval), w.rest_accuracy, w.gap, _iv(w.gap_interval),
-                  w.q_value, ", ".join(x.name for x in r.nested(w.name)) or "—"] for w in weak],
+                  w.q_value, _names(x.name for x in r.nested(w.name))] for w in weak],
                 ["slice", "images", "accuracy", "95% interval", "rest", "gap", "95% interval", "q",
                  "intersections it explains"]))
         else:
@@ -192,7 +218,7 @@ class WeakSliceDiscoveryDisplay(Display):
                     transform=ax.transAxes)
             ax.set_axis_off()
             return
-        _forest(ax, [f"{c.name} (held-out n={c.holdout_n:,})" for c in cands], [c.holdout_accuracy for c in cands],
+        _forest(ax, [_label(c.name, f"held-out n={c.holdout_n:,}") for c in cands], [c.holdout_accuracy for c in cands],
                 [c.holdout_interval for c in cands], [_WEAK if c.confirmed else _UNTESTED for c in cands],
                 xlabel="held-out accuracy (95% Wilson interval)", title="Candidates and their held-out test")
         ypos = np.arange(len(cands))[::-1]
@@ -312,12 +338,25 @@ class GroupVerificationDisplay(Display):
                 f"right: impostor pairs within each group accepted; bars are 95% intervals "
                 f"({r.method.split(' (')[0].split(';')[0]}).{ratio}")
 
+    @property
+    def order(self) -> np.ndarray:
+        """Groups worst first: the highest same-group false match rate, then the highest false non-match rate."""
+        rows = self.result.rows
+
+        def worst(v):
+            return -v if np.isfinite(v) else np.inf
+
+        return np.array(sorted(range(len(rows)), key=lambda i: (worst(rows[i].fmr), worst(rows[i].fnmr),
+                                                                 rows[i].group)), dtype=np.int64)
+
     def _draw(self, ax, **kwargs):
-        rows = list(self.result.rows[:SHOWN])
-        labels = [f"{r.group} (n={r.n_genuine:,})" for r in rows]
+        from matplotlib.ticker import MaxNLocator
+
+        rows = [self.result.rows[i] for i in self.order[:SHOWN]]
+        labels = [_label(r.group, f"n={r.n_genuine:,}", width=30) for r in rows]
         _forest(ax[0], labels, [r.fnmr for r in rows], [r.fnmr_interval for r in rows], [_PLAIN] * len(rows),
                 xlabel="false non-match rate (FNMR)", title="Genuine pairs rejected")
-        labels = [f"{r.group} (n={r.n_impostor:,})" for r in rows]
+        labels = [_label(r.group, f"n={r.n_impostor:,}", width=30) for r in rows]
         _forest(ax[1], labels, [r.fmr for r in rows], [r.fmr_interval for r in rows], [_WEAK] * len(rows),
                 reference=self.result.far if np.isfinite(self.result.far) else None,
                 xlabel="false match rate (FMR), same-group impostors", title="Impostor pairs accepted")
@@ -327,14 +366,26 @@ class GroupVerificationDisplay(Display):
 
             ax[1].set_xscale("log")
             ax[1].xaxis.set_minor_formatter(NullFormatter())
+        else:
+            ax[1].xaxis.set_major_locator(MaxNLocator(5))
+            ax[1].ticklabel_format(axis="x", style="sci", scilimits=(-2, 3))
+        if len(self.result.rows) > SHOWN:
+            for a in ax:
+                a.set_title(a.get_title() + f" (worst {SHOWN} of {len(self.result.rows)} groups)", fontsize=10)
 
     def _parts(self):
         r = self.result
-        rows = [[g.group, g.n_genuine, g.fnmr, _iv(g.fnmr_interval), g.n_impostor, g.fmr, _iv(g.fmr_interval),
-                 g.tar_at_own_far, _iv(g.tar_at_own_far_interval), g.note or "—"] for g in r.rows]
+        shown = [r.rows[i] for i in self.order]
+        notes = {g.note for g in shown}
+        common = notes.pop() if len(notes) == 1 else None
+        rows = [[g.group, g.n_genuine, g.fnmr, _iv(g.fnmr_interval), g.n_impostor, _rate(g.fmr), _rate_iv(g.fmr_interval),
+                 g.tar_at_own_far, _iv(g.tar_at_own_far_interval)] + ([] if common is not None else [g.note or "—"])
+                for g in shown]
         head = ["group", "genuine pairs", "FNMR", "95% interval", "same-group impostor pairs", "FMR", "95% interval",
-                "TAR at own FAR", "95% interval", "note"]
+                "TAR at own FAR", "95% interval"] + ([] if common is not None else ["note"])
         parts = [guide(self.how_to_read), self._figure_html(), folded_table(rows, head, shown=SHOWN, what="groups")]
+        if common:
+            parts.append(f'<p class="evallib-guide">Every group: {html.escape(common)}.</p>')
         if 1 < len(r.groups) <= 20:
             parts.append("<h4>False match rate between groups</h4>")
             parts.append(html_table([[g] + [f"{r.between_fmr[i, j]:.3g} (n={r.between_n[i, j]:,})"

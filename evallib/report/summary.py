@@ -33,6 +33,7 @@ SECTIONS = [
     ("sec-verification-slider", "Similarity threshold slider", "verification"),
     ("sec-identification", "Identification (1:N)", "identification"), ("sec-templates", "Templates", "templates"),
     ("sec-gallery", "Grad-CAM gallery", None), ("sec-tsne", "t-SNE map", None),
+    ("sec-slices", "Where it fails", None), ("sec-verification-groups", "Verification by group", "verification"),
     ("sec-training", "Training curves", "training_log"),
     ("sec-changes", "What changed since the baseline", "baseline"), ("sec-notes", "Notes", None),
 ]
