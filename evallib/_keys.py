@@ -237,7 +237,7 @@ def report_key(params: Params, facts: Mapping[str, Any], show_code: bool, peers:
 
 def index_key(out_root: str | Path, *, primary_metric: str | None, show_code: bool) -> str:
     """What ``index.html`` shows: each run's status, error and data, and its metrics."""
-    from .outputs import METRICS, scan
+    from .outputs import LABELS, LABELS_SUMMARY, METRICS, scan
 
     h = hashlib.sha256(json.dumps([code_digest(), primary_metric, show_code]).encode())
     for m in scan(out_root):
@@ -245,6 +245,8 @@ def index_key(out_root: str | Path, *, primary_metric: str | None, show_code: bo
                              m.run.get("dataset", {}).get("root")]).encode())
         if (m.path / METRICS).exists():
             h.update((m.path / METRICS).read_bytes())
+    for f in sorted(Path(out_root).glob(f"{LABELS}/*/{LABELS_SUMMARY}")):  # the label reviews it links
+        h.update(f.read_bytes())
     return h.hexdigest()
 
 

@@ -74,6 +74,7 @@ SCHEMA = {
                 "pairs": {"type": "string", "minLength": 1},
                 "extensions": {"type": "array", "items": {"type": "string"}, "minItems": 1},
                 "allow_outside_root": {"type": "boolean"},
+                "train_root": {"type": "string", "minLength": 1},
             },
         },
         "preprocess": {
@@ -300,6 +301,9 @@ class DataParams(_Section):
         File extensions listed, lower case with their dot.
     allow_outside_root : bool
         Let the manifest list files outside ``root``.
+    train_root : Path or None
+        The training images (any layout, searched recursively): evaluation images whose content also
+        appears there are listed as leakage on the label review page. Only content hashes are read.
     """
 
     SECTION: ClassVar[str] = "data"
@@ -311,9 +315,10 @@ class DataParams(_Section):
     pairs: Path | None = None
     extensions: tuple[str, ...] = IMAGE_EXTENSIONS
     allow_outside_root: bool = False
+    train_root: Path | None = None
 
     def __post_init__(self) -> None:
-        for key in ("root", "csv", "pairs"):
+        for key in ("root", "csv", "pairs", "train_root"):
             value = getattr(self, key)
             if value is not None and not isinstance(value, Path):
                 object.__setattr__(self, key, Path(value))
@@ -600,9 +605,12 @@ def parse_params(raw: Any, *, source: str | Path | None = None, base_dir: str | 
     task = raw.get("task", DEFAULTS["task"])
     tasks = TASKS if task == "both" else ((task,) if isinstance(task, str) else tuple(task))
     data = dict(raw["data"])
-    for key in ("root", "csv", "pairs"):
+    for key in ("root", "csv", "pairs", "train_root"):
         if data.get(key):
             data[key] = resolve(data[key])
+    if data.get("train_root") and not Path(data["train_root"]).is_dir():
+        raise ParamsError(f"{where}: data.train_root: expected a folder of training images; got "
+                          f"{data['train_root']} (no such folder)")
     report = dict(raw.get("report") or {})
     for key in ("training_log", "torch_model"):
         if report.get(key):

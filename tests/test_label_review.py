@@ -1,0 +1,236 @@
+"""The label review of an output folder: three tiny models on tiny images with planted wrong labels (a manifest),
+an exact duplicate with a conflicting label, a near duplicate and images leaked from a training folder."""
+
+import csv
+import html
+import re
+import shutil
+
+import numpy as np
+import pytest
+import yaml
+
+import evallib
+from evallib.errors import ParamsError
+from evallib.outputs import LABELS, LABELS_HTML, SUSPECTED_LABELS, labels_dir, load_label_summary
+from evallib.params import load_params
+from evallib.report.compare import Comparison
+from evallib.report.label_review import summary_line, write_label_reviews
+from evallib.run import render_index, run_many
+
+CENTERS = {"a": 0.2, "b": 0.5, "c": 0.8}  # each class's mean intensity
+PER_CLASS = 8
+WRONG = {"a_1.png": "b", "b_2.png": "c", "c_3.png": "a"}  # planted wrong labels (true class: the file's prefix)
+COPY = ("b_5.png", "dup_of_b_5.png", "c")  # an exact copy of b_5.png given another label
+NEAR = ("a_4.png", "near_of_a_4.png")  # a copy with two pixels changed, same label
+LEAKED = ("c_0.png", "a_6.png")  # also in the training folder
+
+
+def _export_intensity_model(path, *, scale, shift, seed):
+    """Logits ``2 s c_k m - s c_k^2`` of the mean intensity ``m`` (a 1x1 convolution, then average pooling):
+    the classes' squared distances to ``CENTERS`` up to a shared term; the embedding is the centered pixels."""
+    import warnings
+
+    import torch
+    from torch import nn
+
+    torch.manual_seed(seed)
+    c = torch.tensor([v + shift for v in CENTERS.values()])
+
+    class Intensity(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv = nn.Conv2d(1, 3, 1)
+            with torch.no_grad():
+                self.conv.weight.copy_((2 * scale * c).view(3, 1, 1, 1))
+                self.conv.bias.copy_(-scale * c ** 2)
+
+        def forward(self, x):
+            e = (x - x.mean(dim=(1, 2, 3), keepdim=True)).flatten(1)  # first: the convolution is the last map
+            return self.conv(x).mean(dim=(2, 3)), e
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(Intensity().eval(), (torch.zeros(1, 1, 16, 16),), str(path), dynamo=False,
+                          input_names=["input"], output_names=["logits", "embedding"], opset_version=17,
+                          dynamic_axes={"input": {0: "batch"}, "logits": {0: "batch"}, "embedding": {0: "batch"}})
+    return path
+
+
+def _image(rng, center):
+    return np.clip(center + rng.normal(0, 0.05, (16, 16)), 0, 1)
+
+
+def _save(arr, path):
+    from PIL import Image
+
+    Image.fromarray((arr * 255).round().astype(np.uint8), "L").save(path)
+
+
+@pytest.fixture(scope="module")
+def reviewed(tmp_path_factory):
+    root = tmp_path_factory.mktemp("labels")
+    rng = np.random.default_rng(0)
+    data, train = root / "digits", root / "train"
+    data.mkdir()
+    train.mkdir()
+    rows = []
+    for cls, center in CENTERS.items():
+        for k in range(PER_CLASS):
+            name = f"{cls}_{k}.png"
+            _save(_image(rng, center), data / name)
+            rows.append((name, WRONG.get(name, cls)))
+    shutil.copy(data / COPY[0], data / COPY[1])
+    rows.append((COPY[1], COPY[2]))
+    near = np.asarray(__import__("PIL.Image", fromlist=["Image"]).open(data / NEAR[0]), dtype=np.float64) / 255
+    near[0, :2] += 0.02
+    _save(near, data / NEAR[1])
+    rows.append((NEAR[1], "a"))
+    for name in LEAKED:
+        shutil.copy(data / name, train / f"train_{name}")
+    for k in range(4):
+        _save(_image(rng, 0.5), train / f"other_{k}.png")
+    (root / "labels.csv").write_text("path,label\n" + "".join(f"{p},{c}\n" for p, c in rows))
+    files = []
+    for name, scale, shift, emb in (("sharp", 80.0, 0.0, "embedding"), ("mid", 60.0, 0.01, None),
+                                    ("soft", 40.0, -0.01, None)):
+        model = _export_intensity_model(root / f"{name}.onnx", scale=scale, shift=shift, seed=0)
+        f = root / f"{name}.yaml"
+        f.write_text(yaml.safe_dump({
+            "name": name, "model": str(model), "task": "classification",
+            "data": {"root": str(data), "labels": "csv", "csv": str(root / "labels.csv"), "train_root": str(train)},
+            "preprocess": {"mode": "grayscale", "mean": [0.0], "std": [1.0]},
+            "outputs": {"scores": "logits", "scores_are": "logits", "embedding": emb},
+            "report": {"bootstrap": 20, "gallery_size": 0, "tsne_thumbnails": 0}}))
+        files.append(f)
+    out = root / "out"
+    results = run_many(files, out, progress=False)
+    assert [r["status"] for r in results] == ["ok"] * 3, [r.get("error") for r in results]
+    summaries = write_label_reviews(out)
+    return root, out, files, summaries
+
+
+def _folder(out):
+    cmp = Comparison.load(out)
+    [g] = cmp.groups()
+    return labels_dir(out, g.key, g.title), cmp
+
+
+def test_suspected_labels_csv_lists_the_planted_wrong_labels(reviewed):
+    root, out, _, [summary] = reviewed
+    folder, _ = _folder(out)
+    with open(folder / SUSPECTED_LABELS, newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    planted = {**WRONG, COPY[1]: COPY[2]}
+    assert {r["image"] for r in rows} == set(planted)
+    for r in rows:
+        true = r["image"].split("_")[0] if r["image"] != COPY[1] else "b"
+        assert r["given_label"] == planted[r["image"]]
+        assert r["suggested_label"] == true
+        assert int(r["votes"]) == 3
+        for m in ("sharp", "mid", "soft"):
+            assert r[f"{m} top-1"] == true
+            assert 0.5 < float(r[f"{m} confidence"]) <= 1.0
+    quality = [float(r["quality"]) for r in rows]
+    assert quality == sorted(quality) and max(quality) < 0  # most suspect first; every model prefers another class
+    assert summary["n_flagged"] == len(planted) and summary["images"] == 3 * PER_CLASS + 2
+    assert summary["models"][0] in ("sharp", "mid", "soft") and summary["n_models"] == 3
+
+
+def test_review_page_shows_cards_ranking_and_duplicates(reviewed):
+    root, out, _, [summary] = reviewed
+    folder, _ = _folder(out)
+    page = (folder / LABELS_HTML).read_text()
+    cards = re.findall(r'<div class="lr-card lr-item" data-given="([^"]*)" data-suggested="([^"]*)">', page)
+    assert sorted(cards) == sorted([("b", "a"), ("c", "b"), ("a", "c"), ("c", "b")])
+    for name in (*WRONG, COPY[1]):
+        assert html.escape(name) in page
+    assert page.count('<img src="data:image/png;base64,') == 4 + 4 + 1  # images, heat maps, the ranking figure
+    assert page.count("<figcaption>image</figcaption>") == 4
+    assert page.count("<figcaption>Grad-CAM</figcaption>") == 4  # the tiny models convert to torch
+    assert "for the suggested label" in page
+    assert '<select id="lr-class">' in page and '<option value="b">b (2)</option>' in page
+    assert "What the flags mean for the ranking" in page and "every flag is an error" in page
+    assert "circular" not in page
+    assert not re.search(r'(src|href)="(https?:)?//', page)  # nothing is fetched
+    # duplicates: the conflicting exact copy, the near copy, the leaked files
+    dup = page[page.index('id="duplicates"'):]
+    assert f"{COPY[0]} (b)" in dup and f"{COPY[1]} (c)" in dup
+    assert f"{NEAR[0]} (a)" in dup and f"{NEAR[1]} (a)" in dup
+    for name in LEAKED:
+        assert f"train_{name}" in dup
+    assert "other_0.png" not in dup
+    d = summary["duplicates"]
+    assert (d["exact_pairs"], d["exact_conflicting"], d["leaked"]) == (1, 1, 2)
+    assert d["near_pairs"] >= 1 and d["near_conflicting"] >= 1  # the exact copy is a near pair too
+
+
+def test_index_links_the_review_with_one_line(reviewed):
+    root, out, _, [summary] = reviewed
+    folder, cmp = _folder(out)
+    board = cmp.leaderboard(links_from=out)._repr_html_()
+    assert f'href="{LABELS}/{folder.name}/{LABELS_HTML}"' in board
+    assert html.escape(summary_line(summary)) in board
+    assert summary["line"].startswith(f"4 of {3 * PER_CLASS + 2} images (")
+    assert "the ranking does not change if every flag is an error" in summary["line"]
+    assert "1 exact and" in summary["line"] and "2 images also in the training data" in summary["line"]
+
+
+@pytest.mark.slow
+def test_render_index_writes_the_review_and_links_it(reviewed):
+    root, out, _, _ = reviewed
+    folder, _ = _folder(out)
+    (folder / LABELS_HTML).unlink()
+    (folder / ".labels_key").unlink()
+    index = render_index(out)
+    assert (folder / LABELS_HTML).exists()
+    assert f"{LABELS}/{folder.name}/{LABELS_HTML}" in index.read_text()
+
+
+def test_one_model_says_the_score_is_circular(reviewed, tmp_path):
+    root, out, _, _ = reviewed
+    shutil.copytree(out / "mid", tmp_path / "mid")
+    [summary] = write_label_reviews(tmp_path, cam=False)
+    assert summary["circular"] and summary["n_models"] == 1
+    folder = labels_dir(tmp_path, summary["group"], summary["title"])
+    page = (folder / LABELS_HTML).read_text()
+    assert "circular" in page and page.count('class="lr-card lr-item"') == summary["n_flagged"] > 0
+    assert "(one model: circular)" in summary["line"]
+    # a review of a group that is gone is removed; a folder the review does not own is kept
+    (tmp_path / LABELS / "mine").mkdir()
+    shutil.rmtree(tmp_path / "mid")
+    assert write_label_reviews(tmp_path) == []
+    assert not folder.exists() and (tmp_path / LABELS / "mine").exists()
+
+
+def test_missing_train_root_is_an_error_naming_the_key(reviewed, tmp_path):
+    root, out, files, _ = reviewed
+    bad = yaml.safe_load(files[0].read_text())
+    bad["data"]["train_root"] = str(tmp_path / "no_such_folder")
+    f = tmp_path / "bad.yaml"
+    f.write_text(yaml.safe_dump(bad))
+    with pytest.raises(ParamsError, match=r"bad\.yaml: data\.train_root: expected a folder of training images; "
+                                          r"got .*no_such_folder \(no such folder\)"):
+        load_params(f)
+    # a training folder gone after the run: the review says so and still lists the flags
+    shutil.copytree(out / "mid", tmp_path / "out" / "mid")
+    run = (tmp_path / "out" / "mid" / "run.json")
+    run.write_text(run.read_text().replace(str(root / "train"), str(tmp_path / "gone")))
+    [summary] = write_label_reviews(tmp_path / "out", cam=False)
+    assert summary["duplicates"]["leaked"] is None
+    assert any("data.train_root: expected a folder of training images" in n for n in summary["notes"])
+    page = (labels_dir(tmp_path / "out", summary["group"], summary["title"]) / LABELS_HTML).read_text()
+    assert "data.train_root: expected a folder of training images; got gone (no such folder)" in page
+
+
+def test_reviews_are_reused_when_nothing_changed(reviewed, monkeypatch):
+    root, out, _, [summary] = reviewed
+    import evallib.report.label_review as lr
+
+    def fail(*a, **k):
+        raise AssertionError("recomputed")
+
+    monkeypatch.setattr(lr, "label_issues", fail)
+    assert write_label_reviews(out) == [summary]
+    assert load_label_summary(_folder(out)[0]) == summary
+    assert evallib.load(out / "sharp").run["params"]["data"]["train_root"] == str(root / "train")
