@@ -2,7 +2,9 @@
 an exact duplicate with a conflicting label, a near duplicate and images leaked from a training folder."""
 
 import csv
+import dataclasses
 import html
+import io
 import re
 import shutil
 
@@ -116,6 +118,7 @@ def _folder(out):
     return labels_dir(out, g.key, g.title), cmp
 
 
+@pytest.mark.slow
 def test_suspected_labels_csv_lists_the_planted_wrong_labels(reviewed):
     root, out, _, [summary] = reviewed
     folder, _ = _folder(out)
@@ -137,6 +140,7 @@ def test_suspected_labels_csv_lists_the_planted_wrong_labels(reviewed):
     assert summary["models"][0] in ("sharp", "mid", "soft") and summary["n_models"] == 3
 
 
+@pytest.mark.slow
 def test_review_page_shows_cards_ranking_and_duplicates(reviewed):
     root, out, _, [summary] = reviewed
     folder, _ = _folder(out)
@@ -149,7 +153,10 @@ def test_review_page_shows_cards_ranking_and_duplicates(reviewed):
     assert page.count("<figcaption>image</figcaption>") == 4
     assert page.count("<figcaption>Grad-CAM</figcaption>") == 4  # the tiny models convert to torch
     assert "for the suggested label" in page
-    assert '<select id="lr-class">' in page and '<option value="b">b (2)</option>' in page
+    mentions = {k: sum((g == k) + (t == k and t != g) for g, t in cards) for k in CENTERS}
+    assert '<select id="lr-class">' in page
+    for k, count in mentions.items():
+        assert f'<option value="{k}">{k} ({count})</option>' in page
     assert "What the flags mean for the ranking" in page and "every flag is an error" in page
     assert "circular" not in page
     assert not re.search(r'(src|href)="(https?:)?//', page)  # nothing is fetched
@@ -165,6 +172,7 @@ def test_review_page_shows_cards_ranking_and_duplicates(reviewed):
     assert d["near_pairs"] >= 1 and d["near_conflicting"] >= 1  # the exact copy is a near pair too
 
 
+@pytest.mark.slow
 def test_index_links_the_review_with_one_line(reviewed):
     root, out, _, [summary] = reviewed
     folder, cmp = _folder(out)
@@ -176,7 +184,7 @@ def test_index_links_the_review_with_one_line(reviewed):
     assert "1 exact and" in summary["line"] and "2 images also in the training data" in summary["line"]
 
 
-@pytest.mark.slow
+@pytest.mark.slow  # the pipeline fixture, and a notebook kernel
 def test_render_index_writes_the_review_and_links_it(reviewed):
     root, out, _, _ = reviewed
     folder, _ = _folder(out)
@@ -187,6 +195,7 @@ def test_render_index_writes_the_review_and_links_it(reviewed):
     assert f"{LABELS}/{folder.name}/{LABELS_HTML}" in index.read_text()
 
 
+@pytest.mark.slow
 def test_one_model_says_the_score_is_circular(reviewed, tmp_path):
     root, out, _, _ = reviewed
     shutil.copytree(out / "mid", tmp_path / "mid")
@@ -203,6 +212,7 @@ def test_one_model_says_the_score_is_circular(reviewed, tmp_path):
     assert not folder.exists() and (tmp_path / LABELS / "mine").exists()
 
 
+@pytest.mark.slow
 def test_missing_train_root_is_an_error_naming_the_key(reviewed, tmp_path):
     root, out, files, _ = reviewed
     bad = yaml.safe_load(files[0].read_text())
@@ -223,6 +233,7 @@ def test_missing_train_root_is_an_error_naming_the_key(reviewed, tmp_path):
     assert "data.train_root: expected a folder of training images; got gone (no such folder)" in page
 
 
+@pytest.mark.slow
 def test_reviews_are_reused_when_nothing_changed(reviewed, monkeypatch):
     root, out, _, [summary] = reviewed
     import evallib.report.label_review as lr
@@ -234,3 +245,99 @@ def test_reviews_are_reused_when_nothing_changed(reviewed, monkeypatch):
     assert write_label_reviews(out) == [summary]
     assert load_label_summary(_folder(out)[0]) == summary
     assert evallib.load(out / "sharp").run["params"]["data"]["train_root"] == str(root / "train")
+
+
+# ----------------------------------------------------------------------------------------- from arrays
+
+def _noisy(rng, n=300, c=5, m=3, flip=0.1):
+    y = rng.integers(0, c, n)
+    given = y.copy()
+    moved = rng.random(n) < flip
+    given[moved] = (y[moved] + rng.integers(1, c, moved.sum())) % c
+    scores = []
+    for _ in range(m):
+        s = rng.normal(size=(n, c))
+        s[np.arange(n), y] += 3.0
+        scores.append(s)
+    return given, scores
+
+
+def test_page_and_csv_list_every_flag_most_suspect_first(rng):
+    from evallib.metrics.label_quality import label_issues, ranking_sensitivity
+    from evallib.report.label_review import render_page, suspected_labels_csv
+
+    given, scores = _noisy(rng)
+    classes = [f"k{j}" for j in range(5)]
+    paths = [f"img_{i:03d}.png" for i in range(len(given))]
+    issues = label_issues(given, scores, model_names=["m0", "m1", "m2"])
+    flagged = np.nonzero(issues.flagged)[0]
+    assert len(flagged) > 10
+    expected = sorted(flagged, key=lambda i: (issues.quality[i], -issues.votes[i], i))  # brute-force order
+    rows = list(csv.DictReader(io.StringIO(suspected_labels_csv(issues, classes=classes, paths=paths))))
+    assert [r["image"] for r in rows] == [paths[i] for i in expected]
+    for r in rows:
+        i = int(r["index"])
+        assert r["given_label"] == classes[given[i]] and r["suggested_label"] == classes[issues.suggested_labels[i]]
+        assert float(r["quality"]) == pytest.approx(np.mean([
+            (p := np.exp(s[i]) / np.exp(s[i]).sum())[given[i]] - np.delete(p, given[i]).max() for s in scores]))
+        assert r["m1 top-1"] == classes[scores[1][i].argmax()]
+    page = render_page(issues, ranking_sensitivity(issues), classes=classes, paths=paths, title="t", cards=5)
+    listed = (re.findall(r'#\d+ (img_\d+\.png)</div>', page)
+              + re.findall(r'<tr class="lr-item"[^>]*>\s*<td>(img_\d+\.png)<', page))
+    assert listed == [paths[i] for i in expected]  # five cards, then every other flag in the table
+    assert f"The other {len(expected) - 5:,} flagged images" in page and "circular" not in page
+
+
+def test_one_model_page_says_circular(rng):
+    from evallib.metrics.label_quality import label_issues, ranking_sensitivity
+    from evallib.report.label_review import render_page
+
+    given, scores = _noisy(rng, m=1)
+    issues = label_issues(given, scores[0])
+    page = render_page(issues, ranking_sensitivity(issues), classes=list("abcde"), paths=None, title="t")
+    assert "so it is circular" in page and "(circular)" in page
+    assert page.count('class="lr-card lr-item"') == issues.n_flagged > 0
+
+
+def test_align_matches_images_by_content_and_reorders_classes(rng, tmp_path):
+    from evallib.outputs import write_predictions
+    from evallib.records import Predictions
+    from evallib.report.label_review import _align, load_group
+
+    n = 12
+    hashes = [f"{i % 10:032x}" for i in range(n)]  # two pairs of identical files
+    labels = rng.integers(0, 3, n)
+    scores = rng.normal(size=(n, 3))
+    a = Predictions(scores=scores, scores_are="logits", paths=[f"a/{i}.png" for i in range(n)], labels=labels,
+                    classes=["x", "y", "z"], file_hashes=hashes, root=str(tmp_path))
+    perm = rng.permutation(n)
+    cols = [2, 0, 1]  # b's columns are z, x, y
+    b = Predictions(scores=scores[perm][:, cols], scores_are="logits", paths=[f"b/{i}.png" for i in perm],
+                    labels=np.array([[1, 2, 0][k] for k in labels[perm]]), classes=["z", "x", "y"],
+                    file_hashes=[hashes[i] for i in perm], root=str(tmp_path))
+    rows = _align(a, b)
+    assert [b.file_hashes[j] for j in rows] == hashes and len(set(rows.tolist())) == n
+    assert _align(a, dataclasses.replace(b, file_hashes=[f"{99:032x}"] + b.file_hashes[1:])) is None
+    for name, p in (("a", a), ("b", b)):
+        write_predictions(tmp_path / name, p)
+    g = load_group(tmp_path, ["a", "b"])
+    assert g.names == ("a", "b") and g.classes == ["x", "y", "z"]
+    for i in range(n):  # b's row holding the same content, its columns put back in a's class order
+        j = rows[i]
+        np.testing.assert_array_equal(g.scores[1][i], scores[perm[j]])
+    np.testing.assert_array_equal(g.scores[0], scores)
+
+
+def test_summary_line_wording():
+    base = {"images": 200, "n_flagged": 7, "circular": False, "min_votes": 2, "n_models": 3, "ranking_changed": True,
+            "verdicts_changed": 1, "duplicates": {"exact_pairs": 2, "exact_conflicting": 1, "near_pairs": None,
+                                                  "near_conflicting": None, "leaked": None}}
+    assert summary_line(base) == ("7 of 200 images (3.5%) have suspected label errors (2 of 3 models disagree); the "
+                                  "ranking changes if every flag is an error, and 1 McNemar verdict(s) change; 2 exact "
+                                  "duplicate pairs (1 with conflicting labels).")
+    one = {**base, "circular": True, "n_models": 1, "min_votes": 1,
+           "duplicates": {**base["duplicates"], "near_pairs": 3, "near_conflicting": 0, "leaked": 4}}
+    assert summary_line(one) == ("7 of 200 images (3.5%) have suspected label errors (one model: circular); 2 exact "
+                                 "and 3 near duplicate pairs (1 with conflicting labels); 4 images also in the "
+                                 "training data.")
+    assert summary_line({"error": "boom"}) == "Label review failed: boom"

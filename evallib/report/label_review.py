@@ -32,13 +32,22 @@ from pathlib import Path
 
 import numpy as np
 
-from .._messages import short_message
 from .._keys import code_digest, file_stat, hash_listing
+from .._messages import short_message
 from ..errors import EvallibError
 from ..metrics.duplicates import exact_duplicates, near_duplicates
 from ..metrics.label_quality import label_issues, ranking_sensitivity
-from ..outputs import (LABELS, LABELS_HTML, LABELS_KEY, LABELS_SUMMARY, SUSPECTED_LABELS, labels_dir,
-                       load_label_summary, load_predictions, write_label_review)
+from ..outputs import (
+    LABELS,
+    LABELS_HTML,
+    LABELS_KEY,
+    LABELS_SUMMARY,
+    SUSPECTED_LABELS,
+    labels_dir,
+    load_label_summary,
+    load_predictions,
+    write_label_review,
+)
 from .html import CSS, Markup, guide, render_template
 from .label_quality import DuplicatesDisplay, LabelIssuesDisplay
 
@@ -225,7 +234,7 @@ def _cams(out_root, group, idx, targets):
     from .report import load
 
     reasons = []
-    for m, (name, rows) in enumerate(zip(group.names, group.rows)):
+    for name, rows in zip(group.names, group.rows):
         try:
             rep = load(Path(out_root) / name)
             route = rep.cam_route("scores")
@@ -315,15 +324,17 @@ h1 {font-size: 22px;} h2 {font-size: 18px; margin-top: 28px; border-bottom: 1px 
 <div class="lr-labels">given <span class="lr-given">{{ c.given }}</span> &rarr; suggested
 <span class="lr-suggested">{{ c.suggested }}</span></div>
 <div>quality {{ c.quality }}; {{ c.votes }}</div>
-<table title="each model's top-1 class and its probability">{% for m in c.models %}<tr><td title="{{ m.name }}">{{ m.name }}</td>
-<td title="{{ m.top1 }}">{{ m.top1 }}</td><td class="num">{{ m.confidence }}</td></tr>{% endfor %}</table>
+<table title="each model's top-1 class and its probability">{% for m in c.models %}<tr>
+<td title="{{ m.name }}">{{ m.name }}</td><td title="{{ m.top1 }}">{{ m.top1 }}</td>
+<td class="num">{{ m.confidence }}</td></tr>{% endfor %}</table>
 </div>
 {% endfor %}
 </div>
 {% if rest %}
 <p>The other {{ "{:,}".format(rest | length) }} flagged images, most suspect first (all of them are in
 <a href="{{ csv_name }}">{{ csv_name }}</a>):</p>
-<div class="lr-scroll"><table class="evallib-table lr-rest"><thead><tr>{% for h in rest_head %}<th>{{ h }}</th>{% endfor %}</tr></thead><tbody>
+<div class="lr-scroll"><table class="evallib-table lr-rest">
+<thead><tr>{% for h in rest_head %}<th>{{ h }}</th>{% endfor %}</tr></thead><tbody>
 {% for r in rest %}<tr class="lr-item" data-given="{{ r.given }}" data-suggested="{{ r.suggested }}">
 {% for v in r.cells %}<td>{{ v }}</td>{% endfor %}</tr>
 {% endfor %}</tbody></table></div>
@@ -562,7 +573,8 @@ def review_group(out_root, group, runs, *, cam=True, folder=None):
             f"{group.key[:12]}")
     index_link = "../../index.html"
     page = render_page(issues, sens, classes=g.classes, paths=g.paths, title=group.title, meta=meta, thumbs=thumbs,
-                       cams=cams, cam_caption=caption, duplicates=views, notes=[short_message(n, limit=600) for n in notes], index_link=index_link)
+                       cams=cams, cam_caption=caption, duplicates=views,
+                       notes=[short_message(n, limit=600) for n in notes], index_link=index_link)
     summary = {"group": group.key, "title": group.title, "page": rel, "images": len(names),
                "models": list(g.names), "n_models": issues.n_models, "min_votes": issues.min_votes,
                "n_flagged": issues.n_flagged, "circular": issues.circular,
