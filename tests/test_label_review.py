@@ -24,7 +24,7 @@ CENTERS = {"a": 0.2, "b": 0.5, "c": 0.8}  # each class's mean intensity
 PER_CLASS = 8
 WRONG = {"a_1.png": "b", "b_2.png": "c", "c_3.png": "a"}  # planted wrong labels (true class: the file's prefix)
 COPY = ("b_5.png", "dup_of_b_5.png", "c")  # an exact copy of b_5.png given another label
-NEAR = ("a_4.png", "near_of_a_4.png")  # a copy with two pixels changed, same label
+NEAR = ("a_4.png", "near_of_a_4.png")  # a copy with two pixels changed, same label: not an exact duplicate
 LEAKED = ("c_0.png", "a_6.png")  # also in the training folder
 
 
@@ -94,15 +94,14 @@ def reviewed(tmp_path_factory):
         _save(_image(rng, 0.5), train / f"other_{k}.png")
     (root / "labels.csv").write_text("path,label\n" + "".join(f"{p},{c}\n" for p, c in rows))
     files = []
-    for name, scale, shift, emb in (("sharp", 80.0, 0.0, "embedding"), ("mid", 60.0, 0.01, None),
-                                    ("soft", 40.0, -0.01, None)):
+    for name, scale, shift in (("sharp", 80.0, 0.0), ("mid", 60.0, 0.01), ("soft", 40.0, -0.01)):
         model = _export_intensity_model(root / f"{name}.onnx", scale=scale, shift=shift, seed=0)
         f = root / f"{name}.yaml"
         f.write_text(yaml.safe_dump({
             "name": name, "model": str(model), "task": "classification",
             "data": {"root": str(data), "labels": "csv", "csv": str(root / "labels.csv"), "train_root": str(train)},
             "preprocess": {"mode": "grayscale", "mean": [0.0], "std": [1.0]},
-            "outputs": {"scores": "logits", "scores_are": "logits", "embedding": emb},
+            "outputs": {"scores": "logits", "scores_are": "logits", "embedding": None},  # no t-SNE: seconds
             "report": {"bootstrap": 20, "gallery_size": 0, "tsne_thumbnails": 0}}))
         files.append(f)
     out = root / "out"
@@ -160,16 +159,14 @@ def test_review_page_shows_cards_ranking_and_duplicates(reviewed):
     assert "What the flags mean for the ranking" in page and "every flag is an error" in page
     assert "circular" not in page
     assert not re.search(r'(src|href)="(https?:)?//', page)  # nothing is fetched
-    # duplicates: the conflicting exact copy, the near copy, the leaked files
+    # duplicates: the conflicting exact copy (not the near copy: no model has an embedding), the leaked files
     dup = page[page.index('id="duplicates"'):]
-    assert f"{COPY[0]} (b)" in dup and f"{COPY[1]} (c)" in dup
-    assert f"{NEAR[0]} (a)" in dup and f"{NEAR[1]} (a)" in dup
+    assert f"{COPY[0]} (b)" in dup and f"{COPY[1]} (c)" in dup and NEAR[1] not in dup
     for name in LEAKED:
         assert f"train_{name}" in dup
     assert "other_0.png" not in dup
     d = summary["duplicates"]
-    assert (d["exact_pairs"], d["exact_conflicting"], d["leaked"]) == (1, 1, 2)
-    assert d["near_pairs"] >= 1 and d["near_conflicting"] >= 1  # the exact copy is a near pair too
+    assert (d["exact_pairs"], d["exact_conflicting"], d["leaked"], d["near_pairs"]) == (1, 1, 2, None)
 
 
 @pytest.mark.slow
@@ -181,7 +178,8 @@ def test_index_links_the_review_with_one_line(reviewed):
     assert html.escape(summary_line(summary)) in board
     assert summary["line"].startswith(f"4 of {3 * PER_CLASS + 2} images (")
     assert "the ranking does not change if every flag is an error" in summary["line"]
-    assert "1 exact and" in summary["line"] and "2 images also in the training data" in summary["line"]
+    assert "1 exact duplicate pair (1 with conflicting labels)" in summary["line"]
+    assert "2 images also in the training data" in summary["line"]
 
 
 @pytest.mark.slow  # the pipeline fixture, and a notebook kernel
@@ -335,9 +333,44 @@ def test_summary_line_wording():
     assert summary_line(base) == ("7 of 200 images (3.5%) have suspected label errors (2 of 3 models disagree); the "
                                   "ranking changes if every flag is an error, and 1 McNemar verdict(s) change; 2 exact "
                                   "duplicate pairs (1 with conflicting labels).")
+    clean = {**base, "duplicates": {**base["duplicates"], "exact_pairs": 1, "exact_conflicting": 0, "leaked": 1}}
+    assert summary_line(clean).endswith("; 1 exact duplicate pair; 1 image also in the training data.")
     one = {**base, "circular": True, "n_models": 1, "min_votes": 1,
            "duplicates": {**base["duplicates"], "near_pairs": 3, "near_conflicting": 0, "leaked": 4}}
     assert summary_line(one) == ("7 of 200 images (3.5%) have suspected label errors (one model: circular); 2 exact "
                                  "and 3 near duplicate pairs (1 with conflicting labels); 4 images also in the "
                                  "training data.")
     assert summary_line({"error": "boom"}) == "Label review failed: boom"
+
+
+def test_review_group_finds_near_duplicates_from_the_embeddings(rng, tmp_path):
+    from evallib.outputs import write_predictions
+    from evallib.records import Predictions
+    from evallib.report.compare import DataGroup
+    from evallib.report.label_review import review_group
+
+    given, scores = _noisy(rng, n=80, m=2)
+    emb = rng.normal(size=(80, 16))
+    emb[7] = emb[3] + 0.01 * rng.normal(size=16)  # a near duplicate with the same label
+    given[7] = given[3]
+    emb[20] = emb[11] + 0.01 * rng.normal(size=16)  # and one with a conflicting label
+    given[20] = (given[11] + 1) % 5
+    emb /= np.linalg.norm(emb, axis=1, keepdims=True)
+    hashes = [f"{i:032x}" for i in range(80)]
+    paths = [f"img_{i:02d}.png" for i in range(80)]
+    classes = list("abcde")
+    for k, name in enumerate(("m0", "m1")):
+        write_predictions(tmp_path / name, Predictions(
+            scores=scores[k], scores_are="logits", embeddings=emb if k == 1 else None, paths=paths, labels=given,
+            classes=classes, file_hashes=hashes, root=str(tmp_path)))
+    runs = {n: {"params": {"data": {"extensions": [".png"]}}, "predictions_key": n} for n in ("m0", "m1")}
+    s = review_group(tmp_path, DataGroup("f" * 64, ("data",), 80, ("m0", "m1")), runs, cam=False)
+    sim = emb @ emb.T
+    brute = [(i, j) for i in range(80) for j in range(i + 1, 80) if sim[i, j] >= 0.95]
+    assert brute == [(3, 7), (11, 20)]
+    d = s["duplicates"]
+    assert (d["near_pairs"], d["near_conflicting"], d["exact_pairs"], d["leaked"]) == (2, 1, 0, None)
+    page = (tmp_path / "labels" / "data-ffffffffff" / "labels.html").read_text()
+    near = page[page.index("Near duplicates in the evaluation set (embeddings of m1)"):]
+    assert near.index("img_11.png") < near.index("img_03.png")  # the conflicting pair first
+    assert "1 exact and" not in s["line"] and "2 near duplicate pairs (1 with conflicting labels)" in s["line"]

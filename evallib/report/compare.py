@@ -156,7 +156,7 @@ class Comparison:
         warn = ' class="evallib-warn"' if s.get("error") or s.get("ranking_changed") else ""
         text = s.get("line") or f"Label review failed: {s.get('error')}"
         more = "" if s.get("error") else f' <a href="{html.escape(link)}">Review the suspected labels</a>'
-        return f"<p{warn}>{html.escape(text)}{more}</p>"
+        return f"<p{warn}><b>Test labels:</b> {html.escape(text)}{more}</p>"
 
     def leaderboard(self, *, links_from=None):
         """One ranked table per evaluation data, with intervals, speed, size and links to each report.

@@ -481,12 +481,15 @@ def summary_line(summary):
                         if summary["verdicts_changed"] else ""))
     d = summary["duplicates"]
     dup = f"{d['exact_pairs']:,} exact"
+    last = d["exact_pairs"]
     if d.get("near_pairs") is not None:
         dup += f" and {d['near_pairs']:,} near"
-    dup += f" duplicate pairs ({d['exact_conflicting'] + (d.get('near_conflicting') or 0):,} with conflicting labels)"
-    parts.append(dup)
+        last = d["near_pairs"]
+    conflicting = d["exact_conflicting"] + (d.get("near_conflicting") or 0)
+    dup += f" duplicate pair{'' if last == 1 else 's'}"
+    parts.append(dup + (f" ({conflicting:,} with conflicting labels)" if conflicting else ""))
     if d.get("leaked") is not None:
-        parts.append(f"{d['leaked']:,} images also in the training data")
+        parts.append(f"{d['leaked']:,} image{'' if d['leaked'] == 1 else 's'} also in the training data")
     return "; ".join(parts) + "."
 
 
