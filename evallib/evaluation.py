@@ -86,9 +86,14 @@ class Evaluation:
                "curves", "tsne", "warnings")
 
 
+def default_primary_metric(has_classification: bool) -> str:
+    """The primary metric when none is named: macro F1 for a classifier, else verification AUC."""
+    return "macro_f1" if has_classification else "auc"
+
+
 def primary_metric(params: Params, has_classification: bool) -> str:
-    """The primary metric's name: ``report.primary_metric``, else macro F1 (classification) or AUC."""
-    name = params.report.primary_metric or ("macro_f1" if has_classification else "auc")
+    """The primary metric's name: ``report.primary_metric``, else :func:`default_primary_metric`."""
+    name = params.report.primary_metric or default_primary_metric(has_classification)
     if name not in PRIMARY:
         raise ValueError(f"report.primary_metric: expected one of {', '.join(PRIMARY)}; got {name!r}")
     return name

@@ -68,7 +68,7 @@ def test_confusion_labels_inferred_and_errors():
 def _on_curve(curve, fpr, tpr):
     ref = np.c_[fpr, tpr]
     drawn = np.c_[curve.x, curve.y]
-    assert len(drawn) == min(len(ref), 400)
+    assert len(drawn) <= min(len(ref), 4 * 400 + 2)
     assert max(np.abs(ref - p).sum(1).min() for p in drawn) < 1e-12
     assert drawn[0].tolist() == [0.0, 0.0] and drawn[-1].tolist() == [1.0, 1.0]
 
@@ -104,6 +104,26 @@ def test_precision_recall_average_precision_equals_sklearn(classified):
     _contract(disp)
 
 
+def test_stored_curves_keep_the_shape_of_a_steep_precision_recall_curve():
+    """A million micro-average scores: the stored curve keeps a point at every 1/400 of either axis, so it
+    reads the same precision as the full curve at every recall (thinning the point list evenly lost the
+    curve's fall from precision 1, which happens within its first few thousand points)."""
+    from evallib.metrics.curves import thin
+
+    rng = np.random.default_rng(8)
+    y, s = _scores(rng, 2000, 500, signal=2.5)
+    probs = np.exp(s) / np.exp(s).sum(1, keepdims=True)
+    sw = threshold_sweep(np.eye(500, dtype=bool)[y].ravel(), probs.ravel())
+    precision, recall, _ = sw.pr()
+    r, p = thin(recall, precision)
+    assert len(r) < 2000 < len(recall)
+    grid = np.linspace(0.02, 0.98, 49)  # precision at the first point reaching each recall, thinned and full
+
+    def at(rr, pp):
+        return pp[np.minimum(np.searchsorted(rr, grid, side="left"), len(rr) - 1)]
+    assert np.max(np.abs(at(r, p) - at(recall, precision))) < 0.01
+
+
 def test_roc_from_sweeps_log_far():
     rng = np.random.default_rng(0)
     sw = threshold_sweep(rng.random(500) < 0.5, rng.random(500))
@@ -137,8 +157,23 @@ def test_band_is_stratified_and_degenerate_inputs_say_why():
     assert b.n_boot == 50 and np.isfinite(b.lower).all()  # every resample holds the 3 positives
     none = curve_band(np.zeros(10, bool), np.arange(10.0))
     assert none.n_boot == 0 and "both positives and negatives" in none.reason
-    big = curve_band(np.r_[True, np.zeros(999, bool)], np.arange(1000.0), n_boot=200, budget=60_000)
-    assert big.n_boot == 60 and "60 resamples (of 200 asked)" in big.reason
+
+
+def test_binned_band_of_many_scores_agrees_with_the_exact_band():
+    """A micro-average band of n x C scores counts the scores in bins once and resamples the counts; on data small
+    enough for both, the two bands agree to about the resolution of the bins."""
+    rng = np.random.default_rng(7)
+    y, s = _scores(rng, 800, 50, signal=2.5)
+    probs = np.exp(s) / np.exp(s).sum(1, keepdims=True)
+    pos, unit = np.eye(50, dtype=bool)[y].ravel(), np.repeat(np.arange(800), 50)
+    for kind in ("roc", "pr"):
+        kw = dict(kind=kind, strata=y, groups=unit, n_boot=100, seed=3)
+        exact = curve_band(pos, probs.ravel(), **kw)
+        binned = curve_band(pos, probs.ravel(), budget=0, **kw)
+        assert exact.reason == "" and "scores in 2,000 bins first" in binned.reason
+        inner = slice(5, -5)  # away from the ends, where one step changes everything
+        assert np.max(np.abs(binned.lower - exact.lower)[inner]) < 0.03, kind
+        assert np.max(np.abs(binned.upper - exact.upper)[inner]) < 0.03, kind
 
 
 def test_reliability_and_per_class_equal_sklearn(classified):

@@ -71,14 +71,9 @@ def test_report_link_starts_from_the_folder_that_shows_it(tmp_path, monkeypatch)
         "headline": {"accuracy": {"value": 0.9, "interval": [0.8, 0.95]}},
         "run": {"inference": {"images_per_second": 10.0}, "model": {"size_bytes": 1000}}}},
         runs={"linear": {"data_fingerprint": "f" * 64, "dataset": {"root": "data", "images": 5}}})
-    shown = []
-    monkeypatch.setattr(compare, "show", lambda *objs: shown.extend(o for o in objs if isinstance(o, str)))
     monkeypatch.chdir(tmp_path / "notebooks")
-    cmp.leaderboard()
-    assert 'href="../outputs/linear/report.html"' in "".join(shown)
-    shown.clear()
-    cmp.leaderboard(links_from=Path("../outputs"))
-    assert 'href="linear/report.html"' in "".join(shown)
+    assert 'href="../outputs/linear/report.html"' in cmp.leaderboard()._repr_html_()
+    assert 'href="linear/report.html"' in cmp.leaderboard(links_from=Path("../outputs"))._repr_html_()
 
 
 # ---------------------------------------------------------------- JupyterLab in Chromium

@@ -358,14 +358,14 @@ def test_large_confusion_goes_to_npz(many, monkeypatch, evaluated):
 
 
 def test_curves_of_millions_of_points_are_drawn_from_a_few_thousand(rng):
-    from evallib.plots import _thin_curve
+    from evallib.metrics.curves import thin_indices
 
     s = rng.normal(size=1_000_000)
     y = rng.random(len(s)) < 1 / (1 + np.exp(-2 * s))
     fpr, tpr, _ = threshold_sweep(y, s).roc()
     for log_x in (False, True):
         x = fpr if not log_x else np.maximum(fpr, 1e-7)
-        keep = _thin_curve(x, tpr, log_x=log_x, resolution=1000)
+        keep = thin_indices(x, tpr, log_x=log_x, resolution=1000)
         assert keep[0] == 0 and keep[-1] == len(x) - 1 and len(keep) < 8000 < len(x)
         # every dropped point lies within a grid cell or two (in y) of the kept curve
         u = np.log10(x) if log_x else x

@@ -76,3 +76,26 @@ def test_wheel_install_renders_a_report(tmp_path):
     assert lines[2].split()[:3] == ["tiny", "eval_set", "12"] and lines[2].endswith("ok")
     assert "TCP" not in run.stderr and "warning" not in run.stderr.lower(), run.stderr
     assert "tiny: 100%" in run.stderr
+
+
+def test_the_report_notebook_and_the_contents_list_the_same_sections():
+    """The summary's contents (report/summary.py SECTIONS), the notebook's anchors and the Report's views
+    are one list: each anchor once, in the same order, each with a view."""
+    import re
+
+    from evallib.report import Report
+    from evallib.report.summary import SECTIONS
+
+    nb = nbformat.read(notebook_dir() / "report.ipynb", as_version=4)
+    anchors = [a for c in nb.cells if c.cell_type == "markdown" for a in re.findall(r'<a id="(sec-[\w-]+)">', c.source)]
+    assert anchors == [i for i, _, _ in SECTIONS]
+    views, current = {}, None
+    for c in nb.cells:  # the view each anchor's next code cell shows
+        found = re.findall(r'<a id="(sec-[\w-]+)">', c.source) if c.cell_type == "markdown" else []
+        if found:
+            current = found[0]
+        elif c.cell_type == "code" and current is not None and current not in views:
+            views[current] = re.match(r"rep\.(\w+)", c.source).group(1)
+    assert list(views) == anchors
+    for view in views.values():
+        assert isinstance(getattr(Report, view), property), view

@@ -19,24 +19,57 @@ import numpy as np
 
 from .sweep import threshold_sweep
 
-CURVE_POINTS = 400  # a stored curve keeps at most this many evenly spaced points, both ends included
+CURVE_POINTS = 400  # a stored curve keeps a point at every 1/400 of each axis' range (:func:`thin`)
 GRID = np.linspace(0.0, 1.0, 201)  # the x values bands are computed at
-BAND_BUDGET = 1e8  # scores x resamples a band may cost (about 5 s); fewer resamples (at least MIN_BOOT) above it
-MIN_BOOT = 50
+BAND_BUDGET = 2e7  # scores x resamples of an exact band; above it the scores are counted in bins first
+BINS = 1000  # bins of the positive scores and of the negative scores for a band of many scores
+
+
+def thin_indices(x, y, *, log_x=False, resolution=2000):
+    """Indices of the points of a curve worth drawing: the first and last of every run of points
+    that fall in the same cell of a ``resolution`` x ``resolution`` grid over the data's range.
+
+    A curve of millions of points (a sweep over every pair) draws the same at screen size from a
+    few thousand, and the steps stay where they are. ``log_x`` spaces the grid on a log x axis.
+
+    Returns
+    -------
+    ndarray of int
+    """
+    x, y = np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64)
+    if len(x) <= 2 * resolution:
+        return np.arange(len(x))
+    if log_x:
+        with np.errstate(divide="ignore", invalid="ignore"):
+            x = np.log10(x)
+
+    def cell(v):
+        ok = np.isfinite(v)
+        if not ok.any():
+            return np.zeros(len(v), dtype=np.int64)
+        lo, hi = v[ok].min(), v[ok].max()
+        q = np.floor((v - lo) / ((hi - lo) or 1.0) * resolution)
+        return np.where(ok, q, -1).astype(np.int64)
+
+    key = cell(x) * (resolution + 2) + cell(y)
+    change = np.r_[True, key[1:] != key[:-1]]
+    return np.nonzero(change | np.r_[change[1:], True])[0]
 
 
 def thin(x, y, n=CURVE_POINTS):
-    """At most ``n`` evenly spaced points of the curve ``(x, y)``, both ends kept.
+    """The points of the curve ``(x, y)`` worth keeping at a resolution of ``n`` steps on each axis.
+
+    Every step of size 1/n of the data's range, on either axis, keeps a point (:func:`thin_indices`),
+    so a steep part of a curve keeps its shape as well as a flat one: a precision-recall curve of
+    millions of scores falls from 1 as it does, not in one jump. At most about ``4 * n`` points.
 
     Returns
     -------
     x, y : ndarray of float64
     """
     x, y = np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64)
-    if len(x) > n:
-        idx = np.unique(np.linspace(0, len(x) - 1, n).round().astype(int))
-        x, y = x[idx], y[idx]
-    return x, y
+    keep = thin_indices(x, y, resolution=n)
+    return x[keep], y[keep]
 
 
 def one_hot(y, n_classes):
@@ -144,8 +177,9 @@ def curve_band(positive, score, *, kind="roc", strata=None, groups=None, n_boot=
         Which unit each score belongs to (a micro average has ``n_classes`` scores per image);
         default: each score is its own unit.
     n_boot : int, default 200
-        Resamples; fewer when ``n_scores * n_boot`` exceeds ``budget`` (the band says so), and no
-        band below ``MIN_BOOT``.
+        Resamples. When ``n_scores * n_boot`` exceeds ``budget`` the scores are counted once in
+        ``2 * BINS`` bins (quantiles of the positive and of the negative scores) and the resamples
+        reweight those counts; the band's ``reason`` says so.
     seed : int, default 0
     confidence : float, default 0.95
 
@@ -166,22 +200,58 @@ def curve_band(positive, score, *, kind="roc", strata=None, groups=None, n_boot=
         raise ValueError(f"strata: expected one stratum per resampled unit ({n_units}); got {len(strata)}")
     grid = np.asarray(grid, dtype=np.float64)
     nan = np.full(len(grid), np.nan)
-    affordable = int(budget // max(len(score), 1))
     if not positive.any() or positive.all():
         return Band(grid, nan, nan, 0, "no band: the curve needs both positives and negatives")
-    if affordable < MIN_BOOT:
-        return Band(grid, nan, nan, 0, f"no band: {len(score):,} scores are too many to resample "
-                                       f"{MIN_BOOT} times within the budget")
-    reason = ""
-    if affordable < n_boot:
-        reason = f"{affordable} resamples (of {n_boot} asked) for {len(score):,} scores"
-        n_boot = affordable
     rng = np.random.default_rng(seed)
-    w = _resample_weights(rng, strata, n_boot)
-    values = _band_rates(positive, score, sample_of, w, grid, kind)
     a = (1 - confidence) / 2 * 100
+    if len(score) * n_boot <= budget:
+        values = _band_rates(positive, score, sample_of, _resample_weights(rng, strata, n_boot), grid, kind)
+        lower, upper = np.nanpercentile(values, [a, 100 - a], axis=0)
+        return Band(grid, lower, upper, n_boot)
+    # too many scores to sort through every resample: count them once in bins, then resample the counts
+    values = _binned_rates(positive, score, sample_of, n_units, _resample_weights(rng, strata, n_boot), grid, kind)
     lower, upper = np.nanpercentile(values, [a, 100 - a], axis=0)
-    return Band(grid, lower, upper, n_boot, reason)
+    return Band(grid, lower, upper, n_boot, f"The band counts the {len(score):,} scores in {2 * BINS:,} bins first, "
+                                            f"so each resample has at most {2 * BINS:,} operating points.")
+
+
+def _binned_rates(positive, score, sample_of, n_units, weights, grid, kind, chunk=4096):
+    """As :func:`_band_rates`, on counts per unit and score bin.
+
+    The bin edges are quantiles of the positive scores and of the negative scores (``BINS`` each), so
+    that the curve keeps its resolution where the few positives lie. Each resample's counts per bin are
+    the unit weights times the units' counts: one matrix product per chunk of units.
+    """
+    edges = np.unique(np.concatenate([np.quantile(score[positive], np.linspace(0, 1, BINS + 1)),
+                                      np.quantile(score[~positive], np.linspace(0, 1, BINS + 1))]))
+    nb = max(len(edges) - 1, 1)
+    b = np.clip(np.searchsorted(edges, score, side="right") - 1, 0, nb - 1)
+    pos_counts = np.zeros((len(weights), nb))
+    neg_counts = np.zeros((len(weights), nb))
+    order = np.argsort(sample_of, kind="stable")
+    starts = np.searchsorted(sample_of[order], np.arange(0, n_units + chunk, chunk))
+    for k in range(len(starts) - 1):
+        lo, hi = k * chunk, min((k + 1) * chunk, n_units)
+        if lo >= hi:
+            break
+        idx = order[starts[k]:starts[k + 1]]
+        cell = (sample_of[idx] - lo) * nb + b[idx]
+        for counts, mask in ((pos_counts, positive[idx]), (neg_counts, ~positive[idx])):
+            m = np.bincount(cell[mask], minlength=(hi - lo) * nb).reshape(hi - lo, nb)
+            counts += weights[:, lo:hi] @ m
+    out = np.empty((len(weights), len(grid)))
+    for r in range(len(weights)):
+        tp = np.cumsum(pos_counts[r][::-1])  # from the highest bin down: accept when score >= the bin's edge
+        fp = np.cumsum(neg_counts[r][::-1])
+        p, n = tp[-1], fp[-1]
+        if kind == "roc":
+            out[r] = np.interp(grid, np.r_[0.0, fp / n if n else fp], np.r_[0.0, tp / p if p else tp])
+        else:
+            recall = tp / p if p else np.zeros_like(tp)
+            with np.errstate(invalid="ignore", divide="ignore"):
+                precision = np.where(tp + fp > 0, tp / (tp + fp), 1.0)
+            out[r] = precision[np.minimum(np.searchsorted(recall, grid, side="left"), len(recall) - 1)]
+    return out
 
 
 def class_curves(y, probs, *, per_class=True, bands=True, n_boot=200, seed=0):

@@ -180,7 +180,7 @@ class Panel(Display):
         return self
 
     def _parts(self) -> list[str]:
-        notes = [n for d in self.displays for n in getattr(d, "notes", ())]
+        notes = list(dict.fromkeys(n for d in self.displays for n in getattr(d, "notes", ())))
         return super()._parts() + [f'<p class="evallib-guide">{_html.escape(n)}</p>' for n in notes]
 
 

@@ -7,8 +7,9 @@ the report shows.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
-from typing import Sequence
+from typing import ClassVar, Sequence
 
 import numpy as np
 
@@ -91,6 +92,16 @@ def _class_indices(y_true, classes, n_classes):
     if len(idx) and (idx.min() < 0 or idx.max() >= n_classes):
         raise ValueError(f"y_true: expected class indices 0..{n_classes - 1}; got {idx.min()}..{idx.max()}")
     return idx, list(classes)
+
+
+def _evaluate(y, probs, classes, top_k=1):
+    """Every classification metric of class indices ``y`` and probabilities, reported under the class names."""
+    index = list(range(len(classes)))
+    result = evaluate_classification(y, probs, classes=index, scores_are="probabilities", top_k=top_k)
+    names = [str(c) for c in classes]
+    undefined = [{**u, "classes": [names[int(k)] for k in u["classes"]]} for u in result.undefined]
+    return dataclasses.replace(result, classes=list(classes), undefined=undefined,
+                               most_confused=most_confused_pairs(result.confusion, classes))
 
 
 # ---------------------------------------------------------------------------------------------- confusion
@@ -262,17 +273,6 @@ def _curves_from(curves: dict, kind: str, *, classes=None, macro_auc=float("nan"
     return out
 
 
-def _band_note(curves):
-    banded = [c.band for c in curves if c.band is not None]
-    if not banded:
-        return []
-    reasons = sorted({b.reason for b in banded if b.reason})
-    n = max(b.n_boot for b in banded)
-    text = (f"Shaded: pointwise 95% bootstrap band ({n} resamples of the images, within each class)."
-            if n else "")
-    return [t for t in [text, *reasons] if t]
-
-
 @dataclass(repr=False)
 class _CurveDisplay(Display):
     curves: list = field(default_factory=list)
@@ -280,7 +280,25 @@ class _CurveDisplay(Display):
     log_x: bool = False
     marker: tuple | None = None
     figsize: tuple = (6.0, 5.0)
-    kind: str = "roc"
+    _kind: ClassVar[str] = "roc"
+    bands: str = "average"  # whose 95% band is shaded: "average" (the first curve, the micro average), "all", "none"
+
+    def __post_init__(self):
+        if self.bands not in ("average", "all", "none"):
+            raise ValueError(f"bands: expected one of average, all, none; got {self.bands!r}")
+
+    def _banded(self):
+        """The curves whose band is shaded (ten overlapping bands would hide the curves)."""
+        chosen = {"average": self.curves[:1], "all": self.curves, "none": []}[self.bands]
+        return [c for c in chosen if c.band is not None and c.band.n_boot > 0]
+
+    def _shade(self, ax, step=None):
+        colours = {line.get_label(): line.get_color() for line in ax.get_lines()}
+        for c in self._banded():
+            x = np.asarray(c.band.x)
+            keep = x > 0 if self.log_x else slice(None)
+            ax.fill_between(x[keep], np.asarray(c.band.lower)[keep], np.asarray(c.band.upper)[keep],
+                            color=colours.get(c.label), alpha=0.2, lw=0, step=step)
 
     @classmethod
     def from_predictions(cls, y_true, scores, *, classes: Sequence | None = None, scores_are: str = "auto",
@@ -334,21 +352,19 @@ class _CurveDisplay(Display):
 
     @property
     def notes(self):
-        return _band_note(self.curves)
+        """What the shading is, and why a band is missing or has fewer resamples than asked for."""
+        banded = self._banded()
+        out = []
+        if banded:
+            names = "the " + banded[0].label.split(" (")[0] if len(banded) == 1 else "each curve"
+            out.append(f"Shaded: pointwise 95% bootstrap band around {names} ({banded[0].band.n_boot} resamples of "
+                       f"the images, within each class).")
+        considered = {"average": self.curves[:1], "all": self.curves, "none": []}[self.bands]
+        out += sorted({c.band.reason for c in considered if c.band is not None and c.band.reason})
+        return out
 
     def _parts(self):
         return super()._parts() + [f'<p class="evallib-guide">{n}</p>' for n in self.notes]
-
-
-def _draw_bands(ax, curves, log_x=False):
-    for line, c in zip(ax.get_lines(), curves):
-        b = c.band
-        if b is None or b.n_boot == 0:
-            continue
-        x = np.asarray(b.x)
-        keep = x > 0 if log_x else slice(None)
-        ax.fill_between(x[keep], np.asarray(b.lower)[keep], np.asarray(b.upper)[keep], color=line.get_color(),
-                        alpha=0.18, lw=0)
 
 
 @dataclass(repr=False)
@@ -363,14 +379,14 @@ class RocDisplay(_CurveDisplay):
     """
 
     title: str = "ROC, one class vs the rest"
-    _kind = "roc"
+    _kind: ClassVar[str] = "roc"
 
     def _draw(self, ax, **kwargs):
         from .plots import plot_roc
 
         plot_roc({c.label: (c.x, c.y) for c in self.curves}, ax=ax, log_far=self.log_x, title=self.title,
                  marker=self.marker)
-        _draw_bands(ax, self.curves, self.log_x)
+        self._shade(ax)
 
 
 @dataclass(repr=False)
@@ -378,16 +394,13 @@ class PrecisionRecallDisplay(_CurveDisplay):
     """Precision-recall curves, one class against the rest, with 95% bands."""
 
     title: str = "Precision-recall, one class vs the rest"
-    _kind = "pr"
+    _kind: ClassVar[str] = "pr"
 
     def _draw(self, ax, **kwargs):
         from .plots import plot_pr
 
         plot_pr({c.label: (c.y, c.x) for c in self.curves}, ax=ax, title=self.title)
-        for line, c in zip(ax.get_lines(), self.curves):
-            b = c.band
-            if b is not None and b.n_boot:
-                ax.fill_between(b.x, b.lower, b.upper, color=line.get_color(), alpha=0.18, lw=0, step="pre")
+        self._shade(ax, step="pre")
 
 
 # ---------------------------------------------------------------------------------------------- calibration
@@ -406,7 +419,7 @@ class ReliabilityDisplay(Display):
     def from_predictions(cls, y_true, scores, *, classes: Sequence | None = None, scores_are: str = "auto"):
         probs, _ = _probabilities(scores, scores_are)
         y, classes = _class_indices(y_true, classes, probs.shape[1])
-        return cls.from_result(evaluate_classification(y, probs, scores_are="probabilities", top_k=1))
+        return cls.from_result(_evaluate(y, probs, classes))
 
     @classmethod
     def from_result(cls, result: ClassificationResult):
@@ -443,7 +456,7 @@ class PerClassDisplay(Display):
     def from_predictions(cls, y_true, scores, *, classes: Sequence | None = None, scores_are: str = "auto"):
         probs, _ = _probabilities(scores, scores_are)
         y, classes = _class_indices(y_true, classes, probs.shape[1])
-        result = evaluate_classification(y, probs, scores_are="probabilities", top_k=1)
+        result = _evaluate(y, probs, classes)
         return cls(classes, result.precision, result.recall, result.f1, result.support, result.roc_auc,
                    result.undefined)
 
@@ -510,7 +523,7 @@ class HeadlineDisplay(Display):
 
         probs, _ = _probabilities(scores, scores_are)
         y, classes = _class_indices(y_true, classes, probs.shape[1])
-        result = evaluate_classification(y, probs, scores_are="probabilities", top_k=(1, top_k))
+        result = _evaluate(y, probs, classes, top_k=(1, top_k))
         iv = bootstrap_classification(y, probs, scores_are="probabilities", n_boot=n_boot, seed=seed, ks=(top_k,))
         return cls.from_result(result, intervals=iv, top_k=top_k)
 

@@ -24,7 +24,7 @@ from ..metrics.stats import format_interval
 from ._base import Display, HtmlDisplay
 from .html import Markup, guide, html_table
 from ..outputs import REPORT_HTML, data_key, load_predictions, scan
-from ..evaluation import PRIMARY
+from ..evaluation import PRIMARY, default_primary_metric
 
 
 def report_link(model_dir, base):
@@ -100,8 +100,7 @@ class Comparison:
             else:
                 ok[m.name], runs[m.name] = metrics, m.run
         if primary_metric is None:
-            tasks = [m["task"] for m in ok.values()]
-            primary_metric = "macro_f1" if any("classification" in t for t in tasks) else "auc"
+            primary_metric = default_primary_metric(any("classification" in m["task"] for m in ok.values()))
         if primary_metric not in PRIMARY:
             raise ValueError(f"primary_metric: expected one of {', '.join(PRIMARY)}; got {primary_metric!r}")
         return cls(out_root, primary_metric, ok, failed, runs)
@@ -170,8 +169,7 @@ class Comparison:
         """
         base = Path.cwd() if links_from is None else links_from
         pm = self.primary_metric
-        others = [m for m in ("accuracy", "macro_f1", "top_5", "roc_auc_macro", "auc", "tar_at_far", "lfw_accuracy")
-                  if m != pm and any(m in x["headline"] for x in self.ok.values())]
+        others = [m for m in PRIMARY if m != pm and any(m in x["headline"] for x in self.ok.values())]
         groups = []
         for g in self.groups():
             rows = []

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..metrics.curves import thin_indices
+
 
 def _ax(ax, size=(5.0, 4.0)):
     if ax is not None:
@@ -15,37 +17,6 @@ def _ax(ax, size=(5.0, 4.0)):
     from matplotlib.figure import Figure
 
     return Figure(figsize=size, layout="constrained").add_subplot()
-
-
-def _thin_curve(x, y, *, log_x=False, resolution=2000):
-    """Indices of the points of a curve worth drawing: the first and last of every run of points
-    that fall in the same cell of a ``resolution`` x ``resolution`` grid over the data's range.
-
-    A curve of millions of points (a sweep over every pair) draws the same at screen size from a
-    few thousand, and the steps stay where they are. ``log_x`` spaces the grid on a log x axis.
-
-    Returns
-    -------
-    ndarray of int
-    """
-    x, y = np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64)
-    if len(x) <= 2 * resolution:
-        return np.arange(len(x))
-    if log_x:
-        with np.errstate(divide="ignore", invalid="ignore"):
-            x = np.log10(x)
-
-    def cell(v):
-        ok = np.isfinite(v)
-        if not ok.any():
-            return np.zeros(len(v), dtype=np.int64)
-        lo, hi = v[ok].min(), v[ok].max()
-        q = np.floor((v - lo) / ((hi - lo) or 1.0) * resolution)
-        return np.where(ok, q, -1).astype(np.int64)
-
-    key = cell(x) * (resolution + 2) + cell(y)
-    change = np.r_[True, key[1:] != key[:-1]]
-    return np.nonzero(change | np.r_[change[1:], True])[0]
 
 
 def plot_roc(curves, *, ax=None, log_far=False, title="ROC curve", marker=None):
@@ -67,7 +38,7 @@ def plot_roc(curves, *, ax=None, log_far=False, title="ROC curve", marker=None):
         if log_far:
             keep = fpr > 0
             fpr, tpr = fpr[keep], tpr[keep]
-        keep = _thin_curve(fpr, tpr, log_x=log_far)
+        keep = thin_indices(fpr, tpr, log_x=log_far)
         fpr, tpr = fpr[keep], tpr[keep]
         ax.plot(fpr, tpr, label=label, lw=1.5, drawstyle="steps-post" if log_far else "default")
     if marker is not None and np.all(np.isfinite(marker)):
@@ -92,7 +63,7 @@ def plot_pr(curves, *, ax=None, title="Precision-recall curve"):
     ax = _ax(ax)
     for label, c in curves.items():
         p, r = (c.pr()[:2] if hasattr(c, "pr") else c)
-        keep = _thin_curve(r, p)
+        keep = thin_indices(r, p)
         ax.plot(np.r_[0.0, np.asarray(r)[keep]], np.r_[1.0, np.asarray(p)[keep]], label=label, lw=1.5,
                 drawstyle="steps-post")
     ax.set_xlabel("recall")
