@@ -374,3 +374,39 @@ def test_review_group_finds_near_duplicates_from_the_embeddings(rng, tmp_path):
     near = page[page.index("Near duplicates in the evaluation set (embeddings of m1)"):]
     assert near.index("img_11.png") < near.index("img_03.png")  # the conflicting pair first
     assert "1 exact and" not in s["line"] and "2 near duplicate pairs (1 with conflicting labels)" in s["line"]
+
+
+@pytest.mark.slow  # a browser
+def test_class_filter_in_chromium(rng, tmp_path):
+    """The filter shows the cards and table rows whose given, suggested, or either label is the class chosen."""
+    from playwright.sync_api import sync_playwright
+
+    from evallib.metrics.label_quality import label_issues, ranking_sensitivity
+    from evallib.report.label_review import render_page
+
+    given, scores = _noisy(rng)
+    classes = [f"k{j}" for j in range(5)]
+    issues = label_issues(given, scores)
+    page_file = tmp_path / "labels.html"
+    page_file.write_text(render_page(issues, ranking_sensitivity(issues), classes=classes,
+                                     paths=[f"img_{i:03d}.png" for i in range(len(given))], title="t", cards=6))
+    f = issues.flagged
+    g, s = issues.given_labels, issues.suggested_labels
+    errors = []
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=shutil.which("chromium") or "/usr/bin/chromium",
+                                     args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"])
+        page = browser.new_page()
+        page.on("pageerror", lambda e: errors.append(str(e)))
+        page.goto(page_file.as_uri())
+        assert page.inner_text("#lr-count") == f"showing {f.sum()} of {f.sum()}"
+        for side, want in (("either", (g == 1) | (s == 1)), ("given", g == 1), ("suggested", s == 1)):
+            page.check(f'input[name="lr-side"][value="{side}"]')
+            page.select_option("#lr-class", "k1")
+            n = int((f & want).sum())
+            assert page.inner_text("#lr-count") == f"showing {n} of {f.sum()}"
+            assert page.locator(".lr-item:visible").count() == n
+        page.select_option("#lr-class", "")
+        assert page.locator(".lr-item:visible").count() == f.sum()
+        browser.close()
+    assert errors == []
