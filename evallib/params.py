@@ -132,6 +132,7 @@ SCHEMA = {
                 "allow_pickle": {"type": "boolean"},
                 "tsne_thumbnails": {"type": "integer", "minimum": 0},
                 "tsne_perplexity": {"type": "number", "exclusiveMinimum": 0},
+                "near_duplicate_threshold": {"type": "number", "exclusiveMinimum": 0, "maximum": 1},
             },
         },
         "runtime": {
@@ -473,6 +474,9 @@ class ReportParams(_Section):
         Grad-CAM's method, layer and torch fallback.
     tsne_thumbnails : int
     tsne_perplexity : float
+    near_duplicate_threshold : float
+        Cosine similarity of the embeddings at or above which the label review lists two images as
+        near duplicates.
     """
 
     SECTION: ClassVar[str] = "report"
@@ -492,6 +496,7 @@ class ReportParams(_Section):
     allow_pickle: bool = False
     tsne_thumbnails: int = 100
     tsne_perplexity: float = 30.0
+    near_duplicate_threshold: float = 0.95
 
 
 @dataclass(frozen=True)

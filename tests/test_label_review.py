@@ -363,15 +363,18 @@ def test_review_group_finds_near_duplicates_from_the_embeddings(rng, tmp_path):
         write_predictions(tmp_path / name, Predictions(
             scores=scores[k], scores_are="logits", embeddings=emb if k == 1 else None, paths=paths, labels=given,
             classes=classes, file_hashes=hashes, root=str(tmp_path)))
-    runs = {n: {"params": {"data": {"extensions": [".png"]}}, "predictions_key": n} for n in ("m0", "m1")}
+    runs = {n: {"params": {"data": {"extensions": [".png"]}, "report": {"near_duplicate_threshold": 0.9}},
+                "predictions_key": n} for n in ("m0", "m1")}
     s = review_group(tmp_path, DataGroup("f" * 64, ("data",), 80, ("m0", "m1")), runs, cam=False)
     sim = emb @ emb.T
-    brute = [(i, j) for i in range(80) for j in range(i + 1, 80) if sim[i, j] >= 0.95]
+    brute = [(i, j) for i in range(80) for j in range(i + 1, 80) if sim[i, j] >= 0.9]
     assert brute == [(3, 7), (11, 20)]
     d = s["duplicates"]
     assert (d["near_pairs"], d["near_conflicting"], d["exact_pairs"], d["leaked"]) == (2, 1, 0, None)
+    assert d["near_threshold"] == 0.9
     page = (tmp_path / "labels" / "data-ffffffffff" / "labels.html").read_text()
     near = page[page.index("Near duplicates in the evaluation set (embeddings of m1)"):]
+    assert "cosine similarity at least 0.9;" in near
     assert near.index("img_11.png") < near.index("img_03.png")  # the conflicting pair first
     assert "1 exact and" not in s["line"] and "2 near duplicate pairs (1 with conflicting labels)" in s["line"]
 
@@ -410,3 +413,12 @@ def test_class_filter_in_chromium(rng, tmp_path):
         assert page.locator(".lr-item:visible").count() == f.sum()
         browser.close()
     assert errors == []
+
+
+@pytest.mark.parametrize("value", [0, 1.5, "high"])
+def test_near_duplicate_threshold_is_checked(tmp_path, value):
+    f = tmp_path / "p.yaml"
+    f.write_text(yaml.safe_dump({"name": "p", "model": "m.onnx", "data": {"root": str(tmp_path)},
+                                 "report": {"near_duplicate_threshold": value}}))
+    with pytest.raises(ParamsError, match=r"p\.yaml: report\.near_duplicate_threshold: expected"):
+        load_params(f)

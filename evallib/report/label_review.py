@@ -53,7 +53,6 @@ from .label_quality import DuplicatesDisplay, LabelIssuesDisplay
 
 CARDS = 200  # flagged images shown as cards (most suspect first); the rest in a table below them
 THUMB = 96  # pixels of a card's longer image side
-NEAR_THRESHOLD = 0.95  # cosine similarity of near duplicates
 _CAM_BATCH = 16
 
 
@@ -78,6 +77,8 @@ class GroupData:
     embeddings : ndarray of shape (n_samples, dim) or None
         The first model's embeddings that has them (aligned), for near duplicates.
     embeddings_from : str or None
+    near_threshold : float
+        That model's ``report.near_duplicate_threshold``.
     notes : list of str
         Models left out, and why.
     """
@@ -93,6 +94,7 @@ class GroupData:
     file_hashes: list
     embeddings: np.ndarray | None
     embeddings_from: str | None
+    near_threshold: float
     notes: list
 
 
@@ -115,8 +117,10 @@ def _align(ref, other):
     return np.asarray(rows, dtype=np.int64)
 
 
-def load_group(out_root, models):
+def load_group(out_root, models, *, thresholds=None):
     """The aligned predictions of ``models`` (folder names under ``out_root``, best first).
+
+    ``thresholds`` maps a model to its near-duplicate threshold (default 0.95).
 
     Returns
     -------
@@ -140,15 +144,16 @@ def load_group(out_root, models):
         scores.append(np.asarray(p.scores)[r][:, cols])
         kinds.append(p.scores_are or "auto")
         rows.append(r)
-    emb, emb_from = None, None
+    emb, emb_from, threshold = None, None, 0.95
     for m, p in preds:
         if p.embeddings is not None:
             r = _align(ref, p)
             if r is not None:
                 emb, emb_from = np.asarray(p.embeddings)[r], m
+                threshold = (thresholds or {}).get(m, threshold)
                 break
     return GroupData(tuple(names), scores, kinds, rows, np.asarray(ref.labels, dtype=np.int64), list(ref.classes),
-                     list(ref.paths), str(ref.root), list(ref.file_hashes), emb, emb_from, notes)
+                     list(ref.paths), str(ref.root), list(ref.file_hashes), emb, emb_from, threshold, notes)
 
 
 # ----------------------------------------------------------------------------------------- training data
@@ -539,7 +544,8 @@ def review_group(out_root, group, runs, *, cam=True, folder=None):
         found = load_label_summary(folder)
         if found is not None:
             return found
-    g = load_group(out_root, group.models)
+    g = load_group(out_root, group.models, thresholds={
+        m: runs[m].get("params", {}).get("report", {}).get("near_duplicate_threshold") or 0.95 for m in group.models})
     if g is None or not g.names:
         return None
     names = [g.classes[k] for k in g.labels]
@@ -550,7 +556,7 @@ def review_group(out_root, group, runs, *, cam=True, folder=None):
     views = [DuplicatesDisplay.from_result(exact, names=g.paths, labels=names)]
     near = None
     if g.embeddings is not None:
-        near = near_duplicates(g.embeddings, threshold=NEAR_THRESHOLD, labels=names)
+        near = near_duplicates(g.embeddings, threshold=g.near_threshold, labels=names)
         disp = DuplicatesDisplay.from_result(near, names=g.paths, labels=names)
         disp.title += f" (embeddings of {g.embeddings_from})"
         views.append(disp)
@@ -587,7 +593,8 @@ def review_group(out_root, group, runs, *, cam=True, folder=None):
                "duplicates": {"exact_pairs": exact.n_pairs, "exact_conflicting": exact.n_conflicting,
                               "near_pairs": near.n_pairs if near is not None else None,
                               "near_conflicting": near.n_conflicting if near is not None else None,
-                              "near_threshold": NEAR_THRESHOLD, "leaked": leaked, "train_roots": train_roots},
+                              "near_threshold": g.near_threshold if near is not None else None,
+                              "leaked": leaked, "train_roots": train_roots},
                "notes": notes}
     summary["line"] = summary_line(summary)
     write_label_review(folder, csv_text=suspected_labels_csv(issues, classes=g.classes, paths=g.paths), page=page,
