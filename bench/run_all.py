@@ -18,7 +18,8 @@ HERE = Path(__file__).resolve().parent
 SCRIPTS = [("bench_verification.py", "--sizes", "10000"), ("bench_verification.py", "--sizes", "50000"),
            ("bench_classification.py",), ("bench_tsne.py",), ("bench_inference.py",), ("bench_reports.py",),
            ("bench_many_classes.py",), ("bench_many_classes.py", "--per-class", "100", "--task", "classification"),
-           ("bench_dask_verification.py", "--sizes", "50000"), ("bench_cluster.py",), ("bench_cache_keys.py",)]
+           ("bench_dask_verification.py", "--sizes", "50000"), ("bench_cluster.py",), ("bench_cache_keys.py",),
+           ("bench_curves.py",), ("bench_identification.py",)]
 
 
 def run(script, extra=()):

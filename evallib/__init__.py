@@ -20,6 +20,7 @@ from .metrics import (  # noqa: E402
 )
 from .params import Params, load_params, parse_params  # noqa: E402
 from .run import load_predictions, run_many, run_model  # noqa: E402
+from .versions import VersionComparison, compare_versions  # noqa: E402
 
 # Grad-CAM needs torch and reports need matplotlib: their names load on first use (PEP 562), so
 # ``import evallib`` stays light.
@@ -57,6 +58,6 @@ __all__ = [
     "exact_duplicates", "evaluate_identification", "pool_templates", "evaluate_template_verification",
     "evaluate_template_identification",
     "Params", "load_params", "parse_params",
-    "load_predictions", "run_many", "run_model",
+    "load_predictions", "run_many", "run_model", "VersionComparison", "compare_versions",
     *_LAZY,
 ]

@@ -8,7 +8,9 @@ key                           made from (a change to any of these invalidates it
                               names, ``preprocess``, ``outputs``, and
                               :data:`PREDICTIONS_KEY_VERSION`
 :func:`metrics_key`           the predictions key, every setting but ``runtime``            ``metrics.json``,
-                              (:meth:`~evallib.params.Params.settings`), evallib's code     ``metrics.npz``
+                              (:meth:`~evallib.params.Params.settings`), evallib's code,    ``metrics.npz``
+                              the content of the pair list and protocol files
+                              (:func:`metrics_files_digest`)
 :func:`report_key`            the params, the metrics key, evallib's code, ``show_code``,   ``report.html``
                               and the headline metrics of the other models on the same
                               data (:func:`peers_digest`)
@@ -213,7 +215,24 @@ def code_digest() -> str:
 
 def metrics_key(params: Params, predictions_key: str) -> str:
     """What a model's metrics are computed from: its predictions, every setting but ``runtime``, and evallib's code."""
-    return _digest({"predictions": predictions_key, "params": params.settings(), "code": code_digest()})
+    return _digest({"predictions": predictions_key, "params": params.settings(), "code": code_digest(),
+                    "files": metrics_files_digest(params)})
+
+
+def metrics_files_digest(params: Params) -> dict[str, str]:
+    """The content hash of each file the metrics step reads besides the predictions: the pair list, the
+    identification protocol files and, with a role column, the manifest (a missing file counts as such)."""
+    d = params.data
+    keys = ("pairs", *d._PROTOCOL_FILES) + (("csv",) if d.role_column else ())
+    out = {}
+    for key in keys:
+        path = getattr(d, key)
+        if path is not None:
+            try:
+                out[key] = file_content_hash(path)
+            except OSError as exc:
+                out[key] = f"unreadable: {exc.strerror}"
+    return out
 
 
 def peers_digest(out_root: str | Path, facts: Mapping[str, Any], name: str) -> str:
@@ -236,8 +255,9 @@ def report_key(params: Params, facts: Mapping[str, Any], show_code: bool, peers:
 
 
 def index_key(out_root: str | Path, *, primary_metric: str | None, show_code: bool) -> str:
-    """What ``index.html`` shows: each run's status, error and data, and its metrics."""
-    from .outputs import LABELS, LABELS_SUMMARY, METRICS, scan
+    """What ``index.html`` shows: each run's status, error and data, its metrics, the version comparisons and
+    the label reviews."""
+    from .outputs import LABELS, LABELS_SUMMARY, METRICS, scan, scan_comparisons
 
     h = hashlib.sha256(json.dumps([code_digest(), primary_metric, show_code]).encode())
     for m in scan(out_root):
@@ -247,6 +267,8 @@ def index_key(out_root: str | Path, *, primary_metric: str | None, show_code: bo
             h.update((m.path / METRICS).read_bytes())
     for f in sorted(Path(out_root).glob(f"{LABELS}/*/{LABELS_SUMMARY}")):  # the label reviews it links
         h.update(f.read_bytes())
+    for folder, summary in scan_comparisons(out_root):  # the version comparisons the index links
+        h.update(json.dumps([folder.name, summary.get("regression", {}).get("overall")], sort_keys=True).encode())
     return h.hexdigest()
 
 

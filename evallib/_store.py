@@ -17,10 +17,14 @@ import numpy as np
 
 def _types():
     from .metrics.classification import ClassificationResult
+    from .metrics.identification import IdentificationResult
     from .metrics.sweep import ThresholdChoice, ThresholdSweep
+    from .metrics.templates import TemplateFeatures
     from .metrics.verification import VerificationResult
+    from .steps_identification import IdentificationEvaluation
 
-    return {c.__name__: c for c in (ClassificationResult, VerificationResult, ThresholdSweep, ThresholdChoice)}
+    return {c.__name__: c for c in (ClassificationResult, VerificationResult, ThresholdSweep, ThresholdChoice,
+                                    IdentificationResult, TemplateFeatures, IdentificationEvaluation)}
 
 
 def dump(obj: Any) -> tuple[Any, dict[str, np.ndarray]]:

@@ -1,4 +1,4 @@
-"""Command line: ``evallib run PARAMS...``, ``evallib demo`` and ``evallib notebooks``.
+"""Command line: ``evallib run PARAMS...``, ``evallib demo``, ``evallib notebooks`` and ``evallib compare OLD NEW``.
 
 Quiet by default: one progress bar per model, then a summary table (model, data, images, the
 headline metrics with their 95% intervals, status). ``-v`` adds per-model details, the notebook
@@ -174,6 +174,24 @@ def cmd_notebooks(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_compare(args: argparse.Namespace) -> int:
+    """Compare two versions; 0 when the gate passes (or none is asked), 1 when NFR is over the budget."""
+    from .report.versions import gate_message, write_version_comparison
+
+    cmp, failing, folder = write_version_comparison(args.old, args.new, out_root=args.out, max_nfr=args.max_nfr,
+                                                    n_boot=args.n_boot, seed=args.seed, alpha=args.alpha,
+                                                    max_flips=args.gallery, page=not args.no_page)
+    o = cmp.result.overall
+    print(f"{cmp.old} -> {cmp.new}: {o.n:,} images, {o.negative_flips:,} negative flips, NFR {o.nfr:.4f} "
+          f"[{o.intervals['nfr'][0]:.4f}, {o.intervals['nfr'][1]:.4f}], {o.positive_flips:,} positive flips, "
+          f"PFR {o.pfr:.4f}; {len(cmp.result.flagged())} row(s) flagged as regressions")
+    print(f"compare {folder}")
+    if args.max_nfr is None:
+        return 0
+    print(gate_message(cmp, args.max_nfr, failing), file=sys.stderr if failing else sys.stdout)
+    return 1 if failing else 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="evallib", description="Evaluate ONNX image models into reports.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -200,11 +218,28 @@ def main(argv: list[str] | None = None) -> int:
     nbs = sub.add_parser("notebooks", help="copy the report and comparison notebooks to open them in JupyterLab")
     nbs.add_argument("dest", nargs="?", default="notebooks", help="folder for the copies (default: notebooks/)")
     nbs.add_argument("--force", action="store_true", help="replace copies that were edited")
+    cmp = sub.add_parser("compare", help="what a new model version breaks: negative flips against an old version",
+                         description="Compare two evaluated models image by image. Exit codes: 0 done (and the "
+                                     "gate passed), 1 the gate failed (--max-nfr), 2 an error (a model not found, "
+                                     "evaluated on other data...).")
+    cmp.add_argument("old", help="the old model: its folder name under --out, its output folder, or its params file")
+    cmp.add_argument("new", help="the new model, the same way")
+    cmp.add_argument("--out", default="outputs", help="output folder (default: outputs/); the comparison goes to "
+                                                      "OUT/compare/OLD__NEW/")
+    cmp.add_argument("--max-nfr", type=float, default=None, metavar="RATE",
+                     help="gate: exit 1 when the upper bound of NFR's 95%% interval is above RATE, overall or in a "
+                          "class or slice flagged as a regression (Benjamini-Hochberg)")
+    cmp.add_argument("--n-boot", type=int, default=1000, help="bootstrap resamples (default 1000)")
+    cmp.add_argument("--seed", type=int, default=0, help="seed of the bootstrap")
+    cmp.add_argument("--alpha", type=float, default=0.05, help="false discovery rate of the flagged rows")
+    cmp.add_argument("--gallery", type=int, default=24, metavar="N", help="negative flips shown on the page")
+    cmp.add_argument("--no-page", action="store_true", help="compare.json and flips.csv only, no HTML page")
     args = parser.parse_args(argv)
     if getattr(args, "verbose", False):
         logging.basicConfig(level=logging.INFO, format="%(name)s: %(message)s")
     try:
-        return {"run": cmd_run, "demo": cmd_demo, "notebooks": cmd_notebooks}[args.command](args)
+        return {"run": cmd_run, "demo": cmd_demo, "notebooks": cmd_notebooks,
+                "compare": cmd_compare}[args.command](args)
     except EvallibError as exc:
         print(f"evallib: error: {exc}", file=sys.stderr)
         return 2

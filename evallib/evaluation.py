@@ -29,6 +29,9 @@ from .metrics import (DegenerateWarning, ThresholdSweep, bootstrap_classificatio
 from .metrics.curves import class_curves, thin
 from .outputs import METRICS, METRICS_ARRAYS
 from .records import MetricsRecord, Predictions
+from .steps_identification import evaluate_identification_step
+from .steps_identification import headline as identification_headline
+from .steps_identification import summary as identification_summary
 
 if TYPE_CHECKING:
     from .params import Params
@@ -42,7 +45,8 @@ PRIMARY = {
     "accuracy": ("classification", "accuracy"), "macro_f1": ("classification", "macro_f1"),
     "top_5": ("classification", "top_5"), "roc_auc_macro": ("classification", "roc_auc_macro"),
     "auc": ("verification", "auc"), "tar_at_far": ("verification", "tar_at_far"),
-    "lfw_accuracy": ("verification", "lfw_accuracy"),
+    "lfw_accuracy": ("verification", "lfw_accuracy"), "rank_1": ("identification", "rank_1"),
+    "template_tar_at_far": ("identification", "template_tar_at_far"),
 }
 
 
@@ -62,6 +66,8 @@ class Evaluation:
     curves : dict
         Thinned micro- and macro-average curves: ``roc_micro``, ``pr_micro``
         and ``roc_macro``: arrays ``fpr`` and ``tpr`` (ROC) or ``precision`` and ``recall``, and ``area``.
+    identification : IdentificationEvaluation or None
+        1:N identification and templates (:mod:`evallib.steps_identification`).
     tsne : dict or None
         ``coords`` (ndarray of shape (n_points, 2)), ``index`` (rows of the predictions mapped),
         ``trustworthiness``, ``trust_sample``, ``method``, ``source``; or ``{"skipped": reason}``.
@@ -78,12 +84,13 @@ class Evaluation:
     ver_center: object = None
     verification_pairs: object = None
     curves: dict = field(default_factory=dict)
+    identification: object = None
     tsne: dict | None = None
     warnings: list = field(default_factory=list)
     metrics: dict = field(default_factory=dict)
 
     _STORED = ("classification", "cls_intervals", "cls_center", "verification", "ver_center", "verification_pairs",
-               "curves", "tsne", "warnings")
+               "curves", "identification", "tsne", "warnings")
 
 
 def default_primary_metric(has_classification: bool) -> str:
@@ -171,6 +178,7 @@ def evaluate(params: Params, run: Mapping[str, Any], pred: Predictions) -> Evalu
                 ev.ver_center = evaluate_verification(pred.embeddings_center, y, **kw)
             if params.data.pairs:
                 ev.verification_pairs = _pair_list(params, pred, **kw)
+            ev.identification = evaluate_identification_step(params, pred)
         ev.tsne = _tsne(params, pred, ev.classification)
     ev.warnings = _checks(run) + sorted({str(w.message) for w in caught if issubclass(w.category, DegenerateWarning)})
     ev.metrics = _metrics_dict(params, run, ev)
@@ -213,6 +221,7 @@ def _headline(params, ev):
     if ev.verification_pairs is not None and ev.verification_pairs.lfw:
         lfw = ev.verification_pairs.lfw
         out["lfw_accuracy"] = {"value": lfw["mean"], "interval": None, "std": lfw["std"]}
+    out.update(identification_headline(ev.identification, params.report.far_target))
     return out
 
 
@@ -241,6 +250,7 @@ def _metrics_dict(params, run, ev):
         m["verification"] = v
     if ev.verification_pairs is not None:
         m["pairs"] = ev.verification_pairs.to_dict()
+    m["identification"] = identification_summary(ev.identification)
     if ev.tsne is not None:
         m["tsne"] = {k: v for k, v in ev.tsne.items() if k not in ("coords", "index")}
     return to_jsonable(MetricsRecord(**m).to_dict())
@@ -290,6 +300,10 @@ def _for_storage(ev):
     for k in ("verification", "ver_center", "verification_pairs"):
         if parts[k] is not None:
             parts[k] = dataclasses.replace(parts[k], sweep=thin_sweep(parts[k].sweep))
+    tv = getattr(parts["identification"], "template_verification", None)
+    if tv is not None:
+        thinned = dataclasses.replace(tv, sweep=thin_sweep(tv.sweep))
+        parts["identification"] = dataclasses.replace(parts["identification"], template_verification=thinned)
     return parts
 
 

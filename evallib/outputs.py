@@ -370,3 +370,69 @@ def publish(out_root: str | Path, name: str) -> Iterator[Path]:
                 os.rename(final, old)
             os.rename(staging, final)
             shutil.rmtree(old, ignore_errors=True)
+
+
+# ---------------------------------------------------------------- version comparisons (evallib compare)
+COMPARE_DIR = "compare"  # out_root/compare/<old>__<new>/: one folder per compared pair
+COMPARE_JSON = "compare.json"
+FLIPS_CSV = "flips.csv"
+COMPARE_HTML = "compare.html"
+FLIPS_COLUMNS = ("flip", "rank", "index", "file", "true_class", "old_prediction", "old_probability",
+                 "new_prediction", "new_probability", "score")
+
+
+def comparison_dir(out_root: str | Path, old: str, new: str) -> Path:
+    """The folder of the comparison of model ``old`` with model ``new``: ``out_root/compare/<old>__<new>``."""
+    return Path(out_root) / COMPARE_DIR / f"{old}__{new}"
+
+
+def write_comparison(out_root: str | Path, old: str, new: str, *, summary: Mapping[str, Any],
+                     flips: list[dict], page: str | None = None) -> Path:
+    """Publish a version comparison as one set: ``compare.json``, ``flips.csv`` and ``compare.html``.
+
+    Parameters
+    ----------
+    summary : dict
+        What ``compare.json`` holds (JSON values; NaN is kept).
+    flips : list of dict
+        One row per flipped image, with the keys of :data:`FLIPS_COLUMNS`.
+    page : str, optional
+        The self-contained HTML page; without it a page left by an earlier comparison is removed.
+
+    Returns
+    -------
+    Path
+        The comparison's folder (:func:`comparison_dir`).
+    """
+    import csv
+    import io
+
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=FLIPS_COLUMNS, lineterminator="\n", extrasaction="ignore")
+    writer.writeheader()
+    writer.writerows(flips)
+    final = comparison_dir(out_root, old, new)
+    with publish(final.parent, final.name) as stage:
+        write_json(stage / COMPARE_JSON, summary)
+        from ._io import write_text
+
+        write_text(stage / FLIPS_CSV, buf.getvalue())
+        if page is None:
+            (stage / COMPARE_HTML).unlink(missing_ok=True)
+        else:
+            write_text(stage / COMPARE_HTML, page)
+    return final
+
+
+def scan_comparisons(out_root: str | Path) -> list[tuple[Path, dict]]:
+    """Every comparison under ``out_root/compare`` with a readable ``compare.json``: ``(folder, its contents)``."""
+    base = Path(out_root) / COMPARE_DIR
+    if not base.is_dir():
+        return []
+    found = []
+    for d in sorted(p for p in base.iterdir() if p.is_dir() and not p.name.startswith(".")):
+        try:
+            found.append((d, json.loads((d / COMPARE_JSON).read_text())))
+        except (OSError, ValueError):
+            continue
+    return found

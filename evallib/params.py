@@ -75,6 +75,12 @@ SCHEMA = {
                 "extensions": {"type": "array", "items": {"type": "string"}, "minItems": 1},
                 "allow_outside_root": {"type": "boolean"},
                 "train_root": {"type": "string", "minLength": 1},
+                "role_column": {"type": "string", "minLength": 1},
+                "templates": {"type": "string", "minLength": 1},
+                "template_pairs": {"type": "string", "minLength": 1},
+                "gallery": {"type": "string", "minLength": 1},
+                "probes": {"type": "string", "minLength": 1},
+                "detector_scores": {"type": "string", "minLength": 1},
             },
         },
         "preprocess": {
@@ -133,6 +139,8 @@ SCHEMA = {
                 "tsne_thumbnails": {"type": "integer", "minimum": 0},
                 "tsne_perplexity": {"type": "number", "exclusiveMinimum": 0},
                 "near_duplicate_threshold": {"type": "number", "exclusiveMinimum": 0, "maximum": 1},
+                "baseline": {"type": ["string", "null"], "pattern": r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$",
+                             "description": "the name of another model evaluated on the same data"},
             },
         },
         "runtime": {
@@ -305,6 +313,18 @@ class DataParams(_Section):
     train_root : Path or None
         The training images (any layout, searched recursively): evaluation images whose content also
         appears there are listed as leakage on the label review page. Only content hashes are read.
+    role_column : str or None
+        1:N identification: the ``data.csv`` column giving each image's role, ``gallery`` or ``probe``.
+    templates : Path or None
+        IJB templates: a ``*_face_tid_mid.txt`` file (``image_name template_id media_id`` per line; image
+        names relative to ``root``, or unique file names).
+    template_pairs : Path or None
+        1:1 template verification: a ``*_template_pair_label.txt`` file (needs ``templates``).
+    gallery, probes : Path or None
+        1:N template identification: the gallery and probe CSVs with ``TEMPLATE_ID`` and ``SUBJECT_ID``
+        columns (both, with ``templates``).
+    detector_scores : Path or None
+        A ``*_name_5pts_score.txt`` file whose detector scores weight each image when templates are pooled.
     """
 
     SECTION: ClassVar[str] = "data"
@@ -317,9 +337,18 @@ class DataParams(_Section):
     extensions: tuple[str, ...] = IMAGE_EXTENSIONS
     allow_outside_root: bool = False
     train_root: Path | None = None
+    role_column: str | None = None
+    templates: Path | None = None
+    template_pairs: Path | None = None
+    gallery: Path | None = None
+    probes: Path | None = None
+    detector_scores: Path | None = None
+
+    _PROTOCOL_FILES: ClassVar[tuple[str, ...]] = ("templates", "template_pairs", "gallery", "probes",
+                                                   "detector_scores")
 
     def __post_init__(self) -> None:
-        for key in ("root", "csv", "pairs", "train_root"):
+        for key in ("root", "csv", "pairs", "train_root", *self._PROTOCOL_FILES):
             value = getattr(self, key)
             if value is not None and not isinstance(value, Path):
                 object.__setattr__(self, key, Path(value))
@@ -330,6 +359,14 @@ class DataParams(_Section):
     def _check(self) -> None:
         if self.labels == "csv" and not self.csv:
             self._fail("csv", "expected a manifest path when data.labels is 'csv'; got nothing")
+        if self.role_column and not self.csv:
+            self._fail("role_column", "expected data.csv, the manifest that holds the column; got no data.csv")
+        for key in ("template_pairs", "gallery", "probes", "detector_scores"):
+            if getattr(self, key) and not self.templates:
+                self._fail(key, "expected data.templates (a *_face_tid_mid.txt file) with it; got no data.templates")
+        if bool(self.gallery) != bool(self.probes):
+            self._fail("probes" if self.gallery else "gallery",
+                       "expected data.gallery and data.probes together (1:N template identification); got one of them")
 
 
 @dataclass(frozen=True)
@@ -477,6 +514,9 @@ class ReportParams(_Section):
     near_duplicate_threshold : float
         Cosine similarity of the embeddings at or above which the label review lists two images as
         near duplicates.
+    baseline : str or None
+        Another model's name: the report shows what changed since it (negative flips), when both
+        were evaluated on the same data.
     """
 
     SECTION: ClassVar[str] = "report"
@@ -497,6 +537,8 @@ class ReportParams(_Section):
     tsne_thumbnails: int = 100
     tsne_perplexity: float = 30.0
     near_duplicate_threshold: float = 0.95
+    # the model this one is compared with, image by image (a "What changed since <baseline>" view)
+    baseline: str | None = None
 
 
 @dataclass(frozen=True)
@@ -610,7 +652,7 @@ def parse_params(raw: Any, *, source: str | Path | None = None, base_dir: str | 
     task = raw.get("task", DEFAULTS["task"])
     tasks = TASKS if task == "both" else ((task,) if isinstance(task, str) else tuple(task))
     data = dict(raw["data"])
-    for key in ("root", "csv", "pairs", "train_root"):
+    for key in ("root", "csv", "pairs", "train_root", *DataParams._PROTOCOL_FILES):
         if data.get(key):
             data[key] = resolve(data[key])
     if data.get("train_root") and not Path(data["train_root"]).is_dir():

@@ -316,7 +316,7 @@ class MetricsRecord(_Record):
     ``run`` is the run facts the metrics were computed from.
     """
 
-    _OPTIONAL: ClassVar[tuple[str, ...]] = ("classification", "verification", "pairs", "tsne")
+    _OPTIONAL: ClassVar[tuple[str, ...]] = ("classification", "verification", "pairs", "identification", "tsne")
 
     name: str
     task: list
@@ -330,6 +330,7 @@ class MetricsRecord(_Record):
     classification: dict | None = None
     verification: dict | None = None
     pairs: dict | None = None
+    identification: dict | None = None
     tsne: dict | None = None
     metrics_key: str | None = None
     status: str = "ok"

@@ -87,6 +87,15 @@ def test_second_pass_runs_on_the_cluster(client):
     assert_same(sharded, local)
 
 
+def test_the_same_data_computed_again_on_one_client(client):
+    # each compute scatters under fresh keys, so releasing an earlier compute's copy loses nothing
+    e, labels = make_embeddings(np.random.default_rng(7), n=300, ids=20, spread=0.6)
+    [(local, _), _] = both(e, labels, None, block_size=50, exact_limit=10, presample=0)
+    for block in (50, 64, 50):
+        m = VerificationMetrics(client=client, block_size=block, exact_limit=10, presample=0)
+        m.update(e, labels)
+        assert_same(m.compute(), local)
+
 def _ties(rng):
     e, labels = make_embeddings(rng, n=60, ids=6)
     e = np.repeat(e, 3, axis=0)  # every embedding three times: genuine and impostor scores tied

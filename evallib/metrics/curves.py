@@ -137,42 +137,80 @@ def _resample_weights(rng, strata, n_boot):
     return np.bincount(np.concatenate(picks), minlength=n_boot * n).reshape(n_boot, n).astype(np.float64)
 
 
-def _band_rates(positive, score, sample_of, weights, grid, kind):
-    """y values on ``grid`` of one resample's curve: TPR at FPR (``roc``) or precision at recall (``pr``)."""
-    order = np.argsort(-score, kind="mergesort")
-    s, pos, who = score[order], positive[order], sample_of[order]
-    last = np.r_[s[1:] != s[:-1], True]  # the last element of each group of tied scores
-    out = np.empty((len(weights), len(grid)))
-    for b, w in enumerate(weights):
-        ws = w[who]
-        tp = np.cumsum(ws * pos)[last]
-        fp = np.cumsum(ws * ~pos)[last]
-        p, n = tp[-1], fp[-1]
-        if kind == "roc":
-            fpr = np.r_[0.0, fp / n] if n else np.r_[0.0, np.zeros_like(fp)]
-            tpr = np.r_[0.0, tp / p] if p else np.r_[0.0, np.zeros_like(tp)]
-            out[b] = np.interp(grid, fpr, tpr)  # vertical averaging (linear between operating points)
-        else:
-            recall = tp / p if p else np.zeros_like(tp)
-            with np.errstate(invalid="ignore", divide="ignore"):
-                precision = np.where(tp + fp > 0, tp / (tp + fp), 1.0)
-            # precision at the first threshold whose recall reaches the grid value (a step curve)
-            j = np.minimum(np.searchsorted(recall, grid, side="left"), len(recall) - 1)
-            out[b] = precision[j]
+def _rates_at(tp, fp, grid, kinds):
+    """y values on ``grid`` of one curve given its counts at descending thresholds: TPR at FPR (``roc``,
+    linear between operating points: vertical averaging) or precision at the first threshold whose
+    recall reaches the grid value (``pr``, a step curve)."""
+    p, n = tp[-1], fp[-1]
+    out = {}
+    if "roc" in kinds:
+        out["roc"] = np.interp(grid, np.r_[0.0, fp / n if n else fp], np.r_[0.0, tp / p if p else tp])
+    if "pr" in kinds:
+        recall = tp / p if p else np.zeros_like(tp)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            precision = np.where(tp + fp > 0, tp / (tp + fp), 1.0)
+        out["pr"] = precision[np.minimum(np.searchsorted(recall, grid, side="left"), len(recall) - 1)]
     return out
 
 
-def curve_band(positive, score, *, kind="roc", strata=None, groups=None, n_boot=200, seed=0, confidence=0.95,
-               grid=GRID, budget=BAND_BUDGET):
-    """Pointwise bootstrap band of a one-vs-rest ROC or precision-recall curve.
+def _exact_values(positive, score, sample_of, weights, grid, kinds):
+    """Each resample's curve from every score: one sort, then weighted counts per resample."""
+    order = np.argsort(-score, kind="mergesort")
+    s, pos, who = score[order], positive[order], sample_of[order]
+    last = np.r_[s[1:] != s[:-1], True]  # the last element of each group of tied scores
+    out = {k: np.empty((len(weights), len(grid))) for k in kinds}
+    for r, w in enumerate(weights):
+        ws = w[who]
+        for k, v in _rates_at(np.cumsum(ws * pos)[last], np.cumsum(ws * ~pos)[last], grid, kinds).items():
+            out[k][r] = v
+    return out
+
+
+def _binned_values(positive, score, sample_of, n_units, weights, grid, kinds, chunk=4096):
+    """As :func:`_exact_values`, on counts per unit and score bin.
+
+    The bin edges are quantiles of the positive scores and of the negative scores (``BINS`` each), so
+    that the curve keeps its resolution where the few positives lie. Each resample's positive counts per
+    bin are a weighted count of the positives; its negative counts, the unit weights times the units'
+    counts per bin: one matrix product per chunk of units.
+    """
+    edges = np.unique(np.concatenate([np.quantile(score[positive], np.linspace(0, 1, BINS + 1)),
+                                      np.quantile(score[~positive], np.linspace(0, 1, BINS + 1))]))
+    nb = max(len(edges) - 1, 1)
+    b = np.clip(np.searchsorted(edges, score, side="right") - 1, 0, nb - 1)
+    pos_unit, pos_bin = sample_of[positive], b[positive]
+    pos_counts = np.stack([np.bincount(pos_bin, weights=w[pos_unit], minlength=nb) for w in weights])
+    neg_counts = np.zeros((len(weights), nb))
+    neg = ~positive
+    unit, nbin = sample_of[neg], b[neg]
+    order = np.argsort(unit, kind="stable")
+    unit, nbin = unit[order], nbin[order]
+    bounds = np.searchsorted(unit, np.arange(0, n_units + chunk, chunk))
+    for k in range(len(bounds) - 1):
+        lo, hi = k * chunk, min((k + 1) * chunk, n_units)
+        if lo >= hi:
+            break
+        cell = (unit[bounds[k]:bounds[k + 1]] - lo) * nb + nbin[bounds[k]:bounds[k + 1]]
+        neg_counts += weights[:, lo:hi] @ np.bincount(cell, minlength=(hi - lo) * nb).reshape(hi - lo, nb)
+    out = {k: np.empty((len(weights), len(grid))) for k in kinds}
+    for r in range(len(weights)):  # from the highest bin down: accept when the score reaches the bin
+        for k, v in _rates_at(np.cumsum(pos_counts[r][::-1]), np.cumsum(neg_counts[r][::-1]), grid, kinds).items():
+            out[k][r] = v
+    return out
+
+
+def curve_bands(positive, score, *, kinds=("roc", "pr"), strata=None, groups=None, n_boot=200, seed=0,
+                confidence=0.95, grid=GRID, budget=BAND_BUDGET):
+    """Pointwise bootstrap bands of a one-vs-rest ROC and precision-recall curve, from the same resamples.
 
     Parameters
     ----------
     positive : array-like of bool, shape (n_scores,)
     score : array-like of float, shape (n_scores,)
-    kind : {"roc", "pr"}
-    strata : array-like of shape (n_samples,), optional
-        The class of each resampled unit (image); resampling keeps each stratum's size.
+    kinds : tuple of {"roc", "pr"}
+    strata : array-like of shape (n_units,), optional
+        The class of each resampled unit (image); resampling keeps each stratum's size, so a rare
+        class is in every resample.
     groups : array-like of int, shape (n_scores,), optional
         Which unit each score belongs to (a micro average has ``n_classes`` scores per image);
         default: each score is its own unit.
@@ -185,10 +223,11 @@ def curve_band(positive, score, *, kind="roc", strata=None, groups=None, n_boot=
 
     Returns
     -------
-    Band
+    dict of {kind: Band}
     """
-    if kind not in ("roc", "pr"):
-        raise ValueError(f"kind: expected 'roc' or 'pr'; got {kind!r}")
+    bad = [k for k in kinds if k not in ("roc", "pr")]
+    if bad or not kinds:
+        raise ValueError(f"kinds: expected roc and/or pr; got {list(kinds)!r}")
     positive = np.asarray(positive, dtype=bool).ravel()
     score = np.asarray(score, dtype=np.float64).ravel()
     if positive.shape != score.shape:
@@ -199,59 +238,29 @@ def curve_band(positive, score, *, kind="roc", strata=None, groups=None, n_boot=
     if len(strata) != n_units:
         raise ValueError(f"strata: expected one stratum per resampled unit ({n_units}); got {len(strata)}")
     grid = np.asarray(grid, dtype=np.float64)
-    nan = np.full(len(grid), np.nan)
     if not positive.any() or positive.all():
-        return Band(grid, nan, nan, 0, "no band: the curve needs both positives and negatives")
-    rng = np.random.default_rng(seed)
-    a = (1 - confidence) / 2 * 100
+        nan = np.full(len(grid), np.nan)
+        return {k: Band(grid, nan, nan, 0, "no band: the curve needs both positives and negatives") for k in kinds}
+    weights = _resample_weights(np.random.default_rng(seed), strata, n_boot)
+    reason = ""
     if len(score) * n_boot <= budget:
-        values = _band_rates(positive, score, sample_of, _resample_weights(rng, strata, n_boot), grid, kind)
-        lower, upper = np.nanpercentile(values, [a, 100 - a], axis=0)
-        return Band(grid, lower, upper, n_boot)
-    # too many scores to sort through every resample: count them once in bins, then resample the counts
-    values = _binned_rates(positive, score, sample_of, n_units, _resample_weights(rng, strata, n_boot), grid, kind)
-    lower, upper = np.nanpercentile(values, [a, 100 - a], axis=0)
-    return Band(grid, lower, upper, n_boot, f"The band counts the {len(score):,} scores in {2 * BINS:,} bins first, "
-                                            f"so each resample has at most {2 * BINS:,} operating points.")
-
-
-def _binned_rates(positive, score, sample_of, n_units, weights, grid, kind, chunk=4096):
-    """As :func:`_band_rates`, on counts per unit and score bin.
-
-    The bin edges are quantiles of the positive scores and of the negative scores (``BINS`` each), so
-    that the curve keeps its resolution where the few positives lie. Each resample's counts per bin are
-    the unit weights times the units' counts: one matrix product per chunk of units.
-    """
-    edges = np.unique(np.concatenate([np.quantile(score[positive], np.linspace(0, 1, BINS + 1)),
-                                      np.quantile(score[~positive], np.linspace(0, 1, BINS + 1))]))
-    nb = max(len(edges) - 1, 1)
-    b = np.clip(np.searchsorted(edges, score, side="right") - 1, 0, nb - 1)
-    pos_counts = np.zeros((len(weights), nb))
-    neg_counts = np.zeros((len(weights), nb))
-    order = np.argsort(sample_of, kind="stable")
-    starts = np.searchsorted(sample_of[order], np.arange(0, n_units + chunk, chunk))
-    for k in range(len(starts) - 1):
-        lo, hi = k * chunk, min((k + 1) * chunk, n_units)
-        if lo >= hi:
-            break
-        idx = order[starts[k]:starts[k + 1]]
-        cell = (sample_of[idx] - lo) * nb + b[idx]
-        for counts, mask in ((pos_counts, positive[idx]), (neg_counts, ~positive[idx])):
-            m = np.bincount(cell[mask], minlength=(hi - lo) * nb).reshape(hi - lo, nb)
-            counts += weights[:, lo:hi] @ m
-    out = np.empty((len(weights), len(grid)))
-    for r in range(len(weights)):
-        tp = np.cumsum(pos_counts[r][::-1])  # from the highest bin down: accept when score >= the bin's edge
-        fp = np.cumsum(neg_counts[r][::-1])
-        p, n = tp[-1], fp[-1]
-        if kind == "roc":
-            out[r] = np.interp(grid, np.r_[0.0, fp / n if n else fp], np.r_[0.0, tp / p if p else tp])
-        else:
-            recall = tp / p if p else np.zeros_like(tp)
-            with np.errstate(invalid="ignore", divide="ignore"):
-                precision = np.where(tp + fp > 0, tp / (tp + fp), 1.0)
-            out[r] = precision[np.minimum(np.searchsorted(recall, grid, side="left"), len(recall) - 1)]
+        values = _exact_values(positive, score, sample_of, weights, grid, kinds)
+    else:  # too many scores to sort through every resample: count them once in bins, resample the counts
+        values = _binned_values(positive, score, sample_of, n_units, weights, grid, kinds)
+        reason = (f"The band counts the {len(score):,} scores in {2 * BINS:,} bins first, so each resample has at "
+                  f"most {2 * BINS:,} operating points.")
+    a = (1 - confidence) / 2 * 100
+    out = {}
+    for k in kinds:
+        lower, upper = np.nanpercentile(values[k], [a, 100 - a], axis=0)
+        out[k] = Band(grid, lower, upper, n_boot, reason)
     return out
+
+
+def curve_band(positive, score, *, kind="roc", **kwargs):
+    """Pointwise bootstrap band of a one-vs-rest ROC (``kind="roc"``) or precision-recall curve
+    (``"pr"``): :func:`curve_bands` for one kind. Returns a :class:`Band`."""
+    return curve_bands(positive, score, kinds=(kind,), **kwargs)[kind]
 
 
 def class_curves(y, probs, *, per_class=True, bands=True, n_boot=200, seed=0):
@@ -286,10 +295,10 @@ def class_curves(y, probs, *, per_class=True, bands=True, n_boot=200, seed=0):
            "pr_micro": dict(zip(("precision", "recall"), thin(precision, recall)), area=micro.average_precision()),
            "roc_macro": {"fpr": grid, "tpr": mtpr}}
     if bands:
-        unit = np.repeat(np.arange(n), c)
-        for kind in ("roc", "pr"):
-            out[f"{kind}_micro_band"] = curve_band(onehot.ravel(), probs.ravel(), kind=kind, strata=y, groups=unit,
-                                                   n_boot=n_boot, seed=seed).to_dict()
+        micro_bands = curve_bands(onehot.ravel(), probs.ravel(), strata=y, groups=np.repeat(np.arange(n), c),
+                                  n_boot=n_boot, seed=seed)
+        for kind, band in micro_bands.items():
+            out[f"{kind}_micro_band"] = band.to_dict()
     if per_class:
         per = []
         for k in range(c):
@@ -302,9 +311,8 @@ def class_curves(y, probs, *, per_class=True, bands=True, n_boot=200, seed=0):
                      "pr": dict(zip(("precision", "recall"), thin(*sw.pr()[:2]))), "auc": sw.auc(),
                      "average_precision": sw.average_precision()}
             if bands:
-                for kind in ("roc", "pr"):
-                    entry[f"{kind}_band"] = curve_band(pos, probs[:, k], kind=kind, strata=y, n_boot=n_boot,
-                                                       seed=seed).to_dict()
+                for kind, band in curve_bands(pos, probs[:, k], strata=y, n_boot=n_boot, seed=seed).items():
+                    entry[f"{kind}_band"] = band.to_dict()
             per.append(entry)
         out["classes"] = per
     return out

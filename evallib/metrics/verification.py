@@ -480,7 +480,8 @@ class VerificationMetrics:
         threads = sum(client.nthreads().values())
         groups = np.array_split(np.arange(len(blocks)), max(1, min(len(blocks), _TASKS_PER_THREAD * max(1, threads))))
         e, lab = self._scattered
-        lut = client.scatter(lut, broadcast=True) if lut is not None else None
+        # hash=False: a fresh key per call, so releasing an earlier call's copy of the same data loses nothing
+        lut = client.scatter(lut, broadcast=True, hash=False) if lut is not None else None
         futures = [client.submit(_count_blocks, e, lab, [blocks[i] for i in g], self.block, lut, exact=exact,
                                  rate=rate, seed=self.seed, pure=True) for g in groups]
         where = {f.key: k for k, f in enumerate(futures)}
@@ -587,8 +588,9 @@ class VerificationMetrics:
                                           workers=self.workers if self.xp is np else 1)
         lut = None if exact or n_imp == 0 else self._lut(self._presample(e, lab, n_imp))
         # on a cluster, every worker gets the embeddings and labels once, for both passes
-        self._scattered = None if self.client is None else (self.client.scatter(e, broadcast=True),
-                                                            self.client.scatter(lab, broadcast=True))
+        # (under fresh keys: a second compute of the same data never shares the copy an earlier one releases)
+        self._scattered = None if self.client is None else (self.client.scatter(e, broadcast=True, hash=False),
+                                                            self.client.scatter(lab, broadcast=True, hash=False))
         try:
             got = self._pass(e, lab, exact=exact, lut=lut)
             self._sample = (got["gen"], got["gen_ids"], got["sample"])

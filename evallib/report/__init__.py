@@ -10,7 +10,7 @@ from .classification import (ConfusionDisplay, Curve, HeadlineDisplay, PerClassD
                              ReliabilityDisplay, RocDisplay, worst_first)
 from .compare import Comparison, LeaderboardDisplay, PairedComparisonDisplay
 from .explorer import CamExplorer
-from .gallery import GalleryDisplay
+from .gallery import GalleryDisplay, TileDisplay
 from .report import Report, StaleOutputsError, load
 from .slider import ThresholdSliderDisplay
 from .training import TrainingCurvesDisplay

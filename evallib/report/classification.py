@@ -136,10 +136,10 @@ class ConfusionDisplay(Display):
     @classmethod
     def from_predictions(cls, y_true, y_pred, *, classes: Sequence | None = None, name: str = ""):
         """From true and predicted labels (names or indices), as ``sklearn.metrics.confusion_matrix``."""
-        t, p, classes = _labels_and_classes(y_true, y_pred, classes)
-        n = len(classes)
+        t, p, names = _labels_and_classes(y_true, y_pred, classes)
+        n = len(names)
         cm = np.bincount(t * n + p, minlength=n * n).reshape(n, n)
-        return cls(cm, classes, name=name)
+        return cls(cm, names, name=name)
 
     @classmethod
     def from_result(cls, result: ClassificationResult, *, name: str = ""):
@@ -347,8 +347,10 @@ class _CurveDisplay(Display):
             else:
                 p, r, _ = s.pr()
                 lines.append(Curve(label, r, p))
-        kw = {"title": title} if title else {}
-        return cls(lines, log_x=log_x, marker=marker, **kw)
+        disp = cls(lines, log_x=log_x, marker=marker)
+        if title:
+            disp.title = title
+        return disp
 
     @property
     def notes(self):
@@ -455,9 +457,9 @@ class PerClassDisplay(Display):
     @classmethod
     def from_predictions(cls, y_true, scores, *, classes: Sequence | None = None, scores_are: str = "auto"):
         probs, _ = _probabilities(scores, scores_are)
-        y, classes = _class_indices(y_true, classes, probs.shape[1])
-        result = _evaluate(y, probs, classes)
-        return cls(classes, result.precision, result.recall, result.f1, result.support, result.roc_auc,
+        y, names = _class_indices(y_true, classes, probs.shape[1])
+        result = _evaluate(y, probs, names)
+        return cls(names, result.precision, result.recall, result.f1, result.support, result.roc_auc,
                    result.undefined)
 
     @classmethod

@@ -169,7 +169,8 @@ class Comparison:
         """
         base = Path.cwd() if links_from is None else links_from
         pm = self.primary_metric
-        others = [m for m in PRIMARY if m != pm and any(m in x["headline"] for x in self.ok.values())]
+        others = [m for m in (*PRIMARY, "fnir_at_fpir")  # FNIR: shown, never the primary metric (lower is better)
+                  if m != pm and any(m in x["headline"] for x in self.ok.values())]
         groups = []
         for g in self.groups():
             rows = []
@@ -246,6 +247,47 @@ class Comparison:
         return Panel(panels, title="ROC curves of all models", how_to_read=(
             "Each line is one model; the higher the curve, the better at every operating point."))
 
+    def versions(self, *, links_from=None):
+        """The version comparisons of these models, each linked: the pages ``evallib compare`` wrote
+        (``out_root/compare/<old>__<new>/compare.html``) and each report's view of its ``report.baseline``.
+
+        ``links_from`` as for :meth:`leaderboard`. Returns an HtmlDisplay.
+        """
+        from ..outputs import COMPARE_HTML, scan_comparisons
+
+        base = Path.cwd() if links_from is None else links_from
+
+        def link(target, text, anchor=""):
+            url = quote(Path(os.path.relpath(target, base)).as_posix()) + anchor
+            return Markup(f'<a href="{html.escape(url)}">{html.escape(text)}</a>')
+
+        rows = []
+        for folder, c in scan_comparisons(self.out_root):
+            o = (c.get("regression") or {}).get("overall") or {}
+            flagged = sum(bool(r.get("flagged")) for part in ("classes", "groups")
+                          for r in (c.get("regression") or {}).get(part, []))
+            gate = c.get("gate")
+            rows.append([c.get("old"), c.get("new"), c.get("images"), o.get("nfr"),
+                         format_interval(*o["intervals"]["nfr"]) if o.get("intervals") else "n/a", o.get("pfr"),
+                         flagged, "" if gate is None else ("passed" if gate["passed"] else "failed") +
+                         f" (max NFR {gate['max_nfr']:g})",
+                         link(folder / COMPARE_HTML, "comparison page") if (folder / COMPARE_HTML).exists() else ""])
+        for name, run in sorted(self.runs.items()):
+            baseline = ((run.get("params") or {}).get("report") or {}).get("baseline")
+            if baseline and baseline != name:
+                rows.append([baseline, name, "", "", "", "", "", "",
+                             link(self.out_root / name / REPORT_HTML, f"{name} report", "#sec-changes")
+                             if (self.out_root / name / REPORT_HTML).exists() else f"{name} report (not rendered)"])
+        if not rows:
+            return HtmlDisplay("<p><i>No version comparisons: run <code>evallib compare OLD NEW</code>, or name a "
+                               "model's report.baseline in its params.</i></p>", title="Version comparisons")
+        return HtmlDisplay(guide(
+            "What each new version breaks: negative flips (images the old model got right and the new one gets "
+            "wrong) with their rate (NFR) and 95% interval, the positive flip rate, and the classes and slices "
+            "flagged as regressions. A report link opens its 'What changed since' section.")
+            + html_table(rows, ["old", "new", "images", "NFR", "95% interval", "PFR", "rows flagged",
+                                "gate", "page"]), title="Version comparisons")
+
     def failures(self):
         """The models that failed, with their error (an HtmlDisplay)."""
         if not self.failed:
@@ -305,7 +347,8 @@ class LeaderboardDisplay(Display):
 
     def _parts(self):
         pm = self.primary_metric
-        head = ["rank", "model", f"{pm} (primary)", "95% interval", *self.others, "images/s", "model MB", "report"]
+        named = [f"{o} (lower is better)" if o == "fnir_at_fpir" else o for o in self.others]
+        head = ["rank", "model", f"{pm} (primary)", "95% interval", *named, "images/s", "model MB", "report"]
         parts = [guide(f"Models sorted by {pm}, best first, within each evaluation data set (models evaluated on other "
                        f"data are ranked in their own table). Overlapping 95% intervals mean the ranking between those "
                        f"models is not settled by this data. images/s is measured on the machine that ran the "

@@ -19,7 +19,7 @@ from ..metrics.flips import (CompatibilityResult, PairFlips, VersionRegression, 
                              version_regression)
 from ..metrics.stats import format_interval
 from ._base import Display, new_figure
-from .gallery import GalleryDisplay, _image_source
+from .gallery import TileDisplay, _image_source
 from .html import folded_table, guide, html_table
 
 TABLE_ROWS = 25  # a regression table longer than this shows its worst rows and folds the rest
@@ -106,17 +106,17 @@ class RegressionTableDisplay(Display):
         out = []
         for r in self.rows:
             name = "all images" if r.kind == "overall" else f"{r.kind}: {r.name}"
-            out.append([name, r.n, r.nfr, format_interval(*r.intervals["nfr"]), r.nfr_upper(), r.pfr,
-                        format_interval(*r.intervals["pfr"]), r.net_gain, format_interval(*r.intervals["net_gain"]),
-                        r.relative_nfr, r.btc, r.bec, r.churn, r.negative_flips, r.positive_flips, r.p_value,
-                        r.p_adjusted, "regression" if r.flagged else ""])
+            out.append([name, "regression" if r.flagged else "", r.n, r.nfr, format_interval(*r.intervals["nfr"]),
+                        r.nfr_upper(), r.pfr, format_interval(*r.intervals["pfr"]), r.net_gain,
+                        format_interval(*r.intervals["net_gain"]), r.relative_nfr, r.btc, r.bec, r.churn,
+                        r.negative_flips, r.positive_flips, r.p_value, r.p_adjusted])
         return out
 
     def _parts(self):
         res = self.result
-        head = ["rows", "images", "NFR", "95% interval", "NFR upper bound", "PFR", "95% interval", "net gain",
-                "95% interval", "relative NFR", "BTC", "BEC", "churn", "negative flips", "positive flips", "p",
-                "BH-adjusted p", ""]
+        head = ["rows", "verdict", "images", "NFR", "95% interval", "NFR upper bound", "PFR", "95% interval",
+                "net gain", "95% interval", "relative NFR", "BTC", "BEC", "churn", "negative flips", "positive flips",
+                "p", "BH-adjusted p"]
         rows = self._table_rows()
         table = html_table(rows, head) if len(rows) <= TABLE_ROWS else folded_table(rows, head, shown=TABLE_ROWS,
                                                                                     what="rows")
@@ -150,7 +150,8 @@ class FlipTransitionsDisplay(Display):
     """Heat map of old prediction → new prediction over the negative flips.
 
     Rows are what the old model said (rightly: the true class), columns what the new model says.
-    Above 25 classes it shows the classes the flips involve most. The table lists the largest cells.
+    Above 25 classes it shows the 24 classes that lose the most images, the 24 classes they flip to
+    most, and the rest of each row in an "other classes" column. The table lists the largest cells.
     """
 
     transitions: np.ndarray
@@ -177,47 +178,69 @@ class FlipTransitionsDisplay(Display):
 
     @property
     def shown(self) -> np.ndarray:
-        """The classes the heat map shows: all up to 25, else those in the largest cells."""
+        """The rows (old predictions, the true classes) the heat map shows: all up to 25 classes, else the 24
+        classes that lose the most images."""
         n = len(self.classes)
         if n <= HEATMAP_CLASSES:
             return np.arange(n)
-        from ..metrics.confusion import most_confused_classes
+        lost = self.transitions.sum(axis=1)
+        order = np.lexsort((np.arange(n), -lost))
+        return np.sort(order[:HEATMAP_CLASSES - 1][lost[order[:HEATMAP_CLASSES - 1]] > 0])
 
-        return most_confused_classes(self.transitions, max_classes=HEATMAP_CLASSES)
+    def _matrix(self):
+        """``(counts, row names, column names)`` of the heat map. Up to 25 classes, the whole matrix; above,
+        the rows of :attr:`shown`, the 24 columns they flip to most, and a last column "other classes"
+        holding the rest of each row, so that every negative flip of the rows shown is counted."""
+        rows = self.shown
+        names = [str(c) for c in self.classes]
+        if len(self.classes) <= HEATMAP_CLASSES:
+            return self.transitions[np.ix_(rows, rows)].astype(float), [names[i] for i in rows], \
+                [names[i] for i in rows]
+        sub = self.transitions[rows]
+        went = sub.sum(axis=0)
+        order = np.lexsort((np.arange(len(went)), -went))
+        cols = np.sort(order[:HEATMAP_CLASSES - 1][went[order[:HEATMAP_CLASSES - 1]] > 0])
+        m = np.column_stack([sub[:, cols], sub.sum(axis=1) - sub[:, cols].sum(axis=1)]).astype(float)
+        return m, [names[i] for i in rows], [names[i] for i in cols] + ["other classes"]
 
     @property
     def figsize(self):
-        k = max(len(self.shown), 2)
-        size = min(12.0, max(4.5, 0.42 * k + 2.2))
+        k = max(len(self.shown) + (len(self.classes) > HEATMAP_CLASSES), 2)
+        size = min(9.0, max(4.5, 0.34 * k + 2.4))
         return (size + 1.0, size)
 
     def _draw(self, ax, **kwargs):
-        idx = self.shown
         total = int(self.transitions.sum())
-        if len(idx) < 2 or total == 0:
+        m, rows, cols = self._matrix()
+        if len(rows) < 1 or total == 0 or (len(self.classes) <= HEATMAP_CLASSES and len(rows) < 2):
             ax.set_axis_off()
             ax.set_title("No negative flips")
             return
-        m = self.transitions[np.ix_(idx, idx)].astype(float)
-        names = [str(self.classes[i]) for i in idx]
-        im = ax.imshow(np.where(m > 0, m, np.nan), cmap="Reds", vmin=0, vmax=max(m.max(), 1))
-        if len(idx) <= HEATMAP_CLASSES:
-            for (i, j), v in np.ndenumerate(m):
-                if v:
-                    ax.text(j, i, f"{int(v)}", ha="center", va="center", fontsize=7,
-                            color="white" if v > 0.6 * m.max() else "black")
-        ax.set_xticks(range(len(idx)), names, rotation=90, fontsize=7)
-        ax.set_yticks(range(len(idx)), names, fontsize=7)
+        other = len(self.classes) > HEATMAP_CLASSES  # the last column sums many classes: grey, off the scale
+        shade = np.where(m > 0, m, np.nan)
+        if other:
+            shade[:, -1] = np.nan
+            ax.axvspan(len(cols) - 1.5, len(cols) - 0.5, color="#e8e8e8")
+        top = max(np.nanmax(shade, initial=0), 1)
+        im = ax.imshow(shade, cmap="Reds", vmin=0, vmax=top, aspect="auto")
+        for (i, j), v in np.ndenumerate(m):
+            if v:
+                ax.text(j, i, f"{int(v)}", ha="center", va="center", fontsize=7,
+                        color="white" if v > 0.6 * top and not (other and j == len(cols) - 1) else "black")
+        ax.set_xticks(range(len(cols)), cols, rotation=90, fontsize=7)
+        ax.set_yticks(range(len(rows)), rows, fontsize=7)
         ax.set_xlabel("new model's prediction (wrong)")
         ax.set_ylabel("old model's prediction (right: the true class)")
         n = len(self.classes)
-        shown = int(m.sum())
-        ax.set_title(f"{total:,} negative flips" if len(idx) == n else
-                     f"{shown:,} of {total:,} negative flips, among the {len(idx)} classes they involve most "
-                     f"(of {n:,})", fontsize=10)
+        if n <= HEATMAP_CLASSES:
+            ax.set_title(f"{total:,} negative flips")
+        else:
+            ax.set_title(f"{int(m.sum()):,} of {total:,} negative flips: the {len(rows)} classes (of {n:,}) that lose "
+                         f"the most images,\nand where they go (the {len(cols) - 1} commonest; the rest in "
+                         f"'other classes')", fontsize=9)
         from matplotlib.ticker import MaxNLocator
 
-        ax.figure.colorbar(im, ax=ax, label="negative flips", ticks=MaxNLocator(integer=True))
+        ax.figure.colorbar(im, ax=ax, label="negative flips", ticks=MaxNLocator(integer=True), shrink=0.8)
 
     def top(self, k=20) -> list:
         """The ``k`` largest cells: ``{"old", "new", "count", "share"}`` (share of all negative flips)."""
@@ -241,7 +264,7 @@ class FlipTransitionsDisplay(Display):
 
 
 # ---------------------------------------------------------------------------------------------- gallery
-class FlipGalleryDisplay(GalleryDisplay):
+class FlipGalleryDisplay(TileDisplay):
     """The negative flips, most striking first: the old model's view beside the new model's.
 
     Ranked by the old model's probability of the true class times the new model's probability of its
@@ -303,27 +326,28 @@ class FlipGalleryDisplay(GalleryDisplay):
         if max_flips is not None:
             idx, conf = idx[:max_flips], conf[:max_flips]
         pred_new = result.pred_new
-        two = cam_old is not None and cam_new is not None
         sel = [int(i) for i in idx]
-        if two:
+        two = cam_old is not None and cam_new is not None
+        if cam_old is not None and cam_new is not None:
             old_tiles = cam_old(sel, [int(y[i]) for i in sel])
             new_tiles = cam_new(sel, [int(pred_new[i]) for i in sel])
         else:
             old_tiles = _image_source(images)(sel)
         tiles, row = [], []
         for k, i in enumerate(sel):
-            t, p = names[y[i]], names[pred_new[i]]
-            if two:
-                row += [(old_tiles[k], f"#{k + 1} old: {t} ({conf[k, 0]:.2f})"),
-                        (new_tiles[k], f"new: {p} ({conf[k, 1]:.2f})")]
+            t, p = _short(names[y[i]]), _short(names[pred_new[i]])
+            if two:  # the name, then the probability: a caption stays under its tile
+                row += [(old_tiles[k], f"#{k + 1} old: {t}\n({conf[k, 0]:.2f})"),
+                        (new_tiles[k], f"new: {p}\n({conf[k, 1]:.2f})")]
             else:
-                row.append((old_tiles[k], f"#{k + 1} {t} → {p}\nold {conf[k, 0]:.2f}, new {conf[k, 1]:.2f}"))
+                row.append((old_tiles[k], f"#{k + 1} {t} →\n{p}\nold {conf[k, 0]:.2f}, new {conf[k, 1]:.2f}"))
             if (k + 1) % per_row == 0:
                 tiles.append(row)
                 row = []
         if row:
             tiles.append(row)
-        which = "" if only_classes is None else f" of the classes {', '.join(str(c) for c in only_classes)}"
+        which = "" if only_classes is None else \
+            f" of the class{'es' if len(want) > 1 else ''} {', '.join(str(names[c]) for c in sorted(want))}"
         shown = f"the {len(sel):,} most striking of {total:,}" if len(sel) < total else f"all {total:,}"
         how = (f"Negative flips{which}: images the old model got right and the new one gets wrong; {shown}, ranked "
                "by the old model's probability of the true class times the new model's probability of its wrong "
@@ -337,9 +361,15 @@ class FlipGalleryDisplay(GalleryDisplay):
         return cls([list(r) for r in tiles], title="Negative flips", how_to_read=how, facts=facts)
 
 
+def _short(name, limit=16):
+    """A class name cut to ``limit`` characters for a tile's caption (the tables keep it whole)."""
+    name = str(name)
+    return name if len(name) <= limit else name[:limit - 1] + "…"
+
+
 # ---------------------------------------------------------------------------------------------- pairs
 @dataclass(repr=False)
-class PairFlipsDisplay(GalleryDisplay):
+class PairFlipsDisplay(TileDisplay):
     """Verification pairs whose decision changed: genuine pairs the new model now rejects, impostor pairs it
     now accepts, as a pair gallery under a table of the counts, rates and tests."""
 

@@ -26,8 +26,8 @@ def _image_source(images):
 
 
 @dataclass(repr=False)
-class GalleryDisplay(Display):
-    """A grid of image tiles with captions.
+class TileDisplay(Display):
+    """A grid of image tiles with captions: the base of every gallery.
 
     Parameters
     ----------
@@ -87,7 +87,14 @@ class GalleryDisplay(Display):
 
     @classmethod
     def from_tiles(cls, tiles, *, title="Gallery", how_to_read="", facts=()):
+        """From rows of ``(image, caption)``: images are arrays in [0, 1], (H, W) or (H, W, 3)."""
         return cls([list(r) for r in tiles], title=title, how_to_read=how_to_read, facts=list(facts))
+
+
+@dataclass(repr=False)
+class GalleryDisplay(TileDisplay):
+    """The report's Grad-CAM gallery: per class its most confident correct images and its mistakes, or the
+    hardest verification pairs, each image with its heat map when a CAM is given."""
 
     @classmethod
     def from_predictions(cls, y_true, scores, *, images, classes: Sequence | None = None, cam: Callable | None = None,
@@ -115,7 +122,7 @@ class GalleryDisplay(Display):
         y, classes = _class_indices(y_true, classes, probs.shape[1])
         pred, conf = probs.argmax(1), probs.max(1)
         n_ok, n_bad = max(1, size // 2), max(1, size // 4)
-        rows_for, which = range(len(classes)), "Each row is one true class"
+        rows_for, which = list(range(len(classes))), "Each row is one true class"
         if len(classes) > max_classes:
             support = np.bincount(y, minlength=len(classes))
             tp = np.bincount(y[pred == y], minlength=len(classes))

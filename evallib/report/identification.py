@@ -12,7 +12,7 @@ import numpy as np
 from ..metrics.identification import IdentificationResult, evaluate_identification
 from ..metrics.stats import format_interval
 from ._base import Display, Panel
-from .gallery import GalleryDisplay, _image_source
+from .gallery import TileDisplay, _image_source
 from .html import guide, html_table
 from .slider import ThresholdSliderDisplay
 
@@ -71,14 +71,18 @@ class CmcDisplay(Display):
                 ax.errorbar([r], [self.cmc[r - 1]], yerr=yerr, fmt="o", color="C3", capsize=3)
                 ax.annotate(f"rank {r}: {self.cmc[r - 1]:.3f}", (r, self.cmc[r - 1]), textcoords="offset points",
                             xytext=(6, -12), fontsize=8)
-        if len(self.cmc) > 20:
-            from matplotlib.ticker import FormatStrFormatter
+        from matplotlib.ticker import FormatStrFormatter, MaxNLocator
 
+        if len(self.cmc) > 20:
             ax.set_xscale("log")
             ax.xaxis.set_major_formatter(FormatStrFormatter("%g"))
+        else:  # ranks are whole numbers
+            ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_xlabel("rank k")
         ax.set_ylabel("rank-k accuracy")
-        ax.set_ylim(max(0.0, float(np.nanmin(self.cmc)) - 0.05) if np.isfinite(self.cmc).any() else 0.0, 1.005)
+        lows = [float(np.nanmin(self.cmc))] if np.isfinite(self.cmc).any() else [0.0]
+        lows += [iv[0] for k, iv in self.intervals.items() if k.startswith("rank_") and np.isfinite(iv[0])]
+        ax.set_ylim(max(0.0, min(lows) - 0.05), 1.005)  # the intervals' lower ends in view
         ax.set_title(self.title)
         ax.grid(alpha=0.3)
         ax.legend(fontsize="small", loc="lower right")
@@ -215,7 +219,7 @@ class IdentificationDisplay(Display):
                 *(slider._parts() if slider is not None else [])]
 
 
-class IdentificationMissesDisplay(GalleryDisplay):
+class IdentificationMissesDisplay(TileDisplay):
     """The hardest misses: per row the probe, the gallery image wrongly ranked first, and the true mate."""
 
     @classmethod
@@ -256,7 +260,7 @@ class IdentificationMissesDisplay(GalleryDisplay):
                                probe_names=np.asarray(probe_labels), k=k)
 
 
-class TemplatePairGalleryDisplay(GalleryDisplay):
+class TemplatePairGalleryDisplay(TileDisplay):
     """The hardest template pairs: genuine pairs scored lowest and impostor pairs scored highest, each
     template shown by a few of its images."""
 
@@ -280,8 +284,8 @@ class TemplatePairGalleryDisplay(GalleryDisplay):
         y = np.asarray(same).astype(bool)
         s = template_pair_scores(templates, t1, t2)
         gen, imp = np.flatnonzero(y), np.flatnonzero(~y)
-        picks = [(i, "genuine, scored low") for i in gen[np.lexsort((gen, s[gen]))][:k]]
-        picks += [(i, "impostor, scored high") for i in imp[np.lexsort((imp, -s[imp]))][:k]]
+        picks = [(i, "genuine") for i in gen[np.lexsort((gen, s[gen]))][:k]]
+        picks += [(i, "impostor") for i in imp[np.lexsort((imp, -s[imp]))][:k]]
         title = "Templates: the hardest pairs"
         if not picks:
             return cls([], title=title, how_to_read="No pairs to show.")
@@ -291,7 +295,7 @@ class TemplatePairGalleryDisplay(GalleryDisplay):
             for side, t in (("A", t1[i]), ("B", t2[i])):
                 imgs = list(template_images(t.item()))[:per_template]
                 row += [(img, f"{side}: template {t} ({j + 1}/{len(imgs)})") for j, img in enumerate(imgs)]
-            row[0] = (row[0][0], f"{kind} {s[i]:.3f}")
+            row[0] = (row[0][0], f"{kind} {s[i]:.3f}, A={t1[i]}")  # short: a caption is as wide as its tile
             tiles.append(row)
         return cls(tiles, title=title, how_to_read=(
             "Top rows: pairs of templates of the same person that the model scores lowest (false rejects at a high "

@@ -65,7 +65,7 @@ for _m in ("torch", "onnx2torch", "pytorch_grad_cam"):
 """
 
 
-_WARMING = weakref.WeakKeyDictionary()  # kernel manager -> the thread running its warm-up
+_WARMING: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # kernel manager -> the thread running its warm-up
 
 
 def _run_quietly(km, code, timeout=600):

@@ -159,7 +159,10 @@ class Report:
         except (OSError, ValueError, KeyError, TypeError) as exc:
             self.note(f"Summary: no ranking: the other models' metrics could not be read ({exc})")
         has = {"classification": self.classification is not None, "verification": self.verification is not None,
-               "training_log": bool(self.params.report.training_log)}
+               "training_log": bool(self.params.report.training_log), "baseline": bool(self.params.report.baseline)}
+        ident = self.evaluation.identification  # the contents list these sections only when computed
+        has.update(identification=getattr(ident, "images", None) is not None,
+                   templates=getattr(ident, "templates", None) is not None)
         lede = (f"{self.name}: {Path(self.run['model']['path']).name} evaluated on {len(self.y):,} images "
                 f"of {len(self.classes):,} classes from {Path(ds['root']).name}/ "
                 f"({' and '.join(self.params.tasks)}).")
@@ -298,6 +301,77 @@ class Report:
             return _absent("Similarity threshold slider", self.params.tasks)
         return ThresholdSliderDisplay.from_result(v, policy=self.params.report.threshold_policy,
                                                   interactive=self.interactive)
+
+    # ------------------------------------------------------------------ version comparison
+    @_view("What changed since the baseline")
+    def changes(self):
+        """Against the model ``report.baseline`` names, on the same images: the regression table (negative and
+        positive flips per class and slice, with intervals and tests), the old -> new heat map over the negative
+        flips, and the negative-flip gallery with both models' heat maps."""
+        from .versions import baseline_view
+
+        return baseline_view(self)
+
+    # ------------------------------------------------------------------ identification and templates
+    def _rows_images(self, rows):
+        """``images(indices)`` of a gallery display: the center-crop views of the prediction rows ``rows[indices]``."""
+        rows = np.asarray(rows)
+        return lambda idx: self._views(rows[np.asarray(idx, dtype=np.int64)].tolist())[1]
+
+    @_view("Identification (1:N)")
+    def identification_summary(self):
+        """Probe images searched against gallery images (``data.role_column``): CMC and DET curves, rank-k and
+        FNIR at FPIR with identity-level intervals, the open-set threshold slider and the hardest misses."""
+        from .identification import IdentificationDisplay, IdentificationMissesDisplay
+
+        ident = self.evaluation.identification
+        r = None if ident is None else ident.images
+        if r is None:
+            return HtmlDisplay("<p><i>No 1:N identification: give each image a role (gallery or probe) in a column "
+                               "of the data.csv manifest named by data.role_column.</i></p>")
+        shown = [IdentificationDisplay.from_result(r, name=self.name)]
+        if self.params.report.gallery_size:
+            classes = np.asarray(self.classes)
+            names = classes[self.y[ident.probe_rows]]
+            named = dataclasses.replace(r, candidate_labels=classes[r.candidate_labels])  # class names, not indices
+            shown.append(IdentificationMissesDisplay.from_result(
+                named, probe_images=self._rows_images(ident.probe_rows),
+                gallery_images=self._rows_images(ident.gallery_rows),
+                probe_names=names, k=self.params.report.gallery_size))
+        return Section(shown)
+
+    @_view("Templates")
+    def templates_summary(self):
+        """IJB-style templates (``data.templates``): 1:1 template verification over ``data.template_pairs``
+        with its hardest pairs, and 1:N template identification over ``data.gallery`` and ``data.probes``."""
+        from .identification import IdentificationDisplay, TemplatePairGalleryDisplay
+
+        ident = self.evaluation.identification
+        if ident is None or ident.templates is None:
+            return HtmlDisplay("<p><i>No templates: name an IJB-style *_face_tid_mid.txt file in data.templates, "
+                               "with data.template_pairs and/or data.gallery and data.probes.</i></p>")
+        t = ident.templates
+        first = {}
+        for row, tid in zip(ident.template_rows.tolist(), ident.template_of.tolist()):
+            first.setdefault(tid, []).append(row)
+        shown = [HtmlDisplay(html_table([["templates", f"{len(t.templates):,}"],
+                                         ["images pooled", f"{int(t.n_images.sum()):,}"],
+                                         ["media", f"{int(t.n_media.sum()):,}"]], ["templates", ""]))]
+        v = ident.template_verification
+        rep = self.params.report
+        if v is not None:
+            shown += [HtmlDisplay("<h4>1:1 template verification (data.template_pairs)</h4>"),
+                      VerificationDisplay.from_result(v, policy=rep.threshold_policy, far_target=rep.far_target,
+                                                      name=self.name)]
+            if rep.gallery_size:
+                pairs = ident.template_pairs
+                shown.append(TemplatePairGalleryDisplay.from_templates(
+                    t, pairs["t1"], pairs["t2"], pairs["same"], k=max(1, rep.gallery_size // 2),
+                    template_images=lambda tid: self._views(first[tid][:2])[1]))
+        if ident.template_identification is not None:
+            shown += [HtmlDisplay("<h4>1:N template identification (data.gallery against data.probes)</h4>"),
+                      IdentificationDisplay.from_result(ident.template_identification, name=self.name)]
+        return Section(shown)
 
     # ------------------------------------------------------------------ explanations
     def _views(self, idx):

@@ -15,6 +15,7 @@ from ..outputs import data_key
 HEADLINE_NAMES = {
     "accuracy": "accuracy (top-1)", "macro_f1": "macro F1", "roc_auc_macro": "macro ROC AUC (one-vs-rest)",
     "auc": "verification ROC AUC", "eer": "equal error rate", "lfw_accuracy": "pair-list 10-fold accuracy",
+    "rank_1": "rank-1 identification accuracy",
 }
 POLICY_TEXT = {
     "max_f1": "the threshold with the highest F1", "max_accuracy": "the threshold with the highest accuracy",
@@ -30,8 +31,10 @@ SECTIONS = [
     ("sec-classification-slider", "Class threshold slider", "classification"),
     ("sec-verification", "Verification", "verification"),
     ("sec-verification-slider", "Similarity threshold slider", "verification"),
+    ("sec-identification", "Identification (1:N)", "identification"), ("sec-templates", "Templates", "templates"),
     ("sec-gallery", "Grad-CAM gallery", None), ("sec-tsne", "t-SNE map", None),
-    ("sec-training", "Training curves", "training_log"), ("sec-notes", "Notes", None),
+    ("sec-training", "Training curves", "training_log"),
+    ("sec-changes", "What changed since the baseline", "baseline"), ("sec-notes", "Notes", None),
 ]
 
 
@@ -41,6 +44,10 @@ def headline_name(key, entry=None):
         return f"top-{key[4:]} accuracy"
     if key == "tar_at_far":
         return f"TAR at FAR {(entry or {}).get('far', float('nan')):g}"
+    if key == "template_tar_at_far":
+        return f"template TAR at FAR {(entry or {}).get('far', float('nan')):g}"
+    if key == "fnir_at_fpir":
+        return f"FNIR at FPIR {(entry or {}).get('fpir', float('nan')):g} (lower is better)"
     return HEADLINE_NAMES.get(key, key)
 
 

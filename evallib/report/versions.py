@@ -1,0 +1,307 @@
+"""The comparison of two model versions as views and as one self-contained page.
+
+:func:`version_views` turns a :class:`evallib.versions.VersionComparison` into the regression table,
+the heat map of old → new predictions over the negative flips, and the negative-flip gallery (each
+model's Grad-CAM beside the other's where a route exists, drawn by each model's own report).
+:func:`comparison_page` puts them on one HTML page that needs nothing from the network;
+:func:`write_version_comparison` is what ``evallib compare`` runs; :func:`baseline_view` is the
+"What changed since <baseline>" view of a report whose params name ``report.baseline``.
+"""
+
+from __future__ import annotations
+
+import html
+import os
+import warnings
+from pathlib import Path
+from urllib.parse import quote
+
+from ..errors import EvallibError
+from ..outputs import COMPARE_HTML, FLIPS_CSV, REPORT_HTML, comparison_dir, write_comparison
+from ._base import HtmlDisplay, Section
+from .flips import CompatibilityDisplay, FlipGalleryDisplay, FlipTransitionsDisplay, RegressionTableDisplay
+from .html import CSS, Markup, guide, render_template, short_message
+
+_QUIET = (DeprecationWarning, PendingDeprecationWarning, ImportWarning, ResourceWarning)
+
+
+def _cams(cmp, reports):
+    """``(images, cam_old, cam_new, facts)`` for the gallery, through each model's report (rows mapped)."""
+    rep_old, rep_new = reports
+    index_old, index_new = cmp.index_old, cmp.index_new
+
+    def images(sel):
+        return rep_new._views([int(index_new[i]) for i in sel])[1]
+
+    route_old, route_new = rep_old.cam_route("scores"), rep_new.cam_route("scores")
+    if route_old is None or route_new is None:
+        why = [r for rep in reports for r in rep.__dict__.get("_cam_reasons", [])[:1]]
+        return images, None, None, [["no heat maps", short_message(w, limit=400)] for w in why[:1]]
+
+    def mapped(rep, route, index):
+        cam, done = rep._cam(route, lambda t: t), {}  # a flip shown twice (gallery, class filter) is drawn once
+
+        def draw(sel, targets):
+            todo = [(int(i), int(t)) for i, t in zip(sel, targets) if (int(i), int(t)) not in done]
+            if todo:
+                for key, tile in zip(todo, cam([int(index[i]) for i, _ in todo], [t for _, t in todo])):
+                    done[key] = tile
+            return [done[(int(i), int(t))] for i, t in zip(sel, targets)]
+        return draw
+
+    facts = [[f"{name}: route", f"{route.route}, {route.method} at {route.layer}"]
+             for name, route in ((cmp.old, route_old), (cmp.new, route_new))]
+    return images, mapped(rep_old, route_old, index_old), mapped(rep_new, route_new, index_new), facts
+
+
+_FILTER_SCRIPT = """<script>
+(function () {
+  document.querySelectorAll("select.evallib-flip-filter").forEach(function (sel) {
+    sel.addEventListener("change", function () {
+      sel.closest(".evallib-flip-filter-box").querySelectorAll(".evallib-flip-class").forEach(function (d) {
+        d.hidden = d.getAttribute("data-class") !== sel.value;
+      });
+    });
+  });
+})();
+</script>"""
+
+
+def class_filter_view(cmp, gallery_source, *, max_classes: int = 12, per_class: int = 8):
+    """The negative flips of one true class at a time, picked from a list: the gallery's filter by class.
+
+    The ``max_classes`` classes that lose the most images are offered (each with its count), each with
+    its ``per_class`` most striking flips; ``gallery_source`` is ``(images, cam_old, cam_new)``. The page
+    holds every class's gallery and a few lines of script show the one picked (no network, no kernel).
+    """
+    import numpy as np
+
+    r = cmp.result
+    lost = r.transitions.sum(axis=1)
+    order = [int(c) for c in np.lexsort((np.arange(len(lost)), -lost)) if lost[c] > 0][:max_classes]
+    title = "Negative flips by class"
+    if not order:
+        return HtmlDisplay("<p><i>No negative flips.</i></p>", title=title)
+    images, cam_old, cam_new = gallery_source
+    options, boxes = [], []
+    for k, c in enumerate(order):
+        g = FlipGalleryDisplay.from_result(r, cmp.y, images=images, classes=cmp.classes, cam_old=cam_old,
+                                           cam_new=cam_new, only_classes=[cmp.classes[c]], max_flips=per_class)
+        g.title, g.facts = f"Negative flips of {cmp.classes[c]}", []  # how the maps were drawn is said above
+        options.append(f'<option value="{k}">{html.escape(str(cmp.classes[c]))} ({int(lost[c]):,} negative '
+                       f'flips)</option>')
+        boxes.append(f'<div class="evallib-flip-class" data-class="{k}"{"" if k == 0 else " hidden"}>'
+                     f'{g._repr_html_().replace(CSS, "")}</div>')
+    n_lost = int((lost > 0).sum())
+    which = (f"the {len(order)} classes (of {n_lost:,} with negative flips) that lose the most images"
+             if n_lost > len(order) else "the one class with negative flips" if n_lost == 1 else
+             f"each of the {n_lost:,} classes with negative flips")
+    return HtmlDisplay(guide(f"Pick a true class to see its negative flips, the most striking first: {which}; "
+                             f"{FLIPS_CSV} lists every flip.")
+                       + '<div class="evallib-flip-filter-box"><label>True class: '
+                       + '<select class="evallib-flip-filter">' + "".join(options) + "</select></label>"
+                       + "".join(boxes) + "</div>" + _FILTER_SCRIPT, title=title)
+
+
+def version_views(cmp, *, reports=None, max_flips: int = 24, only_classes=None, filter_classes: int = 0) -> list:
+    """The views of a comparison: regression table, old → new heat map, negative-flip gallery.
+
+    Parameters
+    ----------
+    cmp : VersionComparison
+    reports : (Report, Report), optional
+        The old and the new model's reports (:func:`evallib.load`): they load the images and draw the
+        heat maps. Without them the gallery is left out.
+    max_flips : int, default 24
+        Flips shown in the gallery (every flip is in ``flips.csv``).
+    only_classes : sequence, optional
+        Show the flips of these true classes only.
+    filter_classes : int, default 0
+        Adds :func:`class_filter_view` over this many classes (0: none).
+
+    Returns
+    -------
+    list of Display
+    """
+    r = cmp.result
+    views = [RegressionTableDisplay.from_result(r, old_name=cmp.old, new_name=cmp.new),
+             FlipTransitionsDisplay.from_result(r, classes=cmp.classes)]
+    if reports is not None:
+        images, cam_old, cam_new, facts = _cams(cmp, reports)
+        gallery = FlipGalleryDisplay.from_result(r, cmp.y, images=images, classes=cmp.classes, cam_old=cam_old,
+                                                 cam_new=cam_new, only_classes=only_classes, max_flips=max_flips)
+        gallery.facts = [*gallery.facts, *facts]
+        views.append(gallery)
+        if filter_classes:
+            views.append(class_filter_view(cmp, (images, cam_old, cam_new), max_classes=filter_classes))
+    if cmp.compatibility is not None:
+        views.append(CompatibilityDisplay.from_result(cmp.compatibility))
+    return views
+
+
+_PAGE = """<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>{{ old }} → {{ new }}: what changed</title>
+{{ css }}
+<style>
+body {font-family: system-ui, -apple-system, "Segoe UI", sans-serif; margin: 24px auto; max-width: 1200px;
+      padding: 0 16px; color: #222;}
+h1 {font-size: 24px; margin-bottom: 4px;} h2 {margin-top: 32px; border-bottom: 1px solid #ddd; padding-bottom: 4px;}
+.evallib-gate-pass {color: #1d6b2f; background: #e8f5ea; padding: 6px 10px; border-radius: 4px;}
+.evallib-gate-fail {color: #8c1d1d; background: #fbeaea; padding: 6px 10px; border-radius: 4px;}
+.evallib-table td {font-variant-numeric: tabular-nums; white-space: nowrap;}
+nav a {margin-right: 12px;}
+.evallib-scroll {overflow-x: auto;}
+</style></head>
+<body>
+<h1>{{ old }} → {{ new }}: what the new version breaks</h1>
+<p>{{ lede }}</p>
+<nav>{% for id, title in toc %}<a href="#{{ id }}">{{ title }}</a>{% endfor %}{{ links }}</nav>
+{% if gate %}<p class="{{ gate_class }}">{{ gate }}</p>{% endif %}
+{{ body }}
+{% if notes %}<h2 id="notes">Notes</h2><ul>{% for n in notes %}<li>{{ n }}</li>{% endfor %}</ul>{% endif %}
+</body></html>
+"""
+
+
+def _link(target, base, text):
+    return f'<a href="{html.escape(quote(Path(os.path.relpath(target, base)).as_posix()))}">{html.escape(text)}</a>'
+
+
+def gate_message(cmp, max_nfr, failing) -> str:
+    """The gate's verdict in one sentence: what passed, or which rows broke the budget by how much."""
+    if not failing:
+        return (f"Gate passed: the upper bound of NFR's 95% interval is within the budget {max_nfr:g} overall "
+                f"({cmp.result.overall.nfr_upper():.4f}) and in every class and slice flagged as a regression.")
+    rows = "; ".join(f"{'all images' if r.kind == 'overall' else f'{r.kind} {r.name}'}: NFR {r.nfr:.4f}, upper bound "
+                     f"{r.nfr_upper():.4f}" for r in failing[:10])
+    more = f" and {len(failing) - 10} more" if len(failing) > 10 else ""
+    return f"Gate failed: NFR above the budget {max_nfr:g} in {len(failing)} row(s): {rows}{more}."
+
+
+def comparison_page(cmp, views, *, page_dir, max_nfr=None, notes=()) -> str:
+    """One self-contained HTML page of a comparison: the gate, the regression table, then the gallery.
+
+    Parameters
+    ----------
+    cmp : VersionComparison
+    views : list of Display
+        From :func:`version_views`.
+    page_dir : Path
+        The folder the page is written to (links to the reports start there).
+    max_nfr : float, optional
+        The gate's budget, shown at the top.
+    notes : sequence of str
+    """
+    o = cmp.result.overall
+    lede = (f"{o.n:,} images of {len(cmp.classes):,} classes evaluated by both models (data fingerprint "
+            f"{cmp.data_key[:12]}). {cmp.old}: accuracy {o.accuracy_old:.4f}; {cmp.new}: accuracy "
+            f"{o.accuracy_new:.4f}. {o.negative_flips:,} negative flips (NFR {o.nfr:.4f}) and {o.positive_flips:,} "
+            f"positive flips (PFR {o.pfr:.4f}); {len(cmp.result.flagged()):,} row(s) flagged as regressions.")
+    ids = {"What the new model breaks": "regression", "Negative flips: old prediction → new prediction": "transitions",
+           "Negative flips": "gallery",
+           "Negative flips by class": "by-class", "Backward compatibility of the embeddings": "embeddings"}
+    sections = [(ids.get(v.title, f"view-{k}"), v.title, v._repr_html_().replace(CSS, ""))
+                for k, v in enumerate(views)]
+    body = "".join(f'<h2 id="{i}">{html.escape(t)}</h2>\n<div class="evallib-scroll">{b}</div>\n'
+                   for i, t, b in sections)
+    links = [_link(Path(d) / REPORT_HTML, page_dir, f"{name} report") for name, d in ((cmp.old, cmp.old_dir),
+                                                                                       (cmp.new, cmp.new_dir))
+             if (Path(d) / REPORT_HTML).exists()]
+    links.append(f'<a href="{FLIPS_CSV}">{FLIPS_CSV} (every flip)</a>')
+    gate, gate_class = "", ""
+    if max_nfr is not None:
+        failing = cmp.over_budget(max_nfr)
+        gate, gate_class = gate_message(cmp, max_nfr, failing), "evallib-gate-fail" if failing else "evallib-gate-pass"
+    return render_template(_PAGE, old=cmp.old, new=cmp.new, css=Markup(CSS), lede=lede,
+                           toc=[(i, t) for i, t, _ in sections], links=Markup("".join(links)), gate=gate,
+                           gate_class=gate_class, body=Markup(body), notes=[*cmp.notes, *notes])
+
+
+def _reports(cmp, notes):
+    """Both models' reports (to load images and draw heat maps), or None with the reason in ``notes``."""
+    from .report import load
+
+    try:
+        return load(cmp.old_dir), load(cmp.new_dir)
+    except EvallibError as exc:
+        notes.append(f"No gallery: a model's report could not be loaded ({short_message(exc, limit=300)})")
+        return None
+
+
+def write_version_comparison(old, new, *, out_root="outputs", max_nfr=None, n_boot=1000, seed=0, alpha=0.05,
+                             groups=None, max_flips=24, filter_classes=12, page=True):
+    """Compare two evaluated models and publish ``compare.json``, ``flips.csv`` and ``compare.html``.
+
+    What ``evallib compare OLD NEW`` runs (see :func:`evallib.versions.compare_versions` for the
+    arguments).
+
+    Returns
+    -------
+    cmp : VersionComparison
+    failing : list of RegressionRow
+        The rows over the NFR budget (empty without ``max_nfr``).
+    folder : Path
+        ``out_root/compare/<old>__<new>``.
+    """
+    from ..versions import compare_versions
+
+    if max_nfr is not None and not 0 <= max_nfr <= 1:
+        raise EvallibError(f"max_nfr: expected a rate in [0, 1]; got {max_nfr!r}")
+    cmp = compare_versions(old, new, out_root=out_root, groups=groups, n_boot=n_boot, seed=seed, alpha=alpha)
+    failing = cmp.over_budget(max_nfr) if max_nfr is not None else []
+    text = None
+    if page:
+        notes = []
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            reports = _reports(cmp, notes)
+            views = version_views(cmp, reports=reports, max_flips=max_flips, filter_classes=filter_classes)
+            for v in views:
+                v._repr_html_()
+        notes += [f"{short_message(w.message, limit=300)}" for w in caught if not issubclass(w.category, _QUIET)]
+        if reports is not None:
+            notes += [f"{rep.name}: {m}" for rep in reports for m in rep.render_notes]
+        text = comparison_page(cmp, views, page_dir=comparison_dir(out_root, cmp.old, cmp.new), max_nfr=max_nfr,
+                               notes=list(dict.fromkeys(notes)))
+    folder = write_comparison(out_root, cmp.old, cmp.new, summary=cmp.to_dict(max_nfr=max_nfr),
+                              flips=cmp.flip_rows(), page=text)
+    return cmp, failing, folder
+
+
+def baseline_view(rep):
+    """A report's "What changed since <baseline>" view: the comparison with the model ``report.baseline`` names.
+
+    The baseline must have been evaluated on the same data (the data fingerprint); otherwise, or when
+    it is missing, the view says why. Computed when the report is drawn, since the baseline's
+    predictions exist only once every model of the run has been evaluated.
+    """
+    from ..versions import compare_versions
+    from .report import load
+
+    base = rep.params.report.baseline
+    title = f"What changed since {base}" if base else "What changed since the baseline"
+    if not base:
+        return HtmlDisplay("<p><i>No baseline to compare with (set report.baseline to another model's name).</i></p>",
+                           title=title)
+    if base == rep.name:
+        return HtmlDisplay("<p><i>This model is its own baseline: nothing to compare.</i></p>", title=title)
+    out_root = rep.out_dir.parent
+    try:
+        cmp = compare_versions(out_root / base, rep.out_dir, out_root=out_root, n_boot=rep.params.report.bootstrap,
+                               seed=rep.params.report.seed)
+        old_rep = load(cmp.old_dir)
+    except EvallibError as exc:
+        return HtmlDisplay(f'<p class="evallib-warn">No comparison with the baseline {html.escape(base)}: '
+                           f"{html.escape(short_message(exc, limit=600))}</p>", title=title)
+    views = version_views(cmp, reports=(old_rep, rep), max_flips=max(rep.params.report.gallery_size, 1) * 3)
+    page = comparison_dir(out_root, cmp.old, cmp.new) / COMPARE_HTML
+    more = (f' The whole comparison, with every flip in {FLIPS_CSV}: '
+            f'{_link(page, rep.out_dir, f"{cmp.old} → {cmp.new}")}.' if page.exists() else
+            f" <code>evallib compare {html.escape(base)} {html.escape(rep.name)}</code> writes the comparison page "
+            f"and {FLIPS_CSV}.")
+    head = HtmlDisplay(guide(f"This model against its baseline {base}, image by image on the same "
+                             f"{len(cmp.y):,} images: which images {base} got right and {rep.name} gets wrong.")
+                       + f"<p>{more.strip()}</p>")
+    return Section([head, *views], title=title)
