@@ -341,6 +341,9 @@ def test_summary_line_wording():
                                  "and 3 near duplicate pairs (1 with conflicting labels); 4 images also in the "
                                  "training data.")
     assert summary_line({"error": "boom"}) == "Label review failed: boom"
+    many = {**base, "duplicates": {**base["duplicates"], "near_pairs": 201, "near_conflicting": 0}}
+    assert ("2 exact and 201 near duplicate pairs (1 with conflicting labels; more near pairs than images: raise "
+            "report.near_duplicate_threshold)") in summary_line(many)
 
 
 def test_review_group_finds_near_duplicates_from_the_embeddings(rng, tmp_path):

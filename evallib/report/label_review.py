@@ -492,7 +492,10 @@ def summary_line(summary):
         last = d["near_pairs"]
     conflicting = d["exact_conflicting"] + (d.get("near_conflicting") or 0)
     dup += f" duplicate pair{'' if last == 1 else 's'}"
-    parts.append(dup + (f" ({conflicting:,} with conflicting labels)" if conflicting else ""))
+    remarks = [f"{conflicting:,} with conflicting labels"] if conflicting else []
+    if (d.get("near_pairs") or 0) > n:
+        remarks.append("more near pairs than images: raise report.near_duplicate_threshold")
+    parts.append(dup + (f" ({'; '.join(remarks)})" if remarks else ""))
     if d.get("leaked") is not None:
         parts.append(f"{d['leaked']:,} image{'' if d['leaked'] == 1 else 's'} also in the training data")
     return "; ".join(parts) + "."
@@ -560,6 +563,10 @@ def review_group(out_root, group, runs, *, cam=True, folder=None):
         disp = DuplicatesDisplay.from_result(near, names=g.paths, labels=names)
         disp.title += f" (embeddings of {g.embeddings_from})"
         views.append(disp)
+        if near.n_pairs > len(names):
+            notes.append(f"{near.n_pairs:,} near-duplicate pairs among {len(names):,} images: at cosine "
+                         f"{g.near_threshold:g} the embeddings of {g.embeddings_from} join images of a class, not "
+                         f"copies; raise report.near_duplicate_threshold")
     leaked = None
     for t in train_roots:
         try:
