@@ -19,6 +19,7 @@ SCRIPTS = [("bench_verification.py", "--sizes", "10000"), ("bench_verification.p
            ("bench_classification.py",), ("bench_tsne.py",), ("bench_inference.py",), ("bench_reports.py",),
            ("bench_many_classes.py",), ("bench_many_classes.py", "--per-class", "100", "--task", "classification"),
            ("bench_dask_verification.py", "--sizes", "50000"), ("bench_cluster.py",), ("bench_cache_keys.py",),
+           ("bench_cache_keys.py", "--images", "100000", "--pixels", "160x120"),
            ("bench_curves.py",), ("bench_identification.py",)]
 
 

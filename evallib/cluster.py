@@ -59,14 +59,32 @@ def connect(spec: str) -> tuple[Any, Any]:
         raise EvallibError(f"--cluster: expected a Dask scheduler at {value}; got no answer ({exc})") from None
 
 
+def host_share(cores: int, slots_on_host: int) -> int:
+    """A task's share of a machine's ``cores`` when ``slots_on_host`` tasks may run on it at once (the
+    thread slots of every worker on that host): ``max(1, cores // slots_on_host)``."""
+    return max(1, cores // max(1, slots_on_host))
+
+
 def _worker_threads():
-    """onnxruntime threads for a task: the cores this worker process was given."""
+    """A task's share of the cores of the machine its worker runs on (:func:`host_share`): onnxruntime,
+    the verification pass and BLAS get that many threads. The workers on the same host, and the
+    tasks each runs at once, share its cores; outside a worker, None (no cap)."""
     try:
         from distributed import get_worker
-
-        return max(1, get_worker().state.nthreads)
-    except (ImportError, ValueError):
+    except ImportError:
         return None
+    try:
+        worker = get_worker()
+    except ValueError:
+        return None
+    slots = worker.state.nthreads
+    try:
+        host = worker.address.rsplit(":", 1)[0]
+        info = worker.client.scheduler_info(n_workers=-1)["workers"]
+        slots = sum(w["nthreads"] for a, w in info.items() if a.rsplit(":", 1)[0] == host) or slots
+    except Exception:  # noqa: BLE001 -- the scheduler's view is a refinement: without it, this worker's slots
+        pass
+    return host_share(os.cpu_count() or 1, slots)
 
 
 def _evaluate_task(path, out_root):

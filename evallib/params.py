@@ -29,9 +29,10 @@ from .metrics.sweep import POLICIES
 TTA_CHOICES = ("none", "flip", "tencrop")
 LABEL_SOURCES = ("folder", "filename_prefix", "csv")
 TASKS = ("classification", "verification")
-RESIZE_MODES = ("shorter", "exact", "fit")
+RESIZE_MODES = ("shorter", "exact", "fit", "text_line")
 PADS = ("center", "bottom_right")
-INTERPOLATION_NAMES = ("nearest", "bilinear", "bicubic", "lanczos")
+INTERPOLATION_NAMES = ("nearest", "bilinear", "bicubic", "lanczos", "area")
+RESIZE_BACKENDS = ("pil", "opencv")
 DTYPE_NAMES = ("float32", "float16", "float64", "uint8")
 CAM_METHODS = ("gradcam", "gradcam++", "scorecam", "eigencam", "xgradcam", "layercam", "hirescam")
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp")
@@ -107,6 +108,12 @@ SCHEMA = {
                 "layout": {"enum": ["auto", "nchw", "nhwc"]},
                 "tta": {"enum": list(TTA_CHOICES)},
                 "batch_size": {"type": "integer", "minimum": 1},
+                "resize_backend": {"enum": list(RESIZE_BACKENDS)},
+                "pad_value_normalized": {"oneOf": [{"type": "number"},
+                                                   {"type": "array", "items": {"type": "number"}, "minItems": 1,
+                                                    "maxItems": 3}],
+                                         "description": "a value in the model's normalized input units, or one "
+                                                        "per channel"},
             },
         },
         "outputs": {
@@ -377,9 +384,13 @@ class PreprocessParams(_Section):
     ----------
     resize : int or (int, int) or None
         The shorter side (an integer) or ``(height, width)``.
-    resize_mode : {"shorter", "exact", "fit"} or None
+    resize_mode : {"shorter", "exact", "fit", "text_line"} or None
         Filled in from ``resize`` when not given: ``shorter`` for an integer, ``exact`` for a pair.
-    interpolation : {"nearest", "bilinear", "bicubic", "lanczos"}
+        ``text_line`` (a pair ``[height, width]``): the height becomes ``height``, the width
+        ``ceil(height * aspect)`` capped at ``width``, and the rest of the width is padded on the right
+        after normalization with ``pad_value_normalized`` (PaddleOCR's ``resize_norm_img``).
+    interpolation : {"nearest", "bilinear", "bicubic", "lanczos", "area"}
+        ``area`` is OpenCV's ``INTER_AREA`` (``resize_backend: opencv`` only).
     pad : {"center", "bottom_right"}
         Where a ``fit`` image sits in its box.
     pad_value : float or tuple of float
@@ -397,6 +408,13 @@ class PreprocessParams(_Section):
     layout : {"auto", "nchw", "nhwc"}
     tta : {"none", "flip", "tencrop"}
     batch_size : int
+    resize_backend : {"pil", "opencv"}
+        ``pil``: Pillow's filters, as torchvision on PIL images (antialiased when shrinking);
+        ``opencv``: ``cv2.resize`` with the ``INTER_*`` flag of ``interpolation``, as OpenCV pipelines
+        resize (needs ``opencv-python-headless``).
+    pad_value_normalized : float or tuple of float
+        ``text_line`` only: the pad value in the model's input units after ``(x / s - mean) / std``
+        (PaddleOCR pads with 0 there), one value or one per channel.
     """
 
     SECTION: ClassVar[str] = "preprocess"
@@ -417,6 +435,8 @@ class PreprocessParams(_Section):
     layout: str = "auto"
     tta: str = "none"
     batch_size: int = 64
+    resize_backend: str = "pil"
+    pad_value_normalized: float | tuple[float, ...] = 0
 
     @property
     def pad_values(self) -> tuple[float, ...]:
@@ -451,6 +471,7 @@ class PreprocessParams(_Section):
             if getattr(self, key) != default and self.resize_mode != "fit":
                 fail(key, f"expected resize_mode 'fit' with it (it pads the fitted image to resize); "
                           f"got resize_mode {self.resize_mode!r}")
+        self._check_text_line_and_backend(resize, crop)
         channels = 1 if self.mode == "grayscale" else 3
         if len(self.pad_values) not in (1, channels):
             fail("pad_value", f"expected 1 value or one per channel ({channels}); got {len(self.pad_values)} values")
@@ -460,6 +481,33 @@ class PreprocessParams(_Section):
                               f"got mean {list(self.mean)}, std {list(self.std)}")
             if not whole_pad_values(self):
                 fail("pad_value", f"expected whole pixel values with dtype uint8; got {_listed(self.pad_value)}")
+
+
+    def _check_text_line_and_backend(self, resize, crop) -> None:
+        fail = self._fail
+        pads = self.pad_value_normalized
+        pads = tuple(pads) if isinstance(pads, tuple) else (pads,)
+        if self.resize_mode == "text_line":
+            if isinstance(resize, int):
+                fail("resize", f"expected [height, width] with resize_mode 'text_line' (the fixed height and the "
+                               f"widest width); got {resize}")
+            if crop is not None or self.crop_pct is not None or self.tta == "tencrop":
+                given = [f"{k} {_listed(getattr(self, k))!r}" for k in ("crop", "crop_pct", "tta")
+                         if getattr(self, k) not in (None, "none", "flip")]
+                fail("resize_mode", "expected no preprocess.crop, crop_pct or tta tencrop with 'text_line' (the "
+                                    "line is padded to [height, width], not cropped); got " + ", ".join(given))
+        elif any(v != 0 for v in pads):
+            fail("pad_value_normalized", f"expected resize_mode 'text_line' with it (it pads the normalized line on "
+                                         f"the right); got resize_mode {self.resize_mode!r}")
+        channels = 1 if self.mode == "grayscale" else 3
+        if len(pads) not in (1, channels):
+            fail("pad_value_normalized", f"expected 1 value or one per channel ({channels}); got {len(pads)} values")
+        if self.dtype == "uint8" and any(v != round(v) or not 0 <= v <= 255 for v in pads):
+            fail("pad_value_normalized", f"expected whole pixel values in 0..255 with dtype uint8 (the input is "
+                                         f"the raw pixels); got {_listed(self.pad_value_normalized)}")
+        if self.interpolation == "area" and self.resize_backend != "opencv":
+            fail("interpolation", f"expected resize_backend 'opencv' with 'area' (OpenCV's INTER_AREA; Pillow has "
+                                  f"no such filter); got resize_backend {self.resize_backend!r}")
 
 
 def takes_raw_pixels(pre: PreprocessParams) -> bool:

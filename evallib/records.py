@@ -257,11 +257,12 @@ class RunFacts(_Record):
     """``run.json`` of a successful run.
 
     The metrics step adds ``metrics_key``, ``metrics_cached`` and ``metrics_seconds``; the report step
-    ``report_key``, ``report_cached`` and ``report_seconds`` (:func:`dataclasses.replace`).
+    ``report_key``, ``report_cached`` and ``report_seconds`` (:func:`dataclasses.replace`). ``runtime``
+    records the threads the run used (cores, the job's share, onnxruntime's and the verification pass's).
     """
 
     _OPTIONAL: ClassVar[tuple[str, ...]] = ("metrics_key", "metrics_cached", "metrics_seconds", "report_key",
-                                            "report_cached", "report_seconds")
+                                            "report_cached", "report_seconds", "runtime")
     _NESTED: ClassVar[dict] = {"dataset": DatasetFacts, "inference": InferenceFacts}
 
     name: str
@@ -282,6 +283,7 @@ class RunFacts(_Record):
     report_key: str | None = None
     report_cached: bool | None = None
     report_seconds: float | None = None
+    runtime: dict | None = None
     status: str = "ok"
     format_version: int = RUN_FORMAT_VERSION
 

@@ -139,6 +139,41 @@ def _prepare(params: Params, *, index: FileIndex | None = None) -> _Prepared:
                      new_index, hashed)
 
 
+def job_threads(jobs: int, *, cores: int | None = None) -> int:
+    """One job's share of the cores when ``jobs`` run at once: ``max(1, cores // jobs)``.
+
+    ``cores`` defaults to :func:`os.cpu_count`. Each job gives that many threads to onnxruntime
+    (intra-op) and to the verification pass, and caps its BLAS and OpenMP pools at it, so that
+    ``jobs`` jobs run about ``cores`` threads, not ``jobs x cores``.
+    """
+    if isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1:
+        raise ValueError(f"jobs: expected an integer >= 1; got {jobs!r}")
+    return max(1, (cores or os.cpu_count() or 1) // jobs)
+
+
+def _threads_for(params: Params, share: int | None) -> int:
+    """The threads a job uses: ``runtime.threads`` (0: one per core), capped at its ``share`` of the cores."""
+    want = params.runtime.threads or (os.cpu_count() or 1)
+    return want if share is None else max(1, min(want, share))
+
+
+def _thread_limits(share: int | None):
+    """BLAS and OpenMP pools capped at ``share`` threads while a job runs (nothing when ``share`` is None)."""
+    import contextlib
+
+    if share is None:
+        return contextlib.nullcontext()
+    from threadpoolctl import threadpool_limits
+
+    return threadpool_limits(limits=share)
+
+
+def _blas_threads() -> list[int]:
+    from threadpoolctl import threadpool_info
+
+    return sorted({i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"})
+
+
 def run_model(params: Params | str | Path, out_root: str | Path = "outputs", *, progress: Any = True,
               threads: int | None = None, out_dir: str | Path | None = None) -> dict:
     """Evaluate one model: predictions and run facts into ``out_root/<name>/``.
@@ -151,14 +186,17 @@ def run_model(params: Params | str | Path, out_root: str | Path = "outputs", *, 
         Show a progress bar of the images; or a bar to advance instead (its total is set to the
         number of images; a cache hit advances it at once).
     threads : int, optional
-        onnxruntime intra-op threads (default: the params' ``runtime.threads``, 0 = all cores).
+        This job's share of the cores (:func:`job_threads`): onnxruntime's intra-op threads are the
+        params' ``runtime.threads`` (0 = one per core) capped at it. Default: no cap.
     out_dir : str or Path, optional
         Write here instead of ``out_root/<name>`` (the staging folder of :func:`evallib.outputs.publish`).
 
     Returns
     -------
     dict
-        The run facts, as written to ``run.json`` (:class:`evallib.records.RunFacts`).
+        The run facts, as written to ``run.json`` (:class:`evallib.records.RunFacts`); ``runtime``
+        says what the run used: ``cores``, the job's ``share`` of them (None: no cap) and
+        ``onnxruntime_intra_op_threads`` (None when the predictions were reused).
     """
     if not isinstance(params, Params):
         params = load_params(params)
@@ -170,6 +208,7 @@ def run_model(params: Params | str | Path, out_root: str | Path = "outputs", *, 
     if bar is not None:
         bar.reset(total=len(dataset))
     cached = cached_predictions(out_dir, key)
+    runtime = {"cores": os.cpu_count(), "share": threads, "onnxruntime_intra_op_threads": None}
     if cached is not None:
         previous = (load_run(out_dir) or {}).get("inference", {})
         inference = InferenceFacts(**{**previous, "cached": True})
@@ -180,7 +219,8 @@ def run_model(params: Params | str | Path, out_root: str | Path = "outputs", *, 
             bar.update(len(dataset))
             bar.set_postfix_str("cached predictions", refresh=False)
     else:
-        session = open_session(params.model, threads=params.runtime.threads if threads is None else threads)
+        session = open_session(params.model, threads=_threads_for(params, threads))
+        runtime["onnxruntime_intra_op_threads"] = session.get_session_options().intra_op_num_threads
         pred = predict(session, [dataset.file(i) for i in range(len(dataset))], params.preprocess, params.outputs,
                        batch_size=params.preprocess.batch_size, decode_workers=params.runtime.decode_workers,
                        max_cpu_temp=params.runtime.max_cpu_temp, progress=progress, desc=params.name,
@@ -216,13 +256,13 @@ def run_model(params: Params | str | Path, out_root: str | Path = "outputs", *, 
                              class_order=dataset.class_order, counts=dataset.counts(), skipped=skipped),
         data_fingerprint=fingerprint, inference=inference, score_type=checks["score_type"],
         class_order_check=checks["class_order"], warnings=_warnings(checks, dataset.class_order),
-        predictions_key=key, seconds_total=time.perf_counter() - t0)
+        predictions_key=key, seconds_total=time.perf_counter() - t0, runtime=runtime)
     write_run(out_dir, record)
     return record.to_dict()
 
 
 def evaluate_model(params: Params | str | Path, out_root: str | Path = "outputs", *, facts: dict | None = None,
-                   out_dir: str | Path | None = None) -> dict:
+                   out_dir: str | Path | None = None, threads: int | None = None) -> dict:
     """The metrics step: compute a model's metrics from its predictions and write ``metrics.json``.
 
     Metrics already computed from the same predictions, settings and code are reused.
@@ -236,6 +276,10 @@ def evaluate_model(params: Params | str | Path, out_root: str | Path = "outputs"
         ``metrics_seconds`` are added to them (the caller writes them).
     out_dir : str or Path, optional
         The model's folder (default ``out_root/<name>``).
+    threads : int, optional
+        This job's share of the cores (:func:`job_threads`): the verification pass's threads are the
+        params' ``runtime.threads`` (0 = one per core) capped at it. ``facts["runtime"]`` records
+        ``verification_threads`` and the ``blas_threads`` this step ran with.
 
     Returns
     -------
@@ -252,12 +296,16 @@ def evaluate_model(params: Params | str | Path, out_root: str | Path = "outputs"
         raise EvallibError(f"{out_dir}: expected the predictions of a successful run; got "
                            f"{'none' if not facts else 'a failed run: ' + str(facts.get('error'))}")
     key = metrics_key(params, facts["predictions_key"])
+    used = _threads_for(params, threads)
+    facts["runtime"] = {**(facts.get("runtime") or {}), "verification_threads": used, "blas_threads": _blas_threads()}
     t0 = time.perf_counter()
     old = load_metrics(out_dir, arrays=False) if (out_dir / METRICS_ARRAYS).exists() else None
     if old is not None and old.get("metrics_key") == key:
         facts.update(metrics_key=key, metrics_cached=True)
         return old
-    ev = evaluate(params, facts, load_predictions(out_dir))
+    # runtime never changes a result (metrics_key leaves it out): the pass gets this job's threads
+    ev = evaluate(dataclasses.replace(params, runtime=dataclasses.replace(params.runtime, threads=used)), facts,
+                  load_predictions(out_dir))
     write_evaluation(out_dir, ev, metrics_key=key)
     facts.update(metrics_key=key, metrics_cached=False, metrics_seconds=time.perf_counter() - t0)
     return ev.metrics
@@ -365,9 +413,10 @@ def _evaluate_one(path, out_root, threads, progress):
         bar.set_description_str(params.name, refresh=False)
         with publish(out_root, params.name) as stage:
             previous = load_run(stage) or {}
-            facts = run_model(params, out_root, progress=bar, threads=threads, out_dir=stage)
-            bar.set_postfix_str("metrics")
-            evaluate_model(params, out_root, facts=facts, out_dir=stage)
+            with _thread_limits(threads):
+                facts = run_model(params, out_root, progress=bar, threads=threads, out_dir=stage)
+                bar.set_postfix_str("metrics")
+                evaluate_model(params, out_root, facts=facts, out_dir=stage, threads=threads)
             if facts["metrics_cached"]:  # how long they took when they were computed
                 facts["metrics_seconds"] = previous.get("metrics_seconds")
             if facts["metrics_key"] == previous.get("metrics_key"):  # the report drawn from these metrics stays
@@ -472,7 +521,9 @@ def run_many(paths: Sequence[str | Path], out_root: str | Path = "outputs", *, j
         Params files.
     out_root : str or Path
     jobs : int, default 1
-        Models evaluated at once, each in its own process with its share of the cores.
+        Models evaluated at once, each in its own process with its share of the cores
+        (:func:`job_threads`) for onnxruntime, the verification pass and BLAS; ``run.json``
+        ``runtime`` records what each used.
     progress : bool, default True
         One progress bar per model (with ``jobs > 1``: one bar of the models done).
     render : bool, default False
@@ -507,7 +558,7 @@ def run_many(paths: Sequence[str | Path], out_root: str | Path = "outputs", *, j
                     for p, r in zip(paths, results)]
     from tqdm.auto import tqdm
 
-    threads = max(1, (os.cpu_count() or 1) // jobs)
+    threads = job_threads(jobs)
     results = [None] * len(paths)
     # new processes, not forks: a fork of a process whose OpenMP threads have run (t-SNE) can hang
     with ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context("spawn")) as pool, \

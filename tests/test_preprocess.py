@@ -272,9 +272,9 @@ def _params(**pre):
 
 @pytest.mark.parametrize("pre, match", [
     ({"interpolation": "cubic"}, r"p\.yaml: preprocess\.interpolation: expected one of nearest, bilinear, bicubic, "
-                                 r"lanczos; got 'cubic'"),
+                                 r"lanczos, area; got 'cubic'"),
     ({"channels": "brg"}, r"preprocess\.channels: expected one of rgb, bgr; got 'brg'"),
-    ({"resize": 5, "resize_mode": "fill"}, r"preprocess\.resize_mode: expected one of shorter, exact, fit; got 'fill'"),
+    ({"resize": 5, "resize_mode": "fill"}, r"preprocess\.resize_mode: expected one of shorter, exact, fit, text_line; got 'fill'"),
     ({"resize": 5, "resize_mode": "fit", "pad": "left"},
      r"preprocess\.pad: expected one of center, bottom_right; got 'left'"),
     ({"resize": 5, "resize_mode": "fit", "pad_value": 300},
@@ -311,8 +311,8 @@ def test_params_errors(pre, match):
 def test_direct_call_errors(rng):
     img = _img(rng, (20, 16))
     with pytest.raises(DataError, match=r"preprocess\.interpolation: expected one of nearest, bilinear, bicubic, "
-                                        r"lanczos; got 'area'"):
-        preprocess(img, {"resize": 8, "interpolation": "area"})
+                                        r"lanczos, area; got 'box'"):
+        preprocess(img, {"resize": 8, "interpolation": "box"})
     with pytest.raises(DataError, match=r"preprocess\.channels: expected rgb for 1-channel images"):
         preprocess(img.convert("L"), {"channels": "bgr"})
     with pytest.raises(DataError, match=r"preprocess\.crop_pct: expected preprocess\.crop with it .*; got no crop"):

@@ -154,8 +154,8 @@ def test_params_sections_are_frozen_dataclasses_with_one_set_of_defaults(tmp_pat
 
 def test_a_section_checks_its_rules_however_it_is_made():
     with pytest.raises(ParamsError, match=r"preprocess\.interpolation: expected one of nearest, bilinear, bicubic, "
-                                          r"lanczos; got 'area'"):
-        PreprocessParams(interpolation="area")
+                                          r"lanczos, area; got 'box'"):
+        PreprocessParams(interpolation="box")
     with pytest.raises(ParamsError, match=r"preprocess\.crop_pct: expected preprocess\.crop with it"):
         PreprocessParams(crop_pct=0.9)
     ok = PreprocessParams(resize=[8, 8], resize_mode="fit", pad_value=114)

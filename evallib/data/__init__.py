@@ -20,8 +20,9 @@ from .decoding import load_image
 from .listing import (METADATA_CLASS_KEYS, Dataset, classes_from_metadata, describe_class_order, list_images,
                       sort_labels)
 from .pairs import Pairs, read_pairs
-from .preprocessing import (CENTER_VIEW, DTYPES, INTERPOLATIONS, N_VIEWS, center_crop, crop_pct_size, fit_size,
-                            five_crop, load_views, pad_to_box, preprocess, resize, views)
+from .preprocessing import (CENTER_VIEW, DTYPES, INTERPOLATIONS, N_VIEWS, OPENCV_INTERPOLATIONS, center_crop,
+                            crop_pct_size, fit_size, five_crop, load_views, pad_to_box, preprocess, resize,
+                            resize_opencv, text_line_size, views)
 
 __all__ = [
     "Dataset", "list_images", "sort_labels", "classes_from_metadata", "describe_class_order", "METADATA_CLASS_KEYS",
@@ -29,4 +30,5 @@ __all__ = [
     "load_image",
     "preprocess", "load_views", "resize", "pad_to_box", "center_crop", "five_crop", "views", "fit_size",
     "crop_pct_size", "CENTER_VIEW", "N_VIEWS", "INTERPOLATIONS", "RESIZE_MODES", "PADS", "DTYPES",
+    "resize_opencv", "text_line_size", "OPENCV_INTERPOLATIONS",
 ]

@@ -4,6 +4,10 @@ Preprocessing follows torchvision on PIL images: resize (shorter side, exact siz
 box and pad) with Pillow's nearest, bilinear, bicubic or Lanczos filters, timm's ``crop_pct``, RGB or
 BGR channel order, center crop, ``TenCrop`` (four corners and the center, then their horizontal
 flips), and ``(x - mean) / std`` on pixels in 0..1 or 0..255; uint8 models get the raw pixels.
+``resize_backend: opencv`` resizes with ``cv2.resize`` instead (no antialiasing, OpenCV's rounding),
+as insightface, PaddleOCR, PaddleClas and YOLO pipelines do; ``resize_mode: text_line`` is
+PaddleOCR's text-line resize (``resize_norm_img``: fixed height, width from the aspect ratio, padded
+on the right after normalization).
 The settings are a :class:`~evallib.params.PreprocessParams`, whose rules are checked when it is built.
 """
 
@@ -19,7 +23,7 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from ..errors import DataError
-from ..params import INTERPOLATION_NAMES, RESIZE_MODES, PreprocessParams
+from ..params import RESIZE_MODES, PreprocessParams
 from .decoding import load_image
 
 CENTER_VIEW = {"none": 0, "flip": 0, "tencrop": 4}
@@ -29,7 +33,11 @@ def _pair(size: int | Sequence[int]) -> tuple[int, int]:
     return (size, size) if isinstance(size, int) else (int(size[0]), int(size[1]))
 
 
-INTERPOLATIONS = dict(zip(INTERPOLATION_NAMES, (Image.NEAREST, Image.BILINEAR, Image.BICUBIC, Image.LANCZOS)))
+INTERPOLATIONS = {"nearest": Image.NEAREST, "bilinear": Image.BILINEAR, "bicubic": Image.BICUBIC,
+                  "lanczos": Image.LANCZOS}
+#: ``cv2.resize``'s flag for each ``interpolation`` with ``resize_backend: opencv``
+OPENCV_INTERPOLATIONS = {"nearest": "INTER_NEAREST", "bilinear": "INTER_LINEAR", "bicubic": "INTER_CUBIC",
+                         "lanczos": "INTER_LANCZOS4", "area": "INTER_AREA"}
 DTYPES = {"float32": np.float32, "float16": np.float16, "float64": np.float64, "uint8": np.uint8}
 
 
@@ -57,6 +65,80 @@ def fit_size(height: int, width: int, box: int | Sequence[int]) -> tuple[int, in
     return (min(bh, max(1, int(round(height * scale)))), min(bw, max(1, int(round(width * scale)))))
 
 
+def text_line_size(height: int, width: int, box: Sequence[int]) -> tuple[int, int]:
+    """Size ``(box_h, new_width)`` of a text line ``height x width`` in a ``[box_h, box_w]`` input.
+
+    As PaddleOCR's ``resize_norm_img`` computes it: ``ratio = width / height``; the new width is
+    ``box_w`` when ``ceil(box_h * ratio) > box_w``, else ``ceil(box_h * ratio)`` (in floating point,
+    as there). The rest of the width is padded after normalization.
+    """
+    bh, bw = _pair(box)
+    ratio = width / float(height)
+    return bh, (bw if math.ceil(bh * ratio) > bw else max(1, int(math.ceil(bh * ratio))))
+
+
+def _new_size(h: int, w: int, size: int | Sequence[int], mode: str) -> tuple[int, int]:
+    """``(new_height, new_width)`` of an ``h x w`` image for ``size`` and ``mode``."""
+    if mode == "shorter":
+        if not isinstance(size, int):
+            raise DataError(f"preprocess.resize_mode: shorter expects an integer preprocess.resize; got {size}")
+        short, long = (w, h) if w <= h else (h, w)
+        new_short, new_long = size, int(size * long / short)
+        return (new_long, new_short) if w <= h else (new_short, new_long)
+    if mode == "exact":
+        return _pair(size)
+    if mode == "fit":
+        return fit_size(h, w, size)
+    if mode == "text_line":
+        return text_line_size(h, w, _pair(size))
+    raise DataError(f"preprocess.resize_mode: expected one of {', '.join(RESIZE_MODES)}; got {mode!r}")
+
+
+def _cv2():
+    try:
+        import cv2
+    except ImportError:
+        raise DataError("preprocess.resize_backend: expected opencv-python-headless to be installed for 'opencv' "
+                        "(pip install 'evallib[opencv]'); got no module named cv2") from None
+    return cv2
+
+
+def resize_opencv(arr: np.ndarray, size: int | Sequence[int] | None, *, mode: str | None = None,
+                  interpolation: str = "bilinear") -> np.ndarray:
+    """Resize an ``(H, W)`` or ``(H, W, C)`` uint8 array with ``cv2.resize``, as OpenCV pipelines do.
+
+    The new size is computed as :func:`resize` computes it (``shorter``, ``exact``, ``fit``,
+    ``text_line``); the pixels are ``cv2.resize(arr, (new_w, new_h), interpolation=flag)`` with
+    ``INTER_NEAREST``, ``INTER_LINEAR``, ``INTER_CUBIC``, ``INTER_LANCZOS4`` or ``INTER_AREA`` for
+    ``interpolation`` nearest, bilinear, bicubic, lanczos or area. OpenCV does not antialias when
+    shrinking (but for ``INTER_AREA``) and rounds to uint8 its own way, so the pixels differ from
+    Pillow's.
+
+    Returns
+    -------
+    ndarray of shape (new_height, new_width) or (new_height, new_width, C)
+
+    Raises
+    ------
+    DataError
+        When ``opencv-python-headless`` is not installed, or ``interpolation`` is unknown.
+    """
+    if size is None:
+        return arr
+    if interpolation not in OPENCV_INTERPOLATIONS:
+        raise DataError(f"preprocess.interpolation: expected one of {', '.join(OPENCV_INTERPOLATIONS)}; "
+                        f"got {interpolation!r}")
+    cv2 = _cv2()
+    mode = mode or ("shorter" if isinstance(size, int) else "exact")
+    h, w = arr.shape[:2]
+    new_h, new_w = _new_size(h, w, size, mode)
+    if (new_h, new_w) == (h, w):
+        return arr
+    out = cv2.resize(np.ascontiguousarray(arr), (new_w, new_h), interpolation=getattr(cv2, OPENCV_INTERPOLATIONS[
+        interpolation]))
+    return out.reshape(new_h, new_w, *arr.shape[2:])  # cv2 drops a single channel axis
+
+
 def resize(img: Image.Image, size: int | Sequence[int] | None, *, mode: str | None = None,
            interpolation: str = "bilinear") -> Image.Image:
     """Resize a PIL image like ``torchvision.transforms.v2.Resize(size, interpolation, antialias=True)``.
@@ -66,12 +148,14 @@ def resize(img: Image.Image, size: int | Sequence[int] | None, *, mode: str | No
     img : PIL.Image.Image
     size : int or [height, width] or None
         ``None`` returns ``img`` unchanged.
-    mode : {"shorter", "exact", "fit"}, optional
+    mode : {"shorter", "exact", "fit", "text_line"}, optional
         ``shorter`` (the default for an integer) resizes the shorter side to ``size`` and the longer
         side to ``int(size * long / short)``, as torchvision does; ``exact`` (the default for a list)
         resizes to exactly ``[height, width]``; ``fit`` keeps the aspect ratio and scales the image to
         fit inside ``[height, width]`` (sides rounded as :func:`fit_size` says); the caller pads it to
-        the box with :func:`pad_to_box`. An integer with ``exact`` or ``fit`` means ``[size, size]``.
+        the box with :func:`pad_to_box`; ``text_line`` keeps the height of ``[height, width]`` and
+        takes the width from the aspect ratio, capped at ``width`` (:func:`text_line_size`). An integer
+        with ``exact`` or ``fit`` means ``[size, size]``.
     interpolation : {"nearest", "bilinear", "bicubic", "lanczos"}
         Pillow's resampling filter of that name, as torchvision uses on PIL images (Pillow's filters
         antialias when downscaling).
@@ -87,18 +171,7 @@ def resize(img: Image.Image, size: int | Sequence[int] | None, *, mode: str | No
                         f"got {interpolation!r}")
     mode = mode or ("shorter" if isinstance(size, int) else "exact")
     w, h = img.size
-    if mode == "shorter":
-        if not isinstance(size, int):
-            raise DataError(f"preprocess.resize_mode: shorter expects an integer preprocess.resize; got {size}")
-        short, long = (w, h) if w <= h else (h, w)
-        new_short, new_long = size, int(size * long / short)
-        new_w, new_h = (new_short, new_long) if w <= h else (new_long, new_short)
-    elif mode == "exact":
-        new_h, new_w = _pair(size)
-    elif mode == "fit":
-        new_h, new_w = fit_size(h, w, size)
-    else:
-        raise DataError(f"preprocess.resize_mode: expected one of {', '.join(RESIZE_MODES)}; got {mode!r}")
+    new_h, new_w = _new_size(h, w, size, mode)
     if (new_w, new_h) == (w, h):
         return img
     return img.resize((new_w, new_h), INTERPOLATIONS[interpolation])
@@ -176,16 +249,19 @@ def preprocess(img: Image.Image, pre: PreprocessParams | Mapping[str, Any]) -> n
     ``pre`` is the params' :class:`~evallib.params.PreprocessParams`, or a mapping of its keys (a
     missing key takes its default; a mapping that breaks a rule raises :class:`DataError`). The steps:
 
-    1. resize (:func:`resize`): ``resize``, ``resize_mode`` (shorter | exact | fit) and
-       ``interpolation``; with ``crop_pct`` and no ``resize``, the shorter side goes to
-       ``floor(crop / crop_pct)`` as timm does;
+    1. resize (:func:`resize`, or :func:`resize_opencv` with ``resize_backend: opencv``):
+       ``resize``, ``resize_mode`` (shorter | exact | fit | text_line) and ``interpolation``; with
+       ``crop_pct`` and no ``resize``, the shorter side goes to ``floor(crop / crop_pct)`` as timm does;
     2. ``channels: bgr`` reverses the channel order (the model reads BGR, as OpenCV decodes);
     3. ``resize_mode: fit`` pads to exactly ``resize`` (:func:`pad_to_box`, ``pad`` and
        ``pad_value`` in 0..255 pixel units, in the model's channel order);
     4. ``(x / s - mean) / std`` with ``s = 255`` for ``scale: unit`` (pixels in 0..1) and ``s = 1``
        for ``scale: byte`` (pixels in 0..255); ``mean`` and ``std`` are in the model's channel
        order (BGR when ``channels`` is bgr), as the model's own pipeline lists them;
-    5. the test-time views (:func:`views`: ``crop`` and ``tta``).
+    5. ``resize_mode: text_line`` pads the normalized line on the right to the width of ``resize``
+       with ``pad_value_normalized`` (in the model's input units: PaddleOCR pads with 0 after
+       ``(x / 255 - 0.5) / 0.5``);
+    6. the test-time views (:func:`views`: ``crop`` and ``tta``).
 
     ``dtype`` float32 (also for ``auto``), float16 or float64 gives that type; ``uint8`` gives the
     raw 0..255 pixels (``scale`` has no effect).
@@ -199,8 +275,10 @@ def preprocess(img: Image.Image, pre: PreprocessParams | Mapping[str, Any]) -> n
     size, mode = pre.resize, pre.resize_mode
     if pre.crop_pct is not None:
         size, mode = crop_pct_size(crop, pre.crop_pct), "shorter"
-    img = resize(img, size, mode=mode, interpolation=pre.interpolation)
-    arr = np.asarray(img)
+    if pre.resize_backend == "opencv":
+        arr = resize_opencv(np.asarray(img), size, mode=mode, interpolation=pre.interpolation)
+    else:
+        arr = np.asarray(resize(img, size, mode=mode, interpolation=pre.interpolation))
     if arr.ndim == 2:
         arr = arr[:, :, None]
     c = arr.shape[-1]
@@ -225,13 +303,23 @@ def preprocess(img: Image.Image, pre: PreprocessParams | Mapping[str, Any]) -> n
         arr = pad_to_box(arr, size, where=pre.pad, value=value)
     if crop is not None and tta != "tencrop":
         arr = _pad_to(arr, crop)  # torchvision pads with black before normalizing
+    line = size is not None and mode == "text_line"
+    if line:
+        line_pad = np.asarray(pre.pad_value_normalized, dtype=np.float64).reshape(-1)
+        if line_pad.size not in (1, c):
+            raise DataError(f"preprocess.pad_value_normalized: expected 1 or {c} values for {c}-channel images; "
+                            f"got {line_pad.size}")
     if dtype == np.uint8:
+        if line:
+            arr = pad_to_box(arr, size, where="bottom_right", value=line_pad)
         return np.stack(views(arr, crop, tta)).transpose(0, 3, 1, 2)
     # normalize the image once (one conversion, one fused scale-and-shift); the views are then
     # crops of it, copied once into the stack
     f = arr if fresh else arr.astype(np.float32)
     f *= 1.0 / ((255.0 if pre.scale == "unit" else 1.0) * std)
     f -= mean / std
+    if line:  # padded after normalization, with a value in the model's input units
+        f = pad_to_box(f, size, where="bottom_right", value=line_pad)
     out = np.stack(views(f, crop, tta)).transpose(0, 3, 1, 2)
     return out if dtype == np.float32 else out.astype(dtype)
 

@@ -204,13 +204,41 @@ def _is_map(shape, input_shape):
     return h * w > 1 and h <= input_shape[-2] and w <= input_shape[-1]
 
 
+#: ONNX operators (and onnx2torch's or torch's modules, by a class name holding ``Pool``) that only pool
+POOL_OPS = ("MaxPool", "AveragePool", "GlobalAveragePool", "GlobalMaxPool", "LpPool", "GlobalLpPool")
+
+
+def _is_pool_module(module):
+    return "Pool" in type(module).__name__
+
+
+def _before_trailing_pools(items, is_pool):
+    """The last of ``items`` that is not in the run of pooling layers that ends them (all pools: the last).
+
+    Grad-CAM's layer is the last convolution's activation (Selvaraju et al., "Grad-CAM: Visual
+    Explanations from Deep Networks via Gradient-based Localization", ICCV 2017, section 3: "the
+    last convolutional layers"); a max-pool after it only coarsens the map (VGG16: ``block5_pool`` is
+    half the size of ``block5_conv3``).
+    """
+    k = len(items) - 1
+    while k > 0 and is_pool(items[k]):
+        k -= 1
+    return items[k]
+
+
 def find_target_layer(module, input_shape):
-    """The last layer whose output is still a spatial map (height and width above 1): ``(name, module)``."""
+    """The automatic Grad-CAM layer: ``(name, module)``.
+
+    The last layer whose output is still a spatial map (height and width above 1), stepping back over
+    pooling layers at the end: on VGG-style networks, whose last convolution's activation is
+    followed only by pooling, that activation (``features.29`` of torchvision's VGG16, Keras'
+    ``block5_conv3``), not the final max-pool, as the Grad-CAM paper chooses.
+    """
     maps = [(n, m, s) for n, m, s in spatial_layers(module, input_shape) if _is_map(s, input_shape)]
     if not maps:
         raise ModelError(f"Grad-CAM: no layer of the model outputs a spatial map for input {list(input_shape)}; "
                          f"name one in params (report.cam_layer)")
-    name, m, _ = maps[-1]
+    name, m, _ = _before_trailing_pools(maps, lambda item: _is_pool_module(item[1]))
     return name, m
 
 
@@ -266,7 +294,7 @@ class OnnxEigenCAM:
         ``(channels, height, width)`` of one NCHW input.
     layer : str, optional
         An ONNX tensor or node name (default: the last 4-d map with height and width above 1 that
-        is not a mere Transpose).
+        is not a mere Transpose, stepping back over pooling at the end as :func:`find_target_layer`).
     nhwc : bool
         The model takes NHWC input.
     """
@@ -301,7 +329,7 @@ class OnnxEigenCAM:
         if not maps:
             raise ModelError(f"EigenCAM: no tensor of {Path(path).name} is a spatial map for input "
                              f"{list(self.input_shape)}; name one in params (report.cam_layer)")
-        self.layer = maps[-1]
+        self.layer = _before_trailing_pools(maps, lambda name: producers[name].op_type in POOL_OPS)
         self.session = probe if len(candidates) == 1 else self._session(model, [self.layer], threads)
 
     @staticmethod
