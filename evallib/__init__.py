@@ -35,7 +35,7 @@ _DISPLAYS = ("ConfusionDisplay", "RocDisplay", "PrecisionRecallDisplay", "Reliab
              "RegressionTableDisplay", "FlipTransitionsDisplay", "FlipGalleryDisplay", "PairFlipsDisplay",
              "CompatibilityDisplay", "LabelIssuesDisplay", "DuplicatesDisplay", "CmcDisplay", "DetDisplay",
              "IdentificationDisplay", "IdentificationMissesDisplay", "TemplatePairGalleryDisplay")
-_LAZY = {"load": "report", **{n: "report" for n in _DISPLAYS},
+_LAZY = {"load": "report", "write_label_reviews": "report.label_review", **{n: "report" for n in _DISPLAYS},
          **{n: "explain.cam" for n in ("grad_cam", "cam_route", "CamRoute", "ClassTarget", "SimilarityTarget")}}
 
 

@@ -256,8 +256,9 @@ def report_key(params: Params, facts: Mapping[str, Any], show_code: bool, peers:
 
 
 def index_key(out_root: str | Path, *, primary_metric: str | None, show_code: bool) -> str:
-    """What ``index.html`` shows: each run's status, error and data, its metrics, and the version comparisons."""
-    from .outputs import METRICS, scan, scan_comparisons
+    """What ``index.html`` shows: each run's status, error and data, its metrics, the version comparisons and
+    the label reviews."""
+    from .outputs import LABELS, LABELS_SUMMARY, METRICS, scan, scan_comparisons
 
     h = hashlib.sha256(json.dumps([code_digest(), primary_metric, show_code]).encode())
     for m in scan(out_root):
@@ -265,6 +266,8 @@ def index_key(out_root: str | Path, *, primary_metric: str | None, show_code: bo
                              m.run.get("dataset", {}).get("root")]).encode())
         if (m.path / METRICS).exists():
             h.update((m.path / METRICS).read_bytes())
+    for f in sorted(Path(out_root).glob(f"{LABELS}/*/{LABELS_SUMMARY}")):  # the label reviews it links
+        h.update(f.read_bytes())
     for folder, summary in scan_comparisons(out_root):  # the version comparisons the index links
         h.update(json.dumps([folder.name, summary.get("regression", {}).get("overall")], sort_keys=True).encode())
     return h.hexdigest()

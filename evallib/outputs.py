@@ -38,6 +38,11 @@ INDEX_HTML = "index.html"
 INDEX_KEY = ".index_key"
 MODEL_SUMMARY = "summary.json"  # a model's status, data and headline metrics (evallib.peers)
 PEERS = "peers.json"  # every model's summary, gathered once per run (evallib.peers)
+LABELS = "labels"  # out_root/labels/<data group>/: the label review of the models evaluated on that data
+SUSPECTED_LABELS = "suspected_labels.csv"
+LABELS_HTML = "labels.html"
+LABELS_SUMMARY = "labels.json"
+LABELS_KEY = ".labels_key"
 
 
 def load_run(model_dir: str | Path) -> dict | None:
@@ -149,6 +154,44 @@ def data_key(run: Mapping[str, Any]) -> str:
     The data fingerprint (``run.json`` ``data_fingerprint``), else, for runs that predate it, the data folder.
     """
     return run.get("data_fingerprint") or f"folder {run.get('dataset', {}).get('root')}"
+
+
+def labels_dir(out_root: str | Path, group_key: str, title: str) -> Path:
+    """The folder of a data group's label review: ``out_root/labels/<folder names>-<fingerprint[:10]>``.
+
+    Parameters
+    ----------
+    group_key : str
+        The group's data key (:func:`data_key`).
+    title : str
+        What names the data (its folders), kept to letters, digits, ``-``, ``_`` and ``.``.
+    """
+    import hashlib
+    import re
+
+    slug = re.sub(r"[^A-Za-z0-9_.-]+", "-", title).strip("-.")[:40] or "data"
+    tag = group_key[:10] if re.fullmatch(r"[0-9a-f]{10,}", group_key) else \
+        hashlib.sha256(group_key.encode()).hexdigest()[:10]
+    return Path(out_root) / LABELS / f"{slug}-{tag}"
+
+
+def load_label_summary(folder: str | Path) -> dict | None:
+    """The summary of a label review (``labels.json``), or None when there is none."""
+    f = Path(folder) / LABELS_SUMMARY
+    return json.loads(f.read_text()) if f.exists() else None
+
+
+def write_label_review(folder: str | Path, *, csv_text: str, page: str, summary: Mapping[str, Any],
+                       key: str) -> None:
+    """Write a data group's label review: ``suspected_labels.csv``, ``labels.html``, then ``labels.json``
+    and the key it was made under; each file atomically, the summary (which the index reads) last."""
+    from ._io import write_text
+
+    folder = Path(folder)
+    write_text(folder / SUSPECTED_LABELS, csv_text)
+    write_text(folder / LABELS_HTML, page)
+    write_json(folder / LABELS_SUMMARY, dict(summary))
+    write_text(folder / LABELS_KEY, key)
 
 
 @dataclass(frozen=True)

@@ -76,6 +76,7 @@ SCHEMA = {
                 "pairs": {"type": "string", "minLength": 1},
                 "extensions": {"type": "array", "items": {"type": "string"}, "minItems": 1},
                 "allow_outside_root": {"type": "boolean"},
+                "train_root": {"type": "string", "minLength": 1},
                 "role_column": {"type": "string", "minLength": 1},
                 "templates": {"type": "string", "minLength": 1},
                 "template_pairs": {"type": "string", "minLength": 1},
@@ -148,6 +149,7 @@ SCHEMA = {
                 "allow_pickle": {"type": "boolean"},
                 "tsne_thumbnails": {"type": "integer", "minimum": 0},
                 "tsne_perplexity": {"type": "number", "exclusiveMinimum": 0},
+                "near_duplicate_threshold": {"type": "number", "exclusiveMinimum": 0, "maximum": 1},
                 "baseline": {"type": ["string", "null"], "pattern": r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$",
                              "description": "the name of another model evaluated on the same data"},
                 "min_slice_size": {"type": "integer", "minimum": 1},
@@ -328,6 +330,9 @@ class DataParams(_Section):
         File extensions listed, lower case with their dot.
     allow_outside_root : bool
         Let the manifest list files outside ``root``.
+    train_root : Path or None
+        The training images (any layout, searched recursively): evaluation images whose content also
+        appears there are listed as leakage on the label review page. Only content hashes are read.
     role_column : str or None
         1:N identification: the ``data.csv`` column giving each image's role, ``gallery`` or ``probe``.
     templates : Path or None
@@ -357,6 +362,7 @@ class DataParams(_Section):
     pairs: Path | None = None
     extensions: tuple[str, ...] = IMAGE_EXTENSIONS
     allow_outside_root: bool = False
+    train_root: Path | None = None
     role_column: str | None = None
     templates: Path | None = None
     template_pairs: Path | None = None
@@ -370,7 +376,7 @@ class DataParams(_Section):
                                                    "detector_scores")
 
     def __post_init__(self) -> None:
-        for key in ("root", "csv", "pairs", "metadata", *self._PROTOCOL_FILES):
+        for key in ("root", "csv", "pairs", "metadata", "train_root", *self._PROTOCOL_FILES):
             value = getattr(self, key)
             if value is not None and not isinstance(value, Path):
                 object.__setattr__(self, key, Path(value))
@@ -574,6 +580,9 @@ class ReportParams(_Section):
         Grad-CAM's method, layer and torch fallback.
     tsne_thumbnails : int
     tsne_perplexity : float
+    near_duplicate_threshold : float
+        Cosine similarity of the embeddings at or above which the label review lists two images as
+        near duplicates.
     baseline : str or None
         Another model's name: the report shows what changed since it (negative flips), when both
         were evaluated on the same data.
@@ -605,6 +614,7 @@ class ReportParams(_Section):
     allow_pickle: bool = False
     tsne_thumbnails: int = 100
     tsne_perplexity: float = 30.0
+    near_duplicate_threshold: float = 0.95
     # the model this one is compared with, image by image (a "What changed since <baseline>" view)
     baseline: str | None = None
     min_slice_size: int = 30
@@ -743,9 +753,12 @@ def parse_params(raw: Any, *, source: str | Path | None = None, base_dir: str | 
     task = raw.get("task", DEFAULTS["task"])
     tasks = TASKS if task == "both" else ((task,) if isinstance(task, str) else tuple(task))
     data = dict(raw["data"])
-    for key in ("root", "csv", "pairs", "metadata", *DataParams._PROTOCOL_FILES):
+    for key in ("root", "csv", "pairs", "metadata", "train_root", *DataParams._PROTOCOL_FILES):
         if data.get(key):
             data[key] = resolve(data[key])
+    if data.get("train_root") and not Path(data["train_root"]).is_dir():
+        raise ParamsError(f"{where}: data.train_root: expected a folder of training images; got "
+                          f"{data['train_root']} (no such folder)")
     report = dict(raw.get("report") or {})
     for key in ("training_log", "torch_model"):
         if report.get(key):

@@ -351,11 +351,15 @@ def render_index(out_root: str | Path = "outputs", *, primary_metric: str | None
                  verbose: bool = False) -> Path:
     """Execute the packaged ``compare.ipynb`` into ``out_root/index.html``.
 
-    The page is rebuilt only when something it shows has changed.
+    The label review of each evaluation data (:func:`evallib.report.label_review.write_label_reviews`)
+    is written first, so that the index links it. The page is rebuilt only when something it shows
+    has changed.
     """
     from .render import execute, notebook_dir, to_html
+    from .report.label_review import write_label_reviews
 
     out_root = Path(out_root)
+    write_label_reviews(out_root)
     key = index_key(out_root, primary_metric=primary_metric, show_code=show_code)
     key_file, index = out_root / INDEX_KEY, out_root / INDEX_HTML
     if index.exists() and key_file.exists() and key_file.read_text() == key:

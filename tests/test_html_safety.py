@@ -99,3 +99,13 @@ def test_index_shows_markup_as_text(rendered):
     assert dialogs == [] and errors == []
     assert found["handlers"] == 0 and found["images_x"] == 0 and found["alerts"] == 0
     assert re.search(r"Evaluation data: d\"<img src=x onerror=alert\(5\)>", found["text"])
+
+
+def test_label_review_shows_markup_as_text(rendered):
+    [page] = (rendered / "labels").glob("*/labels.html")
+    found, dialogs, errors = _open(page)
+    assert dialogs == [] and errors == []
+    assert found["handlers"] == 0 and found["images_x"] == 0 and found["alerts"] == 0
+    assert f"Label review of {FOLDER}" in found["text"]
+    shown = re.findall(r'data-given="([^"]*)"', page.read_text())
+    assert shown and all("<" not in s for s in shown)  # the class filter's attributes are escaped

@@ -146,6 +146,20 @@ class Comparison:
         return (f"<h3>Evaluation data: {html.escape(g.title)}</h3>"
                 f"<p>{g.images:,} images; data fingerprint {html.escape(fp)}</p>")
 
+    def _labels_line(self, g, base):
+        """One line on the group's label review (suspected label errors, duplicates), linking its page."""
+        from ..outputs import LABELS_HTML, labels_dir, load_label_summary
+
+        folder = labels_dir(self.out_root, g.key, g.title)
+        s = load_label_summary(folder)
+        if s is None:
+            return ""
+        link = quote(Path(os.path.relpath(folder / LABELS_HTML, base)).as_posix())
+        warn = ' class="evallib-warn"' if s.get("error") or s.get("ranking_changed") else ""
+        text = s.get("line") or f"Label review failed: {s.get('error')}"
+        more = "" if s.get("error") else f' <a href="{html.escape(link)}">Review the suspected labels</a>'
+        return f"<p{warn}><b>Test labels:</b> {html.escape(text)}{more}</p>"
+
     def leaderboard(self, *, links_from=None):
         """One ranked table per evaluation data, with intervals, speed, size and links to each report.
 
@@ -172,7 +186,7 @@ class Comparison:
                              "images_per_second": inf.get("images_per_second"),
                              "model_mb": m["run"]["model"]["size_bytes"] / 1e6,
                              "link": report_link(self.out_root / name, base)})
-            groups.append((self._group_heading(g), rows))
+            groups.append((self._group_heading(g) + self._labels_line(g, base), rows))
         return LeaderboardDisplay(pm, others, groups)
 
     def paired(self, n_boot=1000, seed=0, *, max_others=5):

@@ -267,12 +267,19 @@ class DuplicatesDisplay(Display):
         if r.n_pairs == 0:
             return [f"<p>No duplicates: no two images have {html.escape(how)}.</p>"]
         other = "training image" if r.against_reference else "image"
-        text = (f"{r.n_pairs:,} pairs of images with {how}; {r.n_conflicting:,} with conflicting labels, listed first "
-                f"(one of the two labels is wrong, or the class is ambiguous).")
+        labelled = self.labels is not None and (self.reference_labels is not None or not r.against_reference)
+        text = f"{r.n_pairs:,} pair{'s' if r.n_pairs != 1 else ''} of images with {how}"
+        if labelled and r.n_conflicting:
+            text += (f"; {r.n_conflicting:,} with conflicting labels, listed first (one of the two labels is wrong, "
+                     f"or the class is ambiguous).")
+        else:
+            text += "; none with conflicting labels." if labelled else "."
         if r.against_reference:
             text += " Evaluation images that also appear in the training data measure memory, not generalization."
-        rows = [[self._name(i), self._name(j, reference=r.against_reference), float(s), "yes" if c else "no"]
+        rows = [[self._name(i), self._name(j, reference=r.against_reference), float(s),
+                 *(["yes" if c else "no"] if labelled else [])]
                 for (i, j), s, c in zip(r.pairs.tolist(), r.similarity, r.conflicting)]
-        head = ["image", other, "cosine similarity" if r.kind == "near" else "similarity", "conflicting labels"]
+        head = ["image", other, "cosine similarity" if r.kind == "near" else "similarity",
+                *(["conflicting labels"] if labelled else [])]
         warn = ' class="evallib-warn"' if r.n_conflicting or r.against_reference else ""
         return [f"<p{warn}>{html.escape(text)}</p>", folded_table(rows, head, shown=TABLE_ROWS, what="pairs")]

@@ -1,0 +1,427 @@
+"""The label review of an output folder: three tiny models on tiny images with planted wrong labels (a manifest),
+an exact duplicate with a conflicting label, a near duplicate and images leaked from a training folder."""
+
+import csv
+import dataclasses
+import html
+import io
+import re
+import shutil
+
+import numpy as np
+import pytest
+import yaml
+
+import evallib
+from evallib.errors import ParamsError
+from evallib.outputs import LABELS, LABELS_HTML, SUSPECTED_LABELS, labels_dir, load_label_summary
+from evallib.params import load_params
+from evallib.report.compare import Comparison
+from evallib.report.label_review import summary_line, write_label_reviews
+from evallib.run import render_index, run_many
+
+CENTERS = {"a": 0.2, "b": 0.5, "c": 0.8}  # each class's mean intensity
+PER_CLASS = 8
+WRONG = {"a_1.png": "b", "b_2.png": "c", "c_3.png": "a"}  # planted wrong labels (true class: the file's prefix)
+COPY = ("b_5.png", "dup_of_b_5.png", "c")  # an exact copy of b_5.png given another label
+NEAR = ("a_4.png", "near_of_a_4.png")  # a copy with two pixels changed, same label: not an exact duplicate
+LEAKED = ("c_0.png", "a_6.png")  # also in the training folder
+
+
+def _export_intensity_model(path, *, scale, shift, seed):
+    """Logits ``2 s c_k m - s c_k^2`` of the mean intensity ``m`` (a 1x1 convolution, then average pooling):
+    the classes' squared distances to ``CENTERS`` up to a shared term; the embedding is the centered pixels."""
+    import warnings
+
+    import torch
+    from torch import nn
+
+    torch.manual_seed(seed)
+    c = torch.tensor([v + shift for v in CENTERS.values()])
+
+    class Intensity(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv = nn.Conv2d(1, 3, 1)
+            with torch.no_grad():
+                self.conv.weight.copy_((2 * scale * c).view(3, 1, 1, 1))
+                self.conv.bias.copy_(-scale * c ** 2)
+
+        def forward(self, x):
+            e = (x - x.mean(dim=(1, 2, 3), keepdim=True)).flatten(1)  # first: the convolution is the last map
+            return self.conv(x).mean(dim=(2, 3)), e
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(Intensity().eval(), (torch.zeros(1, 1, 16, 16),), str(path), dynamo=False,
+                          input_names=["input"], output_names=["logits", "embedding"], opset_version=17,
+                          dynamic_axes={"input": {0: "batch"}, "logits": {0: "batch"}, "embedding": {0: "batch"}})
+    return path
+
+
+def _image(rng, center):
+    return np.clip(center + rng.normal(0, 0.05, (16, 16)), 0, 1)
+
+
+def _save(arr, path):
+    from PIL import Image
+
+    Image.fromarray((arr * 255).round().astype(np.uint8), "L").save(path)
+
+
+@pytest.fixture(scope="module")
+def reviewed(tmp_path_factory):
+    root = tmp_path_factory.mktemp("labels")
+    rng = np.random.default_rng(0)
+    data, train = root / "digits", root / "train"
+    data.mkdir()
+    train.mkdir()
+    rows = []
+    for cls, center in CENTERS.items():
+        for k in range(PER_CLASS):
+            name = f"{cls}_{k}.png"
+            _save(_image(rng, center), data / name)
+            rows.append((name, WRONG.get(name, cls)))
+    shutil.copy(data / COPY[0], data / COPY[1])
+    rows.append((COPY[1], COPY[2]))
+    near = np.asarray(__import__("PIL.Image", fromlist=["Image"]).open(data / NEAR[0]), dtype=np.float64) / 255
+    near[0, :2] += 0.02
+    _save(near, data / NEAR[1])
+    rows.append((NEAR[1], "a"))
+    for name in LEAKED:
+        shutil.copy(data / name, train / f"train_{name}")
+    for k in range(4):
+        _save(_image(rng, 0.5), train / f"other_{k}.png")
+    (root / "labels.csv").write_text("path,label\n" + "".join(f"{p},{c}\n" for p, c in rows))
+    files = []
+    for name, scale, shift in (("sharp", 80.0, 0.0), ("mid", 60.0, 0.01), ("soft", 40.0, -0.01)):
+        model = _export_intensity_model(root / f"{name}.onnx", scale=scale, shift=shift, seed=0)
+        f = root / f"{name}.yaml"
+        f.write_text(yaml.safe_dump({
+            "name": name, "model": str(model), "task": "classification",
+            "data": {"root": str(data), "labels": "csv", "csv": str(root / "labels.csv"), "train_root": str(train)},
+            "preprocess": {"mode": "grayscale", "mean": [0.0], "std": [1.0]},
+            "outputs": {"scores": "logits", "scores_are": "logits", "embedding": None},  # no t-SNE: seconds
+            "report": {"bootstrap": 20, "gallery_size": 0, "tsne_thumbnails": 0}}))
+        files.append(f)
+    out = root / "out"
+    results = run_many(files, out, progress=False)
+    assert [r["status"] for r in results] == ["ok"] * 3, [r.get("error") for r in results]
+    summaries = write_label_reviews(out)
+    return root, out, files, summaries
+
+
+def _folder(out):
+    cmp = Comparison.load(out)
+    [g] = cmp.groups()
+    return labels_dir(out, g.key, g.title), cmp
+
+
+@pytest.mark.slow
+def test_suspected_labels_csv_lists_the_planted_wrong_labels(reviewed):
+    root, out, _, [summary] = reviewed
+    folder, _ = _folder(out)
+    with open(folder / SUSPECTED_LABELS, newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    planted = {**WRONG, COPY[1]: COPY[2]}
+    assert {r["image"] for r in rows} == set(planted)
+    for r in rows:
+        true = r["image"].split("_")[0] if r["image"] != COPY[1] else "b"
+        assert r["given_label"] == planted[r["image"]]
+        assert r["suggested_label"] == true
+        assert int(r["votes"]) == 3
+        for m in ("sharp", "mid", "soft"):
+            assert r[f"{m} top-1"] == true
+            assert 0.5 < float(r[f"{m} confidence"]) <= 1.0
+    quality = [float(r["quality"]) for r in rows]
+    assert quality == sorted(quality) and max(quality) < 0  # most suspect first; every model prefers another class
+    assert summary["n_flagged"] == len(planted) and summary["images"] == 3 * PER_CLASS + 2
+    assert summary["models"][0] in ("sharp", "mid", "soft") and summary["n_models"] == 3
+
+
+@pytest.mark.slow
+def test_review_page_shows_cards_ranking_and_duplicates(reviewed):
+    root, out, _, [summary] = reviewed
+    folder, _ = _folder(out)
+    page = (folder / LABELS_HTML).read_text()
+    cards = re.findall(r'<div class="lr-card lr-item" data-given="([^"]*)" data-suggested="([^"]*)">', page)
+    assert sorted(cards) == sorted([("b", "a"), ("c", "b"), ("a", "c"), ("c", "b")])
+    for name in (*WRONG, COPY[1]):
+        assert html.escape(name) in page
+    assert page.count('<img src="data:image/png;base64,') == 4 + 4 + 1  # images, heat maps, the ranking figure
+    assert page.count("<figcaption>image</figcaption>") == 4
+    assert page.count("<figcaption>Grad-CAM</figcaption>") == 4  # the tiny models convert to torch
+    assert "for the suggested label" in page
+    mentions = {k: sum((g == k) + (t == k and t != g) for g, t in cards) for k in CENTERS}
+    assert '<select id="lr-class">' in page
+    for k, count in mentions.items():
+        assert f'<option value="{k}">{k} ({count})</option>' in page
+    assert "What the flags mean for the ranking" in page and "every flag is an error" in page
+    assert "circular" not in page
+    assert not re.search(r'(src|href)="(https?:)?//', page)  # nothing is fetched
+    # duplicates: the conflicting exact copy (not the near copy: no model has an embedding), the leaked files
+    dup = page[page.index('id="duplicates"'):]
+    assert f"{COPY[0]} (b)" in dup and f"{COPY[1]} (c)" in dup and NEAR[1] not in dup
+    for name in LEAKED:
+        assert f"train_{name}" in dup
+    assert "other_0.png" not in dup
+    d = summary["duplicates"]
+    assert (d["exact_pairs"], d["exact_conflicting"], d["leaked"], d["near_pairs"]) == (1, 1, 2, None)
+
+
+@pytest.mark.slow
+def test_index_links_the_review_with_one_line(reviewed):
+    root, out, _, [summary] = reviewed
+    folder, cmp = _folder(out)
+    board = cmp.leaderboard(links_from=out)._repr_html_()
+    assert f'href="{LABELS}/{folder.name}/{LABELS_HTML}"' in board
+    assert html.escape(summary_line(summary)) in board
+    assert summary["line"].startswith(f"4 of {3 * PER_CLASS + 2} images (")
+    assert "the ranking does not change if every flag is an error" in summary["line"]
+    assert "1 exact duplicate pair (1 with conflicting labels)" in summary["line"]
+    assert "2 images also in the training data" in summary["line"]
+
+
+@pytest.mark.slow  # the pipeline fixture, and a notebook kernel
+def test_render_index_writes_the_review_and_links_it(reviewed):
+    root, out, _, _ = reviewed
+    folder, _ = _folder(out)
+    (folder / LABELS_HTML).unlink()
+    (folder / ".labels_key").unlink()
+    index = render_index(out)
+    assert (folder / LABELS_HTML).exists()
+    assert f"{LABELS}/{folder.name}/{LABELS_HTML}" in index.read_text()
+
+
+@pytest.mark.slow
+def test_one_model_says_the_score_is_circular(reviewed, tmp_path):
+    root, out, _, _ = reviewed
+    shutil.copytree(out / "mid", tmp_path / "mid")
+    [summary] = write_label_reviews(tmp_path, cam=False)
+    assert summary["circular"] and summary["n_models"] == 1
+    folder = labels_dir(tmp_path, summary["group"], summary["title"])
+    page = (folder / LABELS_HTML).read_text()
+    assert "circular" in page and page.count('class="lr-card lr-item"') == summary["n_flagged"] > 0
+    assert "(one model: circular)" in summary["line"]
+    # a review of a group that is gone is removed; a folder the review does not own is kept
+    (tmp_path / LABELS / "mine").mkdir()
+    shutil.rmtree(tmp_path / "mid")
+    assert write_label_reviews(tmp_path) == []
+    assert not folder.exists() and (tmp_path / LABELS / "mine").exists()
+
+
+@pytest.mark.slow
+def test_missing_train_root_is_an_error_naming_the_key(reviewed, tmp_path):
+    root, out, files, _ = reviewed
+    bad = yaml.safe_load(files[0].read_text())
+    bad["data"]["train_root"] = str(tmp_path / "no_such_folder")
+    f = tmp_path / "bad.yaml"
+    f.write_text(yaml.safe_dump(bad))
+    with pytest.raises(ParamsError, match=r"bad\.yaml: data\.train_root: expected a folder of training images; "
+                                          r"got .*no_such_folder \(no such folder\)"):
+        load_params(f)
+    # a training folder gone after the run: the review says so and still lists the flags
+    shutil.copytree(out / "mid", tmp_path / "out" / "mid")
+    run = (tmp_path / "out" / "mid" / "run.json")
+    run.write_text(run.read_text().replace(str(root / "train"), str(tmp_path / "gone")))
+    [summary] = write_label_reviews(tmp_path / "out", cam=False)
+    assert summary["duplicates"]["leaked"] is None
+    assert any("data.train_root: expected a folder of training images" in n for n in summary["notes"])
+    page = (labels_dir(tmp_path / "out", summary["group"], summary["title"]) / LABELS_HTML).read_text()
+    assert "data.train_root: expected a folder of training images; got gone (no such folder)" in page
+
+
+@pytest.mark.slow
+def test_reviews_are_reused_when_nothing_changed(reviewed, monkeypatch):
+    root, out, _, [summary] = reviewed
+    import evallib.report.label_review as lr
+
+    def fail(*a, **k):
+        raise AssertionError("recomputed")
+
+    monkeypatch.setattr(lr, "label_issues", fail)
+    assert write_label_reviews(out) == [summary]
+    assert load_label_summary(_folder(out)[0]) == summary
+    assert evallib.load(out / "sharp").run["params"]["data"]["train_root"] == str(root / "train")
+
+
+# ----------------------------------------------------------------------------------------- from arrays
+
+def _noisy(rng, n=300, c=5, m=3, flip=0.1):
+    y = rng.integers(0, c, n)
+    given = y.copy()
+    moved = rng.random(n) < flip
+    given[moved] = (y[moved] + rng.integers(1, c, moved.sum())) % c
+    scores = []
+    for _ in range(m):
+        s = rng.normal(size=(n, c))
+        s[np.arange(n), y] += 3.0
+        scores.append(s)
+    return given, scores
+
+
+def test_page_and_csv_list_every_flag_most_suspect_first(rng):
+    from evallib.metrics.label_quality import label_issues, ranking_sensitivity
+    from evallib.report.label_review import render_page, suspected_labels_csv
+
+    given, scores = _noisy(rng)
+    classes = [f"k{j}" for j in range(5)]
+    paths = [f"img_{i:03d}.png" for i in range(len(given))]
+    issues = label_issues(given, scores, model_names=["m0", "m1", "m2"])
+    flagged = np.nonzero(issues.flagged)[0]
+    assert len(flagged) > 10
+    expected = sorted(flagged, key=lambda i: (issues.quality[i], -issues.votes[i], i))  # brute-force order
+    rows = list(csv.DictReader(io.StringIO(suspected_labels_csv(issues, classes=classes, paths=paths))))
+    assert [r["image"] for r in rows] == [paths[i] for i in expected]
+    for r in rows:
+        i = int(r["index"])
+        assert r["given_label"] == classes[given[i]] and r["suggested_label"] == classes[issues.suggested_labels[i]]
+        assert float(r["quality"]) == pytest.approx(np.mean([
+            (p := np.exp(s[i]) / np.exp(s[i]).sum())[given[i]] - np.delete(p, given[i]).max() for s in scores]))
+        assert r["m1 top-1"] == classes[scores[1][i].argmax()]
+    page = render_page(issues, ranking_sensitivity(issues), classes=classes, paths=paths, title="t", cards=5)
+    listed = (re.findall(r'#\d+ (img_\d+\.png)</div>', page)
+              + re.findall(r'<tr class="lr-item"[^>]*>\s*<td>(img_\d+\.png)<', page))
+    assert listed == [paths[i] for i in expected]  # five cards, then every other flag in the table
+    assert f"The other {len(expected) - 5:,} flagged images" in page and "circular" not in page
+
+
+def test_one_model_page_says_circular(rng):
+    from evallib.metrics.label_quality import label_issues, ranking_sensitivity
+    from evallib.report.label_review import render_page
+
+    given, scores = _noisy(rng, m=1)
+    issues = label_issues(given, scores[0])
+    page = render_page(issues, ranking_sensitivity(issues), classes=list("abcde"), paths=None, title="t")
+    assert "so it is circular" in page and "(circular)" in page
+    assert page.count('class="lr-card lr-item"') == issues.n_flagged > 0
+
+
+def test_align_matches_images_by_content_and_reorders_classes(rng, tmp_path):
+    from evallib.outputs import write_predictions
+    from evallib.records import Predictions
+    from evallib.report.label_review import _align, load_group
+
+    n = 12
+    hashes = [f"{i % 10:032x}" for i in range(n)]  # two pairs of identical files
+    labels = rng.integers(0, 3, n)
+    scores = rng.normal(size=(n, 3))
+    a = Predictions(scores=scores, scores_are="logits", paths=[f"a/{i}.png" for i in range(n)], labels=labels,
+                    classes=["x", "y", "z"], file_hashes=hashes, root=str(tmp_path))
+    perm = rng.permutation(n)
+    cols = [2, 0, 1]  # b's columns are z, x, y
+    b = Predictions(scores=scores[perm][:, cols], scores_are="logits", paths=[f"b/{i}.png" for i in perm],
+                    labels=np.array([[1, 2, 0][k] for k in labels[perm]]), classes=["z", "x", "y"],
+                    file_hashes=[hashes[i] for i in perm], root=str(tmp_path))
+    rows = _align(a, b)
+    assert [b.file_hashes[j] for j in rows] == hashes and len(set(rows.tolist())) == n
+    assert _align(a, dataclasses.replace(b, file_hashes=[f"{99:032x}"] + b.file_hashes[1:])) is None
+    for name, p in (("a", a), ("b", b)):
+        write_predictions(tmp_path / name, p)
+    g = load_group(tmp_path, ["a", "b"])
+    assert g.names == ("a", "b") and g.classes == ["x", "y", "z"]
+    for i in range(n):  # b's row holding the same content, its columns put back in a's class order
+        j = rows[i]
+        np.testing.assert_array_equal(g.scores[1][i], scores[perm[j]])
+    np.testing.assert_array_equal(g.scores[0], scores)
+
+
+def test_summary_line_wording():
+    base = {"images": 200, "n_flagged": 7, "circular": False, "min_votes": 2, "n_models": 3, "ranking_changed": True,
+            "verdicts_changed": 1, "duplicates": {"exact_pairs": 2, "exact_conflicting": 1, "near_pairs": None,
+                                                  "near_conflicting": None, "leaked": None}}
+    assert summary_line(base) == ("7 of 200 images (3.5%) have suspected label errors (2 of 3 models disagree); the "
+                                  "ranking changes if every flag is an error, and 1 McNemar verdict(s) change; 2 exact "
+                                  "duplicate pairs (1 with conflicting labels).")
+    clean = {**base, "duplicates": {**base["duplicates"], "exact_pairs": 1, "exact_conflicting": 0, "leaked": 1}}
+    assert summary_line(clean).endswith("; 1 exact duplicate pair; 1 image also in the training data.")
+    one = {**base, "circular": True, "n_models": 1, "min_votes": 1,
+           "duplicates": {**base["duplicates"], "near_pairs": 3, "near_conflicting": 0, "leaked": 4}}
+    assert summary_line(one) == ("7 of 200 images (3.5%) have suspected label errors (one model: circular); 2 exact "
+                                 "and 3 near duplicate pairs (1 with conflicting labels); 4 images also in the "
+                                 "training data.")
+    assert summary_line({"error": "boom"}) == "Label review failed: boom"
+    many = {**base, "duplicates": {**base["duplicates"], "near_pairs": 201, "near_conflicting": 0}}
+    assert ("2 exact and 201 near duplicate pairs (1 with conflicting labels; more near pairs than images: raise "
+            "report.near_duplicate_threshold)") in summary_line(many)
+
+
+def test_review_group_finds_near_duplicates_from_the_embeddings(rng, tmp_path):
+    from evallib.outputs import write_predictions
+    from evallib.records import Predictions
+    from evallib.report.compare import DataGroup
+    from evallib.report.label_review import review_group
+
+    given, scores = _noisy(rng, n=80, m=2)
+    emb = rng.normal(size=(80, 16))
+    emb[7] = emb[3] + 0.01 * rng.normal(size=16)  # a near duplicate with the same label
+    given[7] = given[3]
+    emb[20] = emb[11] + 0.01 * rng.normal(size=16)  # and one with a conflicting label
+    given[20] = (given[11] + 1) % 5
+    emb /= np.linalg.norm(emb, axis=1, keepdims=True)
+    hashes = [f"{i:032x}" for i in range(80)]
+    paths = [f"img_{i:02d}.png" for i in range(80)]
+    classes = list("abcde")
+    for k, name in enumerate(("m0", "m1")):
+        write_predictions(tmp_path / name, Predictions(
+            scores=scores[k], scores_are="logits", embeddings=emb if k == 1 else None, paths=paths, labels=given,
+            classes=classes, file_hashes=hashes, root=str(tmp_path)))
+    runs = {n: {"params": {"data": {"extensions": [".png"]}, "report": {"near_duplicate_threshold": 0.9}},
+                "predictions_key": n} for n in ("m0", "m1")}
+    s = review_group(tmp_path, DataGroup("f" * 64, ("data",), 80, ("m0", "m1")), runs, cam=False)
+    sim = emb @ emb.T
+    brute = [(i, j) for i in range(80) for j in range(i + 1, 80) if sim[i, j] >= 0.9]
+    assert brute == [(3, 7), (11, 20)]
+    d = s["duplicates"]
+    assert (d["near_pairs"], d["near_conflicting"], d["exact_pairs"], d["leaked"]) == (2, 1, 0, None)
+    assert d["near_threshold"] == 0.9
+    page = (tmp_path / "labels" / "data-ffffffffff" / "labels.html").read_text()
+    near = page[page.index("Near duplicates in the evaluation set (embeddings of m1)"):]
+    assert "cosine similarity at least 0.9;" in near
+    assert near.index("img_11.png") < near.index("img_03.png")  # the conflicting pair first
+    assert "1 exact and" not in s["line"] and "2 near duplicate pairs (1 with conflicting labels)" in s["line"]
+
+
+@pytest.mark.slow  # a browser
+def test_class_filter_in_chromium(rng, tmp_path):
+    """The filter shows the cards and table rows whose given, suggested, or either label is the class chosen."""
+    from playwright.sync_api import sync_playwright
+
+    from evallib.metrics.label_quality import label_issues, ranking_sensitivity
+    from evallib.report.label_review import render_page
+
+    given, scores = _noisy(rng)
+    classes = [f"k{j}" for j in range(5)]
+    issues = label_issues(given, scores)
+    page_file = tmp_path / "labels.html"
+    page_file.write_text(render_page(issues, ranking_sensitivity(issues), classes=classes,
+                                     paths=[f"img_{i:03d}.png" for i in range(len(given))], title="t", cards=6))
+    f = issues.flagged
+    g, s = issues.given_labels, issues.suggested_labels
+    errors = []
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=shutil.which("chromium") or "/usr/bin/chromium",
+                                     args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"])
+        page = browser.new_page()
+        page.on("pageerror", lambda e: errors.append(str(e)))
+        page.goto(page_file.as_uri())
+        assert page.inner_text("#lr-count") == f"showing {f.sum()} of {f.sum()}"
+        for side, want in (("either", (g == 1) | (s == 1)), ("given", g == 1), ("suggested", s == 1)):
+            page.check(f'input[name="lr-side"][value="{side}"]')
+            page.select_option("#lr-class", "k1")
+            n = int((f & want).sum())
+            assert page.inner_text("#lr-count") == f"showing {n} of {f.sum()}"
+            assert page.locator(".lr-item:visible").count() == n
+        page.select_option("#lr-class", "")
+        assert page.locator(".lr-item:visible").count() == f.sum()
+        browser.close()
+    assert errors == []
+
+
+@pytest.mark.parametrize("value", [0, 1.5, "high"])
+def test_near_duplicate_threshold_is_checked(tmp_path, value):
+    f = tmp_path / "p.yaml"
+    f.write_text(yaml.safe_dump({"name": "p", "model": "m.onnx", "data": {"root": str(tmp_path)},
+                                 "report": {"near_duplicate_threshold": value}}))
+    with pytest.raises(ParamsError, match=r"p\.yaml: report\.near_duplicate_threshold: expected"):
+        load_params(f)
