@@ -1328,13 +1328,15 @@ def verification_by_group(scores, same, group_a, group_b, *, threshold=None, far
         n_mixed_genuine=int((same & ~within).sum()), method=method)
 
 
-def _group_replicates(s, match, gen_idx, imp_idx, *, far, n_boot, rng, ids=None):
+def _group_replicates(s, match, gen_idx, imp_idx, *, far, n_boot, rng, ids=None, weights=None):
     """Bootstrap replicates of one group's FNMR, FMR and TAR at its own FAR threshold.
 
     With ``ids = (xa, xb, group_of, g)`` the group's identities are drawn with replacement (a genuine pair
     weighs the draws of its identity, an impostor pair the product of its two); otherwise the group's
     genuine pairs and impostor pairs are each drawn with replacement. The own threshold is found again in
     every resample (the weighted ``(k+1)``-th highest impostor score, ``k = floor(far * impostor weight)``).
+    ``weights = (genuine, impostor)``, arrays of shape ``(n_boot, n_pairs)``, are resamples given instead of
+    drawn (to check the rates against a count on the pairs each resample repeats).
     """
     gen_s, imp_s = s[gen_idx], s[imp_idx]
     miss, hit = ~match[gen_idx], match[imp_idx]
@@ -1352,7 +1354,9 @@ def _group_replicates(s, match, gen_idx, imp_idx, *, far, n_boot, rng, ids=None)
     step = max(1, _CHUNK // (len(gen_idx) + len(imp_idx)))
     for start in range(0, n_boot, step):
         b = min(step, n_boot - start)
-        if ids is None:
+        if weights is not None:
+            wg, wi = (np.asarray(w[start:start + b], dtype=np.float64) for w in weights)
+        elif ids is None:
             wg = _multinomial_counts(np.ones(len(gen_idx), dtype=np.int64), b, rng).astype(np.float64)
             wi = _multinomial_counts(np.ones(len(imp_idx), dtype=np.int64), b, rng).astype(np.float64)
         else:
