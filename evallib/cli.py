@@ -13,8 +13,9 @@ import sys
 from pathlib import Path
 
 from .data import describe_class_order
+from ._messages import skipped_files
 from .errors import EvallibError
-from .summary import skipped_files
+from .metrics.stats import format_interval
 
 # headline metrics of the summary table, as metrics.json names them
 SUMMARY_METRICS = ("accuracy", "macro_f1", "auc", "tar_at_far", "eer")
@@ -26,7 +27,7 @@ def _metric_cell(h: dict | None) -> str:
     value, iv = h.get("value"), h.get("interval")
     if value is None or value != value:  # NaN
         return "n/a"
-    return f"{value:.3f}" + (f" [{iv[0]:.3f}, {iv[1]:.3f}]" if iv else "")
+    return f"{value:.3f}" + (f" {format_interval(*iv, digits=3)}" if iv else "")
 
 
 def summary_rows(results: list[dict], out_root: str | Path) -> tuple[list[str], list[list[str]]]:
@@ -183,7 +184,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
                                                     max_flips=args.gallery, page=not args.no_page)
     o = cmp.result.overall
     print(f"{cmp.old} -> {cmp.new}: {o.n:,} images, {o.negative_flips:,} negative flips, NFR {o.nfr:.4f} "
-          f"[{o.intervals['nfr'][0]:.4f}, {o.intervals['nfr'][1]:.4f}], {o.positive_flips:,} positive flips, "
+          f"{format_interval(*o.intervals['nfr'])}, {o.positive_flips:,} positive flips, "
           f"PFR {o.pfr:.4f}; {len(cmp.result.flagged())} row(s) flagged as regressions")
     print(f"compare {folder}")
     if args.max_nfr is None:

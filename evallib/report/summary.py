@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 
 from .._messages import skipped_files, skipped_warnings  # noqa: F401  (read here by the CLI)
+from ..metrics.stats import format_interval
 from .html import render_template
 from ..outputs import data_key
 
@@ -163,7 +164,7 @@ PAGE_CSS = """<style>
 
 
 def _interval(iv):
-    return f"[{iv[0]:.4f}, {iv[1]:.4f}]" if iv and all(_num(x) for x in iv) else "n/a"
+    return format_interval(*iv) if iv and all(_num(x) for x in iv) else "n/a"
 
 
 def _value(v):
