@@ -75,7 +75,7 @@ def _on_curve(curve, fpr, tpr):
 
 def test_roc_points_equal_sklearn_and_bands_bracket_the_curve(classified):
     y, s, names = classified
-    disp = RocDisplay.from_predictions(y, s, classes=names, n_boot=100)
+    disp = RocDisplay.from_predictions(y, s, classes=names, n_boot=100, bands="all")
     probs = np.exp(s) / np.exp(s).sum(1, keepdims=True)
     # the micro average is every (image, class) score as one binary problem
     fpr, tpr, _ = roc_curve(np.eye(len(names), dtype=bool)[y].ravel(), probs.ravel(), drop_intermediate=False)
@@ -88,6 +88,8 @@ def test_roc_points_equal_sklearn_and_bands_bracket_the_curve(classified):
     assert inside.mean() > 0.9  # the curve of the data itself lies inside its band almost everywhere
     per_class = [c for c in disp.curves if c.label.startswith("class ")]
     assert len(per_class) == (len(names) if len(names) <= 10 else 0)
+    assert all(c.band is not None and c.band.n_boot == 100 for c in per_class)  # bands="all": every class's too
+    assert RocDisplay.from_predictions(y, s, n_boot=20).curves[-1].band is None  # by default the micro average's only
     for k, c in enumerate(per_class):  # each class's own curve, point for point
         f, t, _ = roc_curve(y == k, probs[:, k], drop_intermediate=False)
         _on_curve(c, f, t)

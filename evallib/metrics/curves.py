@@ -16,6 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+from scipy import sparse
 
 from .sweep import threshold_sweep
 
@@ -166,13 +167,13 @@ def _exact_values(positive, score, sample_of, weights, grid, kinds):
     return out
 
 
-def _binned_values(positive, score, sample_of, n_units, weights, grid, kinds, chunk=4096):
+def _binned_values(positive, score, sample_of, n_units, weights, grid, kinds):
     """As :func:`_exact_values`, on counts per unit and score bin.
 
     The bin edges are quantiles of the positive scores and of the negative scores (``BINS`` each), so
     that the curve keeps its resolution where the few positives lie. Each resample's positive counts per
     bin are a weighted count of the positives; its negative counts, the unit weights times the units'
-    counts per bin: one matrix product per chunk of units.
+    counts per bin (a sparse product: the cost is the number of scores times the resamples).
     """
     edges = np.unique(np.concatenate([np.quantile(score[positive], np.linspace(0, 1, BINS + 1)),
                                       np.quantile(score[~positive], np.linspace(0, 1, BINS + 1))]))
@@ -180,18 +181,9 @@ def _binned_values(positive, score, sample_of, n_units, weights, grid, kinds, ch
     b = np.clip(np.searchsorted(edges, score, side="right") - 1, 0, nb - 1)
     pos_unit, pos_bin = sample_of[positive], b[positive]
     pos_counts = np.stack([np.bincount(pos_bin, weights=w[pos_unit], minlength=nb) for w in weights])
-    neg_counts = np.zeros((len(weights), nb))
-    neg = ~positive
-    unit, nbin = sample_of[neg], b[neg]
-    order = np.argsort(unit, kind="stable")
-    unit, nbin = unit[order], nbin[order]
-    bounds = np.searchsorted(unit, np.arange(0, n_units + chunk, chunk))
-    for k in range(len(bounds) - 1):
-        lo, hi = k * chunk, min((k + 1) * chunk, n_units)
-        if lo >= hi:
-            break
-        cell = (unit[bounds[k]:bounds[k + 1]] - lo) * nb + nbin[bounds[k]:bounds[k + 1]]
-        neg_counts += weights[:, lo:hi] @ np.bincount(cell, minlength=(hi - lo) * nb).reshape(hi - lo, nb)
+    neg = ~positive  # each unit's negatives per bin, a sparse matrix: the resamples reweight its rows
+    per_unit = sparse.csr_matrix((np.ones(int(neg.sum())), (sample_of[neg], b[neg])), shape=(n_units, nb))
+    neg_counts = np.asarray((per_unit.T @ weights.T).T)
     out = {k: np.empty((len(weights), len(grid))) for k in kinds}
     for r in range(len(weights)):  # from the highest bin down: accept when the score reaches the bin
         for k, v in _rates_at(np.cumsum(pos_counts[r][::-1]), np.cumsum(neg_counts[r][::-1]), grid, kinds).items():
@@ -263,7 +255,7 @@ def curve_band(positive, score, *, kind="roc", **kwargs):
     return curve_bands(positive, score, kinds=(kind,), **kwargs)[kind]
 
 
-def class_curves(y, probs, *, per_class=True, bands=True, n_boot=200, seed=0):
+def class_curves(y, probs, *, per_class=True, bands=True, class_bands=False, n_boot=200, seed=0):
     """Every ROC and precision-recall curve the report draws for a classifier.
 
     Parameters
@@ -273,7 +265,9 @@ def class_curves(y, probs, *, per_class=True, bands=True, n_boot=200, seed=0):
     per_class : bool
         Each class's own curve too (the report draws them up to 10 classes).
     bands : bool
-        Bootstrap bands on the micro average and on each class's curve.
+        Bootstrap bands on the micro average (the report shades that one).
+    class_bands : bool
+        Bands on each class's own curve too (each costs a resampling of all the images).
 
     Returns
     -------
@@ -310,7 +304,7 @@ def class_curves(y, probs, *, per_class=True, bands=True, n_boot=200, seed=0):
             entry = {"roc": dict(zip(("fpr", "tpr"), thin(*sw.roc()[:2]))),
                      "pr": dict(zip(("precision", "recall"), thin(*sw.pr()[:2]))), "auc": sw.auc(),
                      "average_precision": sw.average_precision()}
-            if bands:
+            if class_bands:
                 for kind, band in curve_bands(pos, probs[:, k], strata=y, n_boot=n_boot, seed=seed).items():
                     entry[f"{kind}_band"] = band.to_dict()
             per.append(entry)

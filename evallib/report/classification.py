@@ -302,9 +302,9 @@ class _CurveDisplay(Display):
 
     @classmethod
     def from_predictions(cls, y_true, scores, *, classes: Sequence | None = None, scores_are: str = "auto",
-                         n_boot: int = 200, seed: int = 0, per_class: bool | None = None):
+                         n_boot: int = 200, seed: int = 0, per_class: bool | None = None, bands: str = "average"):
         """One class against the rest: micro and macro averages, each class's curve up to 10 classes, and
-        pointwise 95% bootstrap bands.
+        pointwise 95% bootstrap bands (around the micro average; ``bands="all"``: around every curve).
 
         Parameters
         ----------
@@ -322,12 +322,13 @@ class _CurveDisplay(Display):
         probs, _ = _probabilities(scores, scores_are)
         y, classes = _class_indices(y_true, classes, probs.shape[1])
         per = probs.shape[1] <= PER_CLASS_CURVES if per_class is None else per_class
-        curves = class_curves(y, probs, per_class=per, bands=n_boot > 0, n_boot=max(n_boot, 1), seed=seed)
+        curves = class_curves(y, probs, per_class=per, bands=n_boot > 0 and bands != "none",
+                              class_bands=n_boot > 0 and bands == "all", n_boot=max(n_boot, 1), seed=seed)
         from ..metrics.classification import ovr_ranking
 
         roc_auc, _ = ovr_ranking(y, probs.T.copy())
         macro = float(np.nanmean(roc_auc)) if np.isfinite(roc_auc).any() else float("nan")
-        return cls(_curves_from(curves, cls._kind, classes=classes, macro_auc=macro))
+        return cls(_curves_from(curves, cls._kind, classes=classes, macro_auc=macro), bands=bands)
 
     @classmethod
     def from_result(cls, curves: dict, result: ClassificationResult | None = None):
