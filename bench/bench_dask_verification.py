@@ -15,9 +15,9 @@ import argparse
 import time
 
 import numpy as np
+from bench_verification import identities
 
 from _util import max_rss_mb, report, timed
-from bench_verification import identities
 from evallib.metrics import VerificationMetrics
 
 
@@ -51,8 +51,9 @@ def main():
     ap.add_argument("--threads", type=int, default=2, help="threads of the local pass")
     args = ap.parse_args()
 
-    import evallib
     from distributed import Client, LocalCluster
+
+    import evallib
 
     t0 = time.perf_counter()
     cluster = LocalCluster(n_workers=args.workers, threads_per_worker=1, processes=True, host="127.0.0.1",

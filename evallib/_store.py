@@ -18,11 +18,17 @@ import numpy as np
 def _types():
     from .metrics.classification import ClassificationResult
     from .metrics.identification import IdentificationResult
+    from .metrics.slices import (
+        DiscoveredSlice,
+        GroupVerificationResult,
+        GroupVerificationRow,
+        SliceResult,
+        SliceRow,
+        WeakSliceDiscovery,
+    )
     from .metrics.sweep import ThresholdChoice, ThresholdSweep
     from .metrics.templates import TemplateFeatures
     from .metrics.verification import VerificationResult
-    from .metrics.slices import (DiscoveredSlice, GroupVerificationResult, GroupVerificationRow, SliceResult,
-                                 SliceRow, WeakSliceDiscovery)
     from .steps_identification import IdentificationEvaluation
     from .steps_slices import SliceFindings
 

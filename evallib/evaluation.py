@@ -24,8 +24,14 @@ import numpy as np
 from . import _store
 from ._io import to_jsonable, write_json, write_npz
 from ._messages import short_message, skipped_warnings
-from .metrics import (DegenerateWarning, ThresholdSweep, bootstrap_classification, evaluate_classification,
-                      evaluate_verification, infer_score_type)
+from .metrics import (
+    DegenerateWarning,
+    ThresholdSweep,
+    bootstrap_classification,
+    evaluate_classification,
+    evaluate_verification,
+    infer_score_type,
+)
 from .metrics.curves import class_curves, thin
 from .outputs import METRICS, METRICS_ARRAYS
 from .records import MetricsRecord, Predictions

@@ -13,8 +13,8 @@ import glob
 import json
 import os
 import shutil
-from contextlib import contextmanager
 from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any

@@ -30,19 +30,45 @@ from typing import Any
 
 from . import __version__
 from ._io import write_text
-from ._keys import (FileIndex, code_digest, data_fingerprint, hash_listing, index_key, metrics_key, peers_digest,
-                    predictions_key, predictions_key_of, report_key)
+from ._keys import (
+    FileIndex,
+    code_digest,
+    data_fingerprint,
+    hash_listing,
+    index_key,
+    metrics_key,
+    peers_digest,
+    predictions_key,
+    predictions_key_of,
+    report_key,
+)
 from .data import Dataset, classes_from_metadata, list_images
 from .errors import DataError, EvallibError, ParamsError
 from .inference import model_facts, open_session, predict, score_type_warning, session_device
-from .steps_slices import check_slicing
 from .metrics.class_order import class_order_check
-from .outputs import (INDEX_HTML, INDEX_KEY, INDEX_NOTEBOOK, METRICS, METRICS_ARRAYS, REPORT_FACTS, REPORT_HTML,
-                      REPORT_NOTEBOOK, OutputBusyError, cached_predictions, load_metrics, load_predictions, load_run,
-                      publish, read_file_index, write_predictions, write_run)
+from .outputs import (
+    INDEX_HTML,
+    INDEX_KEY,
+    INDEX_NOTEBOOK,
+    METRICS,
+    METRICS_ARRAYS,
+    REPORT_FACTS,
+    REPORT_HTML,
+    REPORT_NOTEBOOK,
+    OutputBusyError,
+    cached_predictions,
+    load_metrics,
+    load_predictions,
+    load_run,
+    publish,
+    read_file_index,
+    write_predictions,
+    write_run,
+)
 from .params import Params, load_params
 from .peers import write_model_summary, write_peers
 from .records import DatasetFacts, FailedRun, InferenceFacts, Predictions, RunFacts
+from .steps_slices import check_slicing
 
 # evallib.run's names before the keys had their own module: load_predictions, data_fingerprint,
 # predictions_key, metrics_key, code_digest

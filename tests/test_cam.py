@@ -6,7 +6,7 @@ import pytorch_grad_cam
 import torch
 
 from conftest import export_unconvertible_model
-from evallib.cam import (ClassTarget, SimilarityTarget, find_target_layer, grad_cam, load_torch_model, overlay)
+from evallib.cam import ClassTarget, SimilarityTarget, find_target_layer, grad_cam, load_torch_model, overlay
 from evallib.demo import build_model, export_onnx
 from evallib.errors import ModelError
 from evallib.tsne import plot_tsne, spread_subset, tsne_map

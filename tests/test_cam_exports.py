@@ -12,8 +12,17 @@ import torch
 from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
 
 from evallib.cam import OnnxEigenCAM, SimilarityTarget, cam_route, grad_cam
-from real_models import (EXPORTERS, LAYERS, NHWC, export, flat_model, iresnet, onnx_tensor_equal_to,
-                         torchvision_model, weights_as_constants)
+from real_models import (
+    EXPORTERS,
+    LAYERS,
+    NHWC,
+    export,
+    flat_model,
+    iresnet,
+    onnx_tensor_equal_to,
+    torchvision_model,
+    weights_as_constants,
+)
 
 pytestmark = pytest.mark.slow  # exports torchvision architectures
 

@@ -21,7 +21,6 @@ from evallib.errors import DataError, EvallibError
 from evallib.inference import open_session, predict, score_type_warning
 from evallib.metrics import class_order_check, evaluate_classification, infer_score_type
 from evallib.metrics.class_order import MIN_GAIN, MIN_PER_CLASS, MIN_RATIO, MIN_SAMPLES, MIN_Z
-
 from evallib.run import _class_order_warning, load_predictions, run_model
 
 ANGLES = ["0", "90", "180", "270"]

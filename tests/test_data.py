@@ -79,7 +79,7 @@ def test_every_image_mode_decodes(tmp_path, rng, mode):
         im = Image.fromarray(np.asarray(base.convert("L"), np.uint16) * 257)
         assert im.mode == "I;16"
     elif mode == "I":
-        im = Image.fromarray((np.asarray(base.convert("L"), np.int32) * 257))
+        im = Image.fromarray(np.asarray(base.convert("L"), np.int32) * 257)
     elif mode == "F":
         im = Image.fromarray(np.asarray(base.convert("L"), np.float32) / 255.0)
     else:
@@ -185,7 +185,8 @@ def test_the_subpackage_keeps_every_name_of_the_former_module():
         mod = importlib.import_module(f"evallib.data.{module}")
         for name in names:
             assert getattr(data, name) is getattr(mod, name), name
-    from evallib.params import PADS as pads, RESIZE_MODES as modes
+    from evallib.params import PADS as pads
+    from evallib.params import RESIZE_MODES as modes
 
     assert data.PADS is pads and data.RESIZE_MODES is modes and set(data.INTERPOLATIONS) == {
         "nearest", "bilinear", "bicubic", "lanczos"}

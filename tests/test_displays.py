@@ -10,10 +10,22 @@ from sklearn.metrics import average_precision_score, confusion_matrix, precision
 from evallib.metrics.curves import curve_band
 from evallib.metrics.sweep import threshold_sweep
 from evallib.metrics.verification import evaluate_verification
-from evallib.report import (ConfusionDisplay, GalleryDisplay, HeadlineDisplay, LeaderboardDisplay,
-                            PairedComparisonDisplay, PerClassDisplay, PrecisionRecallDisplay, ReliabilityDisplay,
-                            RocDisplay, ScoreHistogramDisplay, ThresholdSliderDisplay, TrainingCurvesDisplay,
-                            TSNEMapDisplay, VerificationDisplay)
+from evallib.report import (
+    ConfusionDisplay,
+    GalleryDisplay,
+    HeadlineDisplay,
+    LeaderboardDisplay,
+    PairedComparisonDisplay,
+    PerClassDisplay,
+    PrecisionRecallDisplay,
+    ReliabilityDisplay,
+    RocDisplay,
+    ScoreHistogramDisplay,
+    ThresholdSliderDisplay,
+    TrainingCurvesDisplay,
+    TSNEMapDisplay,
+    VerificationDisplay,
+)
 
 
 def _scores(rng, n, c, signal=1.5):

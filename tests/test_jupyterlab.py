@@ -22,7 +22,7 @@ from PIL import Image
 
 import evallib
 from conftest import export_tiny_model
-from evallib import compare, slider
+from evallib import slider
 from evallib.cli import main
 from evallib.compare import Comparison, report_link
 from evallib.metrics import threshold_sweep

@@ -7,12 +7,11 @@ import shutil
 import warnings
 
 import numpy as np
-
-import evallib
 import pytest
 import yaml
 from PIL import Image
 
+import evallib
 from conftest import export_tiny_model
 from evallib.display import figure_with_hover, folded_table, short_message
 from evallib.errors import EvallibError

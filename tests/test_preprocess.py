@@ -10,11 +10,11 @@ from PIL import Image
 from torchvision.transforms import InterpolationMode
 from torchvision.transforms import v2 as T
 
+from evallib._keys import predictions_key_of
 from evallib.data import fit_size, list_images, preprocess, resize
 from evallib.errors import DataError, ModelError, ParamsError
 from evallib.inference import open_session, predict
 from evallib.params import parse_params
-from evallib._keys import predictions_key_of
 
 MODES = {"nearest": InterpolationMode.NEAREST, "bilinear": InterpolationMode.BILINEAR,
          "bicubic": InterpolationMode.BICUBIC, "lanczos": InterpolationMode.LANCZOS}

@@ -7,8 +7,16 @@ from threadpoolctl import threadpool_limits
 from evallib.errors import EvallibError
 from evallib.metrics.bootstrap import mcnemar
 from evallib.metrics.slices import (
-    compare_by_slice, discover_weak_slices, fisher_exact_tests, mcnemar_tests, metrics_by_slice,
-    newcombe_interval, paired_difference_interval, resample_within, slice_mask, verification_by_group,
+    compare_by_slice,
+    discover_weak_slices,
+    fisher_exact_tests,
+    mcnemar_tests,
+    metrics_by_slice,
+    newcombe_interval,
+    paired_difference_interval,
+    resample_within,
+    slice_mask,
+    verification_by_group,
 )
 
 

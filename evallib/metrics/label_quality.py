@@ -50,9 +50,9 @@ import numpy as np
 from ..errors import EvallibError
 from .bootstrap import mcnemar
 from .classification import infer_score_type
-from .transforms import softmax
 from .stats import benjamini_hochberg, wilson_interval
 from .sweep import check_labels, check_scores
+from .transforms import softmax
 
 _CHUNK_ELEMENTS = 4_000_000  # rows x classes held at once per model
 _SCORE_TYPES = ("auto", "logits", "probabilities")

@@ -20,12 +20,11 @@ from urllib.parse import quote
 
 import numpy as np
 
+from ..evaluation import PRIMARY, default_primary_metric
 from ..metrics.stats import format_interval
+from ..outputs import REPORT_HTML, data_key, load_predictions, scan
 from ._base import Display, HtmlDisplay
 from .html import Markup, guide, html_table
-from ..outputs import REPORT_HTML, data_key, load_predictions, scan
-from ..evaluation import PRIMARY, default_primary_metric
-
 
 MAX_CURVES = 20  # curves drawn in one panel of the ROC overlay
 

@@ -18,7 +18,7 @@ from ..metrics.duplicates import DuplicatePairs, exact_duplicates, near_duplicat
 from ..metrics.label_quality import LabelIssues, RankingSensitivity, label_issues, ranking_sensitivity
 from ..metrics.stats import format_interval
 from ._base import Display
-from .html import folded_table, guide, html_table
+from .html import folded_table, guide
 
 TABLE_ROWS = 25  # longer tables show their first rows (most suspect first) and fold the rest
 PLOTTED_MODELS = 40

@@ -26,9 +26,16 @@ from ..data import describe_class_order
 from ..errors import EvallibError
 from ..evaluation import Evaluation, probabilities, read_evaluation
 from ..outputs import METRICS, METRICS_ARRAYS, REPORT_FACTS, load_predictions, load_run
-from ._base import Display, HtmlDisplay, Section
-from .classification import (ConfusionDisplay, HeadlineDisplay, PerClassDisplay, PrecisionRecallDisplay,
-                             ReliabilityDisplay, RocDisplay, curves_panel, worst_first)
+from ._base import HtmlDisplay, Section
+from .classification import (
+    ConfusionDisplay,
+    HeadlineDisplay,
+    PerClassDisplay,
+    PrecisionRecallDisplay,
+    ReliabilityDisplay,
+    RocDisplay,
+    curves_panel,
+)
 from .gallery import GalleryDisplay
 from .html import CSS, guide, html_table, short_message
 from .slider import ThresholdSliderDisplay
@@ -595,8 +602,8 @@ class Report:
 
 def _stale(params, params_path, run, model_dir):
     """Why ``model_dir`` no longer matches the params file ``params_path``, or None."""
-    from ..params import Params
     from .._keys import metrics_key, predictions_key
+    from ..params import Params
 
     command = f"evallib run {params_path} --out {model_dir.parent}"
     now, then = params.settings(), Params.from_dict(run["params"]).settings()

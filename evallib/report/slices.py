@@ -13,8 +13,16 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..metrics.slices import (GroupVerificationResult, SliceComparison, SliceResult, WeakSliceDiscovery,
-                              compare_by_slice, discover_weak_slices, metrics_by_slice, verification_by_group)
+from ..metrics.slices import (
+    GroupVerificationResult,
+    SliceComparison,
+    SliceResult,
+    WeakSliceDiscovery,
+    compare_by_slice,
+    discover_weak_slices,
+    metrics_by_slice,
+    verification_by_group,
+)
 from ..metrics.stats import format_interval
 from ._base import Display
 from .html import folded_table, guide, html_table

@@ -9,8 +9,8 @@ from __future__ import annotations
 import math
 
 from .._messages import skipped_files, skipped_warnings  # noqa: F401  (read here by the CLI)
-from .html import render_template
 from ..outputs import data_key
+from .html import render_template
 
 HEADLINE_NAMES = {
     "accuracy": "accuracy (top-1)", "macro_f1": "macro F1", "roc_auc_macro": "macro ROC AUC (one-vs-rest)",
