@@ -7,40 +7,40 @@ from .confusion import cluster_order, confusion_distance, most_confused_classes
 from .curves import Band, class_curves, curve_band
 from .duplicates import DuplicatePairs, content_hash, exact_duplicates, near_duplicates
 from .flips import (
-                     CompatibilityResult,
-                     PairFlips,
-                     RegressionRow,
-                     VersionRegression,
-                     cross_model_compatibility,
-                     pair_flips,
-                     rates_from_cells,
-                     version_regression,
+    CompatibilityResult,
+    PairFlips,
+    RegressionRow,
+    VersionRegression,
+    cross_model_compatibility,
+    pair_flips,
+    rates_from_cells,
+    version_regression,
 )
 from .identification import IdentificationResult, bootstrap_identification, evaluate_identification, split_by_role
 from .label_quality import LabelIssues, RankingSensitivity, label_issues, ranking_sensitivity
 from .slices import (
-                     DiscoveredSlice,
-                     GroupVerificationResult,
-                     GroupVerificationRow,
-                     SliceComparison,
-                     SliceComparisonRow,
-                     SliceResult,
-                     SliceRow,
-                     WeakSliceDiscovery,
-                     compare_by_slice,
-                     discover_weak_slices,
-                     metrics_by_slice,
-                     slice_mask,
-                     verification_by_group,
+    DiscoveredSlice,
+    GroupVerificationResult,
+    GroupVerificationRow,
+    SliceComparison,
+    SliceComparisonRow,
+    SliceResult,
+    SliceRow,
+    WeakSliceDiscovery,
+    compare_by_slice,
+    discover_weak_slices,
+    metrics_by_slice,
+    slice_mask,
+    verification_by_group,
 )
 from .stats import benjamini_hochberg, format_interval, wilson_interval
 from .sweep import DegenerateWarning, ThresholdChoice, ThresholdSweep, threshold_sweep
 from .templates import (
-                     TemplateFeatures,
-                     evaluate_template_identification,
-                     evaluate_template_verification,
-                     pool_templates,
-                     template_pair_scores,
+    TemplateFeatures,
+    evaluate_template_identification,
+    evaluate_template_verification,
+    pool_templates,
+    template_pair_scores,
 )
 from .verification import VerificationMetrics, VerificationResult, evaluate_verification, lfw_accuracy
 

@@ -7,31 +7,31 @@ returning the display with ``ax_`` and ``figure_`` set, and ``_repr_html_`` for 
 
 from ._base import Display, HtmlDisplay, Panel, Section
 from .classification import (
-                             ConfusionDisplay,
-                             Curve,
-                             HeadlineDisplay,
-                             PerClassDisplay,
-                             PrecisionRecallDisplay,
-                             ReliabilityDisplay,
-                             RocDisplay,
-                             worst_first,
+    ConfusionDisplay,
+    Curve,
+    HeadlineDisplay,
+    PerClassDisplay,
+    PrecisionRecallDisplay,
+    ReliabilityDisplay,
+    RocDisplay,
+    worst_first,
 )
 from .compare import Comparison, LeaderboardDisplay, PairedComparisonDisplay
 from .explorer import CamExplorer
 from .flips import (
-                             CompatibilityDisplay,
-                             FlipGalleryDisplay,
-                             FlipTransitionsDisplay,
-                             PairFlipsDisplay,
-                             RegressionTableDisplay,
+    CompatibilityDisplay,
+    FlipGalleryDisplay,
+    FlipTransitionsDisplay,
+    PairFlipsDisplay,
+    RegressionTableDisplay,
 )
 from .gallery import GalleryDisplay, TileDisplay
 from .identification import (
-                             CmcDisplay,
-                             DetDisplay,
-                             IdentificationDisplay,
-                             IdentificationMissesDisplay,
-                             TemplatePairGalleryDisplay,
+    CmcDisplay,
+    DetDisplay,
+    IdentificationDisplay,
+    IdentificationMissesDisplay,
+    TemplatePairGalleryDisplay,
 )
 from .label_quality import DuplicatesDisplay, LabelIssuesDisplay
 from .report import Report, StaleOutputsError, load
