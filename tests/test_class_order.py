@@ -432,5 +432,5 @@ def test_tsne_caption_names_the_output(tmp_path, one_thread_tsne, evaluated):
     assert rep.metrics["tsne"]["source"] == "output 'embedding'"
     params = params_for(tmp_path, model, data, name="scores")
     rep = evaluated(params, tmp_path / "out")
-    rep.tsne_map
+    _ = rep.tsne_map  # the map is built on first access
     assert rep.metrics["tsne"]["source"] == "output 'logits' (class scores)"

@@ -56,7 +56,7 @@ def _decompose_gelu(graph):
         approx = approx.decode() if isinstance(approx, bytes) else approx
         x, y, p = node.input[0], node.output[0], f"{node.output[0]}__gelu{n}"
 
-        def const(name, value):
+        def const(name, value, p=p):  # p bound now: the names belong to this node
             graph.initializer.append(numpy_helper.from_array(np.array(value, dtype=np.float32), f"{p}_{name}"))
             return f"{p}_{name}"
 

@@ -845,7 +845,7 @@ def compare_by_slice(y, scores_a, scores_b, slices, *, names=("a", "b"), interse
     lb, hb = wilson_interval(both + ob, ns, confidence=confidence)
     ld, hd = paired_difference_interval(both, oa, ob, neither, confidence=confidence)
     rows = []
-    for r, (columns, values, idx, same) in enumerate(groups):
+    for r, (columns, values, _idx, same) in enumerate(groups):
         rows.append(SliceComparisonRow(
             name=_slice_name(columns, values) or "all", columns=tuple(columns), values=tuple(values), n=int(ns[r]),
             accuracy_a=float((both[r] + oa[r]) / ns[r]), interval_a=_pair(la[r], ha[r]),

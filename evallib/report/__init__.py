@@ -46,7 +46,7 @@ __all__ = [
     "ConfusionDisplay", "Curve", "HeadlineDisplay", "PerClassDisplay", "PrecisionRecallDisplay", "ReliabilityDisplay",
     "RocDisplay", "worst_first",
     "Comparison", "LeaderboardDisplay", "PairedComparisonDisplay",
-    "CamExplorer", "GalleryDisplay", "Report", "StaleOutputsError", "load", "ThresholdSliderDisplay",
+    "CamExplorer", "GalleryDisplay", "TileDisplay", "Report", "StaleOutputsError", "load", "ThresholdSliderDisplay",
     "TrainingCurvesDisplay", "TSNEMapDisplay",
     "PairListDisplay", "ScoreHistogramDisplay", "ThresholdMetricsDisplay", "VerificationDisplay",
     "GroupVerificationDisplay", "SliceComparisonDisplay", "SliceDisplay", "WeakSliceDiscoveryDisplay",

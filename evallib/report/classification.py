@@ -557,7 +557,7 @@ class HeadlineDisplay(Display):
     def _draw(self, ax, **kwargs):
         shown = [r for r in self.rows if r[2]]
         ypos = np.arange(len(shown))[::-1]
-        for y, (name, v, iv) in zip(ypos, shown):
+        for y, (_name, v, iv) in zip(ypos, shown):
             ax.errorbar([v], [y], xerr=[[v - iv[0]], [iv[1] - v]], fmt="o", color="#4c72b0", capsize=4)
         ax.set_yticks(ypos, [r[0] for r in shown])
         ax.set_xlabel("value with its 95% bootstrap interval")
