@@ -1,8 +1,8 @@
 """Grad-CAM on ONNX files as exporters really write them, against pytorch-grad-cam on the torch originals.
 
 CI runs a covering subset: every exporter and opset on resnet18, every other architecture at opset 18
-except convnext, whose one export in CI goes through the dynamo exporter (it writes Gelu, opset 20). ``pytest -m full_matrix`` runs every
-architecture through every exporter.
+except convnext, whose one export in CI goes through the dynamo exporter (it writes Gelu, opset 20).
+``pytest -m full_matrix`` runs every architecture through every exporter.
 """
 
 import numpy as np
@@ -176,7 +176,8 @@ def test_no_route_names_every_reason(tmp_path):
 
     path = flat_model(tmp_path / "flat.onnx", size=8)
     with pytest.raises(ModelError, match=r"no layer of the model outputs a spatial map for input \[1, 1, 8, 8\].*"
-                                         r"EigenCAM on onnxruntime failed too: .*no tensor of flat\.onnx is a spatial map"):
+                                         r"EigenCAM on onnxruntime failed too: .*no tensor of flat\.onnx is a spatial"
+                                         r" map"):
         cam_route(path, input_shape=(1, 8, 8))
 
 

@@ -63,7 +63,8 @@ def test_data_errors(tmp_path, tree, rng):
     _img(rng).save(tmp_path / "one" / "only" / "x.png")
     with pytest.raises(DataError, match=r"expected images of at least 2 classes; got only class 'only' \(1 images\)"):
         list_images(tmp_path / "one")
-    with pytest.raises(DataError, match=r"data\.classes: expected every label .* 2 classes; got unknown labels \['b'\]"):
+    with pytest.raises(DataError, match=r"data\.classes: expected every label .* 2 classes; got unknown labels"
+                                        r" \['b'\]"):
         list_images(tree / "by_class", classes=["a", "z"])
     with pytest.raises(DataError, match=r"data\.csv: expected a manifest file .*; got no file at"):
         list_images(tree, labels="csv", csv_path=tree / "nope.csv")
@@ -106,8 +107,8 @@ def test_corrupt_file_is_a_reason_not_a_crash(tmp_path):
     assert load_views(t, {"tta": "none"})[0] is None
 
 
-@pytest.mark.parametrize("size, resize_to, crop", [((20, 14), 16, 12), ((31, 40), [24, 20], 15), ((33, 33), 33, [9, 21]),
-                                                   ((8, 8), 36, 32)])
+@pytest.mark.parametrize("size, resize_to, crop", [((20, 14), 16, 12), ((31, 40), [24, 20], 15),
+                                                  ((33, 33), 33, [9, 21]), ((8, 8), 36, 32)])
 def test_views_equal_torchvision(rng, size, resize_to, crop):
     import torch
     from torchvision import transforms as T
@@ -141,7 +142,8 @@ def test_center_crop_pads_like_torchvision(rng):
 
 
 def test_tencrop_larger_than_image_is_an_error(rng):
-    with pytest.raises(DataError, match=r"preprocess\.crop: expected a crop no larger than the resized image \(14x20\); got 16x16"):
+    with pytest.raises(DataError, match=r"preprocess\.crop: expected a crop no larger than the resized image"
+                                        r" \(14x20\); got 16x16"):
         preprocess(_img(rng), {"crop": 16, "tta": "tencrop"})
 
 
