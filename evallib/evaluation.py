@@ -6,7 +6,8 @@ comparison page read; a large confusion matrix goes to ``metrics.npz``) and the 
 ``metrics.npz`` (sweeps, intervals, the t-SNE map), which :func:`read_evaluation` rebuilds without
 recomputing anything. Every number is kept as computed; only a verification sweep of more than
 ``STORED_SWEEP_POINTS`` thresholds is stored at that many of them (:func:`thin_sweep`): its AUC,
-EER, TAR@FAR and threshold table were computed from the whole sweep and are stored as they are. The report draws from an :class:`Evaluation`; it never computes a metric itself.
+EER, TAR@FAR and threshold table were computed from the whole sweep and are stored as they are. The
+report draws from an :class:`Evaluation`; it never computes a metric itself.
 """
 
 from __future__ import annotations

@@ -485,7 +485,8 @@ class PreprocessParams(_Section):
             fail("resize_mode", f"expected preprocess.resize with it; got resize_mode {self.resize_mode!r} "
                                 f"and no resize")
         if self.resize_mode == "shorter" and not isinstance(resize, int):
-            fail("resize_mode", f"expected an integer preprocess.resize with resize_mode 'shorter'; got resize {resize}")
+            fail("resize_mode",
+                 f"expected an integer preprocess.resize with resize_mode 'shorter'; got resize {resize}")
         if resize is not None and self.resize_mode is None:
             object.__setattr__(self, "resize_mode", "shorter" if isinstance(resize, int) else "exact")
         for key, default in (("pad", "center"), ("pad_value", 0)):

@@ -61,7 +61,8 @@ def _decompose_gelu(graph):
             return f"{p}_{name}"
 
         if approx == "tanh":  # 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3)))
-            nodes += [helper.make_node("Mul", [x, x], [f"{p}_x2"]), helper.make_node("Mul", [f"{p}_x2", x], [f"{p}_x3"]),
+            nodes += [helper.make_node("Mul", [x, x], [f"{p}_x2"]),
+                      helper.make_node("Mul", [f"{p}_x2", x], [f"{p}_x3"]),
                       helper.make_node("Mul", [f"{p}_x3", const("c", 0.044715)], [f"{p}_cx3"]),
                       helper.make_node("Add", [x, f"{p}_cx3"], [f"{p}_in"]),
                       helper.make_node("Mul", [f"{p}_in", const("k", np.sqrt(2 / np.pi))], [f"{p}_kin"]),

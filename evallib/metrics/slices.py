@@ -172,7 +172,8 @@ def _check_common(y, scores, top_k):
     if not np.isfinite(s).all():
         raise EvallibError("scores: expected finite values; got NaN or infinite")
     if y.min() < 0 or y.max() >= s.shape[1]:
-        raise EvallibError(f"y: expected class indices in [0, {s.shape[1] - 1}]; got values from {y.min()} to {y.max()}")
+        raise EvallibError(f"y: expected class indices in [0, {s.shape[1] - 1}]; "
+                           f"got values from {y.min()} to {y.max()}")
     pred = s.argmax(axis=1)
     top = topk_hit(s, y, top_k) if top_k and 1 < top_k < s.shape[1] else None
     return y.astype(np.int64), pred.astype(np.int64), top

@@ -50,7 +50,8 @@ __all__ = [
     "TrainingCurvesDisplay", "TSNEMapDisplay",
     "PairListDisplay", "ScoreHistogramDisplay", "ThresholdMetricsDisplay", "VerificationDisplay",
     "GroupVerificationDisplay", "SliceComparisonDisplay", "SliceDisplay", "WeakSliceDiscoveryDisplay",
-    "CompatibilityDisplay", "FlipGalleryDisplay", "FlipTransitionsDisplay", "PairFlipsDisplay", "RegressionTableDisplay",
+    "CompatibilityDisplay", "FlipGalleryDisplay", "FlipTransitionsDisplay", "PairFlipsDisplay",
+    "RegressionTableDisplay",
     "DuplicatesDisplay", "LabelIssuesDisplay",
     "CmcDisplay", "DetDisplay", "IdentificationDisplay", "IdentificationMissesDisplay", "TemplatePairGalleryDisplay",
 ]

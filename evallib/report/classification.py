@@ -254,7 +254,8 @@ def _curves_from(curves: dict, kind: str, *, classes=None, macro_auc=float("nan"
     out = []
     if kind == "roc":
         m = curves["roc_micro"]
-        out.append(Curve(f"micro average (AUC {m['area']:.3f})", m["fpr"], m["tpr"], _band(curves.get("roc_micro_band"))))
+        out.append(Curve(f"micro average (AUC {m['area']:.3f})", m["fpr"], m["tpr"],
+                         _band(curves.get("roc_micro_band"))))
         macro = curves["roc_macro"]
         out.append(Curve(f"macro average (AUC {macro_auc:.3f})", macro["fpr"], macro["tpr"]))
     else:
@@ -574,7 +575,8 @@ class HeadlineDisplay(Display):
             parts += [f"<h4>Center crop vs {tta}</h4>",
                       guide(f"The same model on the single center crop and with {tta} test-time augmentation; a "
                             "positive change means augmentation helps (for loss, lower is better)."),
-                      html_table([[m, a, b, b - a] for m, a, b in self.center], ["metric", "center crop", tta, "change"])]
+                      html_table([[m, a, b, b - a] for m, a, b in self.center],
+                                 ["metric", "center crop", tta, "change"])]
         return parts
 
 

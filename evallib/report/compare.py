@@ -225,7 +225,8 @@ class Comparison:
                 rows.append({"model": name, "metric": None, "images": 0})
                 continue
             r = paired_comparison(pb["labels"][ib], pb["scores"][ib], po["scores"][io_],
-                                  scores_are=pb.get("scores_are", "logits"), scores_are_b=po.get("scores_are", "logits"),
+                                  scores_are=pb.get("scores_are", "logits"),
+                                  scores_are_b=po.get("scores_are", "logits"),
                                   n_boot=n_boot, seed=seed)
             for metric in ("accuracy", "macro_f1", "roc_auc_macro"):
                 d = r[metric]
