@@ -14,7 +14,7 @@ from pathlib import Path
 
 from .data import describe_class_order
 from .errors import EvallibError
-from .summary import skipped_files
+from .report.summary import skipped_files
 
 # headline metrics of the summary table, as metrics.json names them
 SUMMARY_METRICS = ("accuracy", "macro_f1", "auc", "tar_at_far", "eer")
@@ -167,7 +167,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def cmd_notebooks(args: argparse.Namespace) -> int:
-    from .render import copy_notebooks
+    from .report.render import copy_notebooks
 
     for path, what in copy_notebooks(args.dest, overwrite=args.force):
         print(f"{what:<14}{path}")

@@ -358,9 +358,9 @@ def render_report(model_dir: str | Path, *, show_code: bool = False, verbose: bo
     The notebook reads what the pipeline wrote (run facts, predictions, metrics) and computes nothing
     that is already there; it writes ``report.ipynb``, ``report.html`` and ``report.json``.
     ``verbose`` lets the kernel's own log messages through; ``km`` is a running kernel to use
-    (:func:`evallib.render.shared_kernel`).
+    (:func:`evallib.report.render.shared_kernel`).
     """
-    from .render import execute, notebook_dir, to_html
+    from .report.render import execute, notebook_dir, to_html
 
     model_dir = Path(model_dir).resolve()
     run = load_run(model_dir) or {}
@@ -381,8 +381,8 @@ def render_index(out_root: str | Path = "outputs", *, primary_metric: str | None
     is written first, so that the index links it. The page is rebuilt only when something it shows
     has changed.
     """
-    from .render import execute, notebook_dir, to_html
     from .report.label_review import write_label_reviews
+    from .report.render import execute, notebook_dir, to_html
 
     out_root = Path(out_root)
     write_label_reviews(out_root)
@@ -596,7 +596,7 @@ def run_many(paths: Sequence[str | Path], out_root: str | Path = "outputs", *, j
             results = [_evaluate_one(p, out_root, None, progress) for p in paths]
             write_peers(out_root)
             return results
-        from .render import WARM_REPORT, notebook_dir, shared_kernel
+        from .report.render import WARM_REPORT, notebook_dir, shared_kernel
 
         # one kernel for every report, importing what they need while the models are evaluated
         with shared_kernel(cwd=notebook_dir(), verbose=verbose, warm=WARM_REPORT) as km:
