@@ -40,7 +40,7 @@ def _types():
 
 def dump(obj: Any) -> tuple[Any, dict[str, np.ndarray]]:
     """``(tree, arrays)``: ``tree`` is JSON-able (NaN and inf kept as floats), ``arrays`` maps keys to ndarrays."""
-    arrays = {}
+    arrays: dict[str, np.ndarray] = {}
     types = _types()
 
     def enc(o):

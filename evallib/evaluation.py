@@ -340,4 +340,7 @@ def read_evaluation(out_dir: str | Path) -> Evaluation:
     out_dir = Path(out_dir)
     with np.load(out_dir / METRICS_ARRAYS, allow_pickle=False) as z:
         parts = _store.load(json.loads(str(z["results"])), {k: z[k] for k in z.files if k != "results"})
-    return Evaluation(**parts, metrics=load_metrics(out_dir))
+    metrics = load_metrics(out_dir)
+    if metrics is None:
+        raise FileNotFoundError(f"{out_dir / METRICS}: expected the metrics step's {METRICS}; got no file")
+    return Evaluation(**parts, metrics=metrics)
