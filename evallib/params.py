@@ -776,7 +776,7 @@ def parse_params(raw: Any, *, source: str | Path | None = None, base_dir: str | 
         raise ParamsError("\n".join(f"{where}: {line}" for line in str(exc).splitlines())) from None
 
 
-def load_params(path):
+def load_params(path: str | Path) -> Params:
     """Read and validate one params YAML file."""
     path = Path(path)
     try:

@@ -409,7 +409,8 @@ def error_text(exc: BaseException) -> str:
         where = f" {exc.filename}" if exc.filename else ""
         return f"cannot write{where}: {exc.strerror} (the model's previous outputs are kept as they were)"
     if getattr(exc, "ename", None):  # papermill's PapermillExecutionError: a cell raised
-        return f"{exc.ename}: {exc.evalue} (in notebook cell {exc.exec_count})"
+        cell: Any = exc  # it carries ename, evalue and exec_count
+        return f"{cell.ename}: {cell.evalue} (in notebook cell {cell.exec_count})"
     return f"{type(exc).__name__}: {exc}"
 
 
