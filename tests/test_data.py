@@ -193,3 +193,16 @@ def test_the_subpackage_keeps_every_name_of_the_former_module():
     assert data.PADS is pads and data.RESIZE_MODES is modes and set(data.INTERPOLATIONS) == {
         "nearest", "bilinear", "bicubic", "lanczos"}
     assert sorted(data.__all__) == sorted([n for names in homes.values() for n in names] + ["PADS", "RESIZE_MODES"])
+
+
+def test_tencrop_without_a_crop_names_the_setting():
+    arr = np.arange(8 * 8 * 3, dtype=np.float32).reshape(8, 8, 3)
+    with pytest.raises(DataError, match=r"preprocess\.tta: expected preprocess\.crop with tta 'tencrop'"):
+        views(arr, None, "tencrop")
+    assert len(views(arr, 4, "tencrop")) == 10 and views(arr, None, "flip")[0] is arr
+
+
+def test_csv_labels_without_a_manifest_names_the_argument(tmp_path):
+    (tmp_path / "a_1.png").write_bytes(b"")
+    with pytest.raises(DataError, match=r"csv_path: expected a manifest path when labels is 'csv'; got None"):
+        list_images(tmp_path, labels="csv")
