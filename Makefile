@@ -24,7 +24,10 @@ chromium:
 	  echo "installing Debian's chromium for the browser tests"; \
 	  export DEBIAN_FRONTEND=noninteractive; apt-get update -qq && apt-get install -y -qq chromium >/dev/null; }
 
+# lint and type checks first (configured in pyproject.toml), then the tests
 test: $(VENV)/.installed chromium
+	$(BIN)/ruff check evallib tests bench
+	$(BIN)/mypy
 	$(BIN)/python -m pytest -q
 
 # no notebook kernel, no browser, no cluster, no wheel build (tests marked slow): under a minute.

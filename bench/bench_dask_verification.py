@@ -15,9 +15,9 @@ import argparse
 import time
 
 import numpy as np
+from bench_verification import identities
 
 from _util import max_rss_mb, report, timed
-from bench_verification import identities
 from evallib.metrics import VerificationMetrics
 
 
@@ -51,8 +51,9 @@ def main():
     ap.add_argument("--threads", type=int, default=2, help="threads of the local pass")
     args = ap.parse_args()
 
-    import evallib
     from distributed import Client, LocalCluster
+
+    import evallib
 
     t0 = time.perf_counter()
     cluster = LocalCluster(n_workers=args.workers, threads_per_worker=1, processes=True, host="127.0.0.1",
@@ -64,8 +65,8 @@ def main():
     try:
         for n in args.sizes:
             e, labels = identities(n)
-            t_local, (r_local, block_local) = timed(lambda: run(e, labels, threads=args.threads), args.repeat)
-            t_dask, (r_dask, block_dask) = timed(lambda: run(e, labels, client=client), args.repeat)
+            t_local, (r_local, block_local) = timed(lambda: run(e, labels, threads=args.threads), args.repeat)  # noqa: B023 (called in this iteration)
+            t_dask, (r_dask, block_dask) = timed(lambda: run(e, labels, client=client), args.repeat)  # noqa: B023 (called in this iteration)
             identical = same(r_dask, r_local)
             figures = {"N": n, "pairs": n * (n - 1) // 2, "local_s": t_local, "local_threads": args.threads,
                        "dask_s": t_dask, "dask_workers": f"{args.workers} x 1 thread",

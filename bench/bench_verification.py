@@ -37,9 +37,9 @@ def main():
     args = ap.parse_args()
     for n in args.sizes:
         e, labels = identities(n)
-        t, (r, block) = timed(lambda: ours(e, labels, args.backend), args.repeat)
-        peak = peak_bytes(lambda: ours(e, labels, args.backend)) / 2**30
-        t1, (r1, _) = timed(lambda: ours(e, labels, args.backend, threads=1), args.repeat)
+        t, (r, block) = timed(lambda: ours(e, labels, args.backend), args.repeat)  # noqa: B023 (called in this iteration)
+        peak = peak_bytes(lambda: ours(e, labels, args.backend)) / 2**30  # noqa: B023 (called in this iteration)
+        t1, (r1, _) = timed(lambda: ours(e, labels, args.backend, threads=1), args.repeat)  # noqa: B023 (called in this iteration)
         figures = {"N": n, "pairs": n * (n - 1) // 2, "evallib_s": t, "evallib_peak_GiB": peak,
                    "max_rss_MiB": max_rss_mb(), "auc": r.auc, "auc_bound": r.auc_bound,
                    "tar_at_far_1e-3": r.tar_at_far[1e-3]["tar"], "backend": r.backend,
@@ -55,7 +55,7 @@ def main():
             s = (en @ en.T)[iu]
             y = (labels[:, None] == labels[None, :])[iu]
             del iu
-            ts, ref = timed(lambda: auc(*roc_curve(y, s)[:2]), 1)
+            ts, ref = timed(lambda: auc(*roc_curve(y, s)[:2]), 1)  # noqa: B023 (called in this iteration)
             figures.update(sklearn_s=ts, ratio=ts / t, auc_sklearn=ref, auc_diff=abs(ref - r.auc))
             met = ts / t >= 10 and abs(ref - r.auc) <= 1e-6
         else:

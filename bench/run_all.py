@@ -81,8 +81,9 @@ def main():
     if args.only and store.exists():  # replace those targets in the last full run's figures
         new = {r["target"]: r for r in results}
         numbers = {t.split(" ", 1)[0] for t in new}  # "6." and the like: a renamed target replaces its old name
+        # a failure is named by its script
         old = [r for r in json.loads(store.read_text()) if r["target"] in new or (
-            r["target"].split(" ", 1)[0] not in numbers and r["target"] not in args.only)]  # a failure is named by its script
+            r["target"].split(" ", 1)[0] not in numbers and r["target"] not in args.only)]
         results = [new.pop(r["target"], r) for r in old] + list(new.values())
     store.write_text(json.dumps(results, indent=1) + "\n")
     write_doc(results, Path(args.doc))

@@ -68,4 +68,5 @@ def write_npz(path: str | Path, *, compressed: bool = False, **arrays: np.ndarra
     """Write ``arrays`` to an ``.npz`` file at ``path`` atomically."""
     with atomic_path(path) as tmp:
         with open(tmp, "wb") as fh:
-            (np.savez_compressed if compressed else np.savez)(fh, **arrays)
+            payload: dict[str, Any] = arrays  # keyword names of the arrays, none of them allow_pickle
+            (np.savez_compressed if compressed else np.savez)(fh, **payload)

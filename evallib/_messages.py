@@ -34,4 +34,5 @@ def skipped_warnings(skipped, *, shown=3):
     if not skipped:
         return []
     count, first = skipped_files(skipped, shown=shown)
-    return [f"skipped files: {count} not evaluated: {first}" + (" (see Model and data)" if len(skipped) > shown else "")]
+    more = " (see Model and data)" if len(skipped) > shown else ""
+    return [f"skipped files: {count} not evaluated: {first}" + more]

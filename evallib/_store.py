@@ -18,11 +18,17 @@ import numpy as np
 def _types():
     from .metrics.classification import ClassificationResult
     from .metrics.identification import IdentificationResult
+    from .metrics.slices import (
+        DiscoveredSlice,
+        GroupVerificationResult,
+        GroupVerificationRow,
+        SliceResult,
+        SliceRow,
+        WeakSliceDiscovery,
+    )
     from .metrics.sweep import ThresholdChoice, ThresholdSweep
     from .metrics.templates import TemplateFeatures
     from .metrics.verification import VerificationResult
-    from .metrics.slices import (DiscoveredSlice, GroupVerificationResult, GroupVerificationRow, SliceResult,
-                                 SliceRow, WeakSliceDiscovery)
     from .steps_identification import IdentificationEvaluation
     from .steps_slices import SliceFindings
 
@@ -34,7 +40,7 @@ def _types():
 
 def dump(obj: Any) -> tuple[Any, dict[str, np.ndarray]]:
     """``(tree, arrays)``: ``tree`` is JSON-able (NaN and inf kept as floats), ``arrays`` maps keys to ndarrays."""
-    arrays = {}
+    arrays: dict[str, np.ndarray] = {}
     types = _types()
 
     def enc(o):

@@ -12,8 +12,8 @@ import logging
 import sys
 from pathlib import Path
 
-from .data import describe_class_order
 from ._messages import skipped_files
+from .data import describe_class_order
 from .errors import EvallibError
 from .metrics.stats import format_interval
 
@@ -168,7 +168,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def cmd_notebooks(args: argparse.Namespace) -> int:
-    from .render import copy_notebooks
+    from .report.render import copy_notebooks
 
     for path, what in copy_notebooks(args.dest, overwrite=args.force):
         print(f"{what:<14}{path}")

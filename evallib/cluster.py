@@ -31,7 +31,7 @@ def parse_cluster(spec: str | None) -> tuple[str, int | str | None]:
     m = _SPEC.fullmatch(spec or "")
     if not m:
         raise EvallibError(f"--cluster: expected local, local:N (N worker processes) or tcp://HOST:PORT; got {spec!r}")
-    if spec.startswith("local"):
+    if m.group(0).startswith("local"):
         n = m.group(1)
         if n is not None and int(n) < 1:
             raise EvallibError(f"--cluster: expected at least 1 worker in local:N; got {n}")
@@ -130,7 +130,7 @@ def run_on_cluster(paths: Sequence[str | Path], out_root: str | Path, client: An
     check_unique_names(paths)
     paths = [str(Path(p).resolve()) for p in paths]
     out_root = str(Path(out_root).resolve())
-    results = [None] * len(paths)
+    results: list[Any] = [None] * len(paths)  # each filled in as its task finishes
     with tqdm(total=len(paths) * (2 if render else 1), desc="cluster tasks", unit="task", disable=not progress,
               dynamic_ncols=True) as bar:
         in_two_steps(lambda p: client.submit(_evaluate_task, p, out_root, key=_key("evaluate", p)),

@@ -6,7 +6,8 @@ comparison page read; a large confusion matrix goes to ``metrics.npz``) and the 
 ``metrics.npz`` (sweeps, intervals, the t-SNE map), which :func:`read_evaluation` rebuilds without
 recomputing anything. Every number is kept as computed; only a verification sweep of more than
 ``STORED_SWEEP_POINTS`` thresholds is stored at that many of them (:func:`thin_sweep`): its AUC,
-EER, TAR@FAR and threshold table were computed from the whole sweep and are stored as they are. The report draws from an :class:`Evaluation`; it never computes a metric itself.
+EER, TAR@FAR and threshold table were computed from the whole sweep and are stored as they are. The
+report draws from an :class:`Evaluation`; it never computes a metric itself.
 """
 
 from __future__ import annotations
@@ -24,8 +25,14 @@ import numpy as np
 from . import _store
 from ._io import to_jsonable, write_json, write_npz
 from ._messages import short_message, skipped_warnings
-from .metrics import (DegenerateWarning, ThresholdSweep, bootstrap_classification, evaluate_classification,
-                      evaluate_verification, infer_score_type)
+from .metrics import (
+    DegenerateWarning,
+    ThresholdSweep,
+    bootstrap_classification,
+    evaluate_classification,
+    evaluate_verification,
+    infer_score_type,
+)
 from .metrics.curves import class_curves, thin
 from .outputs import METRICS, METRICS_ARRAYS
 from .records import MetricsRecord, Predictions
@@ -333,4 +340,7 @@ def read_evaluation(out_dir: str | Path) -> Evaluation:
     out_dir = Path(out_dir)
     with np.load(out_dir / METRICS_ARRAYS, allow_pickle=False) as z:
         parts = _store.load(json.loads(str(z["results"])), {k: z[k] for k in z.files if k != "results"})
-    return Evaluation(**parts, metrics=load_metrics(out_dir))
+    metrics = load_metrics(out_dir)
+    if metrics is None:
+        raise FileNotFoundError(f"{out_dir / METRICS}: expected the metrics step's {METRICS}; got no file")
+    return Evaluation(**parts, metrics=metrics)

@@ -179,7 +179,8 @@ def select_providers(device: str = "auto", providers: Sequence[str] | None = Non
     usable = tuple(p for p in wanted if p in available) or (CPU_PROVIDER,)
     if device == "cuda":
         if CUDA_PROVIDER not in wanted:
-            raise ValueError(f"providers: expected {CUDA_PROVIDER} in the list with device cuda; got {list(providers)}")
+            raise ValueError(f"providers: expected {CUDA_PROVIDER} in the list with device cuda; "
+                             f"got {list(providers or ())}")
         if missing:
             raise DeviceError(f"runtime.device: expected a usable GPU for cuda; onnxruntime offers only "
                               f"{', '.join(available)} ({', '.join(missing)} missing): {_GPU_HINT}, or set "
@@ -414,7 +415,8 @@ def unusable_outputs(batch: Mapping[str, np.ndarray], *, embedding: str | None =
         unusable when any of its views is.
     """
     n = len(next(iter(batch.values()))) if batch else 0
-    reasons, free = [None] * n, np.ones(n, dtype=bool)
+    reasons: list[str | None] = [None] * n
+    free = np.ones(n, dtype=bool)
     for name, values in batch.items():
         checks = [(~np.isfinite(values).all(axis=(1, 2)), "gave NaN or infinite values")]
         if name == embedding:
@@ -541,8 +543,12 @@ def predict(session: Any, files: Sequence[str | Path], pre: PreprocessParams | M
 
     fixed = inp.shape[0] if isinstance(inp.shape[0], int) and inp.shape[0] > 0 else None
     start = time.perf_counter()
-    kept, failed, unusable, digests, chunks = [], [], [], [], {n: [] for n in wanted}
-    props = []  # ImageProperties of each kept image
+    kept: list[int] = []
+    failed: list[dict[str, Any]] = []
+    unusable: list[dict[str, Any]] = []
+    digests: list[Any] = []
+    chunks: dict[str, list[np.ndarray]] = {n: [] for n in wanted}
+    props: list[Any] = []  # ImageProperties of each kept image
     layout = None
     batches = [range(s, min(s + batch_size, len(files))) for s in range(0, len(files), batch_size)]
     own_bar = not hasattr(progress, "update")
@@ -550,7 +556,7 @@ def predict(session: Any, files: Sequence[str | Path], pre: PreprocessParams | M
     on = session_device(session).device
     bound = on if on == "cuda" else None  # on a GPU each batch goes over once, through I/O binding
     with ThreadPoolExecutor(max_workers=decode_pool_size(decode_workers)) as pool:
-        pending = pool.map(decode, batches[0]) if batches else None
+        pending = pool.map(decode, batches[0]) if batches else iter(())
         for b, rows in enumerate(batches):
             decoded = list(pending)
             if b + 1 < len(batches):  # decode the next batch while this one runs
@@ -576,7 +582,7 @@ def predict(session: Any, files: Sequence[str | Path], pre: PreprocessParams | M
             # (or one image's views), since very large runs are slower per image; a graph that fixes
             # its batch size (dynamo exports fix 1) gets exactly that many, the last run padded
             step = fixed or max(n_views, batch_size // n_views * n_views)
-            parts = {name: [] for name in wanted}
+            parts: dict[str, list[np.ndarray]] = {name: [] for name in wanted}
             for s0 in range(0, len(x), step):
                 wait_for_cool_cpu(max_cpu_temp)
                 run = x[s0:s0 + step]

@@ -1,4 +1,6 @@
-"""The former home of :mod:`evallib.explain.onnx_convert`: the same module under its old name, so that existing imports keep working."""
+"""The former home of :mod:`evallib.explain.onnx_convert`: the same module under its old name,
+so that existing imports keep working.
+"""
 
 import sys
 

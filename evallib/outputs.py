@@ -13,8 +13,8 @@ import glob
 import json
 import os
 import shutil
-from contextlib import contextmanager
 from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -105,8 +105,9 @@ def load_predictions(model_dir: str | Path) -> Predictions:
 
 def write_predictions(model_dir: str | Path, pred: Predictions, *, file_index: FileIndex | None = None) -> None:
     """Write ``pred`` to ``model_dir/predictions.npz`` (uncompressed), with the data's file index when given."""
-    extra = file_index.to_arrays() if file_index is not None else {}
-    write_npz(Path(model_dir) / PREDICTIONS, **pred.to_arrays(), **extra)
+    arrays: dict[str, Any] = pred.to_arrays()  # array names only: none of them is the compressed flag
+    extra: dict[str, Any] = file_index.to_arrays() if file_index is not None else {}
+    write_npz(Path(model_dir) / PREDICTIONS, **arrays, **extra)
 
 
 def read_file_index(model_dir: str | Path) -> FileIndex | None:

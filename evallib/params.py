@@ -18,7 +18,7 @@ import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar, TypeVar
+from typing import Any, ClassVar, TypeVar, cast
 
 import jsonschema
 import yaml
@@ -48,7 +48,7 @@ _size = {
 _pixel = {"type": "number", "minimum": 0, "maximum": 255}
 _floats = {"type": "array", "items": {"type": "number"}, "minItems": 1, "maxItems": 4}
 
-SCHEMA = {
+SCHEMA: dict[str, Any] = {
     "type": "object",
     "additionalProperties": False,
     "required": ["name", "model", "data"],
@@ -249,6 +249,8 @@ class _Section:
     """What every params section shares: built from a mapping, checked against its schema, back to a dict."""
 
     SECTION: ClassVar[str] = ""
+    #: every subclass is a dataclass (set by the decorator; declared so the type checker knows)
+    __dataclass_fields__: ClassVar[dict[str, Any]]
 
     def __post_init__(self) -> None:
         for f in dataclasses.fields(self):
@@ -298,8 +300,8 @@ class _Section:
             try:  # a function called once per image with the same mapping builds its section once
                 text = json.dumps(value, sort_keys=True)
             except (TypeError, ValueError):
-                return cls.from_mapping(value)
-            return _coerced(cls, text)
+                return cls.from_mapping(cast("Mapping[str, Any] | None", value))
+            return _coerced(cls, text)  # type: ignore[arg-type]  # a class is hashable; type[S] hides it
         except ParamsError as exc:
             if error is ParamsError:
                 raise
@@ -485,7 +487,8 @@ class PreprocessParams(_Section):
             fail("resize_mode", f"expected preprocess.resize with it; got resize_mode {self.resize_mode!r} "
                                 f"and no resize")
         if self.resize_mode == "shorter" and not isinstance(resize, int):
-            fail("resize_mode", f"expected an integer preprocess.resize with resize_mode 'shorter'; got resize {resize}")
+            fail("resize_mode",
+                 f"expected an integer preprocess.resize with resize_mode 'shorter'; got resize {resize}")
         if resize is not None and self.resize_mode is None:
             object.__setattr__(self, "resize_mode", "shorter" if isinstance(resize, int) else "exact")
         for key, default in (("pad", "center"), ("pad_value", 0)):
@@ -716,8 +719,8 @@ class Params:
 
         Keys this version does not know are left out and keys it added take their defaults.
         """
-        sections = {name: kind.from_mapping(d.get(name), strict=False) for name, kind in _SECTIONS.items()
-                    if name != "data"}
+        sections: dict[str, Any] = {name: kind.from_mapping(d.get(name), strict=False)
+                                    for name, kind in _SECTIONS.items() if name != "data"}
         return cls(name=d["name"], model=Path(d["model"]), tasks=tuple(d["task"]),
                    data=DataParams.from_mapping(d["data"], strict=False), **sections,
                    source=Path(d["source"]) if d.get("source") else None)
@@ -773,7 +776,7 @@ def parse_params(raw: Any, *, source: str | Path | None = None, base_dir: str | 
         raise ParamsError("\n".join(f"{where}: {line}" for line in str(exc).splitlines())) from None
 
 
-def load_params(path):
+def load_params(path: str | Path) -> Params:
     """Read and validate one params YAML file."""
     path = Path(path)
     try:

@@ -201,6 +201,8 @@ class _Record:
 
     #: fields left out of the file while they are None (they are added by later steps)
     _OPTIONAL: ClassVar[tuple[str, ...]] = ()
+    #: every subclass is a dataclass (set by the decorator; declared so the type checker knows)
+    __dataclass_fields__: ClassVar[dict[str, Any]]
 
     def to_dict(self) -> dict[str, Any]:
         """The record as the JSON file holds it."""

@@ -30,19 +30,45 @@ from typing import Any
 
 from . import __version__
 from ._io import write_text
-from ._keys import (FileIndex, code_digest, data_fingerprint, hash_listing, index_key, metrics_key, peers_digest,
-                    predictions_key, predictions_key_of, report_key)
+from ._keys import (
+    FileIndex,
+    code_digest,
+    data_fingerprint,
+    hash_listing,
+    index_key,
+    metrics_key,
+    peers_digest,
+    predictions_key,
+    predictions_key_of,
+    report_key,
+)
 from .data import Dataset, classes_from_metadata, list_images
 from .errors import DataError, EvallibError, ParamsError
 from .inference import model_facts, open_session, predict, score_type_warning, session_device
-from .steps_slices import check_slicing
 from .metrics.class_order import class_order_check
-from .outputs import (INDEX_HTML, INDEX_KEY, INDEX_NOTEBOOK, METRICS, METRICS_ARRAYS, REPORT_FACTS, REPORT_HTML,
-                      REPORT_NOTEBOOK, OutputBusyError, cached_predictions, load_metrics, load_predictions, load_run,
-                      publish, read_file_index, write_predictions, write_run)
+from .outputs import (
+    INDEX_HTML,
+    INDEX_KEY,
+    INDEX_NOTEBOOK,
+    METRICS,
+    METRICS_ARRAYS,
+    REPORT_FACTS,
+    REPORT_HTML,
+    REPORT_NOTEBOOK,
+    OutputBusyError,
+    cached_predictions,
+    load_metrics,
+    load_predictions,
+    load_run,
+    publish,
+    read_file_index,
+    write_predictions,
+    write_run,
+)
 from .params import Params, load_params
 from .peers import write_model_summary, write_peers
 from .records import DatasetFacts, FailedRun, InferenceFacts, Predictions, RunFacts
+from .steps_slices import check_slicing
 
 # evallib.run's names before the keys had their own module: load_predictions, data_fingerprint,
 # predictions_key, metrics_key, code_digest
@@ -332,9 +358,9 @@ def render_report(model_dir: str | Path, *, show_code: bool = False, verbose: bo
     The notebook reads what the pipeline wrote (run facts, predictions, metrics) and computes nothing
     that is already there; it writes ``report.ipynb``, ``report.html`` and ``report.json``.
     ``verbose`` lets the kernel's own log messages through; ``km`` is a running kernel to use
-    (:func:`evallib.render.shared_kernel`).
+    (:func:`evallib.report.render.shared_kernel`).
     """
-    from .render import execute, notebook_dir, to_html
+    from .report.render import execute, notebook_dir, to_html
 
     model_dir = Path(model_dir).resolve()
     run = load_run(model_dir) or {}
@@ -355,8 +381,8 @@ def render_index(out_root: str | Path = "outputs", *, primary_metric: str | None
     is written first, so that the index links it. The page is rebuilt only when something it shows
     has changed.
     """
-    from .render import execute, notebook_dir, to_html
     from .report.label_review import write_label_reviews
+    from .report.render import execute, notebook_dir, to_html
 
     out_root = Path(out_root)
     write_label_reviews(out_root)
@@ -383,7 +409,8 @@ def error_text(exc: BaseException) -> str:
         where = f" {exc.filename}" if exc.filename else ""
         return f"cannot write{where}: {exc.strerror} (the model's previous outputs are kept as they were)"
     if getattr(exc, "ename", None):  # papermill's PapermillExecutionError: a cell raised
-        return f"{exc.ename}: {exc.evalue} (in notebook cell {exc.exec_count})"
+        cell: Any = exc  # it carries ename, evalue and exec_count
+        return f"{cell.ename}: {cell.evalue} (in notebook cell {cell.exec_count})"
     return f"{type(exc).__name__}: {exc}"
 
 
@@ -570,7 +597,7 @@ def run_many(paths: Sequence[str | Path], out_root: str | Path = "outputs", *, j
             results = [_evaluate_one(p, out_root, None, progress) for p in paths]
             write_peers(out_root)
             return results
-        from .render import WARM_REPORT, notebook_dir, shared_kernel
+        from .report.render import WARM_REPORT, notebook_dir, shared_kernel
 
         # one kernel for every report, importing what they need while the models are evaluated
         with shared_kernel(cwd=notebook_dir(), verbose=verbose, warm=WARM_REPORT) as km:

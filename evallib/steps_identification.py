@@ -22,6 +22,7 @@ from __future__ import annotations
 import csv
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
+from typing import Any
 
 import numpy as np
 
@@ -33,6 +34,7 @@ from .metrics.templates import (
     evaluate_template_verification,
     pool_templates,
 )
+from .metrics.verification import VerificationResult
 
 HEADLINE_FPIR = 1e-2  # the FPIR of the headline FNIR (FRVT's usual operating point)
 
@@ -70,7 +72,7 @@ class IdentificationEvaluation:
     templates: TemplateFeatures | None = None
     template_rows: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
     template_of: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
-    template_verification: object = None
+    template_verification: VerificationResult | None = None
     template_pairs: dict = field(default_factory=dict)
     template_identification: IdentificationResult | None = None
     gallery_templates: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
@@ -174,7 +176,7 @@ def evaluate_identification_step(params, pred) -> IdentificationEvaluation | Non
     d, rep = params.data, params.report
     emb = np.asarray(pred.embeddings)
     opts = dict(threads=params.runtime.threads, n_bootstrap=rep.bootstrap, seed=rep.seed)
-    out = {}
+    out: dict[str, Any] = {}
     if d.role_column:
         roles = read_roles(d.csv, d.role_column, list(pred.paths))
         probe, gallery = split_by_role(roles, name=f"{Path(d.csv).name}: {d.role_column}")
@@ -223,7 +225,7 @@ def _known(feats, ids, where, key):
 def headline(ident: IdentificationEvaluation | None, far_target: float) -> dict:
     """Headline entries for ``metrics.json``: rank-1 accuracy and FNIR at FPIR 1e-2 (each with its 95%
     interval) of the image (else template) search, and TAR at FAR of template verification."""
-    out = {}
+    out: dict[str, Any] = {}
     if ident is None:
         return out
     r = ident.headline_result
@@ -243,7 +245,7 @@ def summary(ident: IdentificationEvaluation | None) -> dict | None:
     """The ``identification`` part of ``metrics.json`` (the full results stay in ``metrics.npz``)."""
     if ident is None:
         return None
-    out = {}
+    out: dict[str, Any] = {}
     if ident.images is not None:
         out["images"] = ident.images.to_dict()
     if ident.template_identification is not None:

@@ -211,6 +211,8 @@ def compare_versions(old, new, *, out_root="outputs", groups=None, group_name: s
     runs, preds = {}, {}
     for role, d in dirs.items():
         run = load_run(d)
+        if run is None:  # model_dir found run.json; it went away since
+            raise EvallibError(f"{d}: expected a model's output folder with run.json ({role}); got none")
         if run.get("status") != "ok":
             raise EvallibError(f"{d}: expected a model evaluated without error to compare ({role}); got a failed "
                                f"run: {run.get('error')}")
@@ -229,6 +231,7 @@ def compare_versions(old, new, *, out_root="outputs", groups=None, group_name: s
             f"{key_new[:12]}): a flip is one image judged by both models, so a comparison needs the same images. "
             f"Evaluate both on one data folder")
     po, pn = preds["old"], preds["new"]
+    assert po.labels is not None and pn.labels is not None  # checked above
     classes = [str(c) for c in po.classes]
     if sorted(classes) != sorted(str(c) for c in pn.classes):
         raise EvallibError(f"{name_new}: expected the classes of {name_old} ({len(classes)}); got other classes "
@@ -256,7 +259,7 @@ def compare_versions(old, new, *, out_root="outputs", groups=None, group_name: s
                                 n_boot=n_boot, seed=seed, alpha=alpha)
     emb = [None if p.embeddings is None else np.asarray(p.embeddings, dtype=np.float64)[ix]
            for p, ix in ((po, io), (pn, jn))]
-    compat = _compatibility(*emb, y, far, seed, notes)
+    compat = _compatibility(emb[0], emb[1], y, far, seed, notes)
     return VersionComparison(old=name_old, new=name_new, old_dir=dirs["old"], new_dir=dirs["new"], result=result,
                              y=y, classes=classes, files=[str(po.paths[i]) for i in io], index_old=io, index_new=jn,
                              data_key=key_old, group_name=name, compatibility=compat, notes=notes)

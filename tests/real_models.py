@@ -163,7 +163,8 @@ def flat_model(path, *, size=8, n_classes=3):
     import onnx
     from onnx import TensorProto, helper, numpy_helper
 
-    fc = numpy_helper.from_array(np.random.default_rng(0).normal(size=(n_classes, size * size)).astype(np.float32), "fc")
+    weights = np.random.default_rng(0).normal(size=(n_classes, size * size)).astype(np.float32)
+    fc = numpy_helper.from_array(weights, "fc")
     graph = helper.make_graph(
         [helper.make_node("Flatten", ["input"], ["embedding"]),
          helper.make_node("Gemm", ["embedding", "fc"], ["logits"], transB=1)],

@@ -6,7 +6,7 @@ import pytorch_grad_cam
 import torch
 
 from conftest import export_unconvertible_model
-from evallib.cam import (ClassTarget, SimilarityTarget, find_target_layer, grad_cam, load_torch_model, overlay)
+from evallib.cam import ClassTarget, SimilarityTarget, find_target_layer, grad_cam, load_torch_model, overlay
 from evallib.demo import build_model, export_onnx
 from evallib.errors import ModelError
 from evallib.tsne import plot_tsne, spread_subset, tsne_map
@@ -60,7 +60,8 @@ def test_similarity_target_on_the_embedding_output(demo_pair, images):
     ref_emb = net(torch.from_numpy(images[:1]))[1].detach().numpy()[0]
     tm = load_torch_model(path, output="embedding", output_names=["logits", "embedding"])
     ours = grad_cam(tm, images[1:4], targets=[SimilarityTarget(ref_emb)] * 3)
-    with pytorch_grad_cam.GradCAM(model=First(net, 1).eval(), target_layers=[net.features[EXPECTED_LAYER[name]]]) as cam:
+    layers = [net.features[EXPECTED_LAYER[name]]]
+    with pytorch_grad_cam.GradCAM(model=First(net, 1).eval(), target_layers=layers) as cam:
         ref = cam(input_tensor=torch.from_numpy(images[1:4]), targets=[SimilarityTarget(ref_emb)] * 3)
     np.testing.assert_allclose(ours, ref, atol=1e-4)
 
@@ -76,13 +77,15 @@ def test_automatic_layer_choice(demo_pair):
 
 def test_no_spatial_layer_is_a_clear_error():
     net = build_model("linear").eval()
-    with pytest.raises(ModelError, match=r"no layer of the model outputs a spatial map .* name one in params \(report\.cam_layer\)"):
+    with pytest.raises(ModelError, match=r"no layer of the model outputs a spatial map .* name one in params"
+                                         r" \(report\.cam_layer\)"):
         grad_cam(First(net), np.zeros((1, 1, 32, 32), np.float32))
 
 
 def test_unconvertible_onnx_falls_back_to_a_named_torch_model(tmp_path, images):
     bad = export_unconvertible_model(tmp_path / "bad.onnx", size=32)
-    with pytest.raises(ModelError, match=r"Grad-CAM unavailable: onnx2torch could not convert bad\.onnx: .*ThresholdedRelu"
+    with pytest.raises(ModelError, match=r"Grad-CAM unavailable: onnx2torch could not convert bad\.onnx:"
+                                         r" .*ThresholdedRelu"
                                          r".*no torch model is named in params"):
         load_torch_model(bad)
     scripted = tmp_path / "scripted.pt"

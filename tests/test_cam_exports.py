@@ -1,8 +1,8 @@
 """Grad-CAM on ONNX files as exporters really write them, against pytorch-grad-cam on the torch originals.
 
 CI runs a covering subset: every exporter and opset on resnet18, every other architecture at opset 18
-except convnext, whose one export in CI goes through the dynamo exporter (it writes Gelu, opset 20). ``pytest -m full_matrix`` runs every
-architecture through every exporter.
+except convnext, whose one export in CI goes through the dynamo exporter (it writes Gelu, opset 20).
+``pytest -m full_matrix`` runs every architecture through every exporter.
 """
 
 import numpy as np
@@ -12,8 +12,17 @@ import torch
 from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
 
 from evallib.cam import OnnxEigenCAM, SimilarityTarget, cam_route, grad_cam
-from real_models import (EXPORTERS, LAYERS, NHWC, export, flat_model, iresnet, onnx_tensor_equal_to,
-                         torchvision_model, weights_as_constants)
+from real_models import (
+    EXPORTERS,
+    LAYERS,
+    NHWC,
+    export,
+    flat_model,
+    iresnet,
+    onnx_tensor_equal_to,
+    torchvision_model,
+    weights_as_constants,
+)
 
 pytestmark = pytest.mark.slow  # exports torchvision architectures
 
@@ -167,7 +176,8 @@ def test_no_route_names_every_reason(tmp_path):
 
     path = flat_model(tmp_path / "flat.onnx", size=8)
     with pytest.raises(ModelError, match=r"no layer of the model outputs a spatial map for input \[1, 1, 8, 8\].*"
-                                         r"EigenCAM on onnxruntime failed too: .*no tensor of flat\.onnx is a spatial map"):
+                                         r"EigenCAM on onnxruntime failed too: .*no tensor of flat\.onnx is a spatial"
+                                         r" map"):
         cam_route(path, input_shape=(1, 8, 8))
 
 

@@ -21,7 +21,6 @@ from evallib.errors import DataError, EvallibError
 from evallib.inference import open_session, predict, score_type_warning
 from evallib.metrics import class_order_check, evaluate_classification, infer_score_type
 from evallib.metrics.class_order import MIN_GAIN, MIN_PER_CLASS, MIN_RATIO, MIN_SAMPLES, MIN_Z
-
 from evallib.run import _class_order_warning, load_predictions, run_model
 
 ANGLES = ["0", "90", "180", "270"]
@@ -264,7 +263,8 @@ def test_class_order_check_positive_and_negative():
     # a weak model with one swapped pair: gains less than 0.2, not flagged
     y2, p2 = scenario(rng, 400, 10, perm=(1, 0, 2, 3, 4, 5, 6, 7, 8, 9), signal=0.9)
     assert class_order_check(y2, p2, list("abcdefghij")) is None
-    with pytest.raises(EvallibError, match=r"y_pred: expected class indices 0\.\.3 \(one per class name\); got values from 0 to 4"):
+    with pytest.raises(EvallibError, match=r"y_pred: expected class indices 0\.\.3 \(one per class name\); got values"
+                                           r" from 0 to 4"):
         class_order_check([0, 1], [0, 4], named)
 
 
@@ -324,10 +324,12 @@ def test_infer_score_type_on_known_and_adversarial_scores(rng):
     kind, evidence = infer_score_type(logits)
     assert kind == "logits" and evidence.startswith("values from") and "outside [0, 1]" in evidence
     one_hot = np.eye(10)[rng.integers(0, 10, 50)]
-    assert infer_score_type(one_hot) == ("probabilities", "every row is in [0, 1] and sums to 1 (row sums 1.0000–1.0000)")
+    assert infer_score_type(one_hot) == ("probabilities",
+                                         "every row is in [0, 1] and sums to 1 (row sums 1.0000–1.0000)")
     small = rng.uniform(0, 1, size=(100, 5))  # logits that happen to lie in [0, 1]
     kind, evidence = infer_score_type(small)
-    assert kind == "logits" and "within [0, 1], but rows do not sum to 1 (row sums" in evidence and evidence.startswith("values from ")
+    assert kind == "logits" and "within [0, 1], but rows do not sum to 1 (row sums" in evidence
+    assert evidence.startswith("values from ")
     sigmoid = 1 / (1 + np.exp(-logits))
     assert infer_score_type(sigmoid)[0] == "logits"
     # float16 rounding of a softmax over many classes: still probabilities
@@ -433,5 +435,5 @@ def test_tsne_caption_names_the_output(tmp_path, one_thread_tsne, evaluated):
     assert rep.metrics["tsne"]["source"] == "output 'embedding'"
     params = params_for(tmp_path, model, data, name="scores")
     rep = evaluated(params, tmp_path / "out")
-    rep.tsne_map
+    _ = rep.tsne_map  # the map is built on first access
     assert rep.metrics["tsne"]["source"] == "output 'logits' (class scores)"

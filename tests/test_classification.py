@@ -132,12 +132,17 @@ def test_class_names_map_labels(rng):
 @pytest.mark.parametrize("kwargs, match", [
     (dict(y=[0, 1, 5], scores=np.zeros((3, 3))), r"y_true: expected class indices 0..2; got 5"),
     (dict(y=[0, 1], scores=np.zeros((3, 3))), r"y_true: expected 3 labels, one per row of scores; got 2"),
-    (dict(y=[0, 1, 1], scores=np.zeros(3)), r"scores: expected a 2-d array of shape \(n_samples, n_classes\); got shape \(3,\)"),
+    (dict(y=[0, 1, 1], scores=np.zeros(3)), r"scores: expected a 2-d array of shape \(n_samples, n_classes\); got"
+                                            r" shape \(3,\)"),
     (dict(y=[0, 1], scores=[[0.1, np.nan], [0, 1]]), r"scores: expected finite values; got 1 NaN.*index \(0, 1\)"),
-    (dict(y=["a", "z"], scores=np.zeros((2, 2)), classes=["a", "b"]), r"y_true: expected labels among classes \['a', 'b'\]; got 'z'"),
-    (dict(y=[0.5, 1.0], scores=np.zeros((2, 2))), r"y_true: expected integer class indices 0..1 \(or pass classes=\); got dtype float64"),
-    (dict(y=[0, 1], scores=[[0.5, 1.5], [0, 1]], scores_are="probabilities"), r"scores: expected probabilities in \[0, 1\]"),
-    (dict(y=[0, 1], scores=np.zeros((2, 2)), scores_are="softmax"), r"scores_are: expected one of logits, probabilities; got 'softmax'"),
+    (dict(y=["a", "z"], scores=np.zeros((2, 2)), classes=["a", "b"]),
+     r"y_true: expected labels among classes \['a', 'b'\]; got 'z'"),
+    (dict(y=[0.5, 1.0], scores=np.zeros((2, 2))), r"y_true: expected integer class indices 0..1 \(or pass classes=\);"
+                                                  r" got dtype float64"),
+    (dict(y=[0, 1], scores=[[0.5, 1.5], [0, 1]], scores_are="probabilities"),
+     r"scores: expected probabilities in \[0, 1\]"),
+    (dict(y=[0, 1], scores=np.zeros((2, 2)), scores_are="softmax"), r"scores_are: expected one of logits,"
+                                                                    r" probabilities; got 'softmax'"),
 ])
 def test_errors(kwargs, match):
     y = kwargs.pop("y")

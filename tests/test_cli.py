@@ -5,10 +5,10 @@ import numpy as np
 import pytest
 import yaml
 
+import evallib
 from conftest import export_tiny_model, write_image_tree
 from evallib.cli import format_table, main
 from evallib.render import notebook_dir
-import evallib
 
 PRE = {"resize": 16, "crop": 16, "mean": [0.5], "std": [0.25], "mode": "grayscale", "tta": "none"}
 

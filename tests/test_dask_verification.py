@@ -13,13 +13,13 @@ import distributed
 import numpy as np
 import pytest
 from distributed import Client, LocalCluster
+from test_verification_parity import adversarial
 
 import evallib
 from conftest import make_embeddings
 from evallib.errors import EvallibError
 from evallib.metrics import DegenerateWarning, VerificationMetrics, evaluate_verification
 from evallib.metrics import verification as ver
-from test_verification_parity import adversarial
 
 pytestmark = pytest.mark.slow  # a LocalCluster of worker processes
 

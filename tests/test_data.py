@@ -63,7 +63,8 @@ def test_data_errors(tmp_path, tree, rng):
     _img(rng).save(tmp_path / "one" / "only" / "x.png")
     with pytest.raises(DataError, match=r"expected images of at least 2 classes; got only class 'only' \(1 images\)"):
         list_images(tmp_path / "one")
-    with pytest.raises(DataError, match=r"data\.classes: expected every label .* 2 classes; got unknown labels \['b'\]"):
+    with pytest.raises(DataError, match=r"data\.classes: expected every label .* 2 classes; got unknown labels"
+                                        r" \['b'\]"):
         list_images(tree / "by_class", classes=["a", "z"])
     with pytest.raises(DataError, match=r"data\.csv: expected a manifest file .*; got no file at"):
         list_images(tree, labels="csv", csv_path=tree / "nope.csv")
@@ -79,7 +80,7 @@ def test_every_image_mode_decodes(tmp_path, rng, mode):
         im = Image.fromarray(np.asarray(base.convert("L"), np.uint16) * 257)
         assert im.mode == "I;16"
     elif mode == "I":
-        im = Image.fromarray((np.asarray(base.convert("L"), np.int32) * 257))
+        im = Image.fromarray(np.asarray(base.convert("L"), np.int32) * 257)
     elif mode == "F":
         im = Image.fromarray(np.asarray(base.convert("L"), np.float32) / 255.0)
     else:
@@ -106,8 +107,8 @@ def test_corrupt_file_is_a_reason_not_a_crash(tmp_path):
     assert load_views(t, {"tta": "none"})[0] is None
 
 
-@pytest.mark.parametrize("size, resize_to, crop", [((20, 14), 16, 12), ((31, 40), [24, 20], 15), ((33, 33), 33, [9, 21]),
-                                                   ((8, 8), 36, 32)])
+@pytest.mark.parametrize("size, resize_to, crop", [((20, 14), 16, 12), ((31, 40), [24, 20], 15),
+                                                  ((33, 33), 33, [9, 21]), ((8, 8), 36, 32)])
 def test_views_equal_torchvision(rng, size, resize_to, crop):
     import torch
     from torchvision import transforms as T
@@ -141,7 +142,8 @@ def test_center_crop_pads_like_torchvision(rng):
 
 
 def test_tencrop_larger_than_image_is_an_error(rng):
-    with pytest.raises(DataError, match=r"preprocess\.crop: expected a crop no larger than the resized image \(14x20\); got 16x16"):
+    with pytest.raises(DataError, match=r"preprocess\.crop: expected a crop no larger than the resized image"
+                                        r" \(14x20\); got 16x16"):
         preprocess(_img(rng), {"crop": 16, "tta": "tencrop"})
 
 
@@ -185,8 +187,26 @@ def test_the_subpackage_keeps_every_name_of_the_former_module():
         mod = importlib.import_module(f"evallib.data.{module}")
         for name in names:
             assert getattr(data, name) is getattr(mod, name), name
-    from evallib.params import PADS as pads, RESIZE_MODES as modes
+    from evallib.params import PADS as pads
+    from evallib.params import RESIZE_MODES as modes
 
-    assert data.PADS is pads and data.RESIZE_MODES is modes and set(data.INTERPOLATIONS) == {
+    assert data.PADS is pads and data.RESIZE_MODES is modes and set(data.INTERPOLATIONS) >= {
         "nearest", "bilinear", "bicubic", "lanczos"}
-    assert sorted(data.__all__) == sorted([n for names in homes.values() for n in names] + ["PADS", "RESIZE_MODES"])
+    added = ["OPENCV_INTERPOLATIONS", "resize_opencv", "text_line_size", "decode_views"]  # new with the subpackage
+    for name in added:
+        assert getattr(data, name) is getattr(importlib.import_module("evallib.data.preprocessing"), name), name
+    assert sorted(data.__all__) == sorted([n for names in homes.values() for n in names] + ["PADS", "RESIZE_MODES"]
+                                          + added)
+
+
+def test_tencrop_without_a_crop_names_the_setting():
+    arr = np.arange(8 * 8 * 3, dtype=np.float32).reshape(8, 8, 3)
+    with pytest.raises(DataError, match=r"preprocess\.tta: expected preprocess\.crop with tta 'tencrop'"):
+        views(arr, None, "tencrop")
+    assert len(views(arr, 4, "tencrop")) == 10 and views(arr, None, "flip")[0] is arr
+
+
+def test_csv_labels_without_a_manifest_names_the_argument(tmp_path):
+    (tmp_path / "a_1.png").write_bytes(b"")
+    with pytest.raises(DataError, match=r"csv_path: expected a manifest path when labels is 'csv'; got None"):
+        list_images(tmp_path, labels="csv")

@@ -2,10 +2,10 @@
 
 import json
 import os
+import shutil
 import signal
 import threading
 import time
-import shutil
 from pathlib import Path
 
 import numpy as np
@@ -13,7 +13,7 @@ import onnx
 import pytest
 
 from evallib.cli import main
-from evallib.demo import build_demo, build_model, split_digits, train_model, _tensors
+from evallib.demo import _tensors, build_demo, build_model, split_digits, train_model
 from evallib.metrics import evaluate_classification
 from evallib.run import load_predictions
 

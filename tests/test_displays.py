@@ -10,10 +10,22 @@ from sklearn.metrics import average_precision_score, confusion_matrix, precision
 from evallib.metrics.curves import curve_band
 from evallib.metrics.sweep import threshold_sweep
 from evallib.metrics.verification import evaluate_verification
-from evallib.report import (ConfusionDisplay, GalleryDisplay, HeadlineDisplay, LeaderboardDisplay,
-                            PairedComparisonDisplay, PerClassDisplay, PrecisionRecallDisplay, ReliabilityDisplay,
-                            RocDisplay, ScoreHistogramDisplay, ThresholdSliderDisplay, TrainingCurvesDisplay,
-                            TSNEMapDisplay, VerificationDisplay)
+from evallib.report import (
+    ConfusionDisplay,
+    GalleryDisplay,
+    HeadlineDisplay,
+    LeaderboardDisplay,
+    PairedComparisonDisplay,
+    PerClassDisplay,
+    PrecisionRecallDisplay,
+    ReliabilityDisplay,
+    RocDisplay,
+    ScoreHistogramDisplay,
+    ThresholdSliderDisplay,
+    TrainingCurvesDisplay,
+    TSNEMapDisplay,
+    VerificationDisplay,
+)
 
 
 def _scores(rng, n, c, signal=1.5):
@@ -248,8 +260,8 @@ def test_training_curves_draw_two_panels():
                                                "val_loss": [1.1, 0.8, 0.9], "val_accuracy": [0.5, 0.6, 0.7]})
     _contract(disp, n_axes=2)
     loss_ax, metric_ax = disp.ax_
-    assert {l.get_label() for l in loss_ax.get_lines()} == {"loss", "val_loss"}
-    assert [l.get_label() for l in metric_ax.get_lines()] == ["val_accuracy"]
+    assert {line.get_label() for line in loss_ax.get_lines()} == {"loss", "val_loss"}
+    assert [line.get_label() for line in metric_ax.get_lines()] == ["val_accuracy"]
     assert loss_ax.get_title() != metric_ax.get_title()
     with pytest.raises(TypeError, match=r"ax: expected two Axes \(a sequence\) for TrainingCurvesDisplay"):
         disp.plot(ax=Figure().add_subplot())

@@ -5,8 +5,13 @@ import pytest
 from scipy.stats import binomtest
 
 from evallib.metrics import mcnemar
-from evallib.metrics.flips import (CELLS, _bootstrap_counts, cross_model_compatibility, rates_from_cells,
-                                   version_regression)
+from evallib.metrics.flips import (
+    CELLS,
+    _bootstrap_counts,
+    cross_model_compatibility,
+    rates_from_cells,
+    version_regression,
+)
 
 
 def _probs(pred, conf, n_classes):

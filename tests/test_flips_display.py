@@ -8,8 +8,13 @@ import pytest
 from matplotlib.figure import Figure
 
 from evallib.metrics.flips import cross_model_compatibility, pair_flips, version_regression
-from evallib.report.flips import (CompatibilityDisplay, FlipGalleryDisplay, FlipTransitionsDisplay, PairFlipsDisplay,
-                                  RegressionTableDisplay)
+from evallib.report.flips import (
+    CompatibilityDisplay,
+    FlipGalleryDisplay,
+    FlipTransitionsDisplay,
+    PairFlipsDisplay,
+    RegressionTableDisplay,
+)
 
 
 def _contract(disp):

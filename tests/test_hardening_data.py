@@ -17,11 +17,11 @@ import pytest
 import yaml
 from PIL import Image, ImageOps
 
+import evallib
 from conftest import export_unconvertible_model
 from evallib.cam import cam_route, load_torch_model
 from evallib.cli import main
 from evallib.data import list_images, load_image
-import evallib
 from evallib.errors import DataError, ModelError, ParamsError
 from evallib.inference import open_session, predict
 from evallib.params import parse_params

@@ -87,11 +87,14 @@ def test_nhwc_model_is_fed_nhwc(tmp_path, data):
 def test_shape_and_output_errors(model, data, tmp_path):
     _, files = _files(data)
     sess = open_session(model)
-    with pytest.raises(ModelError, match=r"model input has shape \['batch', 1, 16, 16\]; the preprocessing gives \(N, 3, 16, 16\)"):
+    with pytest.raises(ModelError, match=r"model input has shape \['batch', 1, 16, 16\]; the preprocessing gives \(N,"
+                                         r" 3, 16, 16\)"):
         predict(sess, files, {**PRE, "mode": "rgb"}, OUTS, progress=False)
-    with pytest.raises(ModelError, match=r"model input has shape \['batch', 1, 16, 16\]; the preprocessing gives \(N, 1, 12, 12\)"):
+    with pytest.raises(ModelError, match=r"model input has shape \['batch', 1, 16, 16\]; the preprocessing gives \(N,"
+                                         r" 1, 12, 12\)"):
         predict(sess, files, {**PRE, "crop": 12}, OUTS, progress=False)
-    with pytest.raises(ModelError, match=r"outputs\.scores: expected one of the model's outputs \['logits', 'embedding'\]; got 'probs'"):
+    with pytest.raises(ModelError, match=r"outputs\.scores: expected one of the model's outputs \['logits',"
+                                         r" 'embedding'\]; got 'probs'"):
         predict(sess, files, PRE, {**OUTS, "scores": "probs"}, progress=False)
     bad = tmp_path / "bad.onnx"
     bad.write_bytes(b"not a model")
@@ -137,7 +140,8 @@ def test_run_writes_predictions_and_run_json_and_caches(model, data, tmp_path, m
     out = tmp_path / "out"
     first = run_model(p, out, progress=False)
     assert first["status"] == "ok" and not first["inference"]["cached"]
-    assert first["dataset"]["skipped"] == [{"path": "a/corrupt.png", "reason": first["dataset"]["skipped"][0]["reason"]}]
+    skipped = first["dataset"]["skipped"]
+    assert skipped == [{"path": "a/corrupt.png", "reason": skipped[0]["reason"]}]
     assert first["dataset"]["skipped"][0]["reason"].startswith("cannot decode")
     pred = load_predictions(out / "tiny")
     assert pred["scores"].shape == (15, 3) and pred["embeddings"].shape == (15, 16)

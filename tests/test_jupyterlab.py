@@ -22,7 +22,7 @@ from PIL import Image
 
 import evallib
 from conftest import export_tiny_model
-from evallib import compare, slider
+from evallib import slider
 from evallib.cli import main
 from evallib.compare import Comparison, report_link
 from evallib.metrics import threshold_sweep
@@ -143,7 +143,7 @@ def lab(tmp_path_factory):
                 break
             except OSError:
                 if server.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError("JupyterLab did not start:\n" + (root / "jupyterlab.log").read_text())
+                    raise RuntimeError("JupyterLab did not start:\n" + (root / "jupyterlab.log").read_text()) from None
                 time.sleep(0.3)
         yield {"root": root, "url": url}
     finally:

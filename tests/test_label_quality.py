@@ -187,7 +187,8 @@ def test_hand_worked_flags_and_bounds():
     assert np.nonzero(res.flagged)[0].tolist() == [2, 8, 9]
     assert res.suggested_labels[[2, 8, 9]].tolist() == [1, 0, 2]
     rows = res.rows(classes=["cat", "dog", "fox"], names=[f"img{i}.png" for i in range(10)])
-    assert [r["image"] for r in rows] == ["img9.png", "img2.png", "img8.png"]  # quality -0.85, then a tie at -0.28 (votes tie too: by index)
+    # quality -0.85, then a tie at -0.28 (votes tie too: by index)
+    assert [r["image"] for r in rows] == ["img9.png", "img2.png", "img8.png"]
     assert rows[0]["given_label"] == "cat" and rows[0]["suggested_label"] == "fox" and rows[0]["votes"] == 3
     assert rows[1]["A top-1"] == "dog" and rows[1]["C top-1"] == "cat" and rows[1]["B confidence"] == 0.9
     np.testing.assert_allclose(rows[0]["quality"], 0.05 - 0.9)

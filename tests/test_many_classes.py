@@ -7,12 +7,11 @@ import shutil
 import warnings
 
 import numpy as np
-
-import evallib
 import pytest
 import yaml
 from PIL import Image
 
+import evallib
 from conftest import export_tiny_model
 from evallib.display import figure_with_hover, folded_table, short_message
 from evallib.errors import EvallibError
@@ -321,19 +320,19 @@ def test_warnings_go_to_notes_without_paths(many, monkeypatch, capsys, evaluated
     real = plots.plot_confusion_image
 
     def noisy(*args, **kwargs):
-        warnings.warn(f"Glyph missing in {many}/fonts/x.ttf", UserWarning)
-        warnings.warn("old API", DeprecationWarning)
+        warnings.warn(f"Glyph missing in {many}/fonts/x.ttf", UserWarning, stacklevel=1)
+        warnings.warn("old API", DeprecationWarning, stacklevel=1)
         return real(*args, **kwargs)
 
     monkeypatch.setattr(plots, "plot_confusion_image", noisy)
     rep = evaluated(many / "many.yaml", many / "out")
     capsys.readouterr()
-    rep.confusion
-    rep.confusion  # built once
+    _ = rep.confusion
+    _ = rep.confusion  # built once
     other = evallib.load(many / "out" / "many")  # a report of its own draws again, with its own notes
-    other.confusion
+    _ = other.confusion
     assert other.render_notes == {"Confusion matrix: Glyph missing in x.ttf": 1}
-    rep.reliability
+    _ = rep.reliability
     assert capsys.readouterr().err == ""
     assert rep.render_notes == {"Confusion matrix: Glyph missing in x.ttf": 1}
     notes = rep.notes._repr_html_()

@@ -46,8 +46,8 @@ def test_wheel_install_renders_a_report(tmp_path):
     subprocess.run([*pip, "install", "--no-deps", "--no-index", "--target", str(site), str(wheel)], check=True)
     shutil.rmtree(src)  # nothing can come from the copy of the sources
 
-    data = write_image_tree(tmp_path / "work" / "eval_set", np.random.default_rng(0), per_class=4)
-    model = export_tiny_model(tmp_path / "work" / "tiny.onnx")
+    write_image_tree(tmp_path / "work" / "eval_set", np.random.default_rng(0), per_class=4)
+    export_tiny_model(tmp_path / "work" / "tiny.onnx")
     (tmp_path / "work" / "params").mkdir()
     (tmp_path / "work" / "params" / "tiny.yaml").write_text(yaml.safe_dump({
         "name": "tiny", "model": "../tiny.onnx", "task": "classification", "data": {"root": "../eval_set"},

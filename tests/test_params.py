@@ -49,18 +49,26 @@ def test_valid_file_resolves_paths_against_its_folder(tmp_path):
 
 @pytest.mark.parametrize("path, value, match", [
     (["preprocess", "tta"], "tencorp", r"p\.yaml: preprocess\.tta: expected one of none, flip, tencrop; got 'tencorp'"),
-    (["task"], "detection", r"p\.yaml: task: expected one of classification, verification, both, or a list of them; got 'detection'"),
-    (["data", "labels"], "folders", r"p\.yaml: data\.labels: expected one of folder, filename_prefix, csv; got 'folders'"),
+    (["task"], "detection", r"p\.yaml: task: expected one of classification, verification, both, or a list of them;"
+                            r" got 'detection'"),
+    (["data", "labels"], "folders", r"p\.yaml: data\.labels: expected one of folder, filename_prefix, csv; got"
+                                    r" 'folders'"),
     (["preprocess", "crop"], 0, r"p\.yaml: preprocess\.crop: expected an integer, \[height, width\], or null; got 0"),
     (["preprocess", "std"], [0.0], r"p\.yaml: preprocess\.std\.0: expected a number > 0; got 0\.0"),
     (["preprocess", "batch_size"], "big", r"p\.yaml: preprocess\.batch_size: expected an integer; got 'big' \(str\)"),
     (["model"], KeyError, r"p\.yaml: model: expected this key to be present; got nothing"),
-    (["data", "rooot"], "x", r"p\.yaml: data\.rooot: unknown key; expected one of allow_outside_root, classes, csv, .*extensions, .*labels, .*pairs, .*root"),
-    (["name"], "has space", r"p\.yaml: name: expected letters, digits, '_', '\.', '-' \(it names the output folder\); got 'has space'"),
-    (["outputs", "embedding"], None, r"p\.yaml: outputs\.embedding: expected the name of the ONNX output with the embedding for task verification; got None"),
-    (["data", "labels"], "csv", r"p\.yaml: data\.csv: expected a manifest path when data\.labels is 'csv'; got nothing"),
-    (["preprocess", "mean"], [0.1, 0.2], r"p\.yaml: preprocess\.mean: expected 1 value or one per channel \(3\); got 2 values"),
-    (["outputs", "scores_are"], "softmax", r"p\.yaml: outputs\.scores_are: expected one of auto, logits, probabilities; got 'softmax'"),
+    (["data", "rooot"], "x", r"p\.yaml: data\.rooot: unknown key; expected one of allow_outside_root, classes, csv,"
+                             r" .*extensions, .*labels, .*pairs, .*root"),
+    (["name"], "has space", r"p\.yaml: name: expected letters, digits, '_', '\.', '-' \(it names the output folder\);"
+                            r" got 'has space'"),
+    (["outputs", "embedding"], None, r"p\.yaml: outputs\.embedding: expected the name of the ONNX output with the"
+                                     r" embedding for task verification; got None"),
+    (["data", "labels"], "csv", r"p\.yaml: data\.csv: expected a manifest path when data\.labels is 'csv'; got"
+                                r" nothing"),
+    (["preprocess", "mean"], [0.1, 0.2], r"p\.yaml: preprocess\.mean: expected 1 value or one per channel \(3\); got 2"
+                                         r" values"),
+    (["outputs", "scores_are"], "softmax", r"p\.yaml: outputs\.scores_are: expected one of auto, logits,"
+                                           r" probabilities; got 'softmax'"),
 ])
 def test_errors_name_file_key_expected_and_got(tmp_path, path, value, match):
     with pytest.raises(ParamsError, match=match):

@@ -10,11 +10,11 @@ from PIL import Image
 from torchvision.transforms import InterpolationMode
 from torchvision.transforms import v2 as T
 
+from evallib._keys import predictions_key_of
 from evallib.data import fit_size, list_images, preprocess, resize
 from evallib.errors import DataError, ModelError, ParamsError
 from evallib.inference import open_session, predict
 from evallib.params import parse_params
-from evallib._keys import predictions_key_of
 
 MODES = {"nearest": InterpolationMode.NEAREST, "bilinear": InterpolationMode.BILINEAR,
          "bicubic": InterpolationMode.BICUBIC, "lanczos": InterpolationMode.LANCZOS}
@@ -107,7 +107,8 @@ def test_defaults_keep_the_old_preprocessing(rng):
     img = _img(rng, (37, 23))
     p = parse_params({"name": "m", "model": "m.onnx", "data": {"root": "d"},
                       "preprocess": {"resize": 19, "crop": 17, "mean": [0.4], "std": [0.3]}})
-    assert {k: getattr(p.preprocess, k) for k in ("resize_mode", "interpolation", "channels", "scale", "dtype", "crop_pct")} \
+    keys = ("resize_mode", "interpolation", "channels", "scale", "dtype", "crop_pct")
+    assert {k: getattr(p.preprocess, k) for k in keys} \
         == {"resize_mode": "shorter", "interpolation": "bilinear", "channels": "rgb", "scale": "unit",
             "dtype": "auto", "crop_pct": None}
     old = preprocess(img, {"resize": 19, "crop": 17, "mean": [0.4], "std": [0.3]})
@@ -274,7 +275,8 @@ def _params(**pre):
     ({"interpolation": "cubic"}, r"p\.yaml: preprocess\.interpolation: expected one of nearest, bilinear, bicubic, "
                                  r"lanczos, area; got 'cubic'"),
     ({"channels": "brg"}, r"preprocess\.channels: expected one of rgb, bgr; got 'brg'"),
-    ({"resize": 5, "resize_mode": "fill"}, r"preprocess\.resize_mode: expected one of shorter, exact, fit, text_line; got 'fill'"),
+    ({"resize": 5, "resize_mode": "fill"}, r"preprocess\.resize_mode: expected one of shorter, exact, fit, text_line;"
+                                           r" got 'fill'"),
     ({"resize": 5, "resize_mode": "fit", "pad": "left"},
      r"preprocess\.pad: expected one of center, bottom_right; got 'left'"),
     ({"resize": 5, "resize_mode": "fit", "pad_value": 300},
@@ -294,12 +296,15 @@ def _params(**pre):
      r"preprocess\.channels: expected rgb with preprocess\.mode grayscale .*; got 'bgr'"),
     ({"resize_mode": "fit"}, r"preprocess\.resize_mode: expected preprocess\.resize with it; got resize_mode 'fit'"),
     ({"resize": [5, 6], "resize_mode": "shorter"},
-     r"preprocess\.resize_mode: expected an integer preprocess\.resize with resize_mode 'shorter'; got resize \[5, 6\]"),
+     r"preprocess\.resize_mode: expected an integer preprocess\.resize with resize_mode 'shorter'; got resize \[5,"
+     r" 6\]"),
     ({"resize": 5, "pad": "bottom_right"},
      r"preprocess\.pad: expected resize_mode 'fit' with it .*; got resize_mode 'shorter'"),
-    ({"resize": [5, 6], "pad_value": 114}, r"preprocess\.pad_value: expected resize_mode 'fit' .*; got resize_mode 'exact'"),
+    ({"resize": [5, 6], "pad_value": 114}, r"preprocess\.pad_value: expected resize_mode 'fit' .*; got resize_mode"
+                                           r" 'exact'"),
     ({"dtype": "uint8", "mean": [0.5]},
-     r"preprocess\.dtype: uint8 input takes the raw 0\.\.255 pixels: expected mean \[0\] and std \[1\]; got mean \[0\.5\]"),
+     r"preprocess\.dtype: uint8 input takes the raw 0\.\.255 pixels: expected mean \[0\] and std \[1\]; got mean"
+     r" \[0\.5\]"),
     ({"dtype": "uint8", "resize": 5, "resize_mode": "fit", "pad_value": 127.5},
      r"preprocess\.pad_value: expected whole pixel values with dtype uint8; got 127\.5"),
 ])

@@ -15,10 +15,17 @@ from evallib import outputs
 from evallib.data import preprocess
 from evallib.errors import DataError, ParamsError
 from evallib.inference import open_session, predict
-from evallib.params import (DEFAULTS, DataParams, OutputsParams, Params, PreprocessParams, ReportParams,
-                            RuntimeParams, parse_params)
-from evallib.records import (METRICS_FORMAT_VERSION, RUN_FORMAT_VERSION, FailedRun, MetricsRecord, Predictions,
-                             RunFacts)
+from evallib.params import (
+    DEFAULTS,
+    DataParams,
+    OutputsParams,
+    Params,
+    PreprocessParams,
+    ReportParams,
+    RuntimeParams,
+    parse_params,
+)
+from evallib.records import METRICS_FORMAT_VERSION, RUN_FORMAT_VERSION, FailedRun, MetricsRecord, Predictions, RunFacts
 from evallib.run import run_many
 
 schema = output_schema

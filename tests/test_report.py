@@ -39,7 +39,8 @@ def rendered(tmp_path_factory):
         Image.fromarray(arr, "L").save(data / "imgs" / name)
         rows.append(f'imgs/{name},"{CLASSES[c]}"')
     (data / "labels.csv").write_text("\n".join(rows) + "\n")
-    (data / "training.csv").write_text("epoch,loss,val_loss,accuracy,val_accuracy\n0,1.0,1.1,0.5,0.4\n1,0.6,0.8,0.7,0.6\n")
+    (data / "training.csv").write_text("epoch,loss,val_loss,accuracy,val_accuracy\n"
+                                       "0,1.0,1.1,0.5,0.4\n1,0.6,0.8,0.7,0.6\n")
     model = export_tiny_model(root / "tiny.onnx", n_classes=3)
     params = root / "params"
     params.mkdir()

@@ -73,8 +73,8 @@ def _params_doc(t, model, data, **data_keys):
 # ------------------------------------------------------------------------------ one pipeline run
 @pytest.fixture(scope="module")
 def planted(tmp_path_factory):
-    from evallib.run import run_many
     import evallib
+    from evallib.run import run_many
 
     t = tmp_path_factory.mktemp("slices")
     model = _half_model(t / "half.onnx")

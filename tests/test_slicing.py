@@ -2,12 +2,18 @@ import numpy as np
 import pytest
 from scipy import ndimage
 
-from evallib.errors import DataError
 from evallib.data.image_properties import PROPERTY_NAMES, image_properties, laplacian, properties_table
-from evallib.metrics.slices import metrics_by_slice
 from evallib.data.slicing import (
-    NO_METADATA, NO_VALUE, bin_properties, bin_values, combine_slices, read_metadata, slices_from_paths,
+    NO_METADATA,
+    NO_VALUE,
+    bin_properties,
+    bin_values,
+    combine_slices,
+    read_metadata,
+    slices_from_paths,
 )
+from evallib.errors import DataError
+from evallib.metrics.slices import metrics_by_slice
 
 IMAGES = ["cat/1.jpg", "cat/2.jpg", "dog/3.jpg", "dog/4.jpg", "dog/5.jpg"]
 

@@ -1,7 +1,6 @@
 import numpy as np
 import pytest
-from scipy.stats import false_discovery_control
-from scipy.stats import binomtest
+from scipy.stats import binomtest, false_discovery_control
 
 from evallib.metrics.stats import benjamini_hochberg, format_interval, wilson_interval
 

@@ -144,5 +144,6 @@ def test_errors_name_the_argument(y, s, match):
 
 
 def test_unknown_policy():
-    with pytest.raises(EvallibError, match="policy: expected one of max_f1, max_accuracy, youden, eer, far; got 'best'"):
+    with pytest.raises(EvallibError, match="policy: expected one of max_f1, max_accuracy, youden, eer, far; got"
+                                           " 'best'"):
         threshold_sweep([0, 1], [0.1, 0.9]).choose("best")

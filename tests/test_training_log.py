@@ -17,8 +17,8 @@ def test_keras_csv(tmp_path):
     assert log == {"epoch": [0, 1, 2], "accuracy": [0.5, 0.7, 0.8], "loss": [1.2, 0.8, 0.5],
                    "val_accuracy": [0.45, 0.6, 0.7], "val_loss": [1.3, 0.9, 0.7]}
     loss_ax, metric_ax = plot_training_curves(log)
-    assert {l.get_label() for l in loss_ax.get_lines()} == {"loss", "val_loss"}
-    assert {l.get_label() for l in metric_ax.get_lines()} == {"accuracy", "val_accuracy"}
+    assert {line.get_label() for line in loss_ax.get_lines()} == {"loss", "val_loss"}
+    assert {line.get_label() for line in metric_ax.get_lines()} == {"accuracy", "val_accuracy"}
 
 
 def test_lightning_csv_rows_per_step_are_folded_per_epoch(tmp_path):

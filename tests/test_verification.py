@@ -120,12 +120,16 @@ def test_bootstrap_intervals_contain_the_estimate(rng):
 
 
 @pytest.mark.parametrize("kwargs, match", [
-    (dict(embeddings=np.zeros((3, 4)), labels=[0, 1, 1]), r"embeddings: expected non-zero vectors; got 3 all-zero rows"),
-    (dict(embeddings=np.ones((3, 4)), labels=[0, 1]), r"labels: expected shape \(3,\), one per embedding; got shape \(2,\)"),
+    (dict(embeddings=np.zeros((3, 4)), labels=[0, 1, 1]), r"embeddings: expected non-zero vectors; got 3 all-zero"
+                                                          r" rows"),
+    (dict(embeddings=np.ones((3, 4)), labels=[0, 1]), r"labels: expected shape \(3,\), one per embedding; got shape"
+                                                      r" \(2,\)"),
     (dict(embeddings=np.ones(4), labels=[0]), r"embeddings: expected a 2-d array .*got shape \(4,\)"),
     (dict(embeddings=[[1.0, np.nan]], labels=[0]), r"embeddings: expected finite values"),
-    (dict(embeddings=np.ones((3, 4)), labels=[0, 1, 1], pairs=([0], [5], [True])), r"pairs j: expected indices 0..2 into embeddings; got 5"),
-    (dict(embeddings=np.ones((3, 4)), labels=[0, 1, 1], backend="tpu"), r"backend: expected one of auto, numpy, cupy; got 'tpu'"),
+    (dict(embeddings=np.ones((3, 4)), labels=[0, 1, 1], pairs=([0], [5], [True])), r"pairs j: expected indices 0..2"
+                                                                                   r" into embeddings; got 5"),
+    (dict(embeddings=np.ones((3, 4)), labels=[0, 1, 1], backend="tpu"), r"backend: expected one of auto, numpy, cupy;"
+                                                                        r" got 'tpu'"),
 ])
 def test_errors(kwargs, match):
     with pytest.raises(EvallibError, match=match):

@@ -2,12 +2,10 @@
 the float64 numbers: against a brute-force float64 reference with scikit-learn, on embeddings built so
 that many scores sit at or within float32 rounding of the thresholds."""
 
-import threading
 
 import numpy as np
 import pytest
 from sklearn.metrics import auc, roc_curve
-from threadpoolctl import threadpool_info
 
 from evallib.errors import EvallibError
 from evallib.metrics import VerificationMetrics, evaluate_verification

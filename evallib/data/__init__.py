@@ -18,12 +18,27 @@ or a link that leads nowhere. EXIF orientation is applied.
 
 from ..params import PADS, RESIZE_MODES
 from .decoding import load_image
-from .listing import (METADATA_CLASS_KEYS, Dataset, classes_from_metadata, describe_class_order, list_images,
-                      sort_labels)
+from .listing import METADATA_CLASS_KEYS, Dataset, classes_from_metadata, describe_class_order, list_images, sort_labels
 from .pairs import Pairs, read_pairs
-from .preprocessing import (CENTER_VIEW, DTYPES, INTERPOLATIONS, N_VIEWS, OPENCV_INTERPOLATIONS, center_crop,
-                            crop_pct_size, decode_views, fit_size, five_crop, load_views, pad_to_box, preprocess,
-                            resize, resize_opencv, text_line_size, views)
+from .preprocessing import (
+    CENTER_VIEW,
+    DTYPES,
+    INTERPOLATIONS,
+    N_VIEWS,
+    OPENCV_INTERPOLATIONS,
+    center_crop,
+    crop_pct_size,
+    decode_views,
+    fit_size,
+    five_crop,
+    load_views,
+    pad_to_box,
+    preprocess,
+    resize,
+    resize_opencv,
+    text_line_size,
+    views,
+)
 
 __all__ = [
     "Dataset", "list_images", "sort_labels", "classes_from_metadata", "describe_class_order", "METADATA_CLASS_KEYS",

@@ -12,7 +12,8 @@ from dataclasses import asdict, dataclass, fields
 
 import numpy as np
 
-# ITU-R BT.601 luma in 16-bit fixed point, as PIL's ``convert("L")`` computes it: (R 19595 + G 38470 + B 7471 + 2^15) >> 16
+# ITU-R BT.601 luma in 16-bit fixed point, as PIL's ``convert("L")`` computes it:
+# (R 19595 + G 38470 + B 7471 + 2^15) >> 16
 _LUMA_FIXED = (19595, 38470, 7471)
 
 

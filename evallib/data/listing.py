@@ -269,7 +269,9 @@ def list_images(root: str | Path, *, labels: str = "folder", csv_path: str | Pat
     if not root.is_dir():
         raise DataError(f"data.root: expected a folder of images; got {root} which "
                         f"{'is not a folder' if root.exists() else 'does not exist'}")
-    items, skipped, empty = [], [], []
+    items: list[tuple[str, str]] = []
+    skipped: list[dict[str, str]] = []
+    empty: list[str] = []
     if labels == "folder":
         for sub in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")):
             if _loops_to_root(sub, root):
@@ -291,6 +293,8 @@ def list_images(root: str | Path, *, labels: str = "folder", csv_path: str | Pat
                 continue
             items.append((f.name, f.stem.split("_", 1)[0]))
     elif labels == "csv":
+        if csv_path is None:
+            raise DataError("csv_path: expected a manifest path when labels is 'csv'; got None")
         items = _read_manifest(Path(csv_path), root, allow_outside_root=allow_outside_root)
     else:
         raise DataError(f"data.labels: expected one of folder, filename_prefix, csv; got {labels!r}")
@@ -304,7 +308,7 @@ def list_images(root: str | Path, *, labels: str = "folder", csv_path: str | Pat
         classes_source = f"sorted {'folder names' if labels == 'folder' else 'labels'} ({kind})"
     else:
         classes = [str(c) for c in classes]
-        twice = sorted({c for c in classes if classes.count(c) > 1})
+        twice = sorted({str(c) for c in classes if classes.count(c) > 1})
         if twice:
             raise DataError(f"{classes_source}: expected distinct class names; got {twice[:10]} more than once")
         unknown = sort_labels(set(found) - set(classes))[0]

@@ -41,7 +41,7 @@ def read_pairs(path: str | Path, dataset: Dataset) -> Pairs:
         per_fold = 2 * half
         lines = lines[1:]
     by_stem = {Path(p).stem: k for k, p in enumerate(dataset.paths)}
-    by_class = {}
+    by_class: dict[str, list[int]] = {}
     for k, lab in enumerate(dataset.labels):
         by_class.setdefault(dataset.classes[lab], []).append(k)
 
@@ -66,7 +66,9 @@ def read_pairs(path: str | Path, dataset: Dataset) -> Pairs:
         else:
             raise DataError(f"{path}: line {lineno}: expected 'name n1 n2' or 'name1 n1 name2 n2'; "
                             f"got {' '.join(toks)!r}")
-        i.append(a), j.append(b), same.append(s)
+        i.append(a)
+        j.append(b)
+        same.append(s)
     if not i:
         raise DataError(f"{path}: expected at least one pair; got none")
     n = len(i)

@@ -17,7 +17,7 @@ import math
 import struct
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, cast
 
 import numpy as np
 from PIL import Image, UnidentifiedImageError
@@ -34,8 +34,8 @@ def _pair(size: int | Sequence[int]) -> tuple[int, int]:
     return (size, size) if isinstance(size, int) else (int(size[0]), int(size[1]))
 
 
-INTERPOLATIONS = {"nearest": Image.NEAREST, "bilinear": Image.BILINEAR, "bicubic": Image.BICUBIC,
-                  "lanczos": Image.LANCZOS}
+INTERPOLATIONS = {"nearest": Image.Resampling.NEAREST, "bilinear": Image.Resampling.BILINEAR,
+                  "bicubic": Image.Resampling.BICUBIC, "lanczos": Image.Resampling.LANCZOS}
 #: ``cv2.resize``'s flag for each ``interpolation`` with ``resize_backend: opencv``
 OPENCV_INTERPOLATIONS = {"nearest": "INTER_NEAREST", "bilinear": "INTER_LINEAR", "bicubic": "INTER_CUBIC",
                          "lanczos": "INTER_LANCZOS4", "area": "INTER_AREA"}
@@ -239,6 +239,9 @@ def views(arr: np.ndarray, crop: int | Sequence[int] | None, tta: str) -> list[n
     ``TenCrop`` (the five crops of the image, then the five crops of its mirror image).
     """
     if tta == "tencrop":
+        if crop is None:
+            raise DataError("preprocess.tta: expected preprocess.crop with tta 'tencrop' (the ten crops need a crop "
+                            "size); got no crop")
         return five_crop(arr, crop) + five_crop(arr[:, ::-1], crop)
     base = center_crop(arr, crop) if crop is not None else arr
     return [base, base[:, ::-1]] if tta == "flip" else [base]
@@ -275,6 +278,7 @@ def preprocess(img: Image.Image, pre: PreprocessParams | Mapping[str, Any]) -> n
     crop, tta = pre.crop, pre.tta
     size, mode = pre.resize, pre.resize_mode
     if pre.crop_pct is not None:
+        assert crop is not None  # PreprocessParams requires crop with crop_pct
         size, mode = crop_pct_size(crop, pre.crop_pct), "shorter"
     if pre.resize_backend == "opencv":
         arr = resize_opencv(np.asarray(img), size, mode=mode, interpolation=pre.interpolation)
@@ -312,6 +316,7 @@ def preprocess(img: Image.Image, pre: PreprocessParams | Mapping[str, Any]) -> n
                             f"got {line_pad.size}")
     if dtype == np.uint8:
         if line:
+            assert size is not None  # line implies it
             arr = pad_to_box(arr, size, where="bottom_right", value=line_pad)
         return np.stack(views(arr, crop, tta)).transpose(0, 3, 1, 2)
     # normalize the image once (one conversion, one fused scale-and-shift); the views are then
@@ -320,6 +325,7 @@ def preprocess(img: Image.Image, pre: PreprocessParams | Mapping[str, Any]) -> n
     f *= 1.0 / ((255.0 if pre.scale == "unit" else 1.0) * std)
     f -= mean / std
     if line:  # padded after normalization, with a value in the model's input units
+        assert size is not None  # line implies it
         f = pad_to_box(f, size, where="bottom_right", value=line_pad)
     out = np.stack(views(f, crop, tta)).transpose(0, 3, 1, 2)
     return out if dtype == np.float32 else out.astype(dtype)
@@ -395,6 +401,7 @@ def load_views_draft(path: str | Path | IO[bytes],
     pre = PreprocessParams.coerce(pre, error=DataError)
     size, mode = pre.resize, pre.resize_mode
     if pre.crop_pct is not None:
+        assert pre.crop is not None  # PreprocessParams requires crop with crop_pct
         size, mode = crop_pct_size(pre.crop, pre.crop_pct), "shorter"
     if size is None or mode == "fit":
         return decode_views(path, pre)
@@ -411,7 +418,8 @@ def load_views_draft(path: str | Path | IO[bytes],
         if hasattr(path, "seek"):
             path.seek(0)
         return decode_views(path, pre)
-    want = max(_pair(size)) if mode == "exact" else size  # either side may become the shorter one
+    # either side may become the shorter one; 'shorter' takes an integer resize (PreprocessParams checks it)
+    want = max(_pair(size)) if mode == "exact" else cast(int, size)
     try:
         with img:
             img.draft(img.mode, (want, want))  # scale only: libjpeg's own colour conversion is not Pillow's

@@ -56,12 +56,13 @@ def _decompose_gelu(graph):
         approx = approx.decode() if isinstance(approx, bytes) else approx
         x, y, p = node.input[0], node.output[0], f"{node.output[0]}__gelu{n}"
 
-        def const(name, value):
+        def const(name, value, p=p):  # p bound now: the names belong to this node
             graph.initializer.append(numpy_helper.from_array(np.array(value, dtype=np.float32), f"{p}_{name}"))
             return f"{p}_{name}"
 
         if approx == "tanh":  # 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3)))
-            nodes += [helper.make_node("Mul", [x, x], [f"{p}_x2"]), helper.make_node("Mul", [f"{p}_x2", x], [f"{p}_x3"]),
+            nodes += [helper.make_node("Mul", [x, x], [f"{p}_x2"]),
+                      helper.make_node("Mul", [f"{p}_x2", x], [f"{p}_x3"]),
                       helper.make_node("Mul", [f"{p}_x3", const("c", 0.044715)], [f"{p}_cx3"]),
                       helper.make_node("Add", [x, f"{p}_cx3"], [f"{p}_in"]),
                       helper.make_node("Mul", [f"{p}_in", const("k", np.sqrt(2 / np.pi))], [f"{p}_kin"]),

@@ -4,20 +4,45 @@ from .bootstrap import bootstrap_classification, bootstrap_verification, mcnemar
 from .class_order import ClassOrderCheck, class_order_check
 from .classification import ClassificationMetrics, ClassificationResult, evaluate_classification, infer_score_type
 from .confusion import cluster_order, confusion_distance, most_confused_classes
-from .sweep import DegenerateWarning, ThresholdChoice, ThresholdSweep, threshold_sweep
-from .verification import VerificationMetrics, VerificationResult, evaluate_verification, lfw_accuracy
-from .stats import benjamini_hochberg, format_interval, wilson_interval
 from .curves import Band, class_curves, curve_band
-from .slices import (DiscoveredSlice, GroupVerificationResult, GroupVerificationRow, SliceComparison,
-                     SliceComparisonRow, SliceResult, SliceRow, WeakSliceDiscovery, compare_by_slice,
-                     discover_weak_slices, metrics_by_slice, slice_mask, verification_by_group)
-from .flips import (CompatibilityResult, PairFlips, RegressionRow, VersionRegression, cross_model_compatibility,
-                    pair_flips, rates_from_cells, version_regression)
-from .label_quality import LabelIssues, RankingSensitivity, label_issues, ranking_sensitivity
 from .duplicates import DuplicatePairs, content_hash, exact_duplicates, near_duplicates
+from .flips import (
+    CompatibilityResult,
+    PairFlips,
+    RegressionRow,
+    VersionRegression,
+    cross_model_compatibility,
+    pair_flips,
+    rates_from_cells,
+    version_regression,
+)
 from .identification import IdentificationResult, bootstrap_identification, evaluate_identification, split_by_role
-from .templates import (TemplateFeatures, evaluate_template_identification, evaluate_template_verification,
-                        pool_templates, template_pair_scores)
+from .label_quality import LabelIssues, RankingSensitivity, label_issues, ranking_sensitivity
+from .slices import (
+    DiscoveredSlice,
+    GroupVerificationResult,
+    GroupVerificationRow,
+    SliceComparison,
+    SliceComparisonRow,
+    SliceResult,
+    SliceRow,
+    WeakSliceDiscovery,
+    compare_by_slice,
+    discover_weak_slices,
+    metrics_by_slice,
+    slice_mask,
+    verification_by_group,
+)
+from .stats import benjamini_hochberg, format_interval, wilson_interval
+from .sweep import DegenerateWarning, ThresholdChoice, ThresholdSweep, threshold_sweep
+from .templates import (
+    TemplateFeatures,
+    evaluate_template_identification,
+    evaluate_template_verification,
+    pool_templates,
+    template_pair_scores,
+)
+from .verification import VerificationMetrics, VerificationResult, evaluate_verification, lfw_accuracy
 
 __all__ = [
     "ClassificationMetrics", "ClassificationResult", "evaluate_classification", "infer_score_type",

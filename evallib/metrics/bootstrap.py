@@ -240,7 +240,8 @@ def bootstrap_verification(gen_scores, gen_ids, impostors, *, n_boot=1000, seed=
             first = np.argmax(cum > f * total_i, axis=1)  # the (k+1)-th highest impostor
             v = imp_sorted[first]
             k = np.searchsorted(gen_sorted, v, side="right")
-            above = np.where(k < len(gen_sorted), gcum_from_top[np.arange(len(k)), np.minimum(k, len(gen_sorted) - 1)], 0)
+            above = np.where(k < len(gen_sorted),
+                             gcum_from_top[np.arange(len(k)), np.minimum(k, len(gen_sorted) - 1)], 0)
             with np.errstate(invalid="ignore", divide="ignore"):
                 tars[f].append(np.where(total_g > 0, above / total_g, np.nan))
     out = {"auc": _interval(np.concatenate(aucs), confidence)}

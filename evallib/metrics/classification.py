@@ -10,9 +10,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .confusion import most_confused_pairs
-
 from ..errors import EvallibError
+from .confusion import most_confused_pairs
 from .sweep import _warn, check_labels, check_scores
 from .transforms import softmax
 

@@ -275,7 +275,8 @@ def class_curves(y, probs, *, per_class=True, bands=True, class_bands=False, n_b
         ``roc_micro`` ``{fpr, tpr, area}``, ``pr_micro`` ``{precision, recall, area}``,
         ``roc_macro`` ``{fpr, tpr}``; with ``bands``: ``roc_micro_band`` and ``pr_micro_band``
         (:meth:`Band.to_dict`); with ``per_class``: ``classes``, a list with, per class, ``roc``
-        ``{fpr, tpr}``, ``pr`` ``{precision, recall}``, ``auc``, ``average_precision`` and the bands (None for a class with no image).
+        ``{fpr, tpr}``, ``pr`` ``{precision, recall}``, ``auc``, ``average_precision`` and the bands
+        (None for a class with no image).
     """
     y = np.asarray(y)
     probs = np.asarray(probs, dtype=np.float64)

@@ -16,11 +16,12 @@ self-confidence over the images given that class,
 probable class among those whose probability reaches its class threshold,
 ``argmax{p[i, j] : p[i, j] >= t_j}``; the image lies off the diagonal of the *confident joint* when that
 class exists and is not the given label, and the model then confidently disagrees with the label (the
-paper's simplest way to find label errors: the off-diagonal entries of the confident joint). The per-class thresholds, rather than one global cut such as
-``p >= 0.5``, are used because they absorb each model's class-dependent over- or under-confidence: a
-class the model is shy about still gets confident votes. A class that no image is given has no
-threshold and is never a confident class. The test images were not used to train the models, so the
-probabilities are out of sample, as the method requires.
+paper's simplest way to find label errors: the off-diagonal entries of the confident joint). The
+per-class thresholds, rather than one global cut such as ``p >= 0.5``, are used because they absorb
+each model's class-dependent over- or under-confidence: a class the model is shy about still gets
+confident votes. A class that no image is given has no threshold and is never a confident class. The
+test images were not used to train the models, so the probabilities are out of sample, as the method
+requires.
 
 **Consensus.** An image is flagged when at least ``min_votes`` of the ``m`` models confidently disagree
 with its label (default: a strict majority, ``m // 2 + 1``: 2 of 3). The suggested label is the class the
@@ -50,9 +51,9 @@ import numpy as np
 from ..errors import EvallibError
 from .bootstrap import mcnemar
 from .classification import infer_score_type
-from .transforms import softmax
 from .stats import benjamini_hochberg, wilson_interval
 from .sweep import check_labels, check_scores
+from .transforms import softmax
 
 _CHUNK_ELEMENTS = 4_000_000  # rows x classes held at once per model
 _SCORE_TYPES = ("auto", "logits", "probabilities")

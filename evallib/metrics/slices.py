@@ -172,7 +172,8 @@ def _check_common(y, scores, top_k):
     if not np.isfinite(s).all():
         raise EvallibError("scores: expected finite values; got NaN or infinite")
     if y.min() < 0 or y.max() >= s.shape[1]:
-        raise EvallibError(f"y: expected class indices in [0, {s.shape[1] - 1}]; got values from {y.min()} to {y.max()}")
+        raise EvallibError(f"y: expected class indices in [0, {s.shape[1] - 1}]; "
+                           f"got values from {y.min()} to {y.max()}")
     pred = s.argmax(axis=1)
     top = topk_hit(s, y, top_k) if top_k and 1 < top_k < s.shape[1] else None
     return y.astype(np.int64), pred.astype(np.int64), top
@@ -845,7 +846,7 @@ def compare_by_slice(y, scores_a, scores_b, slices, *, names=("a", "b"), interse
     lb, hb = wilson_interval(both + ob, ns, confidence=confidence)
     ld, hd = paired_difference_interval(both, oa, ob, neither, confidence=confidence)
     rows = []
-    for r, (columns, values, idx, same) in enumerate(groups):
+    for r, (columns, values, _idx, same) in enumerate(groups):
         rows.append(SliceComparisonRow(
             name=_slice_name(columns, values) or "all", columns=tuple(columns), values=tuple(values), n=int(ns[r]),
             accuracy_a=float((both[r] + oa[r]) / ns[r]), interval_a=_pair(la[r], ha[r]),

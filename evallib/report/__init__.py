@@ -6,33 +6,52 @@ returning the display with ``ax_`` and ``figure_`` set, and ``_repr_html_`` for 
 """
 
 from ._base import Display, HtmlDisplay, Panel, Section
-from .classification import (ConfusionDisplay, Curve, HeadlineDisplay, PerClassDisplay, PrecisionRecallDisplay,
-                             ReliabilityDisplay, RocDisplay, worst_first)
+from .classification import (
+    ConfusionDisplay,
+    Curve,
+    HeadlineDisplay,
+    PerClassDisplay,
+    PrecisionRecallDisplay,
+    ReliabilityDisplay,
+    RocDisplay,
+    worst_first,
+)
 from .compare import Comparison, LeaderboardDisplay, PairedComparisonDisplay
 from .explorer import CamExplorer
+from .flips import (
+    CompatibilityDisplay,
+    FlipGalleryDisplay,
+    FlipTransitionsDisplay,
+    PairFlipsDisplay,
+    RegressionTableDisplay,
+)
 from .gallery import GalleryDisplay, TileDisplay
+from .identification import (
+    CmcDisplay,
+    DetDisplay,
+    IdentificationDisplay,
+    IdentificationMissesDisplay,
+    TemplatePairGalleryDisplay,
+)
+from .label_quality import DuplicatesDisplay, LabelIssuesDisplay
 from .report import Report, StaleOutputsError, load
+from .slices import GroupVerificationDisplay, SliceComparisonDisplay, SliceDisplay, WeakSliceDiscoveryDisplay
 from .slider import ThresholdSliderDisplay
 from .training import TrainingCurvesDisplay
 from .tsne_map import TSNEMapDisplay
 from .verification import PairListDisplay, ScoreHistogramDisplay, ThresholdMetricsDisplay, VerificationDisplay
-from .slices import GroupVerificationDisplay, SliceComparisonDisplay, SliceDisplay, WeakSliceDiscoveryDisplay
-from .flips import (CompatibilityDisplay, FlipGalleryDisplay, FlipTransitionsDisplay, PairFlipsDisplay,
-                    RegressionTableDisplay)
-from .label_quality import DuplicatesDisplay, LabelIssuesDisplay
-from .identification import (CmcDisplay, DetDisplay, IdentificationDisplay, IdentificationMissesDisplay,
-                             TemplatePairGalleryDisplay)
 
 __all__ = [
     "Display", "HtmlDisplay", "Panel", "Section",
     "ConfusionDisplay", "Curve", "HeadlineDisplay", "PerClassDisplay", "PrecisionRecallDisplay", "ReliabilityDisplay",
     "RocDisplay", "worst_first",
     "Comparison", "LeaderboardDisplay", "PairedComparisonDisplay",
-    "CamExplorer", "GalleryDisplay", "Report", "StaleOutputsError", "load", "ThresholdSliderDisplay",
+    "CamExplorer", "GalleryDisplay", "TileDisplay", "Report", "StaleOutputsError", "load", "ThresholdSliderDisplay",
     "TrainingCurvesDisplay", "TSNEMapDisplay",
     "PairListDisplay", "ScoreHistogramDisplay", "ThresholdMetricsDisplay", "VerificationDisplay",
     "GroupVerificationDisplay", "SliceComparisonDisplay", "SliceDisplay", "WeakSliceDiscoveryDisplay",
-    "CompatibilityDisplay", "FlipGalleryDisplay", "FlipTransitionsDisplay", "PairFlipsDisplay", "RegressionTableDisplay",
+    "CompatibilityDisplay", "FlipGalleryDisplay", "FlipTransitionsDisplay", "PairFlipsDisplay",
+    "RegressionTableDisplay",
     "DuplicatesDisplay", "LabelIssuesDisplay",
     "CmcDisplay", "DetDisplay", "IdentificationDisplay", "IdentificationMissesDisplay", "TemplatePairGalleryDisplay",
 ]

@@ -70,8 +70,8 @@ class Display:
         return new_figure(self.figsize, self.n_axes)
 
     def _draw(self, ax, **kwargs) -> None:
-        raise TypeError(f"{type(self).__name__} {self.title!r}: expected a view with a figure to plot; this one is text "
-                        f"and tables only")
+        raise TypeError(f"{type(self).__name__} {self.title!r}: expected a view with a figure to plot; "
+                        f"this one is text and tables only")
 
     def _check_axes(self, ax):
         n = self.n_axes

@@ -8,8 +8,9 @@ the report shows.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import ClassVar, Sequence
+from typing import ClassVar
 
 import numpy as np
 
@@ -253,7 +254,8 @@ def _curves_from(curves: dict, kind: str, *, classes=None, macro_auc=float("nan"
     out = []
     if kind == "roc":
         m = curves["roc_micro"]
-        out.append(Curve(f"micro average (AUC {m['area']:.3f})", m["fpr"], m["tpr"], _band(curves.get("roc_micro_band"))))
+        out.append(Curve(f"micro average (AUC {m['area']:.3f})", m["fpr"], m["tpr"],
+                         _band(curves.get("roc_micro_band"))))
         macro = curves["roc_macro"]
         out.append(Curve(f"macro average (AUC {macro_auc:.3f})", macro["fpr"], macro["tpr"]))
     else:
@@ -557,7 +559,7 @@ class HeadlineDisplay(Display):
     def _draw(self, ax, **kwargs):
         shown = [r for r in self.rows if r[2]]
         ypos = np.arange(len(shown))[::-1]
-        for y, (name, v, iv) in zip(ypos, shown):
+        for y, (_name, v, iv) in zip(ypos, shown):
             ax.errorbar([v], [y], xerr=[[v - iv[0]], [iv[1] - v]], fmt="o", color="#4c72b0", capsize=4)
         ax.set_yticks(ypos, [r[0] for r in shown])
         ax.set_xlabel("value with its 95% bootstrap interval")
@@ -574,7 +576,8 @@ class HeadlineDisplay(Display):
             parts += [f"<h4>Center crop vs {tta}</h4>",
                       guide(f"The same model on the single center crop and with {tta} test-time augmentation; a "
                             "positive change means augmentation helps (for loss, lower is better)."),
-                      html_table([[m, a, b, b - a] for m, a, b in self.center], ["metric", "center crop", tta, "change"])]
+                      html_table([[m, a, b, b - a] for m, a, b in self.center],
+                                 ["metric", "center crop", tta, "change"])]
         return parts
 
 

@@ -20,12 +20,11 @@ from urllib.parse import quote
 
 import numpy as np
 
+from ..evaluation import PRIMARY, default_primary_metric
 from ..metrics.stats import format_interval
+from ..outputs import REPORT_HTML, data_key, load_predictions, scan
 from ._base import Display, HtmlDisplay
 from .html import Markup, guide, html_table
-from ..outputs import REPORT_HTML, data_key, load_predictions, scan
-from ..evaluation import PRIMARY, default_primary_metric
-
 
 MAX_CURVES = 20  # curves drawn in one panel of the ROC overlay
 
@@ -226,7 +225,8 @@ class Comparison:
                 rows.append({"model": name, "metric": None, "images": 0})
                 continue
             r = paired_comparison(pb["labels"][ib], pb["scores"][ib], po["scores"][io_],
-                                  scores_are=pb.get("scores_are", "logits"), scores_are_b=po.get("scores_are", "logits"),
+                                  scores_are=pb.get("scores_are", "logits"),
+                                  scores_are_b=po.get("scores_are", "logits"),
                                   n_boot=n_boot, seed=seed)
             for metric in ("accuracy", "macro_f1", "roc_auc_macro"):
                 d = r[metric]

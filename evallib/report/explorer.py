@@ -3,7 +3,7 @@ heat maps for the predicted and the true class. Live only: a static page has no 
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 

@@ -9,16 +9,22 @@ BCT's cross-model compatibility for embedding models. The numbers come from
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Callable, Sequence
 
 import numpy as np
 
 from ..metrics.classification import infer_score_type
-from ..metrics.flips import (CompatibilityResult, PairFlips, VersionRegression, cross_model_compatibility, pair_flips,
-                             version_regression)
+from ..metrics.flips import (
+    CompatibilityResult,
+    PairFlips,
+    VersionRegression,
+    cross_model_compatibility,
+    pair_flips,
+    version_regression,
+)
 from ..metrics.stats import format_interval
-from ._base import Display, new_figure
+from ._base import Display
 from .gallery import TileDisplay, _image_source
 from .html import folded_table, guide, html_table
 

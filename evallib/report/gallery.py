@@ -3,8 +3,8 @@ verification pairs, each image with its heat map over it when a Grad-CAM route i
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Callable, Sequence
 
 import numpy as np
 

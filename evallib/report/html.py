@@ -111,11 +111,13 @@ _FOLDED = """<table class="evallib-table">
 {% for row in rows[:shown] %}<tr>{% for c in row %}<td>{{ c.text }}</td>{% endfor %}</tr>
 {% endfor %}
 </tbody></table>
-<details class="evallib-fold"><summary>All {{ "{:,}".format(rows | length) }} {{ what }}: click a column header to sort</summary>
+<details class="evallib-fold">\
+<summary>All {{ "{:,}".format(rows | length) }} {{ what }}: click a column header to sort</summary>
 <table class="evallib-table evallib-sortable">
 <thead><tr>{% for h in header %}<th title="sort by {{ h }}">{{ h }}</th>{% endfor %}</tr></thead>
 <tbody>
-{% for row in rows %}<tr>{% for c in row %}<td{% if c.v is not none %} data-v="{{ c.v }}"{% endif %}>{{ c.text }}</td>{% endfor %}</tr>
+{% for row in rows %}<tr>{% for c in row %}\
+<td{% if c.v is not none %} data-v="{{ c.v }}"{% endif %}>{{ c.text }}</td>{% endfor %}</tr>
 {% endfor %}
 </tbody></table>
 </details>"""

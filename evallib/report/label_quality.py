@@ -18,7 +18,7 @@ from ..metrics.duplicates import DuplicatePairs, exact_duplicates, near_duplicat
 from ..metrics.label_quality import LabelIssues, RankingSensitivity, label_issues, ranking_sensitivity
 from ..metrics.stats import format_interval
 from ._base import Display
-from .html import folded_table, guide, html_table
+from .html import folded_table, guide
 
 TABLE_ROWS = 25  # longer tables show their first rows (most suspect first) and fold the rest
 PLOTTED_MODELS = 40
@@ -162,8 +162,8 @@ class LabelIssuesDisplay(Display):
         rows = [[s.model_names[s.pairs[k][0]], s.model_names[s.pairs[k][1]], s.verdict_given[k],
                  float(s.p_adjusted_given[k]), s.verdict_corrected[k], float(s.p_adjusted_corrected[k]),
                  "yes" if s.verdict_changed[k] else "no"] for k in order]
-        head = ["model a", "model b", "verdict (no flag is an error)", "BH-adjusted p", "verdict (every flag is an error)",
-                "BH-adjusted p", "changed"]
+        head = ["model a", "model b", "verdict (no flag is an error)", "BH-adjusted p",
+                "verdict (every flag is an error)", "BH-adjusted p", "changed"]
         return (guide(f"McNemar's exact test on every pair of models, Benjamini-Hochberg across pairs at "
                       f"{s.alpha:g}; pairs whose verdict changes come first.")
                 + folded_table(rows, head, shown=TABLE_ROWS, what="model pairs"))
@@ -184,9 +184,9 @@ class LabelIssuesDisplay(Display):
 
     def _parts(self):
         return [*self._summary(),
-                guide("Each model's accuracy with the given labels (circle) and with the suggested labels on flagged "
-                      "images (square). If about half the flags are real errors, as in published audits, the truth lies "
-                      "near the middle; lines that cross mean the ranking depends on the labels."),
+                guide("Each model's accuracy with the given labels (circle) and with the suggested labels on "
+                      "flagged images (square). If about half the flags are real errors, as in published audits, the "
+                      "truth lies near the middle; lines that cross mean the ranking depends on the labels."),
                 self._figure_html(), self._model_table(), self._pair_table(), self._flag_table()]
 
 

@@ -26,9 +26,16 @@ from ..data import describe_class_order
 from ..errors import EvallibError
 from ..evaluation import Evaluation, probabilities, read_evaluation
 from ..outputs import METRICS, METRICS_ARRAYS, REPORT_FACTS, load_predictions, load_run
-from ._base import Display, HtmlDisplay, Section
-from .classification import (ConfusionDisplay, HeadlineDisplay, PerClassDisplay, PrecisionRecallDisplay,
-                             ReliabilityDisplay, RocDisplay, curves_panel, worst_first)
+from ._base import HtmlDisplay, Section
+from .classification import (
+    ConfusionDisplay,
+    HeadlineDisplay,
+    PerClassDisplay,
+    PrecisionRecallDisplay,
+    ReliabilityDisplay,
+    RocDisplay,
+    curves_panel,
+)
 from .gallery import GalleryDisplay
 from .html import CSS, guide, html_table, short_message
 from .slider import ThresholdSliderDisplay
@@ -173,7 +180,8 @@ class Report:
                 f"({' and '.join(self.params.tasks)}).")
         return HtmlDisplay(summary_html(
             name=self.name, lede=lede, headline=self.metrics["headline"], primary=primary, decision=self._decision(),
-            ranking=ranking, warnings=self.warnings, toc=[(i, t) for i, t, need in SECTIONS if need is None or has[need]],
+            ranking=ranking, warnings=self.warnings,
+            toc=[(i, t) for i, t, need in SECTIONS if need is None or has[need]],
             left_out=left_out_text([{**s, "reason": short_message(s["reason"])} for s in ds["skipped"]],
                                    len(self.y))))
 
@@ -238,7 +246,8 @@ class Report:
         counts = [[k, v] for k, v in ds["counts"].items()]
         parts = [f"<h3>{html.escape(self.name)}</h3>", html_table(facts, ["model", ""]),
                  html_table(io_rows, ["", "name", "shape", "type"]), html_table(run_rows, ["run", ""]),
-                 "<details><summary>images per class</summary>" + html_table(counts, ["class", "images"]) + "</details>"]
+                 "<details><summary>images per class</summary>" + html_table(counts, ["class", "images"])
+                 + "</details>"]
         if ds["skipped"]:
             parts.append("<details open><summary>skipped files</summary>" + html_table(
                 [[s["path"], short_message(s["reason"])] for s in ds["skipped"][:200]], ["file", "reason"])
@@ -479,7 +488,8 @@ class Report:
         try:
             nhwc = _layout(model["inputs"][0]["shape"], shape, self.params.preprocess.layout) == "nhwc"
             cache[output] = cam_route(self.params.model, input_shape=shape, method=rep.cam_method,
-                                      layer=rep.cam_layer, output=getattr(self.params.outputs, output), output_names=names,
+                                      layer=rep.cam_layer, output=getattr(self.params.outputs, output),
+                                      output_names=names,
                                       nhwc=nhwc, fallback=rep.torch_model, factory=rep.torch_model_factory,
                                       allow_pickle=rep.allow_pickle)
         except (ModelError, ValueError) as exc:
@@ -595,8 +605,8 @@ class Report:
 
 def _stale(params, params_path, run, model_dir):
     """Why ``model_dir`` no longer matches the params file ``params_path``, or None."""
-    from ..params import Params
     from .._keys import metrics_key, predictions_key
+    from ..params import Params
 
     command = f"evallib run {params_path} --out {model_dir.parent}"
     now, then = params.settings(), Params.from_dict(run["params"]).settings()

@@ -13,8 +13,16 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..metrics.slices import (GroupVerificationResult, SliceComparison, SliceResult, WeakSliceDiscovery,
-                              compare_by_slice, discover_weak_slices, metrics_by_slice, verification_by_group)
+from ..metrics.slices import (
+    GroupVerificationResult,
+    SliceComparison,
+    SliceResult,
+    WeakSliceDiscovery,
+    compare_by_slice,
+    discover_weak_slices,
+    metrics_by_slice,
+    verification_by_group,
+)
 from ..metrics.stats import format_interval
 from ._base import Display
 from .html import folded_table, guide, html_table
@@ -112,11 +120,11 @@ class SliceDisplay(Display):
     @property
     def how_to_read(self):
         r = self.result
-        return (f"Each row is a slice of the images: the dot is its accuracy, the bar its 95% interval; the grey band "
-                f"is the accuracy of all {r.n:,} images. Red: weaker than the rest of the images (q < {r.alpha:g} after "
-                f"Benjamini–Hochberg over the {r.n_tests:,} slices tested); pale red with an arrow: an intersection that "
-                f"is weak only as much as the slice above it. Hollow grey: below {r.min_slice_size} images (or with "
-                f"too few left outside it), shown but not tested.")
+        return (f"Each row is a slice of the images: the dot is its accuracy, the bar its 95% interval; the grey "
+                f"band is the accuracy of all {r.n:,} images. Red: weaker than the rest of the images "
+                f"(q < {r.alpha:g} after Benjamini–Hochberg over the {r.n_tests:,} slices tested); pale red with an "
+                f"arrow: an intersection that is weak only as much as the slice above it. Hollow grey: below "
+                f"{r.min_slice_size} images (or with too few left outside it), shown but not tested.")
 
     @property
     def order(self) -> np.ndarray:
@@ -378,8 +386,9 @@ class GroupVerificationDisplay(Display):
         shown = [r.rows[i] for i in self.order]
         notes = {g.note for g in shown}
         common = notes.pop() if len(notes) == 1 else None
-        rows = [[g.group, g.n_genuine, g.fnmr, _iv(g.fnmr_interval), g.n_impostor, _rate(g.fmr), _rate_iv(g.fmr_interval),
-                 g.tar_at_own_far, _iv(g.tar_at_own_far_interval)] + ([] if common is not None else [g.note or "—"])
+        rows = [[g.group, g.n_genuine, g.fnmr, _iv(g.fnmr_interval), g.n_impostor, _rate(g.fmr),
+                 _rate_iv(g.fmr_interval), g.tar_at_own_far, _iv(g.tar_at_own_far_interval)]
+                + ([] if common is not None else [g.note or "—"])
                 for g in shown]
         head = ["group", "genuine pairs", "FNMR", "95% interval", "same-group impostor pairs", "FMR", "95% interval",
                 "TAR at own FAR", "95% interval"] + ([] if common is not None else ["note"])

@@ -125,14 +125,17 @@ def static_slider_html(payloads, *, initial=0.5, title="Threshold slider"):
     return (_STYLE + f"""
 <div class="evallib-slider" id="{sid}">
   <b>{html.escape(title)}</b> <input type="search" placeholder="search {len(payloads)} curves"
-    aria-label="search curves"> <select aria-label="which curve"></select> <span class="note" data-field="matches"></span>
+    aria-label="search curves"> <select aria-label="which curve"></select> \
+<span class="note" data-field="matches"></span>
   <div>threshold: <span data-field="threshold" data-threshold=""></span>
     <span class="note">(accept when score &gt;= threshold)</span></div>
   <input type="range" min="0" max="0" step="1" value="0" aria-label="threshold">
-  <table><tr><th></th><th>predicted <span data-field="pos"></span></th><th>predicted <span data-field="neg"></span></th></tr>
+  <table><tr><th></th><th>predicted <span data-field="pos"></span></th>\
+<th>predicted <span data-field="neg"></span></th></tr>
     <tr><th>true <span data-field="pos"></span></th><td data-field="tp"></td><td data-field="fn"></td></tr>
     <tr><th>true <span data-field="neg"></span></th><td data-field="fp"></td><td data-field="tn"></td></tr></table>
-  <table><tr><th>accuracy</th><td data-field="accuracy"></td></tr><tr><th>precision</th><td data-field="precision"></td></tr>
+  <table><tr><th>accuracy</th><td data-field="accuracy"></td></tr>\
+<tr><th>precision</th><td data-field="precision"></td></tr>
     <tr><th>recall (TAR)</th><td data-field="recall"></td></tr><tr><th>F1</th><td data-field="f1"></td></tr>
     <tr><th>FAR</th><td data-field="far"></td></tr></table>
   <div class="note" data-field="how"></div>

@@ -10,8 +10,8 @@ import math
 
 from .._messages import skipped_files, skipped_warnings  # noqa: F401  (read here by the CLI)
 from ..metrics.stats import format_interval
-from .html import render_template
 from ..outputs import data_key
+from .html import render_template
 
 HEADLINE_NAMES = {
     "accuracy": "accuracy (top-1)", "macro_f1": "macro F1", "roc_auc_macro": "macro ROC AUC (one-vs-rest)",
@@ -27,7 +27,8 @@ POLICY_TEXT = {
 # where each section starts: the anchors in notebooks/report.ipynb, in page order
 SECTIONS = [
     ("sec-model", "Model and data", None), ("sec-classification", "Classification", "classification"),
-    ("sec-confusion", "Confusion matrix", "classification"), ("sec-curves", "ROC and precision-recall", "classification"),
+    ("sec-confusion", "Confusion matrix", "classification"),
+    ("sec-curves", "ROC and precision-recall", "classification"),
     ("sec-calibration", "Calibration", "classification"),
     ("sec-classification-slider", "Class threshold slider", "classification"),
     ("sec-verification", "Verification", "verification"),
@@ -117,7 +118,8 @@ _SUMMARY = """<div class="evallib-summary">
 <table class="evallib-table">
 <thead><tr><th>headline metric</th><th>value</th><th>95% interval</th></tr></thead>
 <tbody>
-{% for h in headline %}<tr{% if h.primary %} class="evallib-primary"{% endif %}><td>{{ h.name }}{% if h.primary %} (primary){% endif %}</td><td>{{ h.value }}</td><td>{{ h.interval }}</td></tr>
+{% for h in headline %}<tr{% if h.primary %} class="evallib-primary"{% endif %}>\
+<td>{{ h.name }}{% if h.primary %} (primary){% endif %}</td><td>{{ h.value }}</td><td>{{ h.interval }}</td></tr>
 {% endfor %}
 </tbody></table>
 {% if left_out %}<p class="evallib-warn"><b>Left out:</b> {{ left_out }}</p>
@@ -128,7 +130,8 @@ _SUMMARY = """<div class="evallib-summary">
 <table class="evallib-table">
 <thead><tr><th>rank</th><th>model</th><th>{{ metric_name }}</th><th>95% interval</th></tr></thead>
 <tbody>
-{% for r in ranking %}<tr{% if r.name == name %} class="evallib-primary"{% endif %}><td>{{ r.rank }}</td><td>{{ r.name }}{% if r.name == name %} (this model){% endif %}</td><td>{{ r.value }}</td><td>{{ r.interval }}</td></tr>
+{% for r in ranking %}<tr{% if r.name == name %} class="evallib-primary"{% endif %}><td>{{ r.rank }}</td>\
+<td>{{ r.name }}{% if r.name == name %} (this model){% endif %}</td><td>{{ r.value }}</td><td>{{ r.interval }}</td></tr>
 {% endfor %}
 </tbody></table>
 {% endif %}

@@ -197,8 +197,9 @@ class PairListDisplay(Display):
         rows = [["pairs", f"{vp.n_genuine} genuine, {vp.n_impostor} impostor"], ["ROC AUC", vp.auc], ["EER", vp.eer]]
         if vp.lfw:
             rows.append(["10-fold accuracy", f"{vp.lfw['mean']:.4f} ± {vp.lfw['std']:.4f}"])
-        return ["<h4>Pair list protocol</h4>", guide("Accuracy on each fold uses the threshold that was best on the other "
-                                                     "nine folds (the LFW protocol)."),
+        return ["<h4>Pair list protocol</h4>",
+                guide("Accuracy on each fold uses the threshold that was best on the other nine folds (the LFW "
+                      "protocol)."),
                 html_table(rows, ["pair list", ""])]
 
 
