@@ -252,29 +252,3 @@ def plot_training_curves(log, *, axes=None, title="Training curves"):
         if a.get_legend_handles_labels()[0]:
             a.legend(fontsize="small")
     return axes
-
-
-def plot_tiles(tiles, *, ncols, title, tile_inches=1.3):
-    """A grid of image tiles: ``tiles`` is a list of rows, each a list of ``(image, caption)``.
-
-    Images are drawn at their own resolution (nearest neighbour), captions under them.
-    """
-    from matplotlib.figure import Figure
-
-    nrows = max(1, len(tiles))
-    fig = Figure(figsize=(ncols * tile_inches, nrows * (tile_inches + 0.35) + 0.4), layout="constrained")
-    axes = np.atleast_2d(fig.subplots(nrows, ncols, squeeze=False))
-    for r in range(nrows):
-        row = tiles[r] if r < len(tiles) else []
-        for c in range(ncols):
-            ax = axes[r, c]
-            ax.set_xticks([])
-            ax.set_yticks([])
-            for side in ax.spines.values():
-                side.set_visible(False)
-            if c < len(row):
-                img, caption = row[c]
-                ax.imshow(img, interpolation="nearest", cmap="gray" if np.ndim(img) == 2 else None, vmin=0, vmax=1)
-                ax.set_xlabel(caption, fontsize=7)
-    fig.suptitle(title, fontsize=11)
-    return fig
