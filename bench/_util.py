@@ -56,3 +56,20 @@ def report(target, *, met, **figures):
         print(f"    {k}: {v:.4g}" if isinstance(v, float) else f"    {k}: {v}")
     print("RESULT " + json.dumps({"target": target, "status": status, **figures}, default=str))
     sys.stdout.flush()
+
+
+def export_torchvision(name, path):
+    """A torchvision classifier with random weights (seed 0) exported to ONNX at 224, batch dynamic."""
+    import warnings
+
+    import torch
+    import torchvision
+
+    torch.manual_seed(0)
+    model = getattr(torchvision.models, name)(weights=None).eval()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(model, (torch.zeros(1, 3, 224, 224),), str(path), dynamo=False, input_names=["input"],
+                          output_names=["logits"], opset_version=17,
+                          dynamic_axes={"input": {0: "batch"}, "logits": {0: "batch"}})
+    return path

@@ -9,13 +9,12 @@ import argparse
 import statistics
 import tempfile
 import time
-import warnings
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
-from _util import report
+from _util import export_torchvision, report
 from evallib.data import load_views
 from evallib.inference import open_session, predict
 
@@ -39,17 +38,7 @@ def make_images(root, n, seed=0):
 
 
 def export_resnet18(path):
-    import torch
-    import torchvision
-
-    torch.manual_seed(0)
-    model = torchvision.models.resnet18(weights=None).eval()
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        torch.onnx.export(model, (torch.zeros(1, 3, 224, 224),), str(path), dynamo=False, input_names=["input"],
-                          output_names=["logits"], opset_version=17,
-                          dynamic_axes={"input": {0: "batch"}, "logits": {0: "batch"}})
-    return path
+    return export_torchvision("resnet18", path)
 
 
 def main():

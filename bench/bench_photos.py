@@ -25,13 +25,12 @@ import os
 import shutil
 import tempfile
 import time
-import warnings
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
 
-from _util import report
+from _util import export_torchvision, report
 
 # (width, height, share): ImageNet validation sizes, roughly
 SIZES = [(500, 375, 0.55), (375, 500, 0.12), (500, 333, 0.10), (333, 500, 0.04), (500, 500, 0.05),
@@ -84,17 +83,7 @@ def make_photos(root, n, *, classes=10, seed=0):
 
 
 def export_resnet50(path):
-    import torch
-    import torchvision
-
-    torch.manual_seed(0)
-    model = torchvision.models.resnet50(weights=None).eval()
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        torch.onnx.export(model, (torch.zeros(1, 3, 224, 224),), str(path), dynamo=False, input_names=["input"],
-                          output_names=["logits"], opset_version=17,
-                          dynamic_axes={"input": {0: "batch"}, "logits": {0: "batch"}})
-    return path
+    return export_torchvision("resnet50", path)
 
 
 def _decode(path, pre):
