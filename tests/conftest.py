@@ -140,3 +140,20 @@ def check_output_folder(model_dir):
         jsonschema.validate(m, output_schema("metrics"))
         jsonschema.validate(m["run"], output_schema("run"))
     return run
+
+
+def check_display(disp):
+    """The display contract every view keeps: ``plot()`` and ``plot(ax=...)`` (one Axes, or ``disp.n_axes`` of
+    them) return the display and record where they drew; the page's HTML is made once. Returns ``(ax, html)``."""
+    from matplotlib.figure import Figure
+
+    assert disp.plot() is disp and disp.figure_ is not None
+    n = disp.n_axes
+    ax = Figure().add_subplot() if n == 1 else Figure().subplots(1, n)
+    assert disp.plot(ax=ax) is disp
+    first = ax if n == 1 else np.ravel(ax)[0]
+    assert (disp.ax_ is ax if n == 1 else list(np.ravel(disp.ax_)) == list(np.ravel(ax)))
+    assert disp.figure_ is first.figure
+    html = disp._repr_html_()
+    assert html.startswith("<style>") and html is disp._repr_html_()
+    return ax, html

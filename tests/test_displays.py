@@ -7,6 +7,7 @@ from matplotlib.figure import Figure
 from scipy.stats import norm
 from sklearn.metrics import average_precision_score, confusion_matrix, precision_recall_fscore_support, roc_curve
 
+from conftest import check_display
 from evallib.metrics.curves import curve_band
 from evallib.metrics.sweep import threshold_sweep
 from evallib.metrics.verification import evaluate_verification
@@ -42,18 +43,6 @@ def classified(request):
     return y, s, [f"c{k:02d}" for k in range(request.param)]
 
 
-def _contract(disp, n_axes=1):
-    """plot() on new Axes and on given Axes returns the display and records where it drew; HTML exists."""
-    assert disp.plot() is disp and disp.figure_ is not None
-    if n_axes == 1:
-        ax = Figure().add_subplot()
-    else:
-        ax = Figure().subplots(1, n_axes) if n_axes <= 3 else Figure().subplots(1, n_axes)
-    assert disp.plot(ax=ax) is disp
-    assert disp.ax_ is ax if n_axes == 1 else list(np.ravel(disp.ax_)) == list(np.ravel(ax))
-    html = disp._repr_html_()
-    assert html.startswith("<style>") and html is disp._repr_html_()  # made once
-    return html
 
 
 def test_confusion_equals_sklearn(classified):
@@ -61,7 +50,7 @@ def test_confusion_equals_sklearn(classified):
     pred = s.argmax(1)
     disp = ConfusionDisplay.from_predictions(np.array(names)[y], np.array(names)[pred], classes=names)
     np.testing.assert_array_equal(disp.confusion, confusion_matrix(y, pred, labels=range(len(names))))
-    html = _contract(disp, n_axes=disp.n_axes)
+    html = check_display(disp)[1]
     assert disp.n_axes == (1 if len(names) <= 30 else 2)
     off = disp.confusion - np.diag(np.diag(disp.confusion))
     top = disp.pairs[0]
@@ -105,7 +94,7 @@ def test_roc_points_equal_sklearn_and_bands_bracket_the_curve(classified):
     for k, c in enumerate(per_class):  # each class's own curve, point for point
         f, t, _ = roc_curve(y == k, probs[:, k], drop_intermediate=False)
         _on_curve(c, f, t)
-    html = _contract(disp)
+    html = check_display(disp)[1]
     assert "pointwise 95% bootstrap band" in html
 
 
@@ -115,7 +104,7 @@ def test_precision_recall_average_precision_equals_sklearn(classified):
     probs = np.exp(s) / np.exp(s).sum(1, keepdims=True)
     ap = average_precision_score(np.eye(len(names), dtype=bool)[y].ravel(), probs.ravel())
     assert disp.curves[0].label == f"micro average (AP {ap:.3f})"
-    _contract(disp)
+    check_display(disp)
 
 
 def test_stored_curves_keep_the_shape_of_a_steep_precision_recall_curve():
@@ -200,13 +189,13 @@ def test_reliability_and_per_class_equal_sklearn(classified):
     ece = sum(abs(hit[b == k].mean() - conf[b == k].mean()) * (b == k).sum() for k in range(len(edges) - 1)
               if (b == k).any()) / len(y)
     assert rel.ece == pytest.approx(ece, abs=1e-12)
-    _contract(rel)
+    check_display(rel)
     per = PerClassDisplay.from_predictions(y, s, classes=names)
     p, r, f1, sup = precision_recall_fscore_support(y, s.argmax(1), labels=range(len(names)), zero_division=0)
     np.testing.assert_allclose(per.f1, f1)
     np.testing.assert_allclose(per.precision, p)
     np.testing.assert_array_equal(per.support, sup)
-    html = _contract(per)
+    html = check_display(per)[1]
     assert ("click a column header" in html) == (len(names) > 25)
 
 
@@ -218,7 +207,7 @@ def test_headline_intervals_hold_the_value():
         if iv is not None:
             assert iv[0] <= value <= iv[1], name
     assert disp.rows[0][1] == pytest.approx(np.mean(s.argmax(1) == y))
-    _contract(disp)
+    check_display(disp)
 
 
 def test_verification_displays_from_embeddings():
@@ -226,7 +215,7 @@ def test_verification_displays_from_embeddings():
     labels = np.repeat(np.arange(20), 5)
     emb = rng.normal(size=(20, 16))[labels] + 0.6 * rng.normal(size=(100, 16))
     disp = VerificationDisplay.from_embeddings(emb, labels, n_bootstrap=50)
-    html = _contract(disp, n_axes=2)
+    html = check_display(disp)[1]
     assert "TAR at FAR" in html and "Thresholds chosen by each policy" in html
     # the histogram counts every pair once: brute force over the pairs
     e = emb / np.linalg.norm(emb, axis=1, keepdims=True)
@@ -235,7 +224,7 @@ def test_verification_displays_from_embeddings():
     same = (labels[:, None] == labels[None, :])[iu]
     hist = ScoreHistogramDisplay.from_result(disp.result)
     assert sum(hist.histogram["genuine"]) == same.sum() and sum(hist.histogram["impostor"]) == (~same).sum()
-    _contract(hist)
+    check_display(hist)
     arrays = ScoreHistogramDisplay.from_predictions(sim[iu][same], sim[iu][~same], threshold=0.5)
     assert sum(arrays.histogram["genuine"]) == same.sum()
     ref = evaluate_verification(emb, labels)
@@ -249,7 +238,7 @@ def test_threshold_slider_from_arrays_matches_counts():
     disp = ThresholdSliderDisplay.from_predictions(y, s, threshold=0.6)
     c = disp.sweep().table([0.6])
     assert int(c["tp"][0]) == int(np.sum(y & (s >= 0.6))) and int(c["fp"][0]) == int(np.sum(~y & (s >= 0.6)))
-    html = _contract(disp)
+    html = check_display(disp)[1]
     assert "evallib-slider" in html
     many = ThresholdSliderDisplay.from_classes(*_scores(rng, 400, 80), classes=[f"k{i}" for i in range(80)])
     assert len(many.sweeps) == 50 and "lowest F1 of 80" in many.title
@@ -258,7 +247,7 @@ def test_threshold_slider_from_arrays_matches_counts():
 def test_training_curves_draw_two_panels():
     disp = TrainingCurvesDisplay.from_history({"epoch": [1, 2, 3], "loss": [1.0, 0.7, 0.5],
                                                "val_loss": [1.1, 0.8, 0.9], "val_accuracy": [0.5, 0.6, 0.7]})
-    _contract(disp, n_axes=2)
+    check_display(disp)
     loss_ax, metric_ax = disp.ax_
     assert {line.get_label() for line in loss_ax.get_lines()} == {"loss", "val_loss"}
     assert [line.get_label() for line in metric_ax.get_lines()] == ["val_accuracy"]
@@ -275,7 +264,7 @@ def test_tsne_map_from_embeddings():
     emb = rng.normal(size=(3, 8))[labels] * 4 + rng.normal(size=(90, 8))
     disp = TSNEMapDisplay.from_embeddings(emb, labels, classes=["a", "b", "c"], predictions=labels)
     assert disp.tmap.coords.shape == (90, 2) and disp.tmap.trustworthiness > 0.8
-    assert "trustworthiness" in _contract(disp)
+    assert "trustworthiness" in check_display(disp)[1]
 
 
 def test_gallery_from_arrays_picks_confident_and_wrong():
@@ -289,14 +278,14 @@ def test_gallery_from_arrays_picks_confident_and_wrong():
         correct = np.nonzero((y == k) & (pred == k))[0]
         best = correct[np.argmax(s[correct, k] - np.log(np.exp(s[correct]).sum(1)))]
         assert np.array_equal(row[0][0], images[best])  # the most confident correct image first
-    _contract(disp, n_axes=disp.n_axes)
+    check_display(disp)
 
 
 def test_comparison_displays_from_arrays():
     board = LeaderboardDisplay.from_predictions({"a": 0.8, "b": 0.9, "c": float("nan")},
                                                 intervals={"a": (0.75, 0.85), "b": (0.86, 0.94)})
     assert [r["model"] for r in board.groups[0][1]] == ["b", "a", "c"]
-    _contract(board)
+    check_display(board)
     rng = np.random.default_rng(6)
     y, s = _scores(rng, 300, 4, signal=2.0)
     worse = s + rng.normal(scale=2.0, size=s.shape)
@@ -304,4 +293,4 @@ def test_comparison_displays_from_arrays():
     heading, best, rows = paired.groups[0]
     assert best == "good" and rows[0]["difference"] == pytest.approx(np.mean(s.argmax(1) == y)
                                                                      - np.mean(worse.argmax(1) == y))
-    _contract(paired)
+    check_display(paired)

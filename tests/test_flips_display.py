@@ -5,8 +5,8 @@ import json
 
 import numpy as np
 import pytest
-from matplotlib.figure import Figure
 
+from conftest import check_display
 from evallib.metrics.flips import cross_model_compatibility, pair_flips, version_regression
 from evallib.report.flips import (
     CompatibilityDisplay,
@@ -15,15 +15,6 @@ from evallib.report.flips import (
     PairFlipsDisplay,
     RegressionTableDisplay,
 )
-
-
-def _contract(disp):
-    assert disp.plot() is disp and disp.figure_ is not None
-    ax = Figure().add_subplot()
-    assert disp.plot(ax=ax) is disp and disp.ax_ is ax and disp.figure_ is ax.figure
-    html = disp._repr_html_()
-    assert html.startswith("<style>") and html is disp._repr_html_()
-    return html
 
 
 def _pair(seed, n=500, n_classes=4, regress=None, noise=0.8):
@@ -53,7 +44,7 @@ def test_regression_table_shows_the_result_rows_worst_first(n_classes):
     assert [r.flagged for r in rows[1:]] == [True] * len(flagged) + [False] * (len(rows) - 1 - len(flagged))
     p = [r.p_adjusted for r in flagged]
     assert p == sorted(p)
-    html = _contract(disp)
+    html = check_display(disp)[1]
     assert "class: c1" in html and "regression" in html and "v1" in html
     assert ("All " in html and "rows: click a column header" in html) == (len(rows) > 25)
     assert f"{ref.overall.negative_flips:,} negative" in html
@@ -70,7 +61,7 @@ def test_transition_heat_map_counts_equal_brute_force():
     np.testing.assert_array_equal(disp.transitions, t)
     top = disp.top(3)
     assert top[0]["count"] == t.max() and top[0]["share"] == pytest.approx(t.max() / t.sum())
-    html = _contract(disp)
+    html = check_display(disp)[1]
     assert "Largest transitions" in html
 
 
@@ -78,9 +69,9 @@ def test_transition_heat_map_with_many_classes_and_without_flips():
     y, old, new = _pair(2, n=2000, n_classes=60)
     disp = FlipTransitionsDisplay.from_predictions(y, old, new)
     assert 2 <= len(disp.shown) <= 25
-    _contract(disp)
+    check_display(disp)
     none = FlipTransitionsDisplay.from_predictions(y, old, old)
-    assert "No negative flips" in _contract(none)
+    assert "No negative flips" in check_display(none)[1]
 
 
 def test_gallery_holds_exactly_the_flipped_images_in_order():
@@ -99,17 +90,12 @@ def test_gallery_holds_exactly_the_flipped_images_in_order():
     assert got == [i for i in r.negative_flips.tolist() if y[i] == 2]
     capped = FlipGalleryDisplay.from_predictions(y, old, new, images=images, max_flips=7)
     assert sum(len(row) for row in capped.tiles) == 7
-    html = _contract_gallery(capped)
+    html = check_display(capped)[1]
     assert "the 7 most striking of" in html
     with pytest.raises(ValueError, match="only_classes"):
         FlipGalleryDisplay.from_result(r, y, images=images, only_classes=["nope"])
 
 
-def _contract_gallery(disp):
-    assert disp.plot() is disp and disp.figure_ is not None
-    html = disp._repr_html_()
-    assert html.startswith("<style>")
-    return html
 
 
 def test_gallery_with_heat_maps_puts_old_beside_new():
@@ -130,7 +116,7 @@ def test_gallery_with_heat_maps_puts_old_beside_new():
     assert calls["new"] == (first, [int(r.pred_new[i]) for i in first])  # new: for its wrong prediction
     caps = [c for row in disp.tiles for _, c in row]
     assert len(caps) == 8 and caps[0].startswith("#1 old: ") and caps[1].startswith("new: ")
-    _contract_gallery(disp)
+    check_display(disp)
 
 
 def test_compatibility_display_shows_the_result():
@@ -141,7 +127,7 @@ def test_compatibility_display_shows_the_result():
     disp = CompatibilityDisplay.from_embeddings(old, old @ q, ids, far=0.01)
     ref = cross_model_compatibility(old, old @ q, ids, far=0.01)
     assert disp.result.tar_at_far == ref.tar_at_far and not disp.result.compatible["tar_at_far"]
-    html = _contract(disp)
+    html = check_display(disp)[1]
     assert "new/old" in html and "not compatible" in disp.ax_.get_title()
 
 
@@ -160,7 +146,7 @@ def test_pair_gallery_shows_the_flipped_pairs_in_order():
     if len(ref.impostor_gained):
         second = [int(round(img[0, 0] * n_images)) for img, _ in disp.tiles[1]]
         assert second == pairs[ref.impostor_gained[:3]].ravel().tolist()
-    html = _contract_gallery(disp)
+    html = check_display(disp)[1]
     assert "genuine pairs lost" in html and f"<td>{len(ref.genuine_lost)}</td>" in html
     with pytest.raises(ValueError, match="pairs: expected an int array"):
         PairFlipsDisplay.from_predictions(same, old, new, pairs=pairs[:5], images=images)

@@ -3,20 +3,10 @@ shows the tables and the slider, the misses gallery shows the right images; the 
 
 import numpy as np
 import pytest
-from matplotlib.figure import Figure
 
+from conftest import check_display
 from evallib.metrics.identification import evaluate_identification
 from evallib.report.identification import CmcDisplay, DetDisplay, IdentificationDisplay, IdentificationMissesDisplay
-
-
-def _contract(disp, n_axes=1):
-    assert disp.plot() is disp and disp.figure_ is not None
-    ax = Figure().add_subplot() if n_axes == 1 else Figure().subplots(1, n_axes)
-    assert disp.plot(ax=ax) is disp
-    assert disp.ax_ is ax if n_axes == 1 else list(np.ravel(disp.ax_)) == list(np.ravel(ax))
-    html = disp._repr_html_()
-    assert html.startswith("<style>") and html is disp._repr_html_()
-    return html
 
 
 def searches(seed=0, n_ids=40, n_probes=400, noise=1.2):
@@ -35,7 +25,7 @@ def test_cmc_from_ranks_equals_brute_force():
     mated = ranks[ranks > 0]
     assert disp.n_mated == len(mated)
     np.testing.assert_allclose(disp.cmc, [np.mean(mated <= k) for k in range(1, len(disp.cmc) + 1)], atol=1e-15)
-    _contract(disp)
+    check_display(disp)
     with pytest.raises(ValueError, match="ranks: expected at least one mated search"):
         CmcDisplay.from_ranks([0, 0])
 
@@ -45,7 +35,7 @@ def test_cmc_and_det_from_embeddings():
     res = evaluate_identification(probes, labels, gallery, gl, threads=1, n_bootstrap=50)
     cmc = CmcDisplay.from_embeddings(probes, labels, gallery, gl, threads=1)
     np.testing.assert_array_equal(cmc.cmc, res.cmc)
-    _contract(cmc)
+    check_display(cmc)
     det = DetDisplay.from_result(res)
     # brute force: FPIR and FNIR at each drawn threshold
     _, _, thr = res.det()
@@ -54,18 +44,18 @@ def test_cmc_and_det_from_embeddings():
     for t, a, b in list(zip(thr, det.fpir, det.fnir))[::7]:
         assert a == np.mean(top[~mated] >= t)
         assert b == pytest.approx(np.mean(~((res.ranks[mated] == 1) & (res.mate_scores[mated] >= t))), abs=1e-15)
-    _contract(det)
+    check_display(det)
 
 
 def test_identification_section():
     probes, labels, gallery, gl = searches(2, n_probes=3000)
     disp = IdentificationDisplay.from_embeddings(probes, labels, gallery, gl, n_bootstrap=50, threads=1)
-    html = _contract(disp, n_axes=2)
+    html = check_display(disp)[1]
     assert "FNIR at FPIR (mate at rank &le; 1 and" in html and "rank-1 accuracy" in html and "evallib-slider" in html
     assert f"{disp.result.n_nonmated:,} non-mated" in html
     assert disp.slider.sweep() is disp.result.sweep
     closed = IdentificationDisplay.from_result(evaluate_identification(gallery + 0.01, gl, gallery, gl, threads=1))
-    html = _contract(closed, n_axes=2)
+    html = check_display(closed)[1]
     assert closed.slider is None and "closed set" in html and "evallib-slider" not in html
 
 

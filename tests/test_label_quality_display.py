@@ -2,8 +2,8 @@
 
 import numpy as np
 import pytest
-from matplotlib.figure import Figure
 
+from conftest import check_display
 from evallib.metrics.duplicates import exact_duplicates, near_duplicates
 from evallib.metrics.label_quality import label_issues, ranking_sensitivity
 from evallib.report.label_quality import DuplicatesDisplay, LabelIssuesDisplay
@@ -19,13 +19,6 @@ def _scores(seed, n=400, c=5, m=3, flip=0.1):
     return given, {f"m{k}": 2.25 * (base + rng.standard_normal((n, c))) for k in range(m)}
 
 
-def _contract(disp):
-    assert disp.plot() is disp and disp.figure_ is not None
-    ax = Figure().add_subplot()
-    assert disp.plot(ax=ax) is disp and disp.ax_ is ax and disp.figure_ is ax.figure
-    html = disp._repr_html_()
-    assert html.startswith("<style>") and html is disp._repr_html_()
-    return html
 
 
 def test_label_issues_display_shows_the_metrics():
@@ -38,7 +31,7 @@ def test_label_issues_display_shows_the_metrics():
     sens = ranking_sensitivity(ref)
     np.testing.assert_allclose(disp.sensitivity.accuracy_corrected, sens.accuracy_corrected)
     assert disp.sensitivity.leave_one_out
-    html = _contract(disp)
+    html = check_display(disp)[1]
     assert f"{ref.n_flagged:,} of 400 images" in html and "circular" not in html
     first = ref.review_order()[0]
     assert names[first] in html and f"All {ref.n_flagged} flagged images" in html  # more than 25: folded
@@ -55,7 +48,7 @@ def test_one_model_says_it_is_circular_and_from_result_checks_inputs():
     y, scores = _scores(1, m=1)
     issues = label_issues(y, scores["m0"])
     disp = LabelIssuesDisplay.from_result(issues)
-    html = _contract(disp)
+    html = check_display(disp)[1]
     assert disp.sensitivity.circular and "circular" in html
     with pytest.raises(TypeError, match="issues: expected a LabelIssues"):
         LabelIssuesDisplay.from_result({"flagged": []})

@@ -4,6 +4,7 @@ from scipy.stats import binomtest, fisher_exact
 from sklearn.metrics import accuracy_score, f1_score, top_k_accuracy_score
 from threadpoolctl import threadpool_limits
 
+from conftest import check_display
 from evallib.errors import EvallibError
 from evallib.metrics.bootstrap import mcnemar
 from evallib.metrics.slices import (
@@ -532,16 +533,6 @@ def test_degenerate_but_valid_inputs_give_nan_with_reasons_not_errors():
 
 # --- displays ----------------------------------------------------------------------------------------
 
-def _contract(disp, n_axes=1):
-    from matplotlib.figure import Figure
-
-    assert disp.plot() is disp and disp.figure_ is not None
-    ax = Figure().add_subplot() if n_axes == 1 else Figure().subplots(1, n_axes)
-    assert disp.plot(ax=ax) is disp
-    assert disp.ax_ is ax if n_axes == 1 else list(np.ravel(disp.ax_)) == list(np.ravel(ax))
-    html = disp._repr_html_()
-    assert html.startswith("<style>") and html is disp._repr_html_()
-    return ax, html
 
 
 def _dots(ax):
@@ -556,7 +547,7 @@ def test_slice_display_draws_the_rows_it_lists_weak_first():
 
     y, pred, slices = _slice_data(30, plant=True)
     disp = SliceDisplay.from_predictions(y, pred, slices, n_boot=50)
-    ax, html = _contract(disp)
+    ax, html = check_display(disp)
     rows = [disp.result.rows[i] for i in disp.order[:25]]
     assert rows[0].name == "scanner=S00" and rows[0].weak
     np.testing.assert_allclose(_dots(ax), [r.accuracy for r in rows])
@@ -575,14 +566,14 @@ def test_discovery_comparison_and_group_displays_from_arrays():
     y, p, e, blob = _blobs(3, plant=True)
     with threadpool_limits(1):
         disc = WeakSliceDiscoveryDisplay.from_predictions(y, p, embeddings=e, seed=3)
-    ax, html = _contract(disc)
+    ax, html = check_display(disc)
     np.testing.assert_allclose(_dots(ax), [c.holdout_accuracy for c in disc.result.candidates[:25]])
     r = disc.result
     assert r.confirmed and f"{len(r.confirmed)} of {len(r.candidates)} candidate(s) confirmed" in html
 
     y, pa, pb, slices = _two_models(20, plant=True)
     cmp = SliceComparisonDisplay.from_predictions(y, pa, pb, slices, names=("new", "old"))
-    ax, html = _contract(cmp)
+    ax, html = check_display(cmp)
     shown = [cmp.result.rows[i] for i in cmp.order[:25]]
     assert shown[0].name == "all" and shown[1].name == "scanner=S00"
     np.testing.assert_allclose(_dots(ax), [r.difference for r in shown])
@@ -590,7 +581,7 @@ def test_discovery_comparison_and_group_displays_from_arrays():
 
     s, same, ga, gb, ids = _pairs(13)
     grp = GroupVerificationDisplay.from_predictions(s, same, ga, gb, far=1e-2, n_boot=100)
-    axes, html = _contract(grp, n_axes=2)
+    axes, html = check_display(grp)
     shown = [grp.result.rows[i] for i in grp.order]  # worst first: the highest false match rate
     assert [r.fmr for r in shown] == sorted((r.fmr for r in shown), reverse=True)
     np.testing.assert_allclose(_dots(axes[0]), [r.fnmr for r in shown])
