@@ -35,7 +35,7 @@ from .records import Predictions
 
 __all__ = ["DeviceChoice", "DeviceError", "Predictions", "available_providers", "confirm_providers", "run_bound",
            "select_providers", "session_device", "decode_pool_size",
-           "input_dtype", "is_output_problem", "model_facts", "open_session", "predict",
+           "input_dtype", "input_layout", "is_output_problem", "model_facts", "open_session", "predict",
            "score_type_warning", "softmax", "l2_normalize", "unusable_outputs", "wait_for_cool_cpu"]
 
 # model input element types (onnxruntime's "tensor(float)" or onnx's "float") and the preprocess.dtype
@@ -299,8 +299,10 @@ def run_bound(session: Any, names: Sequence[str], input_name: str, x: np.ndarray
     return binding.copy_outputs_to_cpu()
 
 
-def _layout(input_shape, view_shape, layout):
-    """Decide NCHW/NHWC and check the model's input shape against ``(C, H, W)``."""
+def input_layout(input_shape, view_shape, layout):
+    """``"nchw"`` or ``"nhwc"``: how the model takes a batch of views of shape ``(C, H, W)``, checked against
+    its input shape (``layout``: ``preprocess.layout``, auto, nchw or nhwc). The prediction loop and the
+    report's heat maps decide it the same way."""
     c, h, w = view_shape
     if len(input_shape) != 4:
         raise ModelError(f"model input has shape {input_shape}; expected a 4-d image batch for "
@@ -575,7 +577,7 @@ def predict(session: Any, files: Sequence[str | Path], pre: PreprocessParams | M
             x = np.concatenate([v for _, v in good])  # (n * views, C, H, W)
             n_views = good[0][1].shape[0]
             if layout is None:
-                layout = _layout(list(inp.shape), x.shape[1:], pre.layout)
+                layout = input_layout(list(inp.shape), x.shape[1:], pre.layout)
             if layout == "nhwc":
                 x = x.transpose(0, 2, 3, 1)
             # all views of an image go in the same run; a run holds at most batch_size views

@@ -13,12 +13,13 @@ from PIL import Image
 
 import evallib
 from conftest import export_tiny_model
+from evallib._messages import skipped_warnings
 from evallib.display import figure_with_hover, folded_table, short_message
 from evallib.errors import EvallibError
 from evallib.metrics import cluster_order, confusion_distance, most_confused_classes, threshold_sweep
 from evallib.report import worst_first
 from evallib.slider import static_slider_html, sweep_payload
-from evallib.summary import data_key, rank_among, skipped_warnings, summary_html
+from evallib.summary import data_key, rank_among, summary_html
 from evallib.tsne import MAX_LEGEND, TSNEMap, class_colours, plot_tsne
 
 PLANTED = [(3, 17, 6, 2), (5, 29, 5, 0), (11, 12, 4, 1), (30, 8, 3, 3)]  # (i, j, i->j, j->i)

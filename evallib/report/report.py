@@ -477,7 +477,7 @@ class Report:
         reason goes to the notes and the galleries show their images alone)."""
         from ..errors import ModelError
         from ..explain.cam import cam_route
-        from ..inference import _layout
+        from ..inference import input_layout
 
         cache = self.__dict__.setdefault("_cam_routes", {})
         if output in cache:
@@ -486,7 +486,7 @@ class Report:
         names = [o["name"] for o in model["outputs"]]
         shape = self._views([0])[0].shape[1:]  # one view as the model gets it: (C, H, W)
         try:
-            nhwc = _layout(model["inputs"][0]["shape"], shape, self.params.preprocess.layout) == "nhwc"
+            nhwc = input_layout(model["inputs"][0]["shape"], shape, self.params.preprocess.layout) == "nhwc"
             cache[output] = cam_route(self.params.model, input_shape=shape, method=rep.cam_method,
                                       layer=rep.cam_layer, output=getattr(self.params.outputs, output),
                                       output_names=names,

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 
-from .._messages import skipped_files, skipped_warnings  # noqa: F401  (read here by the CLI)
+from .._messages import skipped_files
 from ..metrics.stats import format_interval
 from ..outputs import data_key
 from .html import render_template
