@@ -235,7 +235,6 @@ def _cams(out_root, group, idx, targets):
 
     Returns ``({index: img}, caption, note)``; no heat maps (and the reason) when no model has a route.
     """
-    from ..explain.cam import overlay
     from .report import load
 
     reasons = []
@@ -247,17 +246,16 @@ def _cams(out_root, group, idx, targets):
             reasons.append(f"{name}: {exc}")
             continue
         if route is None:
-            reasons.extend(rep.__dict__.get("_cam_reasons", [])[:1])
+            reasons.extend([rep.cam_reason] if rep.cam_reason else [])
             continue
         cols = list(rep.classes)
         out = {}
         try:
             for lo in range(0, len(idx), _CAM_BATCH):
                 part = idx[lo:lo + _CAM_BATCH]
-                x, shown = rep._views([int(rows[i]) for i in part])
-                heat = route(x, [cols.index(group.classes[targets[i]]) for i in part])
-                for i, img, h in zip(part, shown, heat):
-                    out[int(i)] = _png(overlay(img, h))
+                heat = rep.heat_maps([rows[i] for i in part], [cols.index(group.classes[targets[i]]) for i in part])
+                for i, img in zip(part, heat or []):
+                    out[int(i)] = _png(img)
         except Exception as exc:  # noqa: BLE001 -- the cards keep their images; the reason is shown
             reasons.append(f"{name}: {route.method} failed: {type(exc).__name__}: {exc}")
             continue

@@ -511,6 +511,22 @@ class Report:
         self.facts["cam"] = {"route": route.route, "method": route.method, "layer": route.layer}
         return rows
 
+    @property
+    def cam_reason(self) -> str | None:
+        """Why :meth:`cam_route` found no way to draw heat maps (None when it found one or was not asked)."""
+        reasons = self.__dict__.get("_cam_reasons", [])
+        return reasons[0] if reasons else None
+
+    def images(self, rows) -> list:
+        """The images of prediction rows ``rows`` as the model saw them (center crop), arrays in [0, 1]."""
+        return self._views([int(i) for i in rows])[1]
+
+    def heat_maps(self, rows, targets, output="scores") -> list | None:
+        """The images of prediction rows ``rows``, each with its heat map for class ``targets[i]`` over it;
+        None when no route draws heat maps for ``output`` (:attr:`cam_reason` says why)."""
+        route = self.cam_route(output)
+        return None if route is None else self._cam(route, lambda t: t)([int(i) for i in rows], list(targets))
+
     def _cam(self, route, targets_of):
         """``cam(indices, targets)`` for a gallery: each image with its heat map over it."""
         from ..explain.cam import overlay

@@ -31,15 +31,15 @@ def _cams(cmp, reports):
     index_old, index_new = cmp.index_old, cmp.index_new
 
     def images(sel):
-        return rep_new._views([int(index_new[i]) for i in sel])[1]
+        return rep_new.images([index_new[i] for i in sel])
 
     route_old, route_new = rep_old.cam_route("scores"), rep_new.cam_route("scores")
     if route_old is None or route_new is None:
-        why = [r for rep in reports for r in rep.__dict__.get("_cam_reasons", [])[:1]]
+        why = [rep.cam_reason for rep in reports if rep.cam_reason]
         return images, None, None, [["no heat maps", short_message(w, limit=400)] for w in why[:1]]
 
-    def mapped(rep, route, index):
-        cam, done = rep._cam(route, lambda t: t), {}  # a flip shown twice (gallery, class filter) is drawn once
+    def mapped(rep, index):
+        cam, done = rep.heat_maps, {}  # a flip shown twice (gallery, class filter) is drawn once
 
         def draw(sel, targets):
             todo = [(int(i), int(t)) for i, t in zip(sel, targets) if (int(i), int(t)) not in done]
@@ -51,7 +51,7 @@ def _cams(cmp, reports):
 
     facts = [[f"{name}: route", f"{route.route}, {route.method} at {route.layer}"]
              for name, route in ((cmp.old, route_old), (cmp.new, route_new))]
-    return images, mapped(rep_old, route_old, index_old), mapped(rep_new, route_new, index_new), facts
+    return images, mapped(rep_old, index_old), mapped(rep_new, index_new), facts
 
 
 _FILTER_SCRIPT = """<script>
