@@ -859,6 +859,113 @@ def compare_by_slice(y, scores_a, scores_b, slices, *, names=("a", "b"), interse
                            min_slice_size=int(min_slice_size), n_tests=int(tested.sum()))
 
 
+@dataclass(frozen=True, eq=False)
+class ModelsBySlice:
+    """Several models on each slice of the same images: accuracy with its interval per slice and model, and
+    each model against a reference model by McNemar's test per slice, Benjamini–Hochberg over every
+    (slice, model) test.
+
+    Attributes
+    ----------
+    models : tuple of str
+        The reference first, then the others in the order given.
+    reference : str
+    slices : tuple of str
+        ``"all"`` first, then the slices (:func:`compare_by_slice`'s order).
+    n : ndarray of shape (n_slices,), int64
+    accuracy, accuracy_low, accuracy_high : ndarray of shape (n_slices, n_models)
+        Accuracy and its Wilson interval.
+    difference, difference_low, difference_high : ndarray of shape (n_slices, n_models)
+        Accuracy of the model minus the reference's on the slice's images, with Newcombe's paired interval;
+        NaN in the reference's column.
+    p_value, q_value : ndarray of shape (n_slices, n_models)
+        McNemar's exact test against the reference and its Benjamini–Hochberg adjusted value over every test;
+        NaN for the reference and below ``min_slice_size``.
+    significant : ndarray of bool, shape (n_slices, n_models)
+    alpha : float
+    min_slice_size, n_tests : int
+    """
+
+    models: tuple
+    reference: str
+    slices: tuple
+    n: np.ndarray
+    accuracy: np.ndarray
+    accuracy_low: np.ndarray
+    accuracy_high: np.ndarray
+    difference: np.ndarray
+    difference_low: np.ndarray
+    difference_high: np.ndarray
+    p_value: np.ndarray
+    q_value: np.ndarray
+    significant: np.ndarray
+    alpha: float
+    min_slice_size: int
+    n_tests: int
+
+
+def models_by_slice(y, scores, slices, *, reference=None, intersections=False, min_slice_size=30, alpha=0.05,
+                    confidence=0.95):
+    """Each model's accuracy on each slice of the same images, and where a model differs from the reference.
+
+    Every other model is compared with the reference on each slice by McNemar's exact test on the images
+    only one of the two gets right (McNemar, Psychometrika 1947; :func:`compare_by_slice`), and
+    Benjamini–Hochberg (JRSS B 1995) runs once over all those tests, so that more slices or more models do not
+    bring more false findings.
+
+    Parameters
+    ----------
+    y : ndarray of shape (n_samples,)
+        True class indices, the same images for every model.
+    scores : dict of str to ndarray of shape (n_samples, n_classes) or (n_samples,)
+        Each model's class scores (or predicted classes), rows in the order of ``y``.
+    slices : dict of str to array-like of shape (n_samples,)
+    reference : str, optional
+        The model the others are compared with. Default: the most accurate over all images.
+    intersections : bool, default False
+    min_slice_size : int, default 30
+    alpha : float, default 0.05
+    confidence : float, default 0.95
+
+    Returns
+    -------
+    ModelsBySlice
+    """
+    if not hasattr(scores, "items") or len(scores) < 2:
+        raise ValueError(f"scores: expected a mapping of at least two model names to their scores; got "
+                         f"{len(scores) if hasattr(scores, '__len__') else type(scores).__name__}")
+    y = np.asarray(y)
+    names = [str(k) for k in scores]
+    preds = {str(k): _check_common(y, v, 0)[1] for k, v in scores.items()}
+    if reference is None:
+        reference = max(names, key=lambda k: (float(np.mean(preds[k] == y)), -names.index(k)))
+    if str(reference) not in preds:
+        raise ValueError(f"reference: expected one of {', '.join(names)}; got {reference!r}")
+    reference = str(reference)
+    models = [reference] + [k for k in names if k != reference]
+    comps = [compare_by_slice(y, preds[m], preds[reference], slices, names=(m, reference),
+                              intersections=intersections, min_slice_size=min_slice_size, alpha=alpha,
+                              confidence=confidence) for m in models[1:]]
+    first = comps[0].rows
+    S, M = len(first), len(models)
+    acc, lo, hi = (np.full((S, M), np.nan) for _ in range(3))
+    diff, dlo, dhi, p = (np.full((S, M), np.nan) for _ in range(4))
+    for r, row in enumerate(first):
+        acc[r, 0], (lo[r, 0], hi[r, 0]) = row.accuracy_b, row.interval_b
+    for m, c in enumerate(comps, 1):
+        for r, row in enumerate(c.rows):
+            acc[r, m], (lo[r, m], hi[r, m]) = row.accuracy_a, row.interval_a
+            diff[r, m], (dlo[r, m], dhi[r, m]) = row.difference, row.difference_interval
+            p[r, m] = row.p_value
+    reject, q = benjamini_hochberg(p.ravel(), alpha=alpha)
+    q = np.where(np.isfinite(p.ravel()), q, np.nan).reshape(S, M)
+    return ModelsBySlice(models=tuple(models), reference=reference, slices=tuple(r.name for r in first),
+                         n=np.array([r.n for r in first], dtype=np.int64), accuracy=acc, accuracy_low=lo,
+                         accuracy_high=hi, difference=diff, difference_low=dlo, difference_high=dhi, p_value=p,
+                         q_value=q, significant=reject.reshape(S, M), alpha=float(alpha),
+                         min_slice_size=int(min_slice_size), n_tests=int(np.isfinite(p).sum()))
+
+
 # --- weak slices without metadata: found on one half, confirmed on the other -------------------------
 
 @dataclass(frozen=True)

@@ -671,3 +671,93 @@ class SliceMistakesDisplay(TileDisplay):
         axes = np.asarray(ax, dtype=object).reshape(max(1, len(self.tiles)), self.ncols)
         for r, text in enumerate(self.row_labels[:axes.shape[0]]):
             axes[r, 0].set_ylabel(text, fontsize=8, rotation=0, ha="right", va="center")
+
+
+# ------------------------------------------------------------------------------- models by slice
+@dataclass(repr=False)
+class ModelsBySliceDisplay(Display):
+    """Several models on each slice of the same images: a slice × model table of accuracy with 95% intervals,
+    and each model against the reference by McNemar's test per slice, after Benjamini–Hochberg over every
+    test. ``plot`` draws the table as a heat map (at most 25 slices, those where models differ first); a
+    triangle marks a cell that differs from the reference (q < alpha)."""
+
+    result: object  # ModelsBySlice
+    title: str = "Models by slice"
+    heading: str = ""
+
+    @classmethod
+    def from_predictions(cls, y_true, scores, slices, **kwargs):
+        """From labels, ``{model: class scores or predicted classes}`` on the same images, and slicing columns;
+        ``kwargs`` go to :func:`evallib.metrics.slices.models_by_slice`."""
+        from ..metrics.slices import models_by_slice
+
+        return cls(models_by_slice(y_true, scores, slices, **kwargs))
+
+    @classmethod
+    def from_result(cls, result, *, heading=""):
+        return cls(result, heading=heading)
+
+    @property
+    def order(self) -> np.ndarray:
+        """Slices to show first: ``all``, then the slices where some model differs from the reference (smallest
+        q first), then the others by their lowest accuracy."""
+        r = self.result
+        q = np.where(np.isfinite(r.q_value), r.q_value, np.inf).min(axis=1)
+        low = np.nan_to_num(r.accuracy, nan=np.inf).min(axis=1)
+        sig = r.significant.any(axis=1)
+        rest = sorted(range(1, len(r.slices)), key=lambda i: (not sig[i], q[i] if sig[i] else low[i], r.slices[i]))
+        return np.array([0] + rest, dtype=np.int64)
+
+    @property
+    def how_to_read(self):
+        r = self.result
+        return (f"Accuracy of each model on each slice of the same {int(r.n[0]):,} images, with its 95% Wilson "
+                f"interval. Each other model is compared with {r.reference} (the most accurate over all images, "
+                f"unless chosen) by McNemar's exact test on the images only one of the two gets right; "
+                f"Benjamini–Hochberg runs over all {r.n_tests:,} tests (slices × models). ▲/▼: better/worse than "
+                f"{r.reference} at q < {r.alpha:g}. Slices below {r.min_slice_size} images are shown, not tested.")
+
+    @property
+    def figsize(self):
+        r = self.result
+        return (2.4 + 1.25 * len(r.models), 1.3 + 0.3 * min(len(r.slices), SHOWN))
+
+    def _draw(self, ax, **kwargs):
+        r = self.result
+        rows = self.order[:SHOWN]
+        acc = r.accuracy[rows]
+        im = ax.imshow(acc, cmap="RdYlGn", vmin=np.nanmin(acc) if np.isfinite(acc).any() else 0, vmax=1,
+                       aspect="auto")
+        for a, i in enumerate(rows):
+            for m in range(len(r.models)):
+                mark = ""
+                if r.significant[i, m]:
+                    mark = " ▲" if r.difference[i, m] > 0 else " ▼"
+                ax.text(m, a, f"{acc[a, m]:.3f}{mark}", ha="center", va="center", fontsize=7,
+                        fontweight="bold" if mark else "normal")
+        ax.set_xticks(range(len(r.models)), [_short(m, 16) + (" (ref.)" if m == r.reference else "")
+                                             for m in r.models], rotation=30, ha="right", fontsize=8)
+        ax.set_yticks(range(len(rows)), [_label(r.slices[i], f"n={r.n[i]:,}", width=36) for i in rows], fontsize=8)
+        ax.figure.colorbar(im, ax=ax, shrink=0.8, label="accuracy")
+        ax.set_title("Accuracy by slice and model" + (f" ({len(rows)} of {len(r.slices):,} slices)"
+                                                      if len(rows) < len(r.slices) else ""), fontsize=10)
+
+    def _parts(self):
+        r = self.result
+        head = ["slice", "images", f"{r.reference} (reference)", "95% interval"]
+        for m in r.models[1:]:
+            head += [m, "95% interval", f"{m} − {r.reference}", "95% interval", "q"]
+        rows = []
+        for i in self.order:
+            row = [r.slices[i], int(r.n[i]), r.accuracy[i, 0], _iv((r.accuracy_low[i, 0], r.accuracy_high[i, 0]))]
+            for m in range(1, len(r.models)):
+                d = r.difference[i, m]
+                mark = (" ▲" if d > 0 else " ▼") if r.significant[i, m] else ""
+                row += [r.accuracy[i, m], _iv((r.accuracy_low[i, m], r.accuracy_high[i, m])), f"{d:+.4f}{mark}",
+                        _iv((r.difference_low[i, m], r.difference_high[i, m])), r.q_value[i, m]]
+            rows.append(row)
+        found = int(r.significant[1:].sum())
+        line = (f"{found} slice × model difference(s) from {r.reference} at q < {r.alpha:g}." if found else
+                f"No slice where a model differs from {r.reference} at q < {r.alpha:g}.")
+        return [self.heading, guide(self.how_to_read), self._figure_html(),
+                folded_table(rows, head, shown=SHOWN, what="slices"), f'<p class="evallib-guide">{line}</p>']
