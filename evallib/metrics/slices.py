@@ -1725,7 +1725,8 @@ def verification_at_group_thresholds(scores, same, group_a, group_b, *, threshol
     if boot is not None and n_boot > 0:
         method = f"percentile bootstrap over identities drawn within each group ({n_boot} resamples)"
     else:
-        method = "Wilson intervals over pairs (pairs treated as independent; give ids_a, ids_b for an identity bootstrap)"
+        method = ("Wilson intervals over pairs (pairs treated as independent; give ids_a, ids_b for an identity "
+                  "bootstrap)")
     return GroupThresholdResult(rows=tuple(rows), far=float(far) if len(given) < len(groups) else float("nan"),
                                 global_threshold=float(gthr), fmr_ratio=_ratio([r.fmr for r in rows]),
                                 global_fmr_ratio=_ratio([r.global_fmr for r in rows]), method=method)

@@ -17,6 +17,7 @@ from ..metrics.slices import (
     GroupDetCurves,
     GroupThresholdResult,
     GroupVerificationResult,
+    ModelsBySlice,
     SliceComparison,
     SliceResult,
     WeakSliceDiscovery,
@@ -24,6 +25,7 @@ from ..metrics.slices import (
     discover_weak_slices,
     group_det_curves,
     metrics_by_slice,
+    models_by_slice,
     verification_at_group_thresholds,
     verification_by_group,
 )
@@ -461,9 +463,14 @@ class GroupDetDisplay(Display):
 
     def _draw(self, ax, **kwargs):
         r = self.result
-        floor = 1.0
+        floor = 1.0  # a rate of 0 is drawn at half the smallest rate the pairs can show
         for g in self.drawn:
             floor = min(floor, 0.5 / max(r.n_impostor[g], 1), 0.5 / max(r.n_genuine[g], 1))
+
+        def low(values):  # the axis starts just below the smallest rate a curve reaches
+            v = np.concatenate([np.asarray(x) for x in values] + [np.zeros(0)])
+            v = v[v > 0]
+            return max(floor, v.min() / 2) if len(v) else floor
         colors = [f"C{k}" for k in range(10)]
         for k, g in enumerate(self.drawn):
             x, y = np.maximum(r.fmr[g], floor), np.maximum(r.fnmr[g], floor)
@@ -480,8 +487,8 @@ class GroupDetDisplay(Display):
             return
         ax.set_xscale("log")
         ax.set_yscale("log")
-        ax.set_xlim(floor, 1.0)
-        ax.set_ylim(floor, 1.0)
+        ax.set_xlim(low(r.fmr[g] for g in self.drawn), 1.05)
+        ax.set_ylim(low(r.fnmr[g] for g in self.drawn), 1.05)
         ax.set_xlabel("false match rate (same-group impostors)")
         ax.set_ylabel("false non-match rate")
         ax.grid(alpha=0.3, which="both")
@@ -588,6 +595,21 @@ class GroupThresholdDisplay(Display):
                 f"thresholds={{...}})</code> shows any other choice of thresholds.</p>"]
 
 # ------------------------------------------------------------------------- the mistakes of weak slices
+def _spread(idx, y, confidence):
+    """``idx`` reordered: the most confident mistake of each true class, then each class's second, and so on
+    (so a strip shows several classes, not the first class's mistakes only); ties keep the data's order."""
+    idx = np.asarray(idx, dtype=np.int64)
+    if not len(idx):
+        return idx
+    order = idx[np.lexsort((idx, -confidence[idx]))]
+    rank = np.zeros(len(order), dtype=np.int64)
+    seen = {}
+    for k, i in enumerate(order):
+        rank[k] = seen.get(int(y[i]), 0)
+        seen[int(y[i])] = rank[k] + 1
+    return order[np.lexsort((np.arange(len(order)), rank))]
+
+
 @dataclass(repr=False)
 class SliceMistakesDisplay(TileDisplay):
     """For each weak slice, a strip of its mistakes (true → predicted class under each) and, below it, a strip
@@ -619,8 +641,9 @@ class SliceMistakesDisplay(TileDisplay):
             alone and ``cam_reason`` says why.
         classes : sequence of str, optional
         per_slice : int, default 6
-            Mistakes shown per slice: the first ones in the data's order that an earlier slice did not show
-            (slices of the same images show their mistakes once).
+            Mistakes shown per slice, among those an earlier slice did not show (slices of the same images show
+            their mistakes once): the most confident mistake of each true class, then the second of each, and
+            so on.
         cam_reason : str, optional
         title : str
         """
@@ -631,6 +654,7 @@ class SliceMistakesDisplay(TileDisplay):
         if y.ndim != 1:
             raise ValueError(f"y_true: expected a 1-d array of class indices; got shape {y.shape}")
         pred = s.argmax(1) if s.ndim == 2 else s.astype(np.int64)
+        confidence = s.max(1) if s.ndim == 2 else np.zeros(len(pred))
         if pred.shape != y.shape:
             raise ValueError(f"scores: expected {len(y)} rows, one per label; got shape {s.shape}")
         if not hasattr(masks, "items"):
@@ -646,7 +670,7 @@ class SliceMistakesDisplay(TileDisplay):
             m = np.asarray(m, dtype=bool)
             if m.shape != y.shape:
                 raise ValueError(f"masks[{name!r}]: expected {len(y)} booleans, one per image; got shape {m.shape}")
-            idx = np.flatnonzero(m & wrong & ~seen)[:per_slice]
+            idx = _spread(np.flatnonzero(m & wrong & ~seen), y, confidence)[:per_slice]
             seen |= m & wrong
             if not len(idx):
                 continue
@@ -681,7 +705,7 @@ class ModelsBySliceDisplay(Display):
     test. ``plot`` draws the table as a heat map (at most 25 slices, those where models differ first); a
     triangle marks a cell that differs from the reference (q < alpha)."""
 
-    result: object  # ModelsBySlice
+    result: ModelsBySlice
     title: str = "Models by slice"
     heading: str = ""
 
@@ -689,8 +713,6 @@ class ModelsBySliceDisplay(Display):
     def from_predictions(cls, y_true, scores, slices, **kwargs):
         """From labels, ``{model: class scores or predicted classes}`` on the same images, and slicing columns;
         ``kwargs`` go to :func:`evallib.metrics.slices.models_by_slice`."""
-        from ..metrics.slices import models_by_slice
-
         return cls(models_by_slice(y_true, scores, slices, **kwargs))
 
     @classmethod
@@ -704,7 +726,7 @@ class ModelsBySliceDisplay(Display):
         r = self.result
         q = np.where(np.isfinite(r.q_value), r.q_value, np.inf).min(axis=1)
         low = np.nan_to_num(r.accuracy, nan=np.inf).min(axis=1)
-        sig = r.significant.any(axis=1)
+        sig = np.count_nonzero(r.significant, axis=1) > 0
         rest = sorted(range(1, len(r.slices)), key=lambda i: (not sig[i], q[i] if sig[i] else low[i], r.slices[i]))
         return np.array([0] + rest, dtype=np.int64)
 
@@ -712,8 +734,8 @@ class ModelsBySliceDisplay(Display):
     def how_to_read(self):
         r = self.result
         return (f"Accuracy of each model on each slice of the same {int(r.n[0]):,} images, with its 95% Wilson "
-                f"interval. Each other model is compared with {r.reference} (the most accurate over all images, "
-                f"unless chosen) by McNemar's exact test on the images only one of the two gets right; "
+                f"interval. Each other model is compared with the reference, {r.reference}, by McNemar's exact "
+                f"test on the images only one of the two gets right; "
                 f"Benjamini–Hochberg runs over all {r.n_tests:,} tests (slices × models). ▲/▼: better/worse than "
                 f"{r.reference} at q < {r.alpha:g}. Slices below {r.min_slice_size} images are shown, not tested.")
 
