@@ -344,10 +344,11 @@ class Report:
             shown.append(strip)
         return Section(shown)
 
-    def _slice_mistakes(self, found, *, slices=3, per_slice=6):
-        """For each of the weakest slices (and the weak slices found without metadata and confirmed on held-out
-        images), a strip of its mistakes and a strip of their heat maps; a slice whose mistakes an earlier row
-        showed already is left out. Without a Grad-CAM route the strips show the images and say why."""
+    def _slice_mistakes(self, found, *, slices=10, found_slices=3, per_slice=6):
+        """For each weak slice the page lists (the ``slices`` weakest confirmed, and the ``found_slices`` weakest
+        found without metadata and confirmed on held-out images), a strip of its mistakes and a strip of their
+        heat maps; a slice whose mistakes an earlier row showed already is left out. Without a Grad-CAM route
+        the strips show the images and say why."""
         from ..metrics.slices import slice_mask
         from .slices import SliceMistakesDisplay
 
@@ -355,7 +356,7 @@ class Report:
             return None
         masks = {w.name: slice_mask(found.columns, w) for w in found.by_slice.weakest(slices)}
         disc = found.discovery
-        for c in (disc.confirmed if disc is not None else ())[:slices]:
+        for c in (disc.confirmed if disc is not None else ())[:found_slices]:
             if c.source == "embeddings" and disc.clusters is not None:
                 masks.setdefault(f"{c.name} (found without metadata)", disc.clusters == int(c.name.split()[-1]))
             else:
