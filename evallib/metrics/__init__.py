@@ -20,8 +20,12 @@ from .identification import IdentificationResult, bootstrap_identification, eval
 from .label_quality import LabelIssues, RankingSensitivity, label_issues, ranking_sensitivity
 from .slices import (
     DiscoveredSlice,
+    GroupDetCurves,
+    GroupThresholdResult,
+    GroupThresholdRow,
     GroupVerificationResult,
     GroupVerificationRow,
+    ModelsBySlice,
     SliceComparison,
     SliceComparisonRow,
     SliceResult,
@@ -29,8 +33,11 @@ from .slices import (
     WeakSliceDiscovery,
     compare_by_slice,
     discover_weak_slices,
+    group_det_curves,
     metrics_by_slice,
+    models_by_slice,
     slice_mask,
+    verification_at_group_thresholds,
     verification_by_group,
 )
 from .stats import benjamini_hochberg, format_interval, wilson_interval
@@ -54,7 +61,8 @@ __all__ = [
     "benjamini_hochberg", "format_interval", "wilson_interval", "Band", "class_curves", "curve_band",
     "DiscoveredSlice", "GroupVerificationResult", "GroupVerificationRow", "SliceComparison", "SliceComparisonRow",
     "SliceResult", "SliceRow", "WeakSliceDiscovery", "compare_by_slice", "discover_weak_slices", "metrics_by_slice",
-    "slice_mask", "verification_by_group",
+    "slice_mask", "verification_by_group", "GroupDetCurves", "GroupThresholdResult", "GroupThresholdRow",
+    "ModelsBySlice", "group_det_curves", "models_by_slice", "verification_at_group_thresholds",
     "CompatibilityResult", "PairFlips", "RegressionRow", "VersionRegression", "cross_model_compatibility",
     "pair_flips", "rates_from_cells", "version_regression",
     "LabelIssues", "RankingSensitivity", "label_issues", "ranking_sensitivity",

@@ -35,7 +35,16 @@ from .identification import (
 )
 from .label_quality import DuplicatesDisplay, LabelIssuesDisplay
 from .report import Report, StaleOutputsError, load
-from .slices import GroupVerificationDisplay, SliceComparisonDisplay, SliceDisplay, WeakSliceDiscoveryDisplay
+from .slices import (
+    GroupDetDisplay,
+    GroupThresholdDisplay,
+    GroupVerificationDisplay,
+    ModelsBySliceDisplay,
+    SliceComparisonDisplay,
+    SliceDisplay,
+    SliceMistakesDisplay,
+    WeakSliceDiscoveryDisplay,
+)
 from .slider import ThresholdSliderDisplay
 from .training import TrainingCurvesDisplay
 from .tsne_map import TSNEMapDisplay
@@ -50,6 +59,7 @@ __all__ = [
     "TrainingCurvesDisplay", "TSNEMapDisplay",
     "PairListDisplay", "ScoreHistogramDisplay", "ThresholdMetricsDisplay", "VerificationDisplay",
     "GroupVerificationDisplay", "SliceComparisonDisplay", "SliceDisplay", "WeakSliceDiscoveryDisplay",
+    "GroupDetDisplay", "GroupThresholdDisplay", "ModelsBySliceDisplay", "SliceMistakesDisplay",
     "CompatibilityDisplay", "FlipGalleryDisplay", "FlipTransitionsDisplay", "PairFlipsDisplay",
     "RegressionTableDisplay",
     "DuplicatesDisplay", "LabelIssuesDisplay",
