@@ -46,17 +46,20 @@ from .metrics import (  # noqa: E402
     evaluate_template_verification,
     evaluate_verification,
     exact_duplicates,
+    group_det_curves,
     infer_score_type,
     label_issues,
     lfw_accuracy,
     mcnemar,
     metrics_by_slice,
+    models_by_slice,
     near_duplicates,
     pair_flips,
     paired_comparison,
     pool_templates,
     ranking_sensitivity,
     threshold_sweep,
+    verification_at_group_thresholds,
     verification_by_group,
     version_regression,
 )
@@ -73,7 +76,8 @@ _DISPLAYS = ("ConfusionDisplay", "RocDisplay", "PrecisionRecallDisplay", "Reliab
              "SliceDisplay", "WeakSliceDiscoveryDisplay", "SliceComparisonDisplay", "GroupVerificationDisplay",
              "RegressionTableDisplay", "FlipTransitionsDisplay", "FlipGalleryDisplay", "PairFlipsDisplay",
              "CompatibilityDisplay", "LabelIssuesDisplay", "DuplicatesDisplay", "CmcDisplay", "DetDisplay",
-             "IdentificationDisplay", "IdentificationMissesDisplay", "TemplatePairGalleryDisplay")
+             "IdentificationDisplay", "IdentificationMissesDisplay", "TemplatePairGalleryDisplay",
+             "GroupDetDisplay", "GroupThresholdDisplay", "ModelsBySliceDisplay", "SliceMistakesDisplay")
 _LAZY = {"load": "report", "write_label_reviews": "report.label_review", **{n: "report" for n in _DISPLAYS},
          **{n: "explain.cam" for n in ("grad_cam", "cam_route", "CamRoute", "ClassTarget", "SimilarityTarget")}}
 
@@ -99,7 +103,8 @@ __all__ = [
     "metrics_by_slice", "discover_weak_slices", "verification_by_group", "version_regression",
     "cross_model_compatibility", "pair_flips", "label_issues", "ranking_sensitivity", "near_duplicates",
     "exact_duplicates", "evaluate_identification", "pool_templates", "evaluate_template_verification",
-    "evaluate_template_identification",
+    "evaluate_template_identification", "group_det_curves", "verification_at_group_thresholds",
+    "models_by_slice",
     "Params", "load_params", "parse_params",
     "load_predictions", "run_many", "run_model", "VersionComparison", "compare_versions",
     *_LAZY,
