@@ -144,7 +144,8 @@ def test_review_page_shows_cards_ranking_and_duplicates(reviewed):
     root, out, _, [summary] = reviewed
     folder, _ = _folder(out)
     page = (folder / LABELS_HTML).read_text()
-    cards = re.findall(r'<div class="lr-card lr-item" data-given="([^"]*)" data-suggested="([^"]*)">', page)
+    cards = re.findall(r'<div class="lr-card lr-item evallib-filter-item" data-given="([^"]*)" '
+                       r'data-suggested="([^"]*)">', page)
     assert sorted(cards) == sorted([("b", "a"), ("c", "b"), ("a", "c"), ("c", "b")])
     for name in (*WRONG, COPY[1]):
         assert html.escape(name) in page
@@ -153,20 +154,25 @@ def test_review_page_shows_cards_ranking_and_duplicates(reviewed):
     assert page.count("<figcaption>Grad-CAM</figcaption>") == 4  # the tiny models convert to torch
     assert "for the suggested label" in page
     mentions = {k: sum((g == k) + (t == k and t != g) for g, t in cards) for k in CENTERS}
-    assert '<select id="lr-class">' in page
+    assert '<select class="evallib-class-filter">' in page and page.count('class="evallib-filter-box') == 1
     for k, count in mentions.items():
         assert f'<option value="{k}">{k} ({count})</option>' in page
     assert "What the flags mean for the ranking" in page and "every flag is an error" in page
     assert "circular" not in page
     assert not re.search(r'(src|href)="(https?:)?//', page)  # nothing is fetched
-    # duplicates: the conflicting exact copy (not the near copy: no model has an embedding), the leaked files
-    dup = page[page.index('id="duplicates"'):]
-    assert f"{COPY[0]} (b)" in dup and f"{COPY[1]} (c)" in dup and NEAR[1] not in dup
+    # duplicates: the conflicting exact copy, the near copy (perceptual hash; the exact copy is not listed
+    # again), the leaked files
+    dup = page[page.index('id="duplicates"'):page.index('id="image-quality"')]
+    assert f"{COPY[0]} (b)" in dup and f"{COPY[1]} (c)" in dup
+    near = dup[dup.index("Near duplicates in the evaluation set (perceptual hash)"):]
+    assert f"{NEAR[0]} (a)" in near and f"{NEAR[1]} (a)" in near and COPY[1] not in near.split("</table>")[0]
     for name in LEAKED:
         assert f"train_{name}" in dup
     assert "other_0.png" not in dup
     d = summary["duplicates"]
-    assert (d["exact_pairs"], d["exact_conflicting"], d["leaked"], d["near_pairs"]) == (1, 1, 2, None)
+    assert (d["exact_pairs"], d["exact_conflicting"], d["leaked"], d["near_pairs"], d["near_conflicting"]) == \
+        (1, 1, 2, 1, 0)
+    assert d["near_evidence"] == "perceptual hash" and d["leaked_near"] == 0  # no model has an embedding
 
 
 @pytest.mark.slow
@@ -178,7 +184,7 @@ def test_index_links_the_review_with_one_line(reviewed):
     assert html.escape(summary_line(summary)) in board
     assert summary["line"].startswith(f"4 of {3 * PER_CLASS + 2} images (")
     assert "the ranking does not change if every flag is an error" in summary["line"]
-    assert "1 exact duplicate pair (1 with conflicting labels)" in summary["line"]
+    assert "1 exact and 1 near duplicate pair (1 with conflicting labels)" in summary["line"]
     assert "2 images also in the training data" in summary["line"]
 
 
@@ -201,7 +207,7 @@ def test_one_model_says_the_score_is_circular(reviewed, tmp_path):
     assert summary["circular"] and summary["n_models"] == 1
     folder = labels_dir(tmp_path, summary["group"], summary["title"])
     page = (folder / LABELS_HTML).read_text()
-    assert "circular" in page and page.count('class="lr-card lr-item"') == summary["n_flagged"] > 0
+    assert "circular" in page and page.count('class="lr-card lr-item') == summary["n_flagged"] > 0
     assert "(one model: circular)" in summary["line"]
     # a review of a group that is gone is removed; a folder the review does not own is kept
     (tmp_path / LABELS / "mine").mkdir()
@@ -281,7 +287,7 @@ def test_page_and_csv_list_every_flag_most_suspect_first(rng):
         assert r["m1 top-1"] == classes[scores[1][i].argmax()]
     page = render_page(issues, ranking_sensitivity(issues), classes=classes, paths=paths, title="t", cards=5)
     listed = (re.findall(r'#\d+ (img_\d+\.png)</div>', page)
-              + re.findall(r'<tr class="lr-item"[^>]*>\s*<td>(img_\d+\.png)<', page))
+              + re.findall(r'<tr class="lr-item evallib-filter-item"[^>]*>\s*<td>(img_\d+\.png)<', page))
     assert listed == [paths[i] for i in expected]  # five cards, then every other flag in the table
     assert f"The other {len(expected) - 5:,} flagged images" in page and "circular" not in page
 
@@ -294,7 +300,7 @@ def test_one_model_page_says_circular(rng):
     issues = label_issues(given, scores[0])
     page = render_page(issues, ranking_sensitivity(issues), classes=list("abcde"), paths=None, title="t")
     assert "so it is circular" in page and "(circular)" in page
-    assert page.count('class="lr-card lr-item"') == issues.n_flagged > 0
+    assert page.count('class="lr-card lr-item') == issues.n_flagged > 0
 
 
 def test_align_matches_images_by_content_and_reorders_classes(rng, tmp_path):
@@ -342,44 +348,81 @@ def test_summary_line_wording():
                                  "training data.")
     assert summary_line({"error": "boom"}) == "Label review failed: boom"
     many = {**base, "duplicates": {**base["duplicates"], "near_pairs": 201, "near_conflicting": 0}}
-    assert ("2 exact and 201 near duplicate pairs (1 with conflicting labels; more near pairs than images: raise "
-            "report.near_duplicate_threshold)") in summary_line(many)
+    assert ("2 exact and 201 near duplicate pairs (1 with conflicting labels; more near pairs than images: lower "
+            "report.near_duplicate_distance)") in summary_line(many)
+    found = {**base, "image_issues": {"flagged": 3, "counts": {"dark": 1, "bright": 0, "blurry": 2}},
+             "label_overrides": {"m": {"file": "c.csv", "sha256": "0" * 64, "rows": 5, "changed": 4}}}
+    assert summary_line(found).endswith("; 3 images with quality issues (1 nearly black, 2 blurry); 4 labels "
+                                        "overridden by the reviewer's corrections.")
 
 
-def test_review_group_finds_near_duplicates_from_the_embeddings(rng, tmp_path):
+def _smooth_images(rng, n, size=24):
+    """Random smooth grey images (a few low-frequency blobs), no two alike to a perceptual hash."""
+    yy, xx = np.mgrid[0:size, 0:size] / size
+    out = []
+    for _ in range(n):
+        img = np.zeros((size, size))
+        for _ in range(4):
+            cx, cy, w = rng.random(), rng.random(), 0.1 + 0.2 * rng.random()
+            img += rng.normal() * np.exp(-((xx - cx) ** 2 + (yy - cy) ** 2) / (2 * w ** 2))
+        out.append((img - img.min()) / (img.max() - img.min()))
+    return out
+
+
+def test_review_group_finds_near_duplicates_by_perceptual_hash(rng, tmp_path):
+    """The perceptual hash finds an enlarged copy and a copy with another label; embeddings alone do not make a
+    pair, and image issues come from the properties measured while decoding."""
+    from PIL import Image
+
+    from evallib.data.image_properties import image_properties, properties_table
+    from evallib.metrics.duplicates import hash_distance, perceptual_hash
     from evallib.outputs import write_predictions
     from evallib.records import Predictions
     from evallib.report.compare import DataGroup
     from evallib.report.label_review import review_group
 
-    given, scores = _noisy(rng, n=80, m=2)
-    emb = rng.normal(size=(80, 16))
-    emb[7] = emb[3] + 0.01 * rng.normal(size=16)  # a near duplicate with the same label
+    n = 80
+    given, scores = _noisy(rng, n=n, m=2)
+    pixels = [(im * 255).round().astype(np.uint8) for im in _smooth_images(rng, n)]
+    pixels[7] = np.asarray(Image.fromarray(pixels[3]).resize((48, 48), Image.BILINEAR))  # an enlarged copy
     given[7] = given[3]
-    emb[20] = emb[11] + 0.01 * rng.normal(size=16)  # and one with a conflicting label
+    pixels[20] = np.clip(pixels[11].astype(int) + 6, 0, 255).astype(np.uint8)  # brighter, another label
     given[20] = (given[11] + 1) % 5
+    pixels[30] = np.zeros_like(pixels[30])  # a black image
+    emb = rng.normal(size=(n, 16))
+    emb[40] = emb[41] + 0.01 * rng.normal(size=16)  # close embeddings, different images: not a near duplicate
     emb /= np.linalg.norm(emb, axis=1, keepdims=True)
-    hashes = [f"{i:032x}" for i in range(80)]
-    paths = [f"img_{i:02d}.png" for i in range(80)]
+    paths = [f"img_{i:02d}.png" for i in range(n)]
+    for p, px in zip(paths, pixels):
+        Image.fromarray(px, "L").save(tmp_path / p)
+    hashes = [perceptual_hash(px) for px in pixels]
+    dist = hash_distance(np.array(hashes)[:, None], np.array(hashes)[None, :])
+    brute = [(i, j) for i in range(n) for j in range(i + 1, n) if dist[i, j] <= 3]
+    assert brute == [(3, 7), (11, 20)] and dist[40, 41] > 6
+    props = properties_table([image_properties(px) for px in pixels])
     classes = list("abcde")
     for k, name in enumerate(("m0", "m1")):
         write_predictions(tmp_path / name, Predictions(
             scores=scores[k], scores_are="logits", embeddings=emb if k == 1 else None, paths=paths, labels=given,
-            classes=classes, file_hashes=hashes, root=str(tmp_path)))
-    runs = {n: {"params": {"data": {"extensions": [".png"]}, "report": {"near_duplicate_threshold": 0.9}},
-                "predictions_key": n} for n in ("m0", "m1")}
-    s = review_group(tmp_path, DataGroup("f" * 64, ("data",), 80, ("m0", "m1")), runs, cam=False)
-    sim = emb @ emb.T
-    brute = [(i, j) for i in range(80) for j in range(i + 1, 80) if sim[i, j] >= 0.9]
-    assert brute == [(3, 7), (11, 20)]
+            classes=classes, file_hashes=[f"{i:032x}" for i in range(n)], root=str(tmp_path),
+            image_properties=props))
+    runs = {m: {"params": {"data": {"extensions": [".png"]}, "report": {"near_duplicate_threshold": 0.9}},
+                "predictions_key": m} for m in ("m0", "m1")}
+    s = review_group(tmp_path, DataGroup("f" * 64, ("data",), n, ("m0", "m1")), runs, cam=False)
     d = s["duplicates"]
     assert (d["near_pairs"], d["near_conflicting"], d["exact_pairs"], d["leaked"]) == (2, 1, 0, None)
-    assert d["near_threshold"] == 0.9
+    assert d["near_distance"] == 3 and d["near_threshold"] == 0.9
+    assert d["near_evidence"] == "perceptual hash, confirmed by the embeddings of m1"
     page = (tmp_path / "labels" / "data-ffffffffff" / "labels.html").read_text()
-    near = page[page.index("Near duplicates in the evaluation set (embeddings of m1)"):]
-    assert "cosine similarity at least 0.9;" in near
+    near = page[page.index("Near duplicates in the evaluation set (perceptual hash)"):]
+    assert "perceptual hashes at most 3 bits (of 64) apart, or up to 6 bits apart with embeddings" in near
     assert near.index("img_11.png") < near.index("img_03.png")  # the conflicting pair first
-    assert "1 exact and" not in s["line"] and "2 near duplicate pairs (1 with conflicting labels)" in s["line"]
+    assert "img_40.png" not in near.split("</table>")[0]
+    assert "2 near duplicate pairs (1 with conflicting labels)" in s["line"]
+    q = s["image_issues"]
+    assert q["counts"]["dark"] == 1 and q["counts"]["low_information"] == 1
+    quality = page[page.index('id="image-quality"'):]
+    assert "img_30.png" in quality and "mean brightness &lt;= 0.05" in quality
 
 
 @pytest.mark.slow  # a browser
@@ -405,14 +448,15 @@ def test_class_filter_in_chromium(rng, tmp_path):
         page = browser.new_page()
         page.on("pageerror", lambda e: errors.append(str(e)))
         page.goto(page_file.as_uri())
-        assert page.inner_text("#lr-count") == f"showing {f.sum()} of {f.sum()}"
-        for side, want in (("either", (g == 1) | (s == 1)), ("given", g == 1), ("suggested", s == 1)):
+        count, select = ".lr-filter .evallib-filter-count", ".lr-filter select.evallib-class-filter"
+        assert page.inner_text(count) == f"showing {f.sum()} of {f.sum()}"
+        for side, want in (("any", (g == 1) | (s == 1)), ("given", g == 1), ("suggested", s == 1)):
             page.check(f'input[name="lr-side"][value="{side}"]')
-            page.select_option("#lr-class", "k1")
+            page.select_option(select, "k1")
             n = int((f & want).sum())
-            assert page.inner_text("#lr-count") == f"showing {n} of {f.sum()}"
+            assert page.inner_text(count) == f"showing {n} of {f.sum()}"
             assert page.locator(".lr-item:visible").count() == n
-        page.select_option("#lr-class", "")
+        page.select_option(select, "")
         assert page.locator(".lr-item:visible").count() == f.sum()
         browser.close()
     assert errors == []

@@ -341,7 +341,8 @@ def _hash_array(name, hashes):
 
 
 def perceptual_duplicates(hashes, *, max_distance=3, labels=None, reference=None, reference_labels=None,
-                          embeddings=None, threshold=0.95, confirm_distance=None, block_size=2048):
+                          embeddings=None, threshold=0.95, confirm_distance=None, content_hashes=None,
+                          reference_content_hashes=None, block_size=2048):
     """Pairs of images whose perceptual hashes are at most ``max_distance`` bits apart.
 
     With ``embeddings``, pairs further apart (up to ``confirm_distance``) are listed too when their
@@ -369,6 +370,9 @@ def perceptual_duplicates(hashes, *, max_distance=3, labels=None, reference=None
         The cosine similarity that confirms a pair.
     confirm_distance : int, optional
         Default ``2 * max_distance``.
+    content_hashes, reference_content_hashes : sequence of str, optional
+        The files' content hashes (:func:`content_hash`): pairs of identical files are left out, being
+        exact duplicates (:func:`exact_duplicates` lists them).
     block_size : int, default 2048
         Rows per block: at most ``block_size ** 2`` distances are held at once.
 
@@ -424,6 +428,14 @@ def perceptual_duplicates(hashes, *, max_distance=3, labels=None, reference=None
     pairs = np.column_stack([np.concatenate(found_i), np.concatenate(found_j)]) if found_i else np.zeros((0, 2))
     pairs = pairs.astype(np.int64).reshape(-1, 2)
     dist = np.concatenate(found_d) if found_d else np.zeros(0, dtype=np.int64)
+    if content_hashes is not None:
+        same = np.asarray(list(content_hashes), dtype=object)
+        other = same if not cross else np.asarray(list(reference_content_hashes or [None] * len(r)), dtype=object)
+        if len(same) != n or len(other) != len(r):
+            raise EvallibError(f"content_hashes: expected one per image ({n}) and reference_content_hashes one per "
+                               f"reference image ({len(r)}); got {len(same)} and {len(other)}")
+        keep = same[pairs[:, 0]] != other[pairs[:, 1]]
+        pairs, dist = pairs[keep], dist[keep]
     cos = None
     if emb is not None:
         cos = np.einsum("ij,ij->i", emb[pairs[:, 0]], emb[pairs[:, 1]]) if len(pairs) else np.zeros(0)
