@@ -251,6 +251,133 @@ def test_reviews_are_reused_when_nothing_changed(reviewed, monkeypatch):
     assert evallib.load(out / "sharp").run["params"]["data"]["train_root"] == str(root / "train")
 
 
+# ----------------------------------------------------------------------------------------- corrections
+
+def _with_overrides(files, tmp_path, corrections, name="sharp"):
+    """The params file of ``name`` from the fixture with ``data.label_overrides`` (None: without it)."""
+    raw = yaml.safe_load(next(f for f in files if f.stem == name).read_text())
+    if corrections is not None:
+        raw["data"]["label_overrides"] = str(corrections)
+    f = tmp_path / f"{name}.yaml"
+    f.write_text(yaml.safe_dump(raw))
+    return f
+
+
+@pytest.mark.slow  # the pipeline fixture's outputs, then the metrics step of one model three times
+def test_label_overrides_through_the_cli(reviewed, tmp_path, capsys):
+    import hashlib
+    import json
+
+    from evallib.cli import main
+    from evallib.outputs import load_predictions
+    from tests.conftest import check_output_folder
+
+    root, out, files, _ = reviewed
+    work = tmp_path / "out"
+    shutil.copytree(out, work)
+    before = json.loads((work / "sharp" / "run.json").read_text())
+    true = {p: (p.split("_")[0] if not p.startswith(("dup_of_", "near_of_")) else p.split("_")[2])
+            for p in load_predictions(work / "sharp").paths}
+    fixes = {**{p: true[p] for p in WRONG}, COPY[1]: "b", "a_0.png": "a"}  # four corrections, one confirmation
+    corr = tmp_path / "corrections.csv"
+    corr.write_text("path,label,note\n" + "".join(f"{p},{c},checked\n" for p, c in fixes.items()))
+    params = _with_overrides(files, tmp_path, corr)
+
+    def run():
+        assert main(["run", str(params), "--out", str(work), "--no-report", "--quiet"]) == 0
+        capsys.readouterr()
+        check_output_folder(work / "sharp")
+        return json.loads((work / "sharp" / "run.json").read_text()), load_predictions(work / "sharp")
+
+    facts, pred = run()
+    assert facts["inference"]["cached"] is True  # corrections never redo inference
+    assert facts["label_overrides"] == {"file": str(corr), "sha256": hashlib.sha256(corr.read_bytes()).hexdigest(),
+                                        "rows": 5, "changed": 4}
+    assert [pred.classes[k] for k in pred.labels] == [true[p] for p in pred.paths]  # every label now right
+    m = evallib.load(work / "sharp").metrics
+    assert m["headline"]["accuracy"]["value"] == pytest.approx(np.mean(pred.scores.argmax(1) == pred.labels))
+    assert facts["metrics_key"] != before["metrics_key"] and facts["data_fingerprint"] != before["data_fingerprint"]
+    assert facts["dataset"]["counts"] == {"a": 9, "b": 9, "c": 8}
+    # the review of the corrected data says so; with its labels right, no image is flagged
+    reviews = {tuple(s["models"]): s for s in write_label_reviews(work, cam=False)}
+    mine = reviews[("sharp",)]
+    assert mine["n_flagged"] == 0 and mine["label_overrides"]["sharp"]["changed"] == 4
+    assert mine["line"].endswith("; 4 labels overridden by the reviewer's corrections.")
+    page = (labels_dir(work, mine["group"], mine["title"]) / LABELS_HTML).read_text()
+    assert "<b>Labels:</b> 4 labels overridden by corrections.csv (5 rows, 1 confirming the given label" in page
+
+    # another file: recomputed (one correction fewer); no file: the listed labels again, as before
+    corr.write_text("path,label\n" + "".join(f"{p},{c}\n" for p, c in list(fixes.items())[1:]))
+    facts, pred = run()
+    assert (facts["label_overrides"]["rows"], facts["label_overrides"]["changed"]) == (4, 3)
+    first = list(WRONG)[0]
+    assert pred.classes[pred.labels[pred.paths.index(first)]] == WRONG[first]
+    params = _with_overrides(files, tmp_path, None)
+    facts, pred = run()
+    assert "label_overrides" not in facts and pred.label_overrides is None
+    assert facts["data_fingerprint"] == before["data_fingerprint"] and facts["metrics_key"] == before["metrics_key"]
+
+
+@pytest.mark.slow  # the pipeline fixture's files
+def test_bad_corrections_file_is_an_error_naming_its_rows(reviewed, tmp_path, capsys):
+    from evallib.cli import main
+
+    root, out, files, _ = reviewed
+    corr = tmp_path / "corrections.csv"
+    corr.write_text("path,label\nnope.png,a\na_1.png,z\na_1.png,a\nb_2.png,b\nb_2.png,c\nc_3.png,\n,a\n")
+    params = _with_overrides(files, tmp_path, corr)
+    assert main(["run", str(params), "--out", str(tmp_path / "out"), "--no-report", "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"evallib: error: {params}: data.label_overrides: {corr}: ")
+    assert "row 2: path 'nope.png' is not one of the 26 listed images under data.root" in err
+    assert "row 3: label 'z' is not one of the classes (a, b, c)" in err
+    assert "row 6: path 'b_2.png' is listed already in row 5" in err
+    assert "row 7: expected a path and a label; got no label" in err
+    assert "row 8: expected a path and a label; got no path" in err
+    assert "row 4" not in err  # a_1.png's first row had an unknown label: its second row is no duplicate
+    assert not (tmp_path / "out").exists()  # before any model ran
+    corr.write_text("file,class\na_1.png,a\n")
+    assert main(["run", str(params), "--out", str(tmp_path / "out"), "--no-report", "--quiet"]) == 2
+    assert ("row 1: expected a header naming a path column (path or image) and a label column (label or "
+            "suggested_label); got 'file,class'") in capsys.readouterr().err
+    corr.unlink()
+    assert main(["run", str(params), "--out", str(tmp_path / "out"), "--no-report", "--quiet"]) == 2
+    assert "expected a CSV file of path,label corrections; got no such file" in capsys.readouterr().err
+
+
+def test_suspected_labels_csv_is_taken_back_as_corrections(rng, tmp_path):
+    """The export, with the rows a reviewer rejects deleted, is a corrections file: image and suggested_label."""
+    from evallib.data.overrides import read_label_overrides
+    from evallib.metrics.label_quality import label_issues
+    from evallib.report.label_review import suspected_labels_csv
+
+    given, scores = _noisy(rng)
+    classes = [f"k{j}" for j in range(5)]
+    paths = [f"d/img_{i:03d}.png" for i in range(len(given))]
+    issues = label_issues(given, scores)
+    f = tmp_path / "suspected_labels.csv"
+    f.write_text(suspected_labels_csv(issues, classes=classes, paths=paths))
+    o = read_label_overrides(f, paths, given, classes)
+    flagged = issues.review_order()
+    assert o.rows.tolist() == flagged.tolist() and o.labels.tolist() == issues.suggested_labels[flagged].tolist()
+    assert o.changed == o.count == issues.n_flagged
+    fixed = o.apply(given)
+    assert (fixed == issues.suggested_labels).all() and (given != fixed).sum() == o.changed
+
+
+def test_overrides_text_and_summary_line():
+    from evallib.report.summary import overrides_text, summary_html
+
+    facts = {"file": "/x/corrections.csv", "sha256": "ab" * 32, "rows": 1, "changed": 1}
+    assert overrides_text(facts) == ("1 label overridden by corrections.csv (1 row; sha256 abababababab); the metrics "
+                                     "use the corrected labels.")
+    assert overrides_text(None) == ""
+    page = summary_html(name="m", lede="l", headline={}, primary="accuracy", decision="d", ranking=None,
+                        warnings=[], toc=[], labels=overrides_text({**facts, "rows": 3, "changed": 2}))
+    assert ("<b>Labels:</b> 2 labels overridden by corrections.csv (3 rows, 1 confirming the given label; sha256 "
+            "abababababab); the metrics use the corrected labels.") in page
+
+
 # ----------------------------------------------------------------------------------------- from arrays
 
 def _noisy(rng, n=300, c=5, m=3, flip=0.1):
@@ -415,7 +542,7 @@ def test_review_group_finds_near_duplicates_by_perceptual_hash(rng, tmp_path):
     assert d["near_evidence"] == "perceptual hash, confirmed by the embeddings of m1"
     page = (tmp_path / "labels" / "data-ffffffffff" / "labels.html").read_text()
     near = page[page.index("Near duplicates in the evaluation set (perceptual hash)"):]
-    assert "perceptual hashes at most 3 bits (of 64) apart, or up to 6 bits apart with embeddings" in near
+    assert "perceptual hashes at most 3 bits (of 64) apart, or up to 5 bits apart with embeddings" in near
     assert near.index("img_11.png") < near.index("img_03.png")  # the conflicting pair first
     assert "img_40.png" not in near.split("</table>")[0]
     assert "2 near duplicate pairs (1 with conflicting labels)" in s["line"]

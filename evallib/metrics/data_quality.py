@@ -6,25 +6,27 @@ Laplacian, the entropy of the grey levels, the size), so they cost nothing more 
 follow the checks of image-data audits such as cleanvision's (dark, light, blurry, low information,
 odd size, odd aspect ratio; written here on NumPy, cleanvision being AGPL):
 
-============== ================================================================ =====================
-issue          rule (defaults)                                                    value shown
-============== ================================================================ =====================
-dark           mean brightness <= 0.05 (of 1)                                     brightness
-bright         mean brightness >= 0.95                                            brightness
-low_information entropy of the grey levels <= 0.5 bits (one grey level covers     entropy (bits)
-               about 94% of the pixels or more)
-blurry         sharpness <= 0.2 x the data set's median and robust z <= -3.5      sharpness
-odd_size       pixel count >= 2 x or <= 1/2 x the median, and robust |z| >= 3.5   pixels
-odd_aspect     aspect ratio >= 1.5 x or <= 1/1.5 x the median, robust |z| >= 3.5  width / height
-============== ================================================================ =====================
+- **dark**: mean brightness <= 0.05 (of 1); the value shown is the brightness;
+- **bright**: mean brightness >= 0.95;
+- **low_information**: entropy of the grey levels <= 0.5 bits (one grey level covers about 94% of the
+  pixels or more); the value is the entropy;
+- **blurry**: sharpness <= 0.2 x the median sharpness and robust z <= -3.5, among images of the usual
+  size; the value is the sharpness;
+- **odd_size**: pixel count at least 2 x above or below the median and robust |z| >= 3.5; the value is
+  the pixel count;
+- **odd_aspect**: aspect ratio (width / height) at least 1.5 x above or below the median and robust
+  |z| >= 3.5.
 
 *Sharpness* is the variance of the Laplacian (Pech-Pacheco et al., ICPR 2000) divided by the variance
 of the luma, so that a sharp image of low contrast is not taken for a blurred one; an image with no
-contrast has none (it is low in information, not blurred). The relative rules compare an image with
-the data set's own typical value: the robust z-score ``(x - median) / (1.4826 MAD)`` of the logarithm
-(Iglewicz and Hoaglin, "How to Detect and Handle Outliers", 1993, whose cut is 3.5), and a minimum
-factor away from the median, so that a data set of one size (MAD 0) flags only images that really
-differ. Nothing is dropped: the result lists every flagged image with its value and the rule.
+contrast has none (it is low in information, not blurred), and an image of an odd size is not judged
+(the Laplacian's response depends on the scale: an enlarged image looks blurred at its own size).
+
+The relative rules compare an image with the data set's own typical value: the robust z-score ``(x -
+median) / (1.4826 MAD)`` of the logarithm (Iglewicz and Hoaglin, "How to Detect and Handle Outliers",
+1993, whose cut is 3.5), and a minimum factor away from the median, so that a data set of one size (MAD
+0) flags only images that really differ. Nothing is dropped: the result lists every flagged image with
+its value and the rule.
 """
 
 from __future__ import annotations
@@ -210,19 +212,6 @@ def image_issues(properties, *, dark=0.05, bright=0.95, min_entropy=0.5, blur_fa
         low = e <= min_entropy
         flags["low_information"], values["low_information"] = low, e
         rules["low_information"] = f"entropy of the grey levels <= {min_entropy:g} bits"
-    if not missing("blurry", "blur", "contrast"):
-        var = (cols["contrast"] * 255.0) ** 2
-        with np.errstate(divide="ignore", invalid="ignore"):
-            sharp = np.where(var > 0, cols["blur"] / var, np.nan)
-        judged = np.isfinite(sharp) & (sharp > 0) & ~(low if low is not None else np.zeros(len(sharp), bool))
-        med = float(np.median(sharp[judged])) if judged.any() else float("nan")
-        zz = np.full(len(sharp), np.nan)
-        if judged.any():
-            zz[judged] = robust_z(np.log(sharp[judged]))
-        flags["blurry"] = judged & (sharp <= blur_factor * med) & (zz <= -z)
-        values["blurry"] = sharp
-        rules["blurry"] = (f"sharpness (variance of the Laplacian / variance of the luma) <= {blur_factor:g} x the "
-                           f"median ({med:.3g}) and robust z <= -{z:g}")
     for issue, key, factor, what in (("odd_size", "pixels", size_factor, "pixel count"),
                                      ("odd_aspect", "aspect_ratio", aspect_factor, "aspect ratio (width / height)")):
         if missing(issue, key):
@@ -239,4 +228,19 @@ def image_issues(properties, *, dark=0.05, bright=0.95, min_entropy=0.5, blur_fa
         values[issue] = v
         rules[issue] = (f"{what} at least {factor:g} x above or below the median ({med:,.4g}) and robust "
                         f"|z| >= {z:g}")
+    if not missing("blurry", "blur", "contrast"):
+        var = (cols["contrast"] * 255.0) ** 2
+        with np.errstate(divide="ignore", invalid="ignore"):
+            sharp = np.where(var > 0, cols["blur"] / var, np.nan)
+        judged = np.isfinite(sharp) & (sharp > 0) & ~(low if low is not None else np.zeros(len(sharp), bool))
+        if "odd_size" in flags:  # sharpness per pixel depends on the scale: judged among images of the usual size
+            judged &= ~flags["odd_size"]
+        med = float(np.median(sharp[judged])) if judged.any() else float("nan")
+        zz = np.full(len(sharp), np.nan)
+        if judged.any():
+            zz[judged] = robust_z(np.log(sharp[judged]))
+        flags["blurry"] = judged & (sharp <= blur_factor * med) & (zz <= -z)
+        values["blurry"] = sharp
+        rules["blurry"] = (f"sharpness (variance of the Laplacian / variance of the luma) <= {blur_factor:g} x the "
+                           f"median ({med:.3g}) and robust z <= -{z:g}")
     return ImageIssues(flags=flags, values=values, rules=rules, notes=tuple(notes))

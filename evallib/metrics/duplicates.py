@@ -341,7 +341,7 @@ def _hash_array(name, hashes):
 
 
 def perceptual_duplicates(hashes, *, max_distance=3, labels=None, reference=None, reference_labels=None,
-                          embeddings=None, threshold=0.95, confirm_distance=None, content_hashes=None,
+                          embeddings=None, threshold=0.99, confirm_distance=None, content_hashes=None,
                           reference_content_hashes=None, block_size=2048):
     """Pairs of images whose perceptual hashes are at most ``max_distance`` bits apart.
 
@@ -366,10 +366,11 @@ def perceptual_duplicates(hashes, *, max_distance=3, labels=None, reference=None
     reference_labels : array-like of shape (n_reference,), optional
     embeddings : array-like of shape (n_samples, dim), optional
         Within one set only: each image's embedding, to confirm pairs up to ``confirm_distance``.
-    threshold : float, default 0.95
-        The cosine similarity that confirms a pair.
+    threshold : float, default 0.99
+        The cosine similarity that confirms a pair. Strict: a classifier's embeddings put most images of
+        a class above 0.95 (on the demo digits, 1,350 to 101,294 of the 145,530 pairs).
     confirm_distance : int, optional
-        Default ``2 * max_distance``.
+        Default ``max_distance + 2``: the next distance two hashes can have.
     content_hashes, reference_content_hashes : sequence of str, optional
         The files' content hashes (:func:`content_hash`): pairs of identical files are left out, being
         exact duplicates (:func:`exact_duplicates` lists them).
@@ -409,7 +410,7 @@ def perceptual_duplicates(hashes, *, max_distance=3, labels=None, reference=None
             raise EvallibError(f"embeddings: expected {n} rows, one per hash; got {len(emb)}")
     reach = max_distance
     if emb is not None:
-        reach = 2 * max_distance if confirm_distance is None else int(confirm_distance)
+        reach = min(HASH_BITS, max_distance + 2) if confirm_distance is None else int(confirm_distance)
         if not max_distance <= reach <= HASH_BITS:
             raise EvallibError(f"confirm_distance: expected an integer in {max_distance}..{HASH_BITS}; "
                                f"got {confirm_distance!r}")

@@ -243,7 +243,7 @@ class DuplicatesDisplay(Display):
                                reference_labels=reference_labels)
 
     @classmethod
-    def from_images(cls, images, *, max_distance=3, labels=None, names=None, embeddings=None, threshold=0.95,
+    def from_images(cls, images, *, max_distance=3, labels=None, names=None, embeddings=None, threshold=0.99,
                     reference=None, reference_labels=None, reference_names=None):
         """Near duplicates by perceptual hash (:func:`~evallib.metrics.duplicates.perceptual_duplicates`).
 

@@ -137,7 +137,7 @@ def _align(ref, other):
 def load_group(out_root, models, *, thresholds=None, distances=None):
     """The aligned predictions of ``models`` (folder names under ``out_root``, best first).
 
-    ``thresholds`` maps a model to its near-duplicate cosine (default 0.95), ``distances`` to its
+    ``thresholds`` maps a model to its near-duplicate cosine (default 0.99), ``distances`` to its
     perceptual-hash distance (default 3); the first model's are used.
 
     Returns
@@ -162,7 +162,7 @@ def load_group(out_root, models, *, thresholds=None, distances=None):
         scores.append(np.asarray(p.scores)[r][:, cols])
         kinds.append(p.scores_are or "auto")
         rows.append(r)
-    emb, emb_from, threshold = None, None, 0.95
+    emb, emb_from, threshold = None, None, 0.99
     for m, p in preds:
         if p.embeddings is not None:
             r = _align(ref, p)
@@ -486,7 +486,7 @@ def review_group(out_root, group, runs, *, cam=True, folder=None):
             return found
     report = {m: runs[m].get("params", {}).get("report", {}) for m in group.models}
     g = load_group(out_root, group.models,
-                   thresholds={m: r.get("near_duplicate_threshold") or 0.95 for m, r in report.items()},
+                   thresholds={m: r.get("near_duplicate_threshold") or 0.99 for m, r in report.items()},
                    distances={m: r.get("near_duplicate_distance", 3) for m, r in report.items()})
     if g is None or not g.names:
         return None
