@@ -270,7 +270,7 @@ def test_label_overrides_through_the_cli(reviewed, tmp_path, capsys):
 
     from evallib.cli import main
     from evallib.outputs import load_predictions
-    from tests.conftest import check_output_folder
+    from conftest import check_output_folder
 
     root, out, files, _ = reviewed
     work = tmp_path / "out"
