@@ -515,7 +515,8 @@ def test_review_group_finds_near_duplicates_by_perceptual_hash(rng, tmp_path):
     given[7] = given[3]
     pixels[20] = np.clip(pixels[11].astype(int) + 6, 0, 255).astype(np.uint8)  # brighter, another label
     given[20] = (given[11] + 1) % 5
-    pixels[30] = np.zeros_like(pixels[30])  # a black image
+    pixels[30] = np.zeros_like(pixels[30])  # a black image, and a white one: hashes one bit apart, no pair
+    pixels[31] = np.full_like(pixels[31], 255)
     emb = rng.normal(size=(n, 16))
     emb[40] = emb[41] + 0.01 * rng.normal(size=16)  # close embeddings, different images: not a near duplicate
     emb /= np.linalg.norm(emb, axis=1, keepdims=True)
@@ -525,7 +526,7 @@ def test_review_group_finds_near_duplicates_by_perceptual_hash(rng, tmp_path):
     hashes = [perceptual_hash(px) for px in pixels]
     dist = hash_distance(np.array(hashes)[:, None], np.array(hashes)[None, :])
     brute = [(i, j) for i in range(n) for j in range(i + 1, n) if dist[i, j] <= 3]
-    assert brute == [(3, 7), (11, 20)] and dist[40, 41] > 6
+    assert brute == [(3, 7), (11, 20), (30, 31)] and dist[40, 41] > 6
     props = properties_table([image_properties(px) for px in pixels])
     classes = list("abcde")
     for k, name in enumerate(("m0", "m1")):
@@ -547,7 +548,7 @@ def test_review_group_finds_near_duplicates_by_perceptual_hash(rng, tmp_path):
     assert "img_40.png" not in near.split("</table>")[0]
     assert "2 near duplicate pairs (1 with conflicting labels)" in s["line"]
     q = s["image_issues"]
-    assert q["counts"]["dark"] == 1 and q["counts"]["low_information"] == 1
+    assert q["counts"]["dark"] == q["counts"]["bright"] == 1 and q["counts"]["low_information"] == 2
     quality = page[page.index('id="image-quality"'):]
     assert "img_30.png" in quality and "mean brightness &lt;= 0.05" in quality
 

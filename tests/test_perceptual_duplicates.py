@@ -92,6 +92,9 @@ def test_embeddings_confirm_pairs_a_little_further_apart_and_never_alone():
     assert perceptual_duplicates(h, max_distance=3, embeddings=e).pairs.tolist() == [[0, 1]]
     same = perceptual_duplicates(h, max_distance=3, content_hashes=["x", "x", "a", "b", "c", "d"])
     assert same.n_pairs == 0  # identical files are exact duplicates, listed apart
+    flat = perceptual_duplicates(h, max_distance=3, embeddings=e, ignore=[False, True, False, False, False, False])
+    assert flat.n_pairs == 0 and perceptual_duplicates(h, max_distance=3, reference=h[:2], ignore=[
+        True, False, False, False, False, False]).pairs.tolist() == [[1, 1], [1, 0]]
 
 
 def test_errors_name_the_argument():
@@ -105,6 +108,8 @@ def test_errors_name_the_argument():
         perceptual_duplicates([1, 2], embeddings=np.ones((3, 2)))
     with pytest.raises(EvallibError, match="confirm_distance: expected an integer in 3..64; got 2"):
         perceptual_duplicates([1, 2], embeddings=np.eye(2), confirm_distance=2)
+    with pytest.raises(EvallibError, match="ignore: expected 2 booleans, one per image; got 1"):
+        perceptual_duplicates([1, 2], ignore=[True])
     with pytest.raises(TypeError, match="image: expected a uint8 array or floats"):
         perceptual_hash(np.array([["a"]]))
 

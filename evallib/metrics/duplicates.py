@@ -342,7 +342,7 @@ def _hash_array(name, hashes):
 
 def perceptual_duplicates(hashes, *, max_distance=3, labels=None, reference=None, reference_labels=None,
                           embeddings=None, threshold=0.99, confirm_distance=None, content_hashes=None,
-                          reference_content_hashes=None, block_size=2048):
+                          reference_content_hashes=None, ignore=None, block_size=2048):
     """Pairs of images whose perceptual hashes are at most ``max_distance`` bits apart.
 
     With ``embeddings``, pairs further apart (up to ``confirm_distance``) are listed too when their
@@ -374,6 +374,10 @@ def perceptual_duplicates(hashes, *, max_distance=3, labels=None, reference=None
     content_hashes, reference_content_hashes : sequence of str, optional
         The files' content hashes (:func:`content_hash`): pairs of identical files are left out, being
         exact duplicates (:func:`exact_duplicates` lists them).
+    ignore : array-like of bool, shape (n_samples,), optional
+        Evaluation images never paired: those whose hash says nothing, such as constant images (no
+        frequency but the mean: every constant image hashes alike, and a black one differs from a
+        white one by one bit).
     block_size : int, default 2048
         Rows per block: at most ``block_size ** 2`` distances are held at once.
 
@@ -436,6 +440,12 @@ def perceptual_duplicates(hashes, *, max_distance=3, labels=None, reference=None
             raise EvallibError(f"content_hashes: expected one per image ({n}) and reference_content_hashes one per "
                                f"reference image ({len(r)}); got {len(same)} and {len(other)}")
         keep = same[pairs[:, 0]] != other[pairs[:, 1]]
+        pairs, dist = pairs[keep], dist[keep]
+    if ignore is not None:
+        skip = np.asarray(ignore, dtype=bool).reshape(-1)
+        if len(skip) != n:
+            raise EvallibError(f"ignore: expected {n} booleans, one per image; got {len(skip)}")
+        keep = ~skip[pairs[:, 0]] & (np.ones(len(pairs), bool) if cross else ~skip[pairs[:, 1]])
         pairs, dist = pairs[keep], dist[keep]
     cos = None
     if emb is not None:

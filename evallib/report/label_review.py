@@ -188,7 +188,7 @@ def _train_listing(train_root, extensions):
 
 
 def leakage(file_hashes, train_root, *, extensions=(".png", ".jpg", ".jpeg"), labels=None, hashes=None,
-            max_distance=3):
+            max_distance=3, ignore=None):
     """Evaluation images whose content also appears in the training folder: exact (content hash) and near
     (perceptual hash).
 
@@ -205,6 +205,8 @@ def leakage(file_hashes, train_root, *, extensions=(".png", ".jpg", ".jpeg"), la
         with them, the training images are hashed the same way and near copies are found too.
     max_distance : int, default 3
         Perceptual-hash bits at or below which a training image is a near copy.
+    ignore : array-like of bool, shape (n_samples,), optional
+        Evaluation images whose hash says nothing (constant images): never a near copy.
 
     Returns
     -------
@@ -229,7 +231,7 @@ def leakage(file_hashes, train_root, *, extensions=(".png", ".jpg", ".jpeg"), la
         ok = [j for j, h in enumerate(train) if h is not None]
         near = perceptual_duplicates(list(hashes), max_distance=max_distance, labels=labels,
                                      reference=[train[j] for j in ok], content_hashes=list(file_hashes),
-                                     reference_content_hashes=[content[j] for j in ok])
+                                     reference_content_hashes=[content[j] for j in ok], ignore=ignore)
         if len(ok) < len(paths):  # pairs index the hashed training images: back to the listing's indices
             from dataclasses import replace
 
@@ -494,6 +496,18 @@ def review_group(out_root, group, runs, *, cam=True, folder=None):
     issues = label_issues(g.labels, g.scores, model_names=g.names, scores_are=g.scores_are)
     sens = ranking_sensitivity(issues)
     notes = list(g.notes)
+    loader = _image_loader(g.root, g.paths)
+    quality, quality_summary = [], None
+    if g.properties is not None:
+        qd = ImageIssuesDisplay.from_properties(g.properties, names=g.paths, images=loader)
+        quality.append(qd)
+        quality_summary = {"flagged": int(qd.result.flagged.sum()), "counts": qd.result.counts(),
+                           "rules": qd.result.rules}
+    else:
+        notes.append("Image quality not checked: the predictions hold no image properties (made by an earlier "
+                     "evallib; they are measured when the images are next decoded)")
+    # a constant image's hash says nothing (every constant image hashes alike): it is listed as low in information
+    flat = quality[0].result.flags.get("low_information") if quality else None
     exact = exact_duplicates(g.file_hashes, labels=names)
     views = [DuplicatesDisplay.from_result(exact, names=g.paths, labels=names)]
     hashes = perceptual_hashes(g.root, g.paths)
@@ -505,7 +519,7 @@ def review_group(out_root, group, runs, *, cam=True, folder=None):
                      f"under {g.root}")
     else:
         near = perceptual_duplicates(hashes, max_distance=g.near_distance, labels=names, embeddings=g.embeddings,
-                                     threshold=g.near_threshold, content_hashes=g.file_hashes)
+                                     threshold=g.near_threshold, content_hashes=g.file_hashes, ignore=flat)
         disp = DuplicatesDisplay.from_result(near, names=g.paths, labels=names)
         if g.embeddings is not None:
             disp.title += f", confirmed by the embeddings of {g.embeddings_from}"
@@ -517,7 +531,7 @@ def review_group(out_root, group, runs, *, cam=True, folder=None):
     for t in train_roots:
         try:
             res, res_near, train_paths = leakage(g.file_hashes, t, extensions=extensions, labels=names, hashes=hashes,
-                                                 max_distance=g.near_distance)
+                                                 max_distance=g.near_distance, ignore=flat)
         except EvallibError as exc:
             notes.append(str(exc))
             continue
@@ -532,16 +546,6 @@ def review_group(out_root, group, runs, *, cam=True, folder=None):
             found |= res_near.duplicated(len(names))
             leaked_near = (leaked_near or 0) + int(res_near.duplicated(len(names)).sum())
         leaked = (leaked or 0) + int(found.sum())
-    loader = _image_loader(g.root, g.paths)
-    quality, quality_summary = [], None
-    if g.properties is not None:
-        qd = ImageIssuesDisplay.from_properties(g.properties, names=g.paths, images=loader)
-        quality.append(qd)
-        quality_summary = {"flagged": int(qd.result.flagged.sum()), "counts": qd.result.counts(),
-                           "rules": qd.result.rules}
-    else:
-        notes.append("Image quality not checked: the predictions hold no image properties (made by an earlier "
-                     "evallib; they are measured when the images are next decoded)")
     shown = issues.review_order()[:CARDS]
     cams, caption = {}, ""
     if cam and len(shown):
