@@ -608,7 +608,9 @@ class ImageIssuesDisplay(Display):
         text = (f"{n_bad:,} of {r.n_samples:,} images have a quality issue ({found}). They stay in every metric; "
                 f"look at them: a nearly black, constant or blurred image says little about a model, and an image "
                 f"of an odd size may come from another source.")
-        rows = [[x["image"], x["issue"], float(x["value"]), x["rule"]] for x in r.rows(names=self.names)]
+        pixels = ISSUE_NAMES["odd_size"]
+        rows = [[x["image"], x["issue"], int(x["value"]) if x["issue"] == pixels else float(x["value"]), x["rule"]]
+                for x in r.rows(names=self.names)]
         out = [f'<p class="evallib-warn">{html.escape(text)}</p>']
         if self.thumbs:
             out.append('<div class="dq-thumbs">' + "".join(
