@@ -160,7 +160,7 @@ class Report:
         """The top of the page: headline metrics with intervals, the decision rule, the rank among the
         models evaluated on the same data, the warnings, and the contents."""
         from ..peers import load_peers
-        from .summary import SECTIONS, left_out_text, rank_among, summary_html
+        from .summary import SECTIONS, left_out_text, overrides_text, rank_among, summary_html
 
         ds = self.run["dataset"]
         primary = self.primary()[0]
@@ -183,7 +183,8 @@ class Report:
             ranking=ranking, warnings=self.warnings,
             toc=[(i, t) for i, t, need in SECTIONS if need is None or has[need]],
             left_out=left_out_text([{**s, "reason": short_message(s["reason"])} for s in ds["skipped"]],
-                                   len(self.y))))
+                                   len(self.y)),
+            labels=overrides_text(self.run.get("label_overrides"))))
 
     def _decision(self):
         from .summary import POLICY_TEXT
