@@ -108,8 +108,8 @@ def test_label_review_display_from_arrays_with_images_and_heat_maps():
     assert disp.tiles[0][0][1] == f"#1 {classes[y[order[0]]]} → {classes[ref.suggested_labels[order[0]]]}"
     cards = re.findall(r'data-given="([^"]*)" data-suggested="([^"]*)">\s*<div class="lr-imgs">', page)
     assert cards == [(classes[y[i]], classes[ref.suggested_labels[i]]) for i in order[:7]]
-    listed = re.findall(r'#\d+ (img\d+\.png)</div>', page) + re.findall(r'<tr class="lr-item[^>]*>\s*<td>(img\d+\.png)<',
-                                                                        page)
+    listed = (re.findall(r'#\d+ (img\d+\.png)</div>', page)
+              + re.findall(r'<tr class="lr-item[^>]*>\s*<td>(img\d+\.png)<', page))
     assert listed == [names[i] for i in order]
     assert page.count("<figcaption>Grad-CAM</figcaption>") == page.count("<figcaption>image</figcaption>") == 7
     assert 'class="evallib-filter-box lr-filter" data-sides="given suggested"' in page
@@ -153,9 +153,9 @@ def test_image_issues_display_lists_value_and_rule():
 
 
 def test_duplicates_display_shows_perceptual_pairs_with_distance():
-    from evallib.report.label_quality import DuplicatesDisplay
-
     from PIL import Image
+
+    from evallib.report.label_quality import DuplicatesDisplay
 
     rng = np.random.default_rng(3)  # smooth images: random 4 x 4 grids enlarged
     base = [np.asarray(Image.fromarray((rng.random((4, 4)) * 255).astype(np.uint8)).resize((20, 20), Image.BICUBIC))

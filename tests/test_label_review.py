@@ -268,9 +268,9 @@ def test_label_overrides_through_the_cli(reviewed, tmp_path, capsys):
     import hashlib
     import json
 
+    from conftest import check_output_folder
     from evallib.cli import main
     from evallib.outputs import load_predictions
-    from conftest import check_output_folder
 
     root, out, files, _ = reviewed
     work = tmp_path / "out"

@@ -5,7 +5,16 @@ from .class_order import ClassOrderCheck, class_order_check
 from .classification import ClassificationMetrics, ClassificationResult, evaluate_classification, infer_score_type
 from .confusion import cluster_order, confusion_distance, most_confused_classes
 from .curves import Band, class_curves, curve_band
-from .duplicates import DuplicatePairs, content_hash, exact_duplicates, near_duplicates
+from .data_quality import ImageIssues, image_issues
+from .duplicates import (
+    DuplicatePairs,
+    content_hash,
+    exact_duplicates,
+    hash_distance,
+    near_duplicates,
+    perceptual_duplicates,
+    perceptual_hash,
+)
 from .flips import (
     CompatibilityResult,
     PairFlips,
@@ -66,7 +75,8 @@ __all__ = [
     "CompatibilityResult", "PairFlips", "RegressionRow", "VersionRegression", "cross_model_compatibility",
     "pair_flips", "rates_from_cells", "version_regression",
     "LabelIssues", "RankingSensitivity", "label_issues", "ranking_sensitivity",
-    "DuplicatePairs", "content_hash", "exact_duplicates", "near_duplicates",
+    "DuplicatePairs", "content_hash", "exact_duplicates", "near_duplicates", "perceptual_hash",
+    "perceptual_duplicates", "hash_distance", "ImageIssues", "image_issues",
     "IdentificationResult", "bootstrap_identification", "evaluate_identification", "split_by_role",
     "TemplateFeatures", "evaluate_template_identification", "evaluate_template_verification", "pool_templates",
     "template_pair_scores",

@@ -33,7 +33,7 @@ from .identification import (
     IdentificationMissesDisplay,
     TemplatePairGalleryDisplay,
 )
-from .label_quality import DuplicatesDisplay, LabelIssuesDisplay
+from .label_quality import DuplicatesDisplay, ImageIssuesDisplay, LabelIssuesDisplay, LabelReviewDisplay
 from .report import Report, StaleOutputsError, load
 from .slices import (
     GroupDetDisplay,
@@ -62,6 +62,6 @@ __all__ = [
     "GroupDetDisplay", "GroupThresholdDisplay", "ModelsBySliceDisplay", "SliceMistakesDisplay",
     "CompatibilityDisplay", "FlipGalleryDisplay", "FlipTransitionsDisplay", "PairFlipsDisplay",
     "RegressionTableDisplay",
-    "DuplicatesDisplay", "LabelIssuesDisplay",
+    "DuplicatesDisplay", "LabelIssuesDisplay", "LabelReviewDisplay", "ImageIssuesDisplay",
     "CmcDisplay", "DetDisplay", "IdentificationDisplay", "IdentificationMissesDisplay", "TemplatePairGalleryDisplay",
 ]
