@@ -49,8 +49,8 @@ def _weighted_auc(w_sorted, pos_sorted, starts, neg_below=0.0):
     ``neg_below`` (one per row) is the weight of negatives left out because they score below
     every positive: each positive beats them all.
     """
-    posw = np.where(pos_sorted, w_sorted, 0).astype(np.float64)
-    negw = np.where(pos_sorted, 0, w_sorted).astype(np.float64)
+    posw = np.where(pos_sorted, w_sorted, 0).astype(np.float64, copy=False)
+    negw = np.where(pos_sorted, 0, w_sorted).astype(np.float64, copy=False)
     if len(starts) == w_sorted.shape[-1]:  # no ties: every group is one sample
         pg, ng = posw, negw
     else:
