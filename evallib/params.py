@@ -493,6 +493,8 @@ class PreprocessParams(_Section):
                                  f"floor(crop / crop_pct)); got both crop_pct {self.crop_pct} and resize {resize}")
             if not isinstance(crop, int) and crop[0] != crop[1]:
                 fail("crop_pct", f"expected a square preprocess.crop with it (an integer or [n, n]); got crop {crop}")
+        if self.tta == "tencrop" and crop is None and self.resize_mode != "text_line":
+            fail("tta", "expected preprocess.crop with tta 'tencrop' (the ten crops need a crop size); got no crop")
         if self.resize_mode is not None and resize is None:
             fail("resize_mode", f"expected preprocess.resize with it; got resize_mode {self.resize_mode!r} "
                                 f"and no resize")

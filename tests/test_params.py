@@ -49,6 +49,8 @@ def test_valid_file_resolves_paths_against_its_folder(tmp_path):
 
 @pytest.mark.parametrize("path, value, match", [
     (["preprocess", "tta"], "tencorp", r"p\.yaml: preprocess\.tta: expected one of none, flip, tencrop; got 'tencorp'"),
+    (["preprocess", "crop"], None, r"p\.yaml: preprocess\.tta: expected preprocess\.crop with tta 'tencrop' \(the ten"
+                                   r" crops need a crop size\); got no crop"),
     (["task"], "detection", r"p\.yaml: task: expected one of classification, verification, both, or a list of them;"
                             r" got 'detection'"),
     (["data", "labels"], "folders", r"p\.yaml: data\.labels: expected one of folder, filename_prefix, csv; got"
