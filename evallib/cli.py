@@ -244,8 +244,8 @@ def main(argv: list[str] | None = None) -> int:
                      help="two runs of one recipe (another seed), named like OLD and NEW and evaluated on the same "
                           "data: their NFR is the noise floor the NFR of OLD -> NEW is shown against")
     cmp.add_argument("--max-nfr-over-floor", type=float, default=None, metavar="MARGIN",
-                     help="gate: exit 1 when the upper bound of the 95%% interval of NFR minus the floor's NFR is above "
-                          "MARGIN (needs --floor)")
+                     help="gate: exit 1 when the upper bound of the 95%% interval of NFR minus the floor's NFR is "
+                          "above MARGIN (needs --floor)")
     cmp.add_argument("--far", type=float, default=1e-3,
                      help="false accept rate of the pair flips at a matched FAR and of BCT's cross-test, for "
                           "embedding models (default 1e-3)")

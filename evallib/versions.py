@@ -199,13 +199,13 @@ class VersionComparison:
         if max_nfr is None and max_nfr_over_floor is None:
             return None
         failing = self.over_budget(max_nfr) if max_nfr is not None else []
-        out = {"max_nfr": max_nfr, "passed": not failing,
+        out: dict = {"max_nfr": max_nfr, "passed": not failing,
                "failing": [{"kind": r.kind, "name": r.name, "nfr": r.nfr, "nfr_upper": r.nfr_upper()}
                            for r in failing]}
         if max_nfr_over_floor is not None:
             if self.floor is None:
-                raise EvallibError(f"max_nfr_over_floor: expected a noise floor to hold the NFR against (--floor A "
-                                   f"B); got none")
+                raise EvallibError("max_nfr_over_floor: expected a noise floor to hold the NFR against (--floor A "
+                                   "B); got none")
             a = self.floor.against
             over = a.over_margin(max_nfr_over_floor)
             out["max_nfr_over_floor"] = max_nfr_over_floor
@@ -569,11 +569,12 @@ def compare_versions(old, new, *, out_root="outputs", groups=None, group_name: s
         result = version_regression(y, so, sn, scores_are=po.scores_are or "logits",
                                     scores_are_new=pn.scores_are or "logits", groups=g, classes=p.classes,
                                     n_boot=n_boot, seed=seed, alpha=alpha)
-    if floor is not None and result is None:
-        raise EvallibError(f"floor: expected a comparison of two classifiers to hold against a noise floor of NFR; "
-                           f"got {name_old} and {name_new} without class scores")
-    floor_cmp = None if floor is None else _floor(floor, p, result, out_root=out_root, n_boot=n_boot, seed=seed,
-                                                  alpha=alpha)
+    floor_cmp = None
+    if floor is not None:
+        if result is None:
+            raise EvallibError(f"floor: expected a comparison of two classifiers to hold against a noise floor of "
+                               f"NFR; got {name_old} and {name_new} without class scores")
+        floor_cmp = _floor(floor, p, result, out_root=out_root, n_boot=n_boot, seed=seed, alpha=alpha)
     emb = [None if q.embeddings is None else np.asarray(q.embeddings, dtype=np.float64)[ix]
            for q, ix in ((po, io), (pn, jn))]
     compat = _compatibility(emb[0], emb[1], y, far, seed, notes)

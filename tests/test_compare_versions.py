@@ -55,7 +55,13 @@ def evaluated_pair(tmp_path_factory):
         files[name] = params / f"{name}.yaml"
         files[name].write_text(yaml.safe_dump(p))
     out = root / "out"
-    facts = run_many([files["old"], files["new"], files["elsewhere"]], out, progress=False)
+    with pytest.MonkeyPatch.context() as mp:  # the maps have 36 points: one thread draws them without waiting
+        import functools
+
+        import evallib.explain.tsne as tsne
+
+        mp.setattr(tsne, "tsne_map", functools.partial(tsne.tsne_map, n_jobs=1))
+        facts = run_many([files["old"], files["new"], files["elsewhere"]], out, progress=False)
     assert [f["status"] for f in facts] == ["ok"] * 3, [f.get("error") for f in facts]
     return {"out": out, "params": files}
 
@@ -208,7 +214,8 @@ def test_page_opens_offline_in_chromium(evaluated_pair, compared):
     assert not errors
     assert all(u.startswith(("file:", "data:")) for u in requests)
     assert found["h2"] == ["What the new model breaks", "Against the noise floor",
-                           "Negative flips: old prediction → new prediction", "Negative flips", "Negative flips by class",
+                           "Negative flips: old prediction → new prediction", "Negative flips",
+                           "Negative flips by class",
                            "Verification pairs that flipped at FAR 0.01",
                            "Verification pairs that flipped at each model's own threshold",
                            "Backward compatibility of the embeddings"]  # BCT: both embeddings have 16 dimensions
@@ -356,7 +363,7 @@ def test_bct_cross_test_when_both_models_have_embeddings(evaluated_pair, tmp_pat
 
 
 def _pair_list(root):
-    """The fixture's pair list read independently: ``[(file_a, file_b, same)]`` (image n of a class is its n-th file)."""
+    """The fixture's pair list read independently: ``[(file_a, file_b, same)]``, image n of a class its n-th file."""
     out = []
     for line in (root / "pairs.txt").read_text().split("\n"):
         t = line.split()

@@ -559,7 +559,8 @@ def test_noise_floor_counts_ratio_and_test_match_a_loop_and_mcnemar():
         want["both" if a and b else "candidate_only" if a else "floor_only" if b else "neither"] += 1
     assert f.counts == want and f.n == 300
     assert f.nfr == cand.mean() and f.floor_nfr == floor.mean()
-    assert f.ratio == pytest.approx(cand.sum() / floor.sum()) and f.difference == pytest.approx(cand.mean() - floor.mean())
+    assert f.ratio == pytest.approx(cand.sum() / floor.sum())
+    assert f.difference == pytest.approx(cand.mean() - floor.mean())
     # the discordant images are McNemar's: candidate-only against floor-only, one-sided
     mc = mcnemar(~cand, ~floor)
     assert (mc["only_b_correct"], mc["only_a_correct"]) == (want["candidate_only"], want["floor_only"])

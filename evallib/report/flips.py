@@ -436,8 +436,8 @@ class NoiseFloorDisplay(Display):
         """The finding in one sentence."""
         r = self.result
         if r.above_floor:
-            return (f"{self.candidate} flips more images than retraining does: NFR {ratio_words(r.ratio)} the noise floor, "
-                    f"significantly (exact McNemar p {_fmt_p(r.p_value)}).")
+            return (f"{self.candidate} flips more images than retraining does: NFR {ratio_words(r.ratio)} the noise "
+                    f"floor, significantly (exact McNemar p {_fmt_p(r.p_value)}).")
         return (f"{self.candidate} does not flip significantly more images than retraining does (NFR "
                 f"{ratio_words(r.ratio)} the noise floor; exact McNemar p {_fmt_p(r.p_value)}).")
 
@@ -449,7 +449,7 @@ class NoiseFloorDisplay(Display):
         if np.isfinite(lo) and np.isfinite(hi):
             ax.axvspan(lo, hi, color="#dddddd", zorder=0, label="floor's 95% interval")
         ax.axvline(r.floor_nfr, color="#8c8c8c", lw=1, ls="--", zorder=1)
-        for k, (name, v, (a, b), colour) in enumerate(rows):
+        for k, (_, v, (a, b), colour) in enumerate(rows):
             err = [[v - a if np.isfinite(a) else 0], [b - v if np.isfinite(b) else 0]]
             ax.errorbar([v], [1 - k], xerr=np.maximum(err, 0), fmt="o", color=colour, capsize=4, ms=6)
         ax.set_yticks([1, 0], [_short(n, 40) for n, *_ in rows], fontsize=8)

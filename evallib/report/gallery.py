@@ -61,7 +61,8 @@ class TileDisplay(Display):
         nrows = max(1, len(self.tiles))
         fig = Figure(figsize=(self.ncols * self.tile_inches, nrows * (self.tile_inches + 0.35) + 0.4),
                      layout="constrained")
-        return fig.subplots(nrows, self.ncols, squeeze=False)
+        axes = fig.subplots(nrows, self.ncols, squeeze=False)
+        return axes[0, 0] if self.n_axes == 1 else axes  # one tile (or none): one Axes, as n_axes says
 
     def _draw(self, ax, **kwargs):
         axes = np.asarray(ax, dtype=object).reshape(max(1, len(self.tiles)), self.ncols)

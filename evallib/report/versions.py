@@ -301,8 +301,8 @@ def comparison_page(cmp, views, *, page_dir, max_nfr=None, max_nfr_over_floor=No
                 f"{o.positive_flips:,} positive flips (PFR {o.pfr:.4f}); {len(cmp.result.flagged()):,} row(s) "
                 f"flagged as regressions.")
         if cmp.floor is not None:
-            lede += (f" The NFR is {ratio_words(cmp.floor.against.ratio)} the noise floor {cmp.floor.nfr:.4f} of two runs "
-                     f"of one recipe ({cmp.floor.old} → {cmp.floor.new}).")
+            lede += (f" The NFR is {ratio_words(cmp.floor.against.ratio)} the noise floor {cmp.floor.nfr:.4f} of two "
+                     f"runs of one recipe ({cmp.floor.old} → {cmp.floor.new}).")
     else:
         lede = (f"{len(cmp.y):,} images of {len(cmp.classes):,} identities evaluated by both models (data "
                 f"fingerprint {cmp.data_key[:12]}). Both are embedding models (no class scores): what changed is "
