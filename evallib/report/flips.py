@@ -435,6 +435,9 @@ class NoiseFloorDisplay(Display):
     def verdict(self) -> str:
         """The finding in one sentence."""
         r = self.result
+        if r.intervals["difference"][1] < 0:
+            return (f"{self.candidate} flips fewer images than retraining does: NFR {ratio_words(r.ratio)} the noise "
+                    f"floor (the interval of the difference is below 0).")
         if r.above_floor:
             return (f"{self.candidate} flips more images than retraining does: NFR {ratio_words(r.ratio)} the noise "
                     f"floor, significantly (exact McNemar p {_fmt_p(r.p_value)}).")
@@ -523,7 +526,7 @@ class PairFlipsDisplay(TileDisplay):
             Pairs shown of each kind.
         title : str
         operating_point : str, optional
-            Where the models were taken, in words (default: from ``result``).
+            Where the models were taken, in words, with their thresholds (default: from ``result``).
         """
         pairs = np.asarray(pairs, dtype=np.int64)
         if pairs.ndim != 2 or pairs.shape[1] != 2 or len(pairs) != len(scores_old):
@@ -544,14 +547,15 @@ class PairFlipsDisplay(TileDisplay):
                             (imgs[2 * k + 1], f"pair {int(p)}")]
                 tiles.append(row)
         r = result
-        where = operating_point or (f"each model at its own threshold for FAR {r.far:g}"
-                                    if r.operating_point == "matched FAR" else "each model at its given threshold")
+        if operating_point is None:
+            at = f"its own threshold for FAR {r.far:g}" if r.operating_point == "matched FAR" else "its given threshold"
+            operating_point = f"each model at {at} (old {r.threshold_old:.4f}, new {r.threshold_new:.4f})"
+        where = operating_point
         shown = ("Top row: genuine pairs the old model accepted and the new one rejects, furthest below the new "
                  "threshold first; bottom row: impostor pairs the new model newly accepts, furthest above it first. "
                  "Captions: both models' scores." if images is not None else "No pair gallery: the images could "
                  "not be loaded.")
-        how = (f"Pairs whose decision changed, {where} (old {r.threshold_old:.4f}, new {r.threshold_new:.4f}). "
-               + shown)
+        how = f"Pairs whose decision changed, {where}. " + shown
         summary = [[name, len(getattr(r, key)), r.n_genuine if key.startswith("genuine") else r.n_impostor,
                     r.rates[key], format_interval(*r.wilson[key])]
                    for name, key in (("genuine pairs lost", "genuine_lost"), ("genuine pairs gained", "genuine_gained"),
@@ -565,8 +569,7 @@ class PairFlipsDisplay(TileDisplay):
                  "loaded." if images is None else "No genuine pair lost and no impostor pair let in (the table "
                  "counts the flips the other way).")
         return cls(tiles, title=title, how_to_read=how, summary=summary, notes=list(r.notes),
-                   where=f"Pairs whose decision changed, {where} (old {r.threshold_old:.4f}, new "
-                         f"{r.threshold_new:.4f}).", empty=empty)
+                   where=f"Pairs whose decision changed, {where}.", empty=empty)
 
     def _parts(self):
         table = html_table(self.summary, ["pairs", "count", "of", "rate", "95% interval (Wilson)"])

@@ -18,6 +18,8 @@ import warnings
 from pathlib import Path
 from urllib.parse import quote
 
+import numpy as np
+
 from ..errors import EvallibError
 from ..metrics.stats import format_interval
 from ..outputs import COMPARE_HTML, FLIPS_CSV, REPORT_HTML, comparison_dir, write_comparison
@@ -85,7 +87,6 @@ def class_filter_view(cmp, gallery_source, *, max_classes: int = 12, per_class: 
     its ``per_class`` most striking flips; ``gallery_source`` is ``(images, cam_old, cam_new)``. The page
     holds every class's gallery and a few lines of script show the one picked (no network, no kernel).
     """
-    import numpy as np
 
     r = cmp.result
     lost = r.transitions.sum(axis=1)
@@ -129,18 +130,21 @@ def pair_views(cmp, images=None, *, max_pairs: int = 6) -> list:
     """The verification pairs that flipped, at a matched FAR and at each model's own operating point: two
     :class:`PairFlipsDisplay` (pair galleries when ``images(indices)`` loads the comparison's images)."""
     pc = cmp.pairs
-    own = "; ".join(f"{name}: its {pc.policies[role]} threshold, from {pc.threshold_sources[role]}"
-                    for name, role in ((cmp.old, "old"), (cmp.new, "new")))
+    m = pc.matched
+    thresholds = {"old": pc.own.threshold_old, "new": pc.own.threshold_new}
+    own = "; ".join(f"{name} at its {pc.policies[role]} threshold {thresholds[role]:.4f} (from "
+                    f"{pc.threshold_sources[role]})" for name, role in ((cmp.old, "old"), (cmp.new, "new")))
     common = dict(pairs=pc.pairs, images=images, max_pairs=max_pairs)
-    far = pc.matched.far
-    return [PairFlipsDisplay.from_result(pc.matched, pc.scores_old, pc.scores_new, **common,
+    far = m.far
+    return [PairFlipsDisplay.from_result(m, pc.scores_old, pc.scores_new, **common,
                                          title=f"Verification pairs that flipped at FAR {far:g}",
-                                         operating_point=f"each model at its own threshold for FAR {far:g} (the same "
-                                                         f"share of impostors let in, so a shift of operating point "
-                                                         f"is not counted)"),
+                                         operating_point=f"each model at its own threshold for FAR {far:g}: "
+                                                         f"{cmp.old} {m.threshold_old:.4f}, {cmp.new} "
+                                                         f"{m.threshold_new:.4f} (the same share of impostors let "
+                                                         f"in, so a shift of operating point is not counted)"),
             PairFlipsDisplay.from_result(pc.own, pc.scores_old, pc.scores_new, **common,
                                          title="Verification pairs that flipped at each model's own threshold",
-                                         operating_point=f"each model at its own operating point ({own})")]
+                                         operating_point=f"each model at its own operating point: {own}")]
 
 
 def version_views(cmp, *, reports=None, max_flips: int = 24, only_classes=None, filter_classes: int = 0,
@@ -259,9 +263,14 @@ def pairs_line(cmp) -> str:
     """The verification pairs that flipped, in one sentence."""
     pc = cmp.pairs
     m, own = pc.matched, pc.own
-    return (f"Verification pairs ({len(pc.same):,}, of which {int(pc.same.sum()):,} genuine): at FAR {m.far:g}, "
-            f"{len(m.genuine_lost):,} genuine pairs lost and {len(m.impostor_gained):,} impostor pairs let in; at "
-            f"each model's own threshold, {len(own.genuine_lost):,} and {len(own.impostor_gained):,}.")
+    if np.isfinite(m.threshold_old) and np.isfinite(m.threshold_new):
+        at_far = (f"at FAR {m.far:g}, genuine pairs lost {len(m.genuine_lost):,} and impostor pairs let in "
+                  f"{len(m.impostor_gained):,}")
+    else:
+        at_far = f"no threshold at FAR {m.far:g} (its {m.n_impostor:,} impostor pairs cannot resolve it)"
+    return (f"Verification pairs ({len(pc.same):,}, of which {int(pc.same.sum()):,} genuine): {at_far}; at each "
+            f"model's own threshold, genuine pairs lost {len(own.genuine_lost):,} and impostor pairs let in "
+            f"{len(own.impostor_gained):,}.")
 
 
 _ANCHORS = {"What the new model breaks": "regression", "Against the noise floor": "floor",
