@@ -8,10 +8,12 @@ from .curves import Band, class_curves, curve_band
 from .duplicates import DuplicatePairs, content_hash, exact_duplicates, near_duplicates
 from .flips import (
     CompatibilityResult,
+    NoiseFloor,
     PairFlips,
     RegressionRow,
     VersionRegression,
     cross_model_compatibility,
+    nfr_against_floor,
     pair_flips,
     rates_from_cells,
     version_regression,
@@ -56,7 +58,7 @@ __all__ = [
     "SliceResult", "SliceRow", "WeakSliceDiscovery", "compare_by_slice", "discover_weak_slices", "metrics_by_slice",
     "slice_mask", "verification_by_group",
     "CompatibilityResult", "PairFlips", "RegressionRow", "VersionRegression", "cross_model_compatibility",
-    "pair_flips", "rates_from_cells", "version_regression",
+    "pair_flips", "rates_from_cells", "version_regression", "NoiseFloor", "nfr_against_floor",
     "LabelIssues", "RankingSensitivity", "label_issues", "ranking_sensitivity",
     "DuplicatePairs", "content_hash", "exact_duplicates", "near_duplicates",
     "IdentificationResult", "bootstrap_identification", "evaluate_identification", "split_by_role",

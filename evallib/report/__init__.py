@@ -22,6 +22,7 @@ from .flips import (
     CompatibilityDisplay,
     FlipGalleryDisplay,
     FlipTransitionsDisplay,
+    NoiseFloorDisplay,
     PairFlipsDisplay,
     RegressionTableDisplay,
 )
@@ -50,7 +51,7 @@ __all__ = [
     "TrainingCurvesDisplay", "TSNEMapDisplay",
     "PairListDisplay", "ScoreHistogramDisplay", "ThresholdMetricsDisplay", "VerificationDisplay",
     "GroupVerificationDisplay", "SliceComparisonDisplay", "SliceDisplay", "WeakSliceDiscoveryDisplay",
-    "CompatibilityDisplay", "FlipGalleryDisplay", "FlipTransitionsDisplay", "PairFlipsDisplay",
+    "CompatibilityDisplay", "FlipGalleryDisplay", "FlipTransitionsDisplay", "NoiseFloorDisplay", "PairFlipsDisplay",
     "RegressionTableDisplay",
     "DuplicatesDisplay", "LabelIssuesDisplay",
     "CmcDisplay", "DetDisplay", "IdentificationDisplay", "IdentificationMissesDisplay", "TemplatePairGalleryDisplay",
