@@ -24,16 +24,19 @@ chromium:
 	  echo "installing Debian's chromium for the browser tests"; \
 	  export DEBIAN_FRONTEND=noninteractive; apt-get update -qq && apt-get install -y -qq chromium >/dev/null; }
 
+# one pytest worker per core (at most 4); a test file's tests stay on one worker, sharing its fixtures
+PYTEST_WORKERS := -n auto --maxprocesses=4 --dist loadfile
+
 # lint and type checks first (configured in pyproject.toml), then the tests
 test: $(VENV)/.installed chromium
 	$(BIN)/ruff check evallib tests bench
 	$(BIN)/mypy
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q $(PYTEST_WORKERS)
 
 # no notebook kernel, no browser, no cluster, no wheel build (tests marked slow): under a minute.
 # This -m replaces the one in pyproject's addopts, so it leaves out full_matrix too.
 test-fast: $(VENV)/.installed
-	$(BIN)/python -m pytest -q -m "not slow and not full_matrix"
+	$(BIN)/python -m pytest -q $(PYTEST_WORKERS) -m "not slow and not full_matrix"
 
 bench: $(VENV)/.installed
 	$(BIN)/python bench/run_all.py

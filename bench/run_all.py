@@ -20,8 +20,8 @@ SCRIPTS = [("bench_verification.py", "--sizes", "10000"), ("bench_verification.p
            ("bench_many_classes.py",), ("bench_many_classes.py", "--per-class", "100", "--task", "classification"),
            ("bench_dask_verification.py", "--sizes", "50000"), ("bench_cluster.py",), ("bench_cache_keys.py",),
            ("bench_cache_keys.py", "--images", "100000", "--pixels", "160x120"),
-           ("bench_curves.py",), ("bench_identification.py",),
-           ("bench_many_models.py",),
+           ("bench_curves.py",), ("bench_identification.py",), ("bench_templates.py",),
+           ("bench_many_models.py",), ("bench_slices.py", "--n", "100000", "--slices", "50"),
            # a small run: this 2-core machine is shared; --images 50000 --infer-images 50000 for the full figure
            ("bench_photos.py", "--images", "300", "--infer-images", "32", "--tencrop-images", "8")]
 

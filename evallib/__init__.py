@@ -15,6 +15,7 @@ from .data import (  # noqa: E402
     read_pairs,
     sort_labels,
 )
+from .data.overrides import LabelOverrides, read_label_overrides  # noqa: E402
 from .errors import DataError, EvallibError, ModelError, ParamsError  # noqa: E402
 from .inference import (  # noqa: E402
     DeviceChoice,
@@ -31,6 +32,7 @@ from .metrics import (  # noqa: E402
     ClassificationResult,
     ClassOrderCheck,
     DegenerateWarning,
+    ImageIssues,
     ThresholdChoice,
     ThresholdSweep,
     VerificationMetrics,
@@ -46,17 +48,24 @@ from .metrics import (  # noqa: E402
     evaluate_template_verification,
     evaluate_verification,
     exact_duplicates,
+    group_det_curves,
+    hash_distance,
+    image_issues,
     infer_score_type,
     label_issues,
     lfw_accuracy,
     mcnemar,
     metrics_by_slice,
+    models_by_slice,
     near_duplicates,
     pair_flips,
     paired_comparison,
+    perceptual_duplicates,
+    perceptual_hash,
     pool_templates,
     ranking_sensitivity,
     threshold_sweep,
+    verification_at_group_thresholds,
     verification_by_group,
     version_regression,
 )
@@ -73,7 +82,9 @@ _DISPLAYS = ("ConfusionDisplay", "RocDisplay", "PrecisionRecallDisplay", "Reliab
              "SliceDisplay", "WeakSliceDiscoveryDisplay", "SliceComparisonDisplay", "GroupVerificationDisplay",
              "RegressionTableDisplay", "FlipTransitionsDisplay", "FlipGalleryDisplay", "PairFlipsDisplay",
              "CompatibilityDisplay", "LabelIssuesDisplay", "DuplicatesDisplay", "CmcDisplay", "DetDisplay",
-             "IdentificationDisplay", "IdentificationMissesDisplay", "TemplatePairGalleryDisplay")
+             "IdentificationDisplay", "IdentificationMissesDisplay", "TemplatePairGalleryDisplay",
+             "GroupDetDisplay", "GroupThresholdDisplay", "ModelsBySliceDisplay", "SliceMistakesDisplay",
+             "LabelReviewDisplay", "ImageIssuesDisplay")
 _LAZY = {"load": "report", "write_label_reviews": "report.label_review", **{n: "report" for n in _DISPLAYS},
          **{n: "explain.cam" for n in ("grad_cam", "cam_route", "CamRoute", "ClassTarget", "SimilarityTarget")}}
 
@@ -99,7 +110,9 @@ __all__ = [
     "metrics_by_slice", "discover_weak_slices", "verification_by_group", "version_regression",
     "cross_model_compatibility", "pair_flips", "label_issues", "ranking_sensitivity", "near_duplicates",
     "exact_duplicates", "evaluate_identification", "pool_templates", "evaluate_template_verification",
-    "evaluate_template_identification",
+    "evaluate_template_identification", "group_det_curves", "verification_at_group_thresholds",
+    "models_by_slice", "ImageIssues", "image_issues", "perceptual_hash", "perceptual_duplicates", "hash_distance",
+    "LabelOverrides", "read_label_overrides",
     "Params", "load_params", "parse_params",
     "load_predictions", "run_many", "run_model", "VersionComparison", "compare_versions",
     *_LAZY,

@@ -9,8 +9,8 @@ key                           made from (a change to any of these invalidates it
                               :data:`PREDICTIONS_KEY_VERSION`
 :func:`metrics_key`           the predictions key, every setting but ``runtime``            ``metrics.json``,
                               (:meth:`~evallib.params.Params.settings`), evallib's code,    ``metrics.npz``
-                              the content of the pair list and protocol files
-                              (:func:`metrics_files_digest`)
+                              the content of the pair list, protocol files and label
+                              corrections (:func:`metrics_files_digest`)
 :func:`report_key`            the params, the metrics key, evallib's code, ``show_code``,   ``report.html``
                               and the headline metrics of the other models on the same
                               data (:func:`peers_digest`)
@@ -221,10 +221,10 @@ def metrics_key(params: Params, predictions_key: str) -> str:
 
 def metrics_files_digest(params: Params) -> dict[str, str]:
     """The content hash of each file the metrics step reads besides the predictions: the pair list, the
-    metadata file of the slices, the identification protocol files and, with a role column, the manifest (a
-    missing file counts as such)."""
+    metadata file of the slices, the label corrections, the identification protocol files and, with a role
+    column, the manifest (a missing file counts as such)."""
     d = params.data
-    keys = ("pairs", "metadata", *d._PROTOCOL_FILES) + (("csv",) if d.role_column else ())
+    keys = ("pairs", "metadata", "label_overrides", *d._PROTOCOL_FILES) + (("csv",) if d.role_column else ())
     out = {}
     for key in keys:
         path = getattr(d, key)

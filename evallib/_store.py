@@ -20,6 +20,9 @@ def _types():
     from .metrics.identification import IdentificationResult
     from .metrics.slices import (
         DiscoveredSlice,
+        GroupDetCurves,
+        GroupThresholdResult,
+        GroupThresholdRow,
         GroupVerificationResult,
         GroupVerificationRow,
         SliceResult,
@@ -35,7 +38,8 @@ def _types():
     return {c.__name__: c for c in (ClassificationResult, VerificationResult, ThresholdSweep, ThresholdChoice,
                                     IdentificationResult, TemplateFeatures, IdentificationEvaluation,
                                     SliceFindings, SliceResult, SliceRow, WeakSliceDiscovery, DiscoveredSlice,
-                                    GroupVerificationResult, GroupVerificationRow)}
+                                    GroupVerificationResult, GroupVerificationRow, GroupDetCurves,
+                                    GroupThresholdResult, GroupThresholdRow)}
 
 
 def dump(obj: Any) -> tuple[Any, dict[str, np.ndarray]]:

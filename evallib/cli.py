@@ -121,9 +121,10 @@ def _report(results, out_root, verbose):
 
 
 def _evaluate(files: list[Path], args: argparse.Namespace) -> int:
-    from .run import check_unique_names, render_index, run_many
+    from .run import check_label_overrides, check_unique_names, render_index, run_many
 
     check_unique_names(files)  # before a cluster starts or a model runs
+    check_label_overrides(files)
 
     if args.cluster:
         from .cluster import connect, run_on_cluster

@@ -125,9 +125,10 @@ def run_on_cluster(paths: Sequence[str | Path], out_root: str | Path, client: An
     from dask.distributed import as_completed
     from tqdm.auto import tqdm
 
-    from .run import check_unique_names, in_two_steps
+    from .run import check_label_overrides, check_unique_names, in_two_steps
 
     check_unique_names(paths)
+    check_label_overrides(paths)
     paths = [str(Path(p).resolve()) for p in paths]
     out_root = str(Path(out_root).resolve())
     results: list[Any] = [None] * len(paths)  # each filled in as its task finishes

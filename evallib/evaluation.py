@@ -333,6 +333,15 @@ def write_evaluation(out_dir: str | Path, ev: Evaluation, *, metrics_key: str | 
     write_json(out_dir / METRICS, m)
 
 
+def read_slices(out_dir: str | Path):
+    """The metrics step's slices of ``out_dir`` (:class:`evallib.steps_slices.SliceFindings`), or None when it
+    found none; reads only that part of ``metrics.npz``."""
+    out_dir = Path(out_dir)
+    with np.load(out_dir / METRICS_ARRAYS, allow_pickle=False) as z:
+        tree = json.loads(str(z["results"])).get("slices")
+        return None if tree is None else _store.load(tree, z)
+
+
 def read_evaluation(out_dir: str | Path) -> Evaluation:
     """The :class:`Evaluation` written by :func:`write_evaluation` in ``out_dir``."""
     from .outputs import load_metrics

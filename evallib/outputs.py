@@ -131,8 +131,9 @@ def cached_predictions(model_dir: str | Path, key: str) -> dict | None:
     Returns
     -------
     dict or None
-        ``skipped`` (list of dict, each ``{"path", "reason"}``), ``data_fingerprint`` (str) and
-        ``checks`` (the score-type and class-order findings, a dict).
+        ``skipped`` (list of dict, each ``{"path", "reason"}``), ``data_fingerprint`` (str),
+        ``checks`` (the score-type and class-order findings, a dict) and ``label_overrides`` (the
+        corrections the stored labels hold, or None).
     """
     f = Path(model_dir) / PREDICTIONS
     if not f.exists():
@@ -144,7 +145,8 @@ def cached_predictions(model_dir: str | Path, key: str) -> dict | None:
             skipped = [{"path": p, "reason": r} for p, r in zip(z["skipped_paths"].tolist(),
                                                                 z["skipped_reasons"].tolist())]
             return {"skipped": skipped, "data_fingerprint": str(z["data_fingerprint"]),
-                    "checks": json.loads(str(z["checks"]))}
+                    "checks": json.loads(str(z["checks"])),
+                    "label_overrides": json.loads(str(z["label_overrides"])) if "label_overrides" in z else None}
     except (OSError, ValueError, KeyError):
         return None
 

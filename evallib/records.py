@@ -75,8 +75,11 @@ class Predictions:
         The score-type and class-order findings.
     image_properties : dict of str to ndarray of shape (n_samples,) or None
         Properties of each decoded image, measured before resizing
-        (:func:`evallib.data.image_properties.properties_table`: brightness, contrast, blur, size and
-        aspect ratio), for slicing by them.
+        (:func:`evallib.data.image_properties.properties_table`: brightness, contrast, blur, size,
+        aspect ratio and entropy), for slicing by them and for the data-quality checks.
+    label_overrides : dict or None
+        The corrections ``labels`` hold (``{"file", "sha256", "rows", "changed"}``;
+        :meth:`evallib.data.overrides.LabelOverrides.facts`), None without any.
 
     Notes
     -----
@@ -104,6 +107,7 @@ class Predictions:
     data_fingerprint: str | None = None
     checks: dict | None = None
     image_properties: dict | None = None
+    label_overrides: dict | None = None
 
     _ARRAYS: ClassVar[tuple[str, ...]] = ("scores", "embeddings", "scores_center", "embeddings_center")
     _TEXT: ClassVar[tuple[str, ...]] = ("scores_are", "raw_scores_are", "cache_key", "root", "data_fingerprint")
@@ -159,6 +163,8 @@ class Predictions:
                 out[name] = np.asarray(getattr(self, name))
         if self.checks is not None:
             out["checks"] = np.array(json.dumps(self.checks))
+        if self.label_overrides is not None:
+            out["label_overrides"] = np.array(json.dumps(self.label_overrides))
         if self.image_properties is not None:
             names = list(self.image_properties)
             out["image_property_names"] = np.array(names, dtype=str)
@@ -187,6 +193,8 @@ class Predictions:
         if "checks" in z:
             kw["checks"] = json.loads(str(z["checks"]))
             kw["score_type"] = kw["checks"].get("score_type")
+        if "label_overrides" in z:
+            kw["label_overrides"] = json.loads(str(z["label_overrides"]))
         if "image_properties" in z:
             values = np.asarray(z["image_properties"], dtype=np.float64)
             kw["image_properties"] = {str(k): values[:, j] for j, k in
@@ -278,11 +286,12 @@ class RunFacts(_Record):
 
     The metrics step adds ``metrics_key``, ``metrics_cached`` and ``metrics_seconds``; the report step
     ``report_key``, ``report_cached`` and ``report_seconds`` (:func:`dataclasses.replace`). ``runtime``
-    records the threads the run used (cores, the job's share, onnxruntime's and the verification pass's).
+    records the threads the run used (cores, the job's share, onnxruntime's and the verification pass's);
+    ``label_overrides`` the corrections applied to the labels (absent without any).
     """
 
     _OPTIONAL: ClassVar[tuple[str, ...]] = ("metrics_key", "metrics_cached", "metrics_seconds", "report_key",
-                                            "report_cached", "report_seconds", "runtime")
+                                            "report_cached", "report_seconds", "runtime", "label_overrides")
     _NESTED: ClassVar[dict] = {"dataset": DatasetFacts, "inference": InferenceFacts}
 
     name: str
@@ -304,6 +313,7 @@ class RunFacts(_Record):
     report_cached: bool | None = None
     report_seconds: float | None = None
     runtime: dict | None = None
+    label_overrides: dict | None = None
     status: str = "ok"
     format_version: int = RUN_FORMAT_VERSION
 

@@ -28,6 +28,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from . import __version__
 from ._io import write_text
 from ._keys import (
@@ -43,6 +45,7 @@ from ._keys import (
     report_key,
 )
 from .data import Dataset, classes_from_metadata, list_images
+from .data.overrides import LabelOverrides, read_label_overrides
 from .errors import DataError, EvallibError, ParamsError
 from .inference import model_facts, open_session, predict, score_type_warning, session_device
 from .metrics.class_order import class_order_check
@@ -74,7 +77,7 @@ from .steps_slices import check_slicing
 # predictions_key, metrics_key, code_digest
 __all__ = ["run_model", "evaluate_model", "run_many", "render_report", "render_index", "in_two_steps", "error_text",
            "load_predictions", "data_fingerprint", "predictions_key", "metrics_key", "code_digest",
-           "check_unique_names"]
+           "check_unique_names", "check_label_overrides"]
 
 
 def _score_columns(facts, output):
@@ -152,20 +155,83 @@ class _Prepared:
     hashes: list
     index: FileIndex
     hashed: int
+    overrides: LabelOverrides | None = None
 
 
-def _prepare(params: Params, *, index: FileIndex | None = None) -> _Prepared:
-    """List the data and hash what changed since ``index`` (:func:`evallib._keys.hash_listing`)."""
-    facts = model_facts(params.model)
+def _list(params: Params, facts: dict):
+    """The listed dataset and where its class order came from."""
     d = params.data
     names, source = _class_names(params, facts)
     dataset = list_images(d.root, labels=d.labels, csv_path=d.csv, classes=names,
                           classes_source=source or "params data.classes", extensions=d.extensions,
                           allow_outside_root=d.allow_outside_root)
+    return dataset, source
+
+
+def _overrides(params: Params, dataset: Dataset) -> LabelOverrides | None:
+    f = params.data.label_overrides
+    return read_label_overrides(f, dataset.paths, dataset.labels, dataset.classes) if f is not None else None
+
+
+def _prepare(params: Params, *, index: FileIndex | None = None) -> _Prepared:
+    """List the data, read the label corrections and hash what changed since ``index``
+    (:func:`evallib._keys.hash_listing`).
+
+    The predictions key is made from the labels as listed: a correction changes the labels and the
+    metrics, never the model's outputs, so it never redoes inference. The dataset returned holds the
+    corrected labels.
+    """
+    facts = model_facts(params.model)
+    dataset, source = _list(params, facts)
     check_slicing(params, dataset.paths, root=dataset.root)  # a bad metadata file fails before inference
+    overrides = _overrides(params, dataset)  # and so does a bad corrections file
     hashes, new_index, hashed = hash_listing(dataset.root, dataset.paths, index)
-    return _Prepared(facts, dataset, source, predictions_key_of(facts["sha256"], dataset, params, hashes), hashes,
-                     new_index, hashed)
+    key = predictions_key_of(facts["sha256"], dataset, params, hashes)
+    if overrides is not None:
+        dataset = dataclasses.replace(dataset, labels=overrides.apply(dataset.labels))
+    return _Prepared(facts, dataset, source, key, hashes, new_index, hashed, overrides)
+
+
+def check_label_overrides(paths: Sequence[str | Path]) -> None:
+    """Refuse a ``data.label_overrides`` file that does not fit its data, before any model runs.
+
+    Params files that cannot be read, data that cannot be listed and models that cannot be opened are
+    left to the run, which reports each as that model's failure.
+
+    Raises
+    ------
+    ParamsError
+        Naming the params file, ``data.label_overrides``, the corrections file and its bad rows.
+    """
+    lines = []
+    for p in paths:
+        try:
+            params = load_params(p)
+            if params.data.label_overrides is None:
+                continue
+            dataset, _ = _list(params, model_facts(params.model))
+        except EvallibError:
+            continue
+        try:
+            _overrides(params, dataset)
+        except ParamsError as exc:
+            lines.append(f"{p}: {exc}")
+    if lines:
+        raise ParamsError("\n".join(lines))
+
+
+def _relabel(out_dir, dataset, params, prep):
+    """Cached predictions whose stored labels hold other corrections than now: the labels, the data
+    fingerprint and the class-order check of the corrected labels, written back. Returns the predictions."""
+    pred = load_predictions(out_dir)
+    where = {p: i for i, p in enumerate(dataset.paths)}
+    labels = np.asarray([dataset.labels[where[p]] for p in pred.paths], dtype=np.int64)
+    fingerprint = data_fingerprint(pred.file_hashes, [dataset.classes[k] for k in labels])
+    checks = _checks(params, labels, pred.scores, dataset.classes, (pred.checks or {}).get("score_type"))
+    pred = dataclasses.replace(pred, labels=labels, data_fingerprint=fingerprint, checks=checks,
+                               label_overrides=prep.overrides.facts() if prep.overrides is not None else None)
+    write_predictions(out_dir, pred, file_index=prep.index)
+    return Predictions.from_arrays(pred.to_arrays())
 
 
 def job_threads(jobs: int, *, cores: int | None = None) -> int:
@@ -244,11 +310,15 @@ def _run_model(params, out_root="outputs", *, progress=True, threads=None, out_d
         bar.reset(total=len(dataset))
     cached = cached_predictions(out_dir, key)
     runtime = {"cores": os.cpu_count(), "share": threads, "onnxruntime_intra_op_threads": None}
+    overrides = prep.overrides.facts() if prep.overrides is not None else None
     if cached is not None:
         previous = (load_run(out_dir) or {}).get("inference", {})
         inference = InferenceFacts(**{**previous, "cached": True})
         skipped, fingerprint, checks = cached["skipped"], cached["data_fingerprint"], cached["checks"]
-        if prep.hashed:  # files hashed again (touched, copied back): record their stat fields now
+        if cached["label_overrides"] != overrides:  # other corrections: new labels, the same outputs
+            handed = _relabel(out_dir, dataset, params, prep)
+            fingerprint, checks = handed.data_fingerprint, handed.checks
+        elif prep.hashed:  # files hashed again (touched, copied back): record their stat fields now
             write_predictions(out_dir, load_predictions(out_dir), file_index=prep.index)
         if bar is not None:
             bar.update(len(dataset))
@@ -281,7 +351,7 @@ def _run_model(params, out_root="outputs", *, progress=True, threads=None, out_d
         fingerprint = data_fingerprint(pred.file_hashes, [dataset.classes[k] for k in dataset.labels[pred.kept]])
         pred = dataclasses.replace(pred, paths=[dataset.paths[i] for i in pred.kept], labels=dataset.labels[pred.kept],
                                    classes=list(dataset.classes), root=root, skipped=skipped, cache_key=key,
-                                   data_fingerprint=fingerprint, checks=checks)
+                                   data_fingerprint=fingerprint, checks=checks, label_overrides=overrides)
         write_predictions(out_dir, pred, file_index=prep.index)
         handed = Predictions.from_arrays(pred.to_arrays())  # what the file holds, for the metrics step
         n = len(pred.kept)
@@ -294,7 +364,7 @@ def _run_model(params, out_root="outputs", *, progress=True, threads=None, out_d
                              class_order=dataset.class_order, counts=dataset.counts(), skipped=skipped),
         data_fingerprint=fingerprint, inference=inference, score_type=checks["score_type"],
         class_order_check=checks["class_order"], warnings=_warnings(checks, dataset.class_order),
-        predictions_key=key, seconds_total=time.perf_counter() - t0, runtime=runtime)
+        predictions_key=key, seconds_total=time.perf_counter() - t0, runtime=runtime, label_overrides=overrides)
     write_run(out_dir, record)
     return record.to_dict(), handed
 
@@ -587,10 +657,12 @@ def run_many(paths: Sequence[str | Path], out_root: str | Path = "outputs", *, j
     Raises
     ------
     ParamsError
-        Before anything runs, when two params files name the same model (:func:`check_unique_names`).
+        Before anything runs, when two params files name the same model (:func:`check_unique_names`), or
+        a corrections file does not fit its data (:func:`check_label_overrides`).
     """
     paths = list(paths)
     check_unique_names(paths)
+    check_label_overrides(paths)
     jobs = max(1, min(jobs, len(paths) or 1))
     if jobs == 1:
         if not render:

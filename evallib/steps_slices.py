@@ -25,7 +25,13 @@ import numpy as np
 
 from .data.slicing import NO_METADATA, bin_properties, read_metadata, slices_from_paths
 from .errors import DataError
-from .metrics.slices import discover_weak_slices, metrics_by_slice, verification_by_group
+from .metrics.slices import (
+    discover_weak_slices,
+    group_det_curves,
+    metrics_by_slice,
+    verification_at_group_thresholds,
+    verification_by_group,
+)
 
 SLICE_RESAMPLES = 200  # bootstrap resamples of the per-slice macro-F1 intervals (at most report.bootstrap)
 GROUP_RESAMPLES = 200  # identity-bootstrap resamples of the per-group verification intervals
@@ -50,6 +56,10 @@ class SliceFindings:
     group_column : str or None
         The metadata column that gave the verification groups.
     by_group : GroupVerificationResult or None
+    group_det : GroupDetCurves or None
+        Each group's DET curve within its own pairs.
+    group_thresholds : GroupThresholdResult or None
+        Each group at its own threshold, set at the same target FMR (``report.far_target``).
     skipped : dict of str to str
         Why a part was not computed (``{"discovery": "..."}``).
     """
@@ -60,6 +70,8 @@ class SliceFindings:
     discovery: object = None
     group_column: str | None = None
     by_group: object = None
+    group_det: object = None
+    group_thresholds: object = None
     skipped: dict = field(default_factory=dict)
 
 
@@ -221,6 +233,10 @@ def evaluate_slices(params, pred):
             out.by_group = verification_by_group(scores, same, groups[i], groups[j], far=rep.far_target,
                                                  ids_a=y[i], ids_b=y[j], n_boot=min(rep.bootstrap, GROUP_RESAMPLES),
                                                  seed=rep.seed)
+            out.group_det = group_det_curves(scores, same, groups[i], groups[j])
+            out.group_thresholds = verification_at_group_thresholds(
+                scores, same, groups[i], groups[j], far=rep.far_target, global_threshold=out.by_group.threshold,
+                ids_a=y[i], ids_b=y[j], n_boot=min(rep.bootstrap, GROUP_RESAMPLES), seed=rep.seed)
     return out
 
 

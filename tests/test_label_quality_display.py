@@ -1,5 +1,7 @@
 """The label-quality and duplicate views built from arrays: their numbers are the metrics' numbers."""
 
+import html
+
 import numpy as np
 import pytest
 
@@ -76,3 +78,92 @@ def test_duplicates_display_lists_conflicts_first():
         DuplicatesDisplay.from_result([])
     with pytest.raises(ValueError, match="names: expected a value for every image up to index 3; got 3"):
         DuplicatesDisplay.from_embeddings(e, threshold=0.99, names=["a", "b", "c"])
+
+
+def test_label_review_display_from_arrays_with_images_and_heat_maps():
+    import re
+
+    from evallib.report.label_quality import LabelReviewDisplay
+
+    y, scores = _scores(1)
+    classes = ["ant", "bee", "cat", "dog", "eel"]
+    names = [f"img{i:03d}.png" for i in range(len(y))]
+    rng = np.random.default_rng(0)
+    images = rng.random((len(y), 12, 10))
+    asked = []
+
+    def cam(idx, targets):
+        asked.append((list(idx), list(targets)))
+        return [np.stack([images[i]] * 3, axis=-1) for i in idx]
+
+    disp = LabelReviewDisplay.from_predictions(y, scores, images=images, cam=cam, classes=classes, names=names,
+                                               cards=7, csv_name="suspected_labels.csv")
+    ref = label_issues(y, list(scores.values()), model_names=list(scores))
+    order = ref.review_order()
+    assert len(order) > 7
+    assert asked == [(order[:7].tolist(), ref.suggested_labels[order[:7]].tolist())]  # only the cards' heat maps
+    ax, page = check_display(disp)
+    assert len(disp.tiles) == 2 and len(disp.tiles[0]) == 6  # 7 cards drawn 6 per row
+    np.testing.assert_array_equal(disp.tiles[0][0][0], images[order[0]])
+    assert disp.tiles[0][0][1] == f"#1 {classes[y[order[0]]]} → {classes[ref.suggested_labels[order[0]]]}"
+    cards = re.findall(r'data-given="([^"]*)" data-suggested="([^"]*)">\s*<div class="lr-imgs">', page)
+    assert cards == [(classes[y[i]], classes[ref.suggested_labels[i]]) for i in order[:7]]
+    listed = (re.findall(r'#\d+ (img\d+\.png)</div>', page)
+              + re.findall(r'<tr class="lr-item[^>]*>\s*<td>(img\d+\.png)<', page))
+    assert listed == [names[i] for i in order]
+    assert page.count("<figcaption>Grad-CAM</figcaption>") == page.count("<figcaption>image</figcaption>") == 7
+    assert 'class="evallib-filter-box lr-filter" data-sides="given suggested"' in page
+    assert page.count("if (window.evallibClassFilter)") == 1 and '<a href="suspected_labels.csv">' in page
+    for c in classes:  # each class offered with how many flagged images name it, given or suggested
+        k = int(((y[order] == classes.index(c)) | (ref.suggested_labels[order] == classes.index(c))).sum())
+        if k:
+            assert f'<option value="{c}">{c} ({k})</option>' in page
+    bare = LabelReviewDisplay.from_result(ref, cards=3)  # no images: the cards show the names, plot is blank
+    _, html = check_display(bare)
+    assert "<img" not in html.split("</style>", 1)[1] and bare.tiles == []
+    with pytest.raises(ValueError, match="cards: expected an integer >= 0; got -1"):
+        LabelReviewDisplay.from_result(ref, cards=-1)
+    with pytest.raises(TypeError, match="issues: expected a LabelIssues"):
+        LabelReviewDisplay.from_result(y)
+
+
+def test_image_issues_display_lists_value_and_rule():
+    from evallib.metrics.data_quality import image_issues
+    from evallib.report.label_quality import ImageIssuesDisplay
+
+    rng = np.random.default_rng(0)
+    n = 60
+    props = {"brightness": np.r_[rng.uniform(0.3, 0.5, n - 2), 0.01, 0.99], "contrast": np.full(n, 0.3),
+             "blur": np.r_[rng.uniform(900, 1100, n - 1), 5.0], "entropy": np.full(n, 4.0),
+             "pixels": np.full(n, 1024), "aspect_ratio": np.ones(n)}
+    names = [f"f{i}.png" for i in range(n)]
+    images = rng.random((n, 8, 8))
+    disp = ImageIssuesDisplay.from_properties(props, names=names, images=images)
+    res = image_issues(props)
+    assert disp.result.counts() == res.counts() == {"dark": 1, "bright": 1, "low_information": 0, "blurry": 1,
+                                                    "odd_size": 0, "odd_aspect": 0}
+    ax, page = check_display(disp)
+    assert [b.get_width() for b in ax.patches] == list(res.counts().values())
+    assert "2 of 60 images have a quality issue (1 nearly black; 1 nearly white; 1 blurry)" in page  # 59: two
+    for r in res.rows(names=names):
+        assert f"<td>{r['image']}</td><td>{r['issue']}</td>" in page and html.escape(r["rule"]) in page
+    assert page.count('<figure><img src="data:image/png;base64,') == 2
+    clean = ImageIssuesDisplay.from_properties({k: v[:n - 2] for k, v in props.items()})
+    assert "No image is flagged" in clean._repr_html_()
+
+
+def test_duplicates_display_shows_perceptual_pairs_with_distance():
+    from PIL import Image
+
+    from evallib.report.label_quality import DuplicatesDisplay
+
+    rng = np.random.default_rng(3)  # smooth images: random 4 x 4 grids enlarged
+    base = [np.asarray(Image.fromarray((rng.random((4, 4)) * 255).astype(np.uint8)).resize((20, 20), Image.BICUBIC))
+            for _ in range(6)]
+    images = base + [np.asarray(Image.fromarray(base[2]).resize((40, 40), Image.BILINEAR))]
+    disp = DuplicatesDisplay.from_images(images, labels=list("aabbccd"), names=[f"i{k}" for k in range(7)])
+    assert disp.result.pairs.tolist() == [[2, 6]] and disp.title == \
+        "Near duplicates in the evaluation set (perceptual hash)"
+    html = disp._repr_html_()
+    assert "perceptual hashes at most 3 bits (of 64) apart" in html and "hash distance (bits)" in html
+    assert "<td>i2 (b)</td><td>i6 (d)</td>" in html and "1 with conflicting labels" in html

@@ -20,15 +20,16 @@ from evallib.steps_slices import evaluate_slices, slices_summary
 SIZE = 16
 
 
-def _half_model(path):
+def _half_model(path, rows=SIZE):
     """An ONNX model that calls an image class ``a`` when its left half is brighter than its right half and
-    ``b`` otherwise (logits ±(left - right) mean), with the flattened pixels as its embedding."""
+    ``b`` otherwise (logits ±(left - right) mean over the first ``rows`` rows), with the flattened pixels as its
+    embedding."""
     import onnx
     from onnx import TensorProto, helper, numpy_helper
 
     w = np.zeros((2, SIZE * SIZE), np.float32)
     left = np.tile(np.arange(SIZE) < SIZE // 2, SIZE)
-    w[0] = np.where(left, 1.0, -1.0) * 40 / (SIZE * SIZE)
+    w[0] = np.where(left, 1.0, -1.0) * 40 / (SIZE * SIZE) * (np.repeat(np.arange(SIZE), SIZE) < rows)
     w[1] = -w[0]
     nodes = [helper.make_node("Flatten", ["input"], ["embedding"]),
              helper.make_node("Gemm", ["embedding", "w"], ["logits"], transB=1)]
@@ -84,8 +85,10 @@ def planted(tmp_path_factory):
     meta.write_text("path,site\n" + "".join(f"{p},{s}\n" for p, s in rows[:-5]))  # 5 images without metadata
     (t / "half.yaml").write_text(yaml.safe_dump(_params_doc(t, model, data, metadata=str(meta),
                                                             folder_slices={"scanner": -1})))
-    [facts] = run_many([t / "half.yaml"], t / "out", progress=False)
-    assert facts["status"] == "ok", facts.get("error")
+    doc = _params_doc(t, _half_model(t / "top.onnx", rows=2), data, metadata=str(meta), folder_slices={"scanner": -1})
+    (t / "top.yaml").write_text(yaml.safe_dump({**doc, "name": "top"}))  # a second model: two rows of pixels only
+    for facts in run_many([t / "half.yaml", t / "top.yaml"], t / "out", progress=False):
+        assert facts["status"] == "ok", facts.get("error")
     check_output_folder(t / "out" / "half")
     return t, evallib.load(t / "out" / "half"), rows
 
@@ -123,6 +126,44 @@ def test_planted_weak_scanner_is_found_end_to_end(planted):
     # the report's view
     html = rep.where_it_fails._repr_html_()
     assert "scanner=s2" in html and "held-out" in html
+
+
+@pytest.mark.slow
+def test_the_index_table_compares_the_models_slice_by_slice_on_the_same_images(planted):
+    from evallib.compare import Comparison
+    from evallib.evaluation import read_slices
+    from evallib.metrics.slices import models_by_slice
+    from evallib.outputs import load_predictions
+
+    t, rep, _ = planted
+    section = Comparison.load(t / "out").by_slice()
+    [disp] = section.displays
+    r = disp.result
+    assert set(r.models) == {"half", "top"}
+    ref, other = r.models
+    pa, pb = load_predictions(t / "out" / ref), load_predictions(t / "out" / other)
+    assert list(pa["paths"]) == list(pb["paths"])  # the same files, in the same order here
+    cols = read_slices(t / "out" / ref).columns
+    want = models_by_slice(pa["labels"], {ref: pa["scores"], other: pb["scores"]}, cols, reference=ref,
+                           min_slice_size=10)
+    assert r.slices == want.slices and np.array_equal(r.n, want.n)
+    assert np.allclose(r.accuracy, want.accuracy) and np.allclose(r.q_value, want.q_value, equal_nan=True)
+    html = section._repr_html_()
+    assert "scanner=s2" in html and "McNemar" in html and "Benjamini" in html
+    # the weak slice's strips: its mistakes, and heat maps or the reason there are none
+    import dataclasses
+
+    import evallib
+
+    again = evallib.load(t / "out" / ref)
+    again.params = dataclasses.replace(again.params, report=dataclasses.replace(again.params.report, gallery_size=6))
+    strips = again._slice_mistakes(again.evaluation.slices)
+    assert strips.slices and strips.slices[0] == again.evaluation.slices.by_slice.weak[0].name
+    if again.cam_route("scores") is None:  # the images alone, and why
+        assert strips.row_labels == strips.slices and strips.facts[0] == ["no heat maps", again.cam_reason]
+    else:
+        assert strips.row_labels[1] == "heat maps"
+    print(strips.row_labels, strips.facts)
 
 
 @pytest.mark.slow

@@ -1,9 +1,10 @@
 """Cheap properties of a decoded image, for slicing a dataset where no metadata says how images differ.
 
-Brightness, contrast, blur, size and aspect ratio are computed from the decoded 8-bit pixels in a few
+Brightness, contrast, blur, entropy, size and aspect ratio are computed from the decoded 8-bit pixels in a few
 vectorised passes, so the decoder can record them for every image at little cost. Binned with
 :func:`evallib.data.slicing.bin_properties`, they become slices (dark images, blurred images, small images)
-for :func:`evallib.metrics.slices.metrics_by_slice`.
+for :func:`evallib.metrics.slices.metrics_by_slice`; :func:`evallib.metrics.data_quality.image_issues` lists
+the images that are nearly black or white, blurred, nearly constant or of an odd size.
 """
 
 from __future__ import annotations
@@ -38,6 +39,9 @@ class ImageProperties:
         ``height * width``.
     aspect_ratio : float
         ``width / height``.
+    entropy : float
+        Shannon entropy of the 256-bin luma histogram, in bits (0 for a constant image, 8 at most):
+        how much information the grey levels carry.
     """
 
     brightness: float
@@ -47,6 +51,7 @@ class ImageProperties:
     width: int
     pixels: int
     aspect_ratio: float
+    entropy: float = float("nan")
 
     def as_dict(self):
         """``{name: value}`` in field order."""
@@ -111,7 +116,7 @@ def _mean_var_of_ints(x):
 
 
 def image_properties(image):
-    """Brightness, contrast, blur, size and aspect ratio of one decoded image.
+    """Brightness, contrast, blur, size, aspect ratio and entropy of one decoded image.
 
     Call it on the decoded pixels, before resizing (blur and size describe the file, not the model's input).
     Luma and the Laplacian are integer arithmetic, their moments exact sums. Given the luma itself (a
@@ -131,15 +136,33 @@ def image_properties(image):
     --------
     >>> import numpy as np
     >>> p = image_properties(np.full((4, 6, 3), 255, dtype=np.uint8))
-    >>> (p.brightness, p.contrast, p.blur, p.aspect_ratio)
-    (1.0, 0.0, 0.0, 1.5)
+    >>> (p.brightness, p.contrast, p.blur, p.aspect_ratio, p.entropy)
+    (1.0, 0.0, 0.0, 1.5, 0.0)
     """
     gray = _luma(image)
     h, w = gray.shape
     mean, var = _mean_var_of_ints(gray)
     _, blur = _mean_var_of_ints(laplacian(gray))
     return ImageProperties(brightness=mean / 255.0, contrast=float(np.sqrt(var)) / 255.0, blur=float(blur),
-                           height=int(h), width=int(w), pixels=int(h) * int(w), aspect_ratio=w / h)
+                           height=int(h), width=int(w), pixels=int(h) * int(w), aspect_ratio=w / h,
+                           entropy=histogram_entropy(gray))
+
+
+def histogram_entropy(gray):
+    """Shannon entropy in bits of the grey-level histogram of a uint8 image: ``-sum p_k log2 p_k``.
+
+    Parameters
+    ----------
+    gray : ndarray of shape (height, width), dtype uint8
+
+    Returns
+    -------
+    float
+        0 for a constant image; 8 for one with every grey level equally often.
+    """
+    counts = np.bincount(np.asarray(gray, dtype=np.uint8).ravel(), minlength=256)
+    p = counts[counts > 0] / counts.sum()
+    return float(max(0.0, -(p * np.log2(p)).sum()))
 
 
 def properties_table(properties):

@@ -11,6 +11,7 @@ from __future__ import annotations
 import warnings
 
 import numpy as np
+from scipy import sparse
 
 from .classification import to_probabilities, topk_hit
 
@@ -48,10 +49,13 @@ def _weighted_auc(w_sorted, pos_sorted, starts, neg_below=0.0):
     ``neg_below`` (one per row) is the weight of negatives left out because they score below
     every positive: each positive beats them all.
     """
-    posw = np.where(pos_sorted, w_sorted, 0).astype(np.float64)
-    negw = np.where(pos_sorted, 0, w_sorted).astype(np.float64)
-    pg = np.add.reduceat(posw, starts, axis=1)
-    ng = np.add.reduceat(negw, starts, axis=1)
+    posw = np.where(pos_sorted, w_sorted, 0).astype(np.float64, copy=False)
+    negw = np.where(pos_sorted, 0, w_sorted).astype(np.float64, copy=False)
+    if len(starts) == w_sorted.shape[-1]:  # no ties: every group is one sample
+        pg, ng = posw, negw
+    else:
+        pg = np.add.reduceat(posw, starts, axis=1)
+        ng = np.add.reduceat(negw, starts, axis=1)
     neg_below = np.asarray(neg_below, dtype=np.float64)
     below = np.cumsum(ng, axis=1) - ng + neg_below[..., None]
     num = np.sum(pg * (below + 0.5 * ng), axis=1)
@@ -68,13 +72,14 @@ def _replicates(y, probs, pred, w, *, ks=(5,), auc=True):
     for k in ks:
         if k < c:
             out[f"top_{k}"] = w @ topk_hit(probs, y, k).astype(np.float64) / n
-    f1 = np.empty(len(w))
-    for b, wb in enumerate(w):
-        wf = wb.astype(np.float64)
-        tp = np.bincount(y, weights=wf * correct, minlength=c)
-        den = np.bincount(pred, weights=wf, minlength=c) + np.bincount(y, weights=wf, minlength=c)
-        f1[b] = np.mean(np.where(den > 0, 2 * tp / np.where(den > 0, den, 1), 0.0))
-    out["macro_f1"] = f1
+    # per-class counts of every resample at once: the weights times one-hot indicator matrices
+    # (sparse, one entry per sample), exact since the weights are whole numbers
+    rows = np.arange(n)
+    one_hot = lambda cols, vals: sparse.csr_matrix((vals, (rows, cols)), shape=(n, c))  # noqa: E731
+    wt = w.T.astype(np.float64)
+    tp = (one_hot(y, correct).T @ wt).T
+    den = (one_hot(pred, np.ones(n)).T @ wt).T + (one_hot(y, np.ones(n)).T @ wt).T
+    out["macro_f1"] = np.mean(np.where(den > 0, 2 * tp / np.where(den > 0, den, 1), 0.0), axis=1)
     if auc:
         per_class = np.full((len(w), c), np.nan)
         total = w.sum(axis=1, dtype=np.float64)

@@ -859,6 +859,113 @@ def compare_by_slice(y, scores_a, scores_b, slices, *, names=("a", "b"), interse
                            min_slice_size=int(min_slice_size), n_tests=int(tested.sum()))
 
 
+@dataclass(frozen=True, eq=False)
+class ModelsBySlice:
+    """Several models on each slice of the same images: accuracy with its interval per slice and model, and
+    each model against a reference model by McNemar's test per slice, Benjamini–Hochberg over every
+    (slice, model) test.
+
+    Attributes
+    ----------
+    models : tuple of str
+        The reference first, then the others in the order given.
+    reference : str
+    slices : tuple of str
+        ``"all"`` first, then the slices (:func:`compare_by_slice`'s order).
+    n : ndarray of shape (n_slices,), int64
+    accuracy, accuracy_low, accuracy_high : ndarray of shape (n_slices, n_models)
+        Accuracy and its Wilson interval.
+    difference, difference_low, difference_high : ndarray of shape (n_slices, n_models)
+        Accuracy of the model minus the reference's on the slice's images, with Newcombe's paired interval;
+        NaN in the reference's column.
+    p_value, q_value : ndarray of shape (n_slices, n_models)
+        McNemar's exact test against the reference and its Benjamini–Hochberg adjusted value over every test;
+        NaN for the reference and below ``min_slice_size``.
+    significant : ndarray of bool, shape (n_slices, n_models)
+    alpha : float
+    min_slice_size, n_tests : int
+    """
+
+    models: tuple
+    reference: str
+    slices: tuple
+    n: np.ndarray
+    accuracy: np.ndarray
+    accuracy_low: np.ndarray
+    accuracy_high: np.ndarray
+    difference: np.ndarray
+    difference_low: np.ndarray
+    difference_high: np.ndarray
+    p_value: np.ndarray
+    q_value: np.ndarray
+    significant: np.ndarray
+    alpha: float
+    min_slice_size: int
+    n_tests: int
+
+
+def models_by_slice(y, scores, slices, *, reference=None, intersections=False, min_slice_size=30, alpha=0.05,
+                    confidence=0.95):
+    """Each model's accuracy on each slice of the same images, and where a model differs from the reference.
+
+    Every other model is compared with the reference on each slice by McNemar's exact test on the images
+    only one of the two gets right (McNemar, Psychometrika 1947; :func:`compare_by_slice`), and
+    Benjamini–Hochberg (JRSS B 1995) runs once over all those tests, so that more slices or more models do not
+    bring more false findings.
+
+    Parameters
+    ----------
+    y : ndarray of shape (n_samples,)
+        True class indices, the same images for every model.
+    scores : dict of str to ndarray of shape (n_samples, n_classes) or (n_samples,)
+        Each model's class scores (or predicted classes), rows in the order of ``y``.
+    slices : dict of str to array-like of shape (n_samples,)
+    reference : str, optional
+        The model the others are compared with. Default: the most accurate over all images.
+    intersections : bool, default False
+    min_slice_size : int, default 30
+    alpha : float, default 0.05
+    confidence : float, default 0.95
+
+    Returns
+    -------
+    ModelsBySlice
+    """
+    if not hasattr(scores, "items") or len(scores) < 2:
+        raise ValueError(f"scores: expected a mapping of at least two model names to their scores; got "
+                         f"{len(scores) if hasattr(scores, '__len__') else type(scores).__name__}")
+    y = np.asarray(y)
+    names = [str(k) for k in scores]
+    preds = {str(k): _check_common(y, v, 0)[1] for k, v in scores.items()}
+    if reference is None:
+        reference = max(names, key=lambda k: (float(np.mean(preds[k] == y)), -names.index(k)))
+    if str(reference) not in preds:
+        raise ValueError(f"reference: expected one of {', '.join(names)}; got {reference!r}")
+    reference = str(reference)
+    models = [reference] + [k for k in names if k != reference]
+    comps = [compare_by_slice(y, preds[m], preds[reference], slices, names=(m, reference),
+                              intersections=intersections, min_slice_size=min_slice_size, alpha=alpha,
+                              confidence=confidence) for m in models[1:]]
+    first = comps[0].rows
+    S, M = len(first), len(models)
+    acc, lo, hi = (np.full((S, M), np.nan) for _ in range(3))
+    diff, dlo, dhi, p = (np.full((S, M), np.nan) for _ in range(4))
+    for r, row in enumerate(first):
+        acc[r, 0], (lo[r, 0], hi[r, 0]) = row.accuracy_b, row.interval_b
+    for m, c in enumerate(comps, 1):
+        for r, row in enumerate(c.rows):
+            acc[r, m], (lo[r, m], hi[r, m]) = row.accuracy_a, row.interval_a
+            diff[r, m], (dlo[r, m], dhi[r, m]) = row.difference, row.difference_interval
+            p[r, m] = row.p_value
+    reject, q = benjamini_hochberg(p.ravel(), alpha=alpha)
+    q = np.where(np.isfinite(p.ravel()), q, np.nan).reshape(S, M)
+    return ModelsBySlice(models=tuple(models), reference=reference, slices=tuple(r.name for r in first),
+                         n=np.array([r.n for r in first], dtype=np.int64), accuracy=acc, accuracy_low=lo,
+                         accuracy_high=hi, difference=diff, difference_low=dlo, difference_high=dhi, p_value=p,
+                         q_value=q, significant=reject.reshape(S, M), alpha=float(alpha),
+                         min_slice_size=int(min_slice_size), n_tests=int(np.isfinite(p).sum()))
+
+
 # --- weak slices without metadata: found on one half, confirmed on the other -------------------------
 
 @dataclass(frozen=True)
@@ -1185,6 +1292,47 @@ def _threshold_at_far(impostor_scores, far):
     return float(np.nextafter(s[k], np.inf))
 
 
+def _check_group_pairs(scores, same, group_a, group_b, ids_a, ids_b):
+    """Checked pair scores, genuine flags, the sorted group names, each side's group index and, with
+    identities, ``(xa, xb, group_of)`` for the identity bootstrap (each side's identity index and each
+    identity's group)."""
+    s = np.asarray(scores, dtype=np.float64)
+    if s.ndim != 1 or len(s) == 0:
+        raise EvallibError(f"scores: expected a non-empty 1-d array of pair scores; got shape {s.shape}")
+    if not np.isfinite(s).all():
+        raise EvallibError("scores: expected finite values; got NaN or infinite")
+    n = len(s)
+    same = np.asarray(same)
+    if same.shape != (n,) or (same.dtype != bool and not np.isin(np.unique(same), [0, 1]).all()):
+        raise EvallibError(f"same: expected {n} booleans, one per pair; got shape {same.shape}, dtype {same.dtype}")
+    same = same.astype(bool)
+    ga, gb = (np.asarray(g, dtype=object).astype(str) for g in (group_a, group_b))
+    for name, g in (("group_a", ga), ("group_b", gb)):
+        if g.shape != (n,):
+            raise EvallibError(f"{name}: expected {n} group labels, one per pair; got shape {g.shape}")
+    groups, codes = np.unique(np.r_[ga, gb], return_inverse=True)
+    ia, ib = codes[:n], codes[n:]
+    boot = None
+    if ids_a is not None or ids_b is not None:
+        if ids_a is None or ids_b is None:
+            raise ValueError("ids_a, ids_b: give both or neither")
+        id_a, id_b = (np.asarray(v, dtype=object).astype(str) for v in (ids_a, ids_b))
+        if id_a.shape != (n,) or id_b.shape != (n,):
+            raise EvallibError(f"ids_a, ids_b: expected {n} identities each; got {id_a.shape} and {id_b.shape}")
+        uniq, inv = np.unique(np.r_[id_a, id_b], return_inverse=True)
+        xa, xb = inv[:n], inv[n:]
+        pairs = np.unique(np.stack([np.r_[xa, xb], np.r_[ia, ib]]), axis=1)
+        clash = np.nonzero(np.bincount(pairs[0], minlength=len(uniq)) > 1)[0]
+        if len(clash):
+            bad = ", ".join(repr(str(v)) for v in uniq[clash[:5]])
+            raise EvallibError(f"ids_a, ids_b: identities {bad} carry more than one group label; "
+                               f"an identity belongs to one group")
+        group_of = np.full(len(uniq), -1)
+        group_of[pairs[0]] = pairs[1]
+        boot = (xa, xb, group_of)
+    return s, same, tuple(str(g) for g in groups), ia, ib, boot
+
+
 def verification_by_group(scores, same, group_a, group_b, *, threshold=None, far=1e-3, ids_a=None, ids_b=None,
                           n_boot=1000, seed=0, confidence=0.95):
     """Per-group FNMR and FMR at one global threshold, within and between groups, with intervals.
@@ -1220,20 +1368,7 @@ def verification_by_group(scores, same, group_a, group_b, *, threshold=None, far
     -------
     GroupVerificationResult
     """
-    s = np.asarray(scores, dtype=np.float64)
-    if s.ndim != 1 or len(s) == 0:
-        raise EvallibError(f"scores: expected a non-empty 1-d array of pair scores; got shape {s.shape}")
-    if not np.isfinite(s).all():
-        raise EvallibError("scores: expected finite values; got NaN or infinite")
-    n = len(s)
-    same = np.asarray(same)
-    if same.shape != (n,) or (same.dtype != bool and not np.isin(np.unique(same), [0, 1]).all()):
-        raise EvallibError(f"same: expected {n} booleans, one per pair; got shape {same.shape}, dtype {same.dtype}")
-    same = same.astype(bool)
-    ga, gb = (np.asarray(g, dtype=object).astype(str) for g in (group_a, group_b))
-    for name, g in (("group_a", ga), ("group_b", gb)):
-        if g.shape != (n,):
-            raise EvallibError(f"{name}: expected {n} group labels, one per pair; got shape {g.shape}")
+    s, same, groups, ia, ib, boot = _check_group_pairs(scores, same, group_a, group_b, ids_a, ids_b)
     if not 0 < far < 1:
         raise ValueError(f"far: expected a number in (0, 1); got {far!r}")
     imp = ~same
@@ -1245,9 +1380,6 @@ def verification_by_group(scores, same, group_a, group_b, *, threshold=None, far
     else:
         thr, far_used = float(threshold), float("nan")
     match = s >= thr
-    groups = tuple(str(g) for g in sorted(set(ga) | set(gb)))
-    gi = {g: i for i, g in enumerate(groups)}
-    ia, ib = np.array([gi[g] for g in ga]), np.array([gi[g] for g in gb])
     lo_g, hi_g = np.minimum(ia, ib), np.maximum(ia, ib)
     G = len(groups)
     cell = lo_g * G + hi_g
@@ -1259,24 +1391,6 @@ def verification_by_group(scores, same, group_a, group_b, *, threshold=None, far
         between_fmr = np.where(between_n > 0, between_k / np.maximum(between_n, 1), np.nan)
     within = ia == ib
 
-    boot = None
-    if ids_a is not None or ids_b is not None:
-        if ids_a is None or ids_b is None:
-            raise ValueError("ids_a, ids_b: give both or neither")
-        id_a, id_b = (np.asarray(v, dtype=object).astype(str) for v in (ids_a, ids_b))
-        if id_a.shape != (n,) or id_b.shape != (n,):
-            raise EvallibError(f"ids_a, ids_b: expected {n} identities each; got {id_a.shape} and {id_b.shape}")
-        uniq, inv = np.unique(np.r_[id_a, id_b], return_inverse=True)
-        xa, xb = inv[:n], inv[n:]
-        pairs = np.unique(np.stack([np.r_[xa, xb], np.r_[ia, ib]]), axis=1)
-        clash = np.nonzero(np.bincount(pairs[0], minlength=len(uniq)) > 1)[0]
-        if len(clash):
-            bad = ", ".join(repr(str(v)) for v in uniq[clash[:5]])
-            raise EvallibError(f"ids_a, ids_b: identities {bad} carry more than one group label; "
-                               f"an identity belongs to one group")
-        group_of = np.full(len(uniq), -1)
-        group_of[pairs[0]] = pairs[1]
-        boot = (xa, xb, group_of)
     rng = np.random.default_rng(seed)
     rows = []
     for g in range(G):
@@ -1375,3 +1489,244 @@ def _group_replicates(s, match, gen_idx, imp_idx, *, far, n_boot, rng, ids=None,
             tar = np.where(pos < len(gen_sorted), above[np.arange(b), np.minimum(pos, len(gen_sorted) - 1)], 0.0) / tg
             out["tar_own"].append(np.where((ti > 0) & (far * ti >= 1), tar, np.nan))
     return {k: np.concatenate(v) for k, v in out.items()}
+
+
+# --- per-group DET curves and one threshold per group -------------------------------------------------
+
+@dataclass(frozen=True, eq=False)
+class GroupDetCurves:
+    """DET curves of each group within its own pairs (genuine pairs of the group against its same-group
+    impostors), for one plot.
+
+    Attributes
+    ----------
+    groups : tuple of str
+    fmr, fnmr, thresholds : tuple of ndarray, one per group
+        The curve's points in descending threshold order: false match rate of the group's impostor pairs and
+        false non-match rate of its genuine pairs at ``score >= threshold``; thinned to the points worth
+        drawing. Empty where the group has no genuine or no impostor pair.
+    n_genuine, n_impostor : tuple of int
+    """
+
+    groups: tuple
+    fmr: tuple
+    fnmr: tuple
+    thresholds: tuple
+    n_genuine: tuple
+    n_impostor: tuple
+
+
+def group_det_curves(scores, same, group_a, group_b, *, resolution=2000):
+    """Per-group DET curves: each group's false non-match rate against its false match rate, within its own
+    pairs, as NISTIR 8280 draws them on one plot (Grother, Ngan and Hanaoka, 2019; Martin et al., "The DET
+    curve in assessment of detection task performance", Eurospeech 1997).
+
+    Parameters
+    ----------
+    scores : ndarray of shape (n_pairs,)
+    same : ndarray of bool, shape (n_pairs,)
+    group_a, group_b : array-like of shape (n_pairs,)
+    resolution : int, default 2000
+        Curves are thinned to the points that differ at this resolution on a log FMR axis
+        (:func:`evallib.metrics.curves.thin_indices`).
+
+    Returns
+    -------
+    GroupDetCurves
+    """
+    from .curves import thin_indices
+    from .sweep import threshold_sweep
+
+    s, same, groups, ia, ib, _ = _check_group_pairs(scores, same, group_a, group_b, None, None)
+    fmr, fnmr, thr, n_gen, n_imp = [], [], [], [], []
+    for g in range(len(groups)):
+        sel = (ia == g) & (ib == g)
+        ng, ni = int((sel & same).sum()), int((sel & ~same).sum())
+        n_gen.append(ng)
+        n_imp.append(ni)
+        if not ng or not ni:
+            fmr.append(np.zeros(0))
+            fnmr.append(np.zeros(0))
+            thr.append(np.zeros(0))
+            continue
+        sw = threshold_sweep(same[sel], s[sel])
+        x, y, t = sw.det()
+        keep = thin_indices(x, y, log_x=True, resolution=resolution)
+        fmr.append(np.asarray(x[keep], dtype=np.float64))
+        fnmr.append(np.asarray(y[keep], dtype=np.float64))
+        thr.append(np.asarray(t[keep], dtype=np.float64))
+    return GroupDetCurves(groups=groups, fmr=tuple(fmr), fnmr=tuple(fnmr), thresholds=tuple(thr),
+                          n_genuine=tuple(n_gen), n_impostor=tuple(n_imp))
+
+
+@dataclass(frozen=True)
+class GroupThresholdRow:
+    """One group's error rates at its own threshold, beside those at the one global threshold.
+
+    Attributes
+    ----------
+    group : str
+    threshold : float
+        The group's threshold (``score >= threshold`` is a match).
+    n_genuine, n_impostor : int
+        The group's genuine pairs and same-group impostor pairs.
+    fnmr, fnmr_interval, fmr, fmr_interval : float, (float, float)
+        At the group's threshold, with 95% intervals.
+    global_fnmr, global_fmr : float
+        At the global threshold.
+    note : str
+    """
+
+    group: str
+    threshold: float
+    n_genuine: int
+    n_impostor: int
+    fnmr: float
+    fnmr_interval: tuple
+    fmr: float
+    fmr_interval: tuple
+    global_fnmr: float
+    global_fmr: float
+    note: str = ""
+
+
+@dataclass(frozen=True, eq=False)
+class GroupThresholdResult:
+    """What one threshold per group would do: each group's FNMR and FMR at its own threshold.
+
+    Attributes
+    ----------
+    rows : tuple of GroupThresholdRow
+    far : float
+        The target false match rate the default thresholds were set at (NaN when every threshold was given).
+    global_threshold : float
+    fmr_ratio, global_fmr_ratio : float
+        Highest over lowest same-group FMR at the groups' thresholds and at the global one.
+    method : str
+        How the intervals were made.
+    """
+
+    rows: tuple
+    far: float
+    global_threshold: float
+    fmr_ratio: float
+    global_fmr_ratio: float
+    method: str
+
+    @property
+    def thresholds(self):
+        """``{group: threshold}``: give it back, changed, to ask what another choice would do."""
+        return {r.group: r.threshold for r in self.rows}
+
+
+def _ratio(values):
+    v = np.asarray(values, dtype=np.float64)
+    v = v[np.isfinite(v)]
+    if len(v) < 2 or v.max() == 0:
+        return float("nan")
+    return float("inf") if v.min() == 0 else float(v.max() / v.min())
+
+
+def verification_at_group_thresholds(scores, same, group_a, group_b, *, thresholds=None, far=1e-3,
+                                     global_threshold=None, ids_a=None, ids_b=None, n_boot=1000, seed=0,
+                                     confidence=0.95):
+    """A what-if of one threshold per group: each group's FNMR and FMR, within its own pairs, at its own
+    threshold, with intervals, beside the rates at one global threshold.
+
+    With one global threshold, false match rates can differ 10 to 100 times between demographic groups
+    (Grother, Ngan and Hanaoka, NISTIR 8280, 2019); a threshold per group set at the same target FMR evens
+    the false matches out, and the FNMR column shows what each group pays for it.
+
+    Parameters
+    ----------
+    scores : ndarray of shape (n_pairs,)
+    same : ndarray of bool, shape (n_pairs,)
+    group_a, group_b : array-like of shape (n_pairs,)
+    thresholds : dict of str to float, optional
+        A threshold per group; a group not named gets the default: the threshold at which its own impostor
+        pairs match at rate ``far``.
+    far : float, default 1e-3
+        Target false match rate of the default thresholds (and of the global threshold when not given).
+    global_threshold : float, optional
+        Default: the threshold at FMR ``far`` over every impostor pair.
+    ids_a, ids_b : array-like of shape (n_pairs,), optional
+        Identities: intervals from a bootstrap over each group's identities (a genuine pair weighs the draws
+        of its identity, an impostor pair the product of its two); without them, Wilson intervals over pairs.
+    n_boot : int, default 1000
+    seed : int, default 0
+    confidence : float, default 0.95
+
+    Returns
+    -------
+    GroupThresholdResult
+        Only pairs within one group count; a pair across two groups has no one group's threshold.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> s = np.array([0.9, 0.2, 0.8, 0.7, 0.1, 0.6])
+    >>> same = np.array([1, 0, 1, 1, 0, 0], bool)
+    >>> g = np.array(["a", "a", "a", "b", "b", "b"])
+    >>> r = verification_at_group_thresholds(s, same, g, g, thresholds={"a": 0.5, "b": 0.65}, n_boot=0)
+    >>> [(x.group, x.fnmr, x.fmr) for x in r.rows]
+    [('a', 0.0, 0.0), ('b', 0.0, 0.0)]
+    """
+    s, same, groups, ia, ib, boot = _check_group_pairs(scores, same, group_a, group_b, ids_a, ids_b)
+    if not 0 < far < 1:
+        raise ValueError(f"far: expected a number in (0, 1); got {far!r}")
+    given = dict(thresholds or {})
+    if not hasattr(given, "items"):
+        raise TypeError(f"thresholds: expected a mapping of group to threshold; got {type(thresholds).__name__}")
+    unknown = sorted(set(map(str, given)) - set(groups))
+    if unknown:
+        raise ValueError(f"thresholds: expected groups among {', '.join(groups)}; got {', '.join(unknown)}")
+    given = {str(k): float(v) for k, v in given.items()}
+    imp = ~same
+    if global_threshold is None:
+        if not imp.any():
+            raise EvallibError("same: no impostor pairs, so no threshold can be set at a false match rate")
+        gthr = _threshold_at_far(s[imp], far)
+    else:
+        gthr = float(global_threshold)
+    rng = np.random.default_rng(seed)
+    rows = []
+    for g, name in enumerate(groups):
+        sel = (ia == g) & (ib == g)
+        gen_idx, imp_idx = np.nonzero(sel & same)[0], np.nonzero(sel & imp)[0]
+        ng, ni = len(gen_idx), len(imp_idx)
+        notes = []
+        if name in given:
+            thr = given[name]
+        elif ni:
+            thr = _threshold_at_far(s[imp_idx], far)
+            if far * ni < 1:
+                notes.append(f"{ni} same-group impostor pairs are too few to set a threshold at FMR {far:g}: "
+                             f"it is just above the highest impostor score")
+        else:
+            thr = gthr
+            notes.append("no same-group impostor pairs: the global threshold")
+        match = s >= thr
+        k_fn, k_fm = int((~match[gen_idx]).sum()), int(match[imp_idx].sum())
+        reps = (_group_replicates(s, match, gen_idx, imp_idx, far=far, n_boot=n_boot, rng=rng, ids=(*boot, g))
+                if boot is not None and n_boot > 0 and ng and ni else None)
+        if reps is not None:
+            fn_int = _percentile_interval(reps["fnmr"], confidence)
+            fm_int = _percentile_interval(reps["fmr"], confidence)
+        else:
+            fn_int = _pair(*wilson_interval(k_fn, ng, confidence=confidence))
+            fm_int = _pair(*wilson_interval(k_fm, ni, confidence=confidence))
+        with np.errstate(invalid="ignore", divide="ignore"):
+            rows.append(GroupThresholdRow(
+                group=name, threshold=float(thr), n_genuine=ng, n_impostor=ni,
+                fnmr=k_fn / ng if ng else float("nan"), fnmr_interval=fn_int,
+                fmr=k_fm / ni if ni else float("nan"), fmr_interval=fm_int,
+                global_fnmr=float(np.mean(s[gen_idx] < gthr)) if ng else float("nan"),
+                global_fmr=float(np.mean(s[imp_idx] >= gthr)) if ni else float("nan"), note="; ".join(notes)))
+    if boot is not None and n_boot > 0:
+        method = f"percentile bootstrap over identities drawn within each group ({n_boot} resamples)"
+    else:
+        method = ("Wilson intervals over pairs (pairs treated as independent; give ids_a, ids_b for an identity "
+                  "bootstrap)")
+    return GroupThresholdResult(rows=tuple(rows), far=float(far) if len(given) < len(groups) else float("nan"),
+                                global_threshold=float(gthr), fmr_ratio=_ratio([r.fmr for r in rows]),
+                                global_fmr_ratio=_ratio([r.global_fmr for r in rows]), method=method)

@@ -33,7 +33,7 @@ from .sweep import check_labels, check_scores, threshold_sweep
 from .verification import TABLE_THRESHOLDS, _result, _tar_exact, normalize_embeddings
 
 TEMPLATE_FAR_TARGETS = (1e-6, 1e-5, 1e-4, 1e-3, 1e-2, 1e-1)
-_PAIR_CHUNK = 1 << 16
+_PAIR_CHUNK = 1024  # pairs scored at once: two float32 blocks of 1024 x dim fit in cache
 
 
 @dataclass(frozen=True)
@@ -122,7 +122,10 @@ def pool_templates(features, templates, media=None, *, weights=None, normalize_i
         w = check_scores("weights", weights)
         if len(w) != n:
             raise EvallibError(f"weights: expected {n} values, one per image; got {len(w)}")
-        x = x * w[:, None]
+        if x.flags.owndata and x is not features:  # a copy made above (converted or normalised): scale in place
+            x *= w[:, None]
+        else:
+            x = x * w[:, None]
     t_ids, t_inv = np.unique(t, return_inverse=True)
     t_inv = t_inv.ravel()
     m_inv = np.arange(n) if media is None else np.unique(m, return_inverse=True)[1].ravel()
@@ -157,15 +160,34 @@ def template_pair_scores(templates, t1, t2):
     -------
     ndarray of shape (n_pairs,)
     """
+    return _rows_and_scores(templates, t1, t2)[2]
+
+
+def _rows_and_scores(templates, t1, t2):
+    """Rows of ``t1`` and ``t2`` in ``templates.features``, and the pairs' scores."""
     a = templates.rows(t1, "t1")
     b = templates.rows(t2, "t2")
     if len(a) != len(b):
         raise EvallibError(f"t2: expected {len(a)} template ids like t1; got {len(b)}")
-    e = normalize_embeddings(templates.features, "template features")
-    out = np.empty(len(a))
+    return a, b, _pair_scores(normalize_embeddings(templates.features, "template features"), a, b)
+
+
+def _pair_scores(e, a, b):
+    """``e[a[k]] . e[b[k]]`` for every k, in float64 (exact: the products of the float32 grid values
+    and their sums are exact, :mod:`.verification`), so the order of the sums does not matter.
+
+    Pairs are taken in the order of their first template, so that its row stays in cache and only the
+    second template's row is read from memory; rows are gathered as float32 (half the bytes) and
+    multiplied in float64, a chunk small enough for the cache at a time.
+    """
+    order = np.argsort(a, kind="stable")
+    a, b = a[order], b[order]
+    sorted_scores = np.empty(len(a))
     for s in range(0, len(a), _PAIR_CHUNK):
         sl = slice(s, s + _PAIR_CHUNK)
-        out[sl] = np.einsum("nd,nd->n", e[a[sl]].astype(np.float64), e[b[sl]].astype(np.float64))  # exact
+        sorted_scores[sl] = np.einsum("nd,nd->n", e[a[sl]], e[b[sl]], dtype=np.float64)
+    out = np.empty(len(a))
+    out[order] = sorted_scores
     return out
 
 
@@ -198,7 +220,7 @@ def evaluate_template_verification(templates, t1, t2, same, *, subjects=None, fa
     if y.dtype != bool and not np.isin(np.unique(y), [0, 1]).all():
         raise EvallibError(f"same: expected 0/1 or bool; got values {np.unique(y)[:5].tolist()}")
     y = y.astype(bool)
-    s = template_pair_scores(templates, t1, t2)
+    ra, rb, s = _rows_and_scores(templates, t1, t2)
     sweep = threshold_sweep(y, s)
     edges = np.linspace(-1, 1, 4097)
     hg, _ = np.histogram(s[y], bins=edges)
@@ -210,13 +232,13 @@ def evaluate_template_verification(templates, t1, t2, same, *, subjects=None, fa
         ids = np.unique(subj, return_inverse=True)[1].ravel()
     intervals = {}
     if n_bootstrap:
-        a, b = ids[templates.rows(t1, "t1")], ids[templates.rows(t2, "t2")]
+        a, b = ids[ra], ids[rb]
         intervals = bootstrap_verification(s[y], a[y], np.stack([s[~y], a[~y], b[~y]], axis=1), n_boot=n_bootstrap,
                                            seed=seed, far_targets=(policy_far,))
-    used = np.unique(np.r_[ids[templates.rows(t1, "t1")], ids[templates.rows(t2, "t2")]])
+    in_pairs = np.bincount(np.r_[ra, rb], minlength=len(templates.templates)) > 0  # rows are ids one to one
     return _result(sweep, _tar_exact(sweep, tuple(far_targets)),
                    sweep.table(np.asarray(table_thresholds, dtype=np.float64)), hg, hi,
-                   n=len(np.unique(np.r_[np.asarray(t1), np.asarray(t2)])), n_ids=len(used), policy_far=policy_far,
+                   n=int(in_pairs.sum()), n_ids=len(np.unique(ids[in_pairs])), policy_far=policy_far,
                    protocol="template pairs", intervals=intervals)
 
 

@@ -34,9 +34,18 @@ from .identification import (
     IdentificationMissesDisplay,
     TemplatePairGalleryDisplay,
 )
-from .label_quality import DuplicatesDisplay, LabelIssuesDisplay
+from .label_quality import DuplicatesDisplay, ImageIssuesDisplay, LabelIssuesDisplay, LabelReviewDisplay
 from .report import Report, StaleOutputsError, load
-from .slices import GroupVerificationDisplay, SliceComparisonDisplay, SliceDisplay, WeakSliceDiscoveryDisplay
+from .slices import (
+    GroupDetDisplay,
+    GroupThresholdDisplay,
+    GroupVerificationDisplay,
+    ModelsBySliceDisplay,
+    SliceComparisonDisplay,
+    SliceDisplay,
+    SliceMistakesDisplay,
+    WeakSliceDiscoveryDisplay,
+)
 from .slider import ThresholdSliderDisplay
 from .training import TrainingCurvesDisplay
 from .tsne_map import TSNEMapDisplay
@@ -51,8 +60,9 @@ __all__ = [
     "TrainingCurvesDisplay", "TSNEMapDisplay",
     "PairListDisplay", "ScoreHistogramDisplay", "ThresholdMetricsDisplay", "VerificationDisplay",
     "GroupVerificationDisplay", "SliceComparisonDisplay", "SliceDisplay", "WeakSliceDiscoveryDisplay",
+    "GroupDetDisplay", "GroupThresholdDisplay", "ModelsBySliceDisplay", "SliceMistakesDisplay",
     "CompatibilityDisplay", "FlipGalleryDisplay", "FlipTransitionsDisplay", "NoiseFloorDisplay", "PairFlipsDisplay",
     "RegressionTableDisplay",
-    "DuplicatesDisplay", "LabelIssuesDisplay",
+    "DuplicatesDisplay", "LabelIssuesDisplay", "LabelReviewDisplay", "ImageIssuesDisplay",
     "CmcDisplay", "DetDisplay", "IdentificationDisplay", "IdentificationMissesDisplay", "TemplatePairGalleryDisplay",
 ]

@@ -234,6 +234,86 @@ class Comparison:
                              "p_value": r["mcnemar"]["p_value"] if metric == "accuracy" else None, "images": n})
         return rows
 
+    def by_slice(self, *, max_others=5, alpha=0.05):
+        """Within each evaluation data, a slice × model table: each model's accuracy on each slice with its 95%
+        interval, and each model against the best by McNemar's test per slice after Benjamini–Hochberg.
+
+        Models are compared only on the images they all evaluated (the same data fingerprint, then the same
+        files with the same labels), on the slicing columns their metrics steps found alike on those images
+        (the best model's metadata, folder slices and binned image properties). With many models, the best is
+        compared with the next ``max_others``.
+
+        Returns
+        -------
+        Section of ModelsBySliceDisplay (one per evaluation data), or an HtmlDisplay when no data has two
+        classification models with slices
+        """
+        from ..evaluation import read_slices
+        from ..metrics.slices import models_by_slice
+        from ._base import Section
+        from .slices import ModelsBySliceDisplay
+
+        if max_others < 1:
+            raise ValueError(f"max_others: expected 1 or more; got {max_others}")
+        shown, why = [], []
+        for g in self.groups():
+            ranked = [n for n in g.models if "classification" in self.ok[n]]
+            if len(ranked) < 2:
+                continue
+            chosen = ranked[:1 + max_others]
+            ref = chosen[0]
+            found = {n: read_slices(self.out_root / n) for n in chosen}
+            if found[ref] is None or not found[ref].columns:
+                why.append(f"{g.title}: {ref} has no slicing columns (no metadata, folder slices or varied image "
+                           f"properties)")
+                continue
+            preds = {n: load_predictions(self.out_root / n) for n in chosen}
+            pr = preds[ref]
+            rows = {ref: np.arange(len(pr["labels"]))}
+            for n in chosen[1:]:
+                ib, io_, _ = _align(pr, preds[n])
+                m = np.full(len(pr["labels"]), -1)
+                m[ib] = io_
+                rows[n] = m
+            common = np.flatnonzero(np.all([rows[n] >= 0 for n in chosen], axis=0))
+            if len(common) == 0:
+                why.append(f"{g.title}: the models share no image")
+                continue
+            columns, left = {}, []
+            for name, col in found[ref].columns.items():
+                alike = all(found[n] is not None and name in found[n].columns
+                            and np.array_equal(np.asarray(found[n].columns[name])[rows[n][common]],
+                                               np.asarray(col)[common]) for n in chosen[1:])
+                if alike:
+                    columns[name] = np.asarray(col)[common]
+                else:
+                    left.append(name)
+            if not columns:
+                why.append(f"{g.title}: no slicing column is alike for every model")
+                continue
+            ref_index = {c: k for k, c in enumerate(pr["classes"])}
+            predicted = {}
+            for n in chosen:  # predicted classes in the reference's class order (models may order them otherwise)
+                p = preds[n]
+                names = np.asarray(p["classes"])[p["scores"][rows[n][common]].argmax(1)]
+                predicted[n] = np.array([ref_index.get(c, -1) for c in names], dtype=np.int64)
+            report = ((self.runs[ref].get("params") or {}).get("report") or {})
+            result = models_by_slice(pr["labels"][common], predicted, columns, reference=ref,
+                                     min_slice_size=int(report.get("min_slice_size", 30)), alpha=alpha)
+            more = len(ranked) - len(chosen)
+            heading = self._group_heading(g) + "".join(
+                f"<p>{html.escape(t)}</p>" for t in (
+                    [f"{ref} against the next {len(chosen) - 1} by {self.primary_metric}; {more:,} more are not "
+                     f"compared here."] if more > 0 else []) + (
+                    [f"Compared on the {len(common):,} images every model evaluated."]
+                    if len(common) < len(pr["labels"]) else []) + (
+                    [f"Left out (not alike for every model): {', '.join(left)}."] if left else []))
+            shown.append(ModelsBySliceDisplay.from_result(result, heading=heading))
+        if not shown:
+            text = "; ".join(why) or "no evaluation data has two classification models"
+            return HtmlDisplay(f"<p><i>No slice table: {html.escape(text)}.</i></p>", title="Models by slice")
+        return Section(shown, title="Models by slice")
+
     def roc_overlay(self):
         """ROC curves of every model: micro-average for classification, TAR/FAR for verification.
 

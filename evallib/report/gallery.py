@@ -62,7 +62,7 @@ class TileDisplay(Display):
         fig = Figure(figsize=(self.ncols * self.tile_inches, nrows * (self.tile_inches + 0.35) + 0.4),
                      layout="constrained")
         axes = fig.subplots(nrows, self.ncols, squeeze=False)
-        return axes[0, 0] if self.n_axes == 1 else axes  # one tile (or none): one Axes, as n_axes says
+        return axes[0, 0] if self.n_axes == 1 else axes  # one tile: one Axes, as plot(ax=...) takes it
 
     def _draw(self, ax, **kwargs):
         axes = np.asarray(ax, dtype=object).reshape(max(1, len(self.tiles)), self.ncols)

@@ -1,4 +1,5 @@
-"""HTML helpers of the report layer: figures as embedded PNG, escaped tables, folded tables, reading guides."""
+"""HTML helpers of the report layer: figures and thumbnails as embedded PNG, escaped tables, folded tables,
+reading guides, and the filter by class that every page offering one shares."""
 
 from __future__ import annotations
 
@@ -6,6 +7,8 @@ import base64
 import html
 import io
 import math
+
+import numpy as np
 
 from .._messages import short_message  # noqa: F401  (the report layer shows messages short)
 
@@ -186,3 +189,115 @@ CSS = """<style>
 .evallib-sortable th[data-sort=descending]::after {content: " \\25BC";}
 .evallib-fold > summary {cursor: pointer; color: #1f4e8c; margin: 4px 0;}
 </style>"""
+
+
+def thumbnail_html(image, *, side=96):
+    """An (H, W) or (H, W, 3) image in [0, 1] as an inline PNG ``<img>`` whose longer side is ``side`` pixels.
+
+    Larger images are shrunk (bilinear) before encoding; tiny ones are scaled up by the page without
+    smoothing (``image-rendering: pixelated`` in the page's style). Nothing is fetched.
+    """
+    from PIL import Image
+
+    a = np.clip(np.asarray(image, dtype=np.float32), 0, 1)
+    if a.ndim not in (2, 3) or (a.ndim == 3 and a.shape[2] not in (1, 3)):
+        raise ValueError(f"image: expected shape (H, W) or (H, W, 3); got {a.shape}")
+    img = Image.fromarray((a.squeeze() * 255 + 0.5).astype(np.uint8))
+    if max(img.size) > side:
+        img.thumbnail((side, side), Image.BILINEAR)
+    buf = io.BytesIO()
+    img.save(buf, format="PNG", optimize=True)
+    data = base64.b64encode(buf.getvalue()).decode("ascii")
+    w, h = img.size
+    scale = side / max(w, h)
+    return Markup(f'<img src="data:image/png;base64,{data}" width="{round(w * scale)}" height="{round(h * scale)}" '
+                  f'alt="">')
+
+
+# the filter by class shared by every page that offers one (the label review, the negative-flip gallery): one
+# listener for the whole page; a box holds its controls and its items, each item naming its classes in
+# data-<side> attributes; a side button restricts the match to one attribute
+CLASS_FILTER_SCRIPT = """<script>
+(function () {
+  if (window.evallibClassFilter) { return; }
+  window.evallibClassFilter = true;
+  function apply(box) {
+    var select = box.querySelector("select.evallib-class-filter");
+    if (!select) { return; }
+    var c = select.value, sides = (box.getAttribute("data-sides") || "class").split(" ");
+    var side = box.querySelector("input.evallib-class-side:checked");
+    var use = side && side.value !== "any" ? [side.value] : sides;
+    var items = box.querySelectorAll(".evallib-filter-item"), shown = 0;
+    items.forEach(function (el) {
+      var keep = c === "" || use.some(function (s) { return el.getAttribute("data-" + s) === c; });
+      el.hidden = !keep;
+      if (keep) { shown += 1; }
+    });
+    var count = box.querySelector(".evallib-filter-count");
+    if (count) { count.textContent = "showing " + shown.toLocaleString() + " of " + items.length.toLocaleString(); }
+  }
+  document.addEventListener("change", function (ev) {
+    var t = ev.target, box = t.closest ? t.closest(".evallib-filter-box") : null;
+    if (box && (t.classList.contains("evallib-class-filter") || t.classList.contains("evallib-class-side"))) {
+      apply(box);
+    }
+  });
+  function init() { document.querySelectorAll(".evallib-filter-box").forEach(apply); }
+  if (document.readyState === "loading") { document.addEventListener("DOMContentLoaded", init); } else { init(); }
+})();
+</script>"""
+
+_FILTER = """<div class="evallib-filter-box{% if cls %} {{ cls }}{% endif %}" data-sides="{{ sides | join(' ') }}">
+<div class="evallib-filter-controls">
+<label>{{ label }}: <select class="evallib-class-filter{% if select_cls %} {{ select_cls }}{% endif %}">
+{% if all_label %}<option value="">{{ all_label }}</option>
+{% endif %}
+{% for value, text in options %}<option value="{{ value }}">{{ text }}</option>
+{% endfor %}
+</select></label>
+{% if side_names %}{% for value, text in side_names %}<label><input type="radio" class="evallib-class-side" \
+name="{{ group }}-side" value="{{ value }}"{% if loop.first %} checked{% endif %}> {{ text }}</label>
+{% endfor %}{% endif %}
+{% if count %}<span class="evallib-filter-count"></span>{% endif %}
+</div>
+{{ body }}
+</div>"""
+
+
+def class_filter(options, body, *, sides=("class",), side_names=None, label="Class", all_label=None, count=True,
+                 group="filter", cls="", select_cls=""):
+    """A filter by class around ``body``: a list of classes, and which items of ``body`` it shows.
+
+    Every element of ``body`` with the class ``evallib-filter-item`` is an item; it names its classes in
+    ``data-<side>`` attributes (``data-given="cat" data-suggested="dog"``). The item shows when one of
+    its ``sides`` (or the side picked with the buttons) equals the class chosen, or when "all" is chosen.
+
+    Parameters
+    ----------
+    options : sequence of (value, text)
+        The classes offered, in order; ``value`` is what the items' attributes hold.
+    body : str
+        The items' markup (:class:`Markup`, inserted as it is).
+    sides : sequence of str
+        The attributes an item is matched on (``data-<side>``).
+    side_names : sequence of (value, text), optional
+        Radio buttons to match one side only; the value ``"any"`` matches every side. The first is checked.
+    label : str
+    all_label : str, optional
+        The text of a first option that shows every item; without it the first class is shown first.
+    count : bool
+        Show "showing k of n".
+    group : str
+        Names the radio buttons (unique on the page).
+    cls, select_cls : str
+        More classes of the box and of the list.
+
+    Returns
+    -------
+    Markup
+        The box and the page's one copy of the script (:data:`CLASS_FILTER_SCRIPT`; later copies do nothing).
+    """
+    return Markup(render_template(_FILTER, options=[(str(v), str(t)) for v, t in options], body=Markup(body),
+                                  sides=list(sides), side_names=list(side_names or []), label=label,
+                                  all_label=all_label, count=count, group=group, cls=cls, select_cls=select_cls)
+                  + CLASS_FILTER_SCRIPT)

@@ -1,24 +1,36 @@
-"""Views of label quality: suspected label errors with what they mean for the ranking, and duplicates.
+"""Views of label and data quality: suspected label errors with what they mean for the ranking, the review
+cards, duplicates and image quality.
 
 :class:`LabelIssuesDisplay` shows, for the models evaluated on the same images, each model's accuracy
 under "no flag is an error" and "every flag is an error", whether the ranking or a McNemar verdict
-changes between the two, and the flagged images worst first (the review list). :class:`DuplicatesDisplay`
-lists exact or near duplicate pairs, conflicting labels first. The numbers come from
-:mod:`evallib.metrics.label_quality` and :mod:`evallib.metrics.duplicates`.
+changes between the two, and the flagged images worst first (the review list). :class:`LabelReviewDisplay`
+is one card per flagged image with a filter by class. :class:`DuplicatesDisplay` lists exact, perceptual or
+embedding duplicate pairs, conflicting labels first. :class:`ImageIssuesDisplay` lists the images that
+are nearly black or white, blurry, low in information or of an odd size. The numbers come from
+:mod:`evallib.metrics.label_quality`, :mod:`evallib.metrics.duplicates` and
+:mod:`evallib.metrics.data_quality`.
 """
 
 from __future__ import annotations
 
 import html
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..metrics.duplicates import DuplicatePairs, exact_duplicates, near_duplicates
+from ..metrics.data_quality import ISSUE_NAMES, ImageIssues, image_issues
+from ..metrics.duplicates import (
+    DuplicatePairs,
+    exact_duplicates,
+    near_duplicates,
+    perceptual_duplicates,
+    perceptual_hash,
+)
 from ..metrics.label_quality import LabelIssues, RankingSensitivity, label_issues, ranking_sensitivity
 from ..metrics.stats import format_interval
 from ._base import Display
-from .html import folded_table, guide
+from .gallery import TileDisplay, _image_source
+from .html import Markup, class_filter, folded_table, guide, render_template, thumbnail_html
 
 TABLE_ROWS = 25  # longer tables show their first rows (most suspect first) and fold the rest
 PLOTTED_MODELS = 40
@@ -231,6 +243,20 @@ class DuplicatesDisplay(Display):
                                reference_labels=reference_labels)
 
     @classmethod
+    def from_images(cls, images, *, max_distance=3, labels=None, names=None, embeddings=None, threshold=0.99,
+                    reference=None, reference_labels=None, reference_names=None):
+        """Near duplicates by perceptual hash (:func:`~evallib.metrics.duplicates.perceptual_duplicates`).
+
+        ``images`` and ``reference`` are sequences of arrays (H, W) or (H, W, 3), uint8 or floats in [0, 1].
+        """
+        hashes = [perceptual_hash(im) for im in images]
+        ref = [perceptual_hash(im) for im in reference] if reference is not None else None
+        res = perceptual_duplicates(hashes, max_distance=max_distance, labels=labels, reference=ref,
+                                    reference_labels=reference_labels, embeddings=embeddings, threshold=threshold)
+        return cls.from_result(res, names=names, labels=labels, reference_names=reference_names,
+                               reference_labels=reference_labels)
+
+    @classmethod
     def from_result(cls, result, *, names=None, labels=None, reference_names=None, reference_labels=None):
         """From a :class:`DuplicatePairs`."""
         if not isinstance(result, DuplicatePairs):
@@ -249,6 +275,8 @@ class DuplicatesDisplay(Display):
 
         where = "against the training data" if result.against_reference else "in the evaluation set"
         title = f"{'Exact' if result.kind == 'exact' else 'Near'} duplicates {where}"
+        if result.kind == "perceptual":
+            title += " (perceptual hash)"
         own = [0] if result.against_reference else [0, 1]
         return cls(result, names=strings("names", names, own), labels=strings("labels", labels, own),
                    reference_names=strings("reference_names", reference_names, [1]),
@@ -260,10 +288,21 @@ class DuplicatesDisplay(Display):
         text = names[k] if names is not None else f"#{int(k)}"
         return f"{text} ({labels[k]})" if labels is not None else text
 
+    def _how(self):
+        r = self.result
+        if r.kind == "exact":
+            return "identical file contents"
+        if r.kind == "near":
+            return f"embeddings with cosine similarity at least {r.threshold:g}"
+        how = f"perceptual hashes at most {r.max_distance} bits (of 64) apart"
+        if r.confirm_distance is not None and r.confirm_distance > r.max_distance:
+            how += (f", or up to {r.confirm_distance} bits apart with embeddings of cosine similarity at least "
+                    f"{r.cosine_threshold:g}")
+        return how
+
     def _parts(self):
         r = self.result
-        how = ("identical file contents" if r.kind == "exact"
-               else f"embeddings with cosine similarity at least {r.threshold:g}")
+        how = self._how()
         if r.n_pairs == 0:
             return [f"<p>No duplicates: no two images have {html.escape(how)}.</p>"]
         other = "training image" if r.against_reference else "image"
@@ -276,10 +315,306 @@ class DuplicatesDisplay(Display):
             text += "; none with conflicting labels." if labelled else "."
         if r.against_reference:
             text += " Evaluation images that also appear in the training data measure memory, not generalization."
-        rows = [[self._name(i), self._name(j, reference=r.against_reference), float(s),
-                 *(["yes" if c else "no"] if labelled else [])]
-                for (i, j), s, c in zip(r.pairs.tolist(), r.similarity, r.conflicting)]
-        head = ["image", other, "cosine similarity" if r.kind == "near" else "similarity",
-                *(["conflicting labels"] if labelled else [])]
+        if r.kind == "perceptual":
+            cos = r.cosine if r.cosine is not None else None
+            rows = [[self._name(i), self._name(j, reference=r.against_reference), int(d),
+                     *([float(cos[k])] if cos is not None else []), *(["yes" if c else "no"] if labelled else [])]
+                    for k, ((i, j), d, c) in enumerate(zip(r.pairs.tolist(), r.distance, r.conflicting))]
+            head = ["image", other, "hash distance (bits)", *(["embedding cosine"] if cos is not None else []),
+                    *(["conflicting labels"] if labelled else [])]
+        else:
+            rows = [[self._name(i), self._name(j, reference=r.against_reference), float(s),
+                     *(["yes" if c else "no"] if labelled else [])]
+                    for (i, j), s, c in zip(r.pairs.tolist(), r.similarity, r.conflicting)]
+            head = ["image", other, "cosine similarity" if r.kind == "near" else "similarity",
+                    *(["conflicting labels"] if labelled else [])]
         warn = ' class="evallib-warn"' if r.n_conflicting or r.against_reference else ""
         return [f"<p{warn}>{html.escape(text)}</p>", folded_table(rows, head, shown=TABLE_ROWS, what="pairs")]
+
+
+# ----------------------------------------------------------------------------------------- the review cards
+
+CARDS = 200  # flagged images shown as cards (most suspect first); the rest in a table below them
+THUMB = 96  # pixels of a card's longer image side
+PLOTTED_CARDS = 24  # cards drawn by plot(): the most suspect
+_PER_ROW = 6
+
+_CARDS_CSS = """<style>
+.lr-cards {display: grid; grid-template-columns: repeat(auto-fill, minmax(250px, 1fr)); gap: 10px; margin-top: 10px;}
+.lr-card {border: 1px solid #ddd; border-radius: 6px; padding: 8px; font-size: 13px; background: #fcfcfc;
+           min-width: 0; overflow: hidden;}
+.lr-card[hidden], tr[hidden] {display: none;}
+.lr-imgs {display: flex; gap: 6px; align-items: flex-start;}
+.lr-imgs figure {margin: 0; text-align: center; font-size: 11px; color: #666;}
+.lr-imgs img, .dq-thumbs img {image-rendering: pixelated; border: 1px solid #ccc; background: #eee;}
+.lr-path {font-family: monospace; font-size: 12px; word-break: break-all; margin: 4px 0;}
+.lr-labels {margin: 4px 0;}
+.lr-given {color: #b00020; font-weight: 600;} .lr-suggested {color: #1b6e20; font-weight: 600;}
+.lr-card table {border-collapse: collapse; width: 100%; font-size: 12px; table-layout: fixed;}
+.lr-card td {padding: 1px 4px; border-top: 1px solid #eee; overflow: hidden; text-overflow: ellipsis;
+             white-space: nowrap;}
+.lr-card td.num {text-align: right; font-variant-numeric: tabular-nums; width: 3.2em;}
+.lr-labels span {overflow-wrap: anywhere;}
+.evallib-filter-controls {position: sticky; top: 0; background: #fff; padding: 8px 0; z-index: 2;
+                          border-bottom: 1px solid #eee;}
+.evallib-filter-controls select {font-size: 14px; padding: 2px 4px; max-width: 260px;}
+.evallib-filter-count {margin-left: 12px; color: #555;}
+.lr-rest td {font-size: 12px;}
+.lr-scroll {max-height: 640px; overflow: auto; border: 1px solid #eee;}
+.lr-scroll .evallib-table {margin: 0;}
+.dq-thumbs {display: flex; flex-wrap: wrap; gap: 8px; margin: 6px 0;}
+.dq-thumbs figure {margin: 0; text-align: center; font-size: 11px; color: #555; max-width: 120px;}
+</style>"""
+
+_CARDS = """<div class="lr-cards">
+{% for c in cards %}<div class="lr-card lr-item evallib-filter-item" data-given="{{ c.given }}" \
+data-suggested="{{ c.suggested }}">
+<div class="lr-imgs">{% if c.thumb %}<figure>{{ c.thumb }}<figcaption>image</figcaption></figure>{% endif %}
+{% if c.cam %}<figure>{{ c.cam }}<figcaption>Grad-CAM</figcaption></figure>{% endif %}</div>
+<div class="lr-path" title="{{ c.image }}">#{{ c.rank }} {{ c.image }}</div>
+<div class="lr-labels">given <span class="lr-given">{{ c.given }}</span> &rarr; suggested
+<span class="lr-suggested">{{ c.suggested }}</span></div>
+<div>quality {{ c.quality }}; {{ c.votes }}</div>
+<table title="each model's top-1 class and its probability">{% for m in c.models %}<tr>
+<td title="{{ m.name }}">{{ m.name }}</td><td title="{{ m.top1 }}">{{ m.top1 }}</td>
+<td class="num">{{ m.confidence }}</td></tr>{% endfor %}</table>
+</div>
+{% endfor %}
+</div>
+{% if rest %}
+<p>The other {{ "{:,}".format(rest | length) }} flagged images, most suspect first{% if csv_name %} (all of them are \
+in <a href="{{ csv_name }}">{{ csv_name }}</a>){% endif %}:</p>
+<div class="lr-scroll"><table class="evallib-table lr-rest">
+<thead><tr>{% for h in rest_head %}<th>{{ h }}</th>{% endfor %}</tr></thead><tbody>
+{% for r in rest %}<tr class="lr-item evallib-filter-item" data-given="{{ r.given }}" \
+data-suggested="{{ r.suggested }}">
+{% for v in r.cells %}<td>{{ v }}</td>{% endfor %}</tr>
+{% endfor %}</tbody></table></div>
+{% endif %}"""
+
+
+def _fmt_votes(votes, n_models):
+    return f"{votes} of {n_models} models disagree" if n_models > 1 else "the model disagrees"
+
+
+@dataclass(repr=False)
+class LabelReviewDisplay(TileDisplay):
+    """One card per flagged image, most suspect first, with a filter by class: what a reviewer goes through.
+
+    A card shows the image, its Grad-CAM for the suggested label (when a ``cam`` is given), the given and
+    the suggested label, the quality score, how many models disagree, and each model's top-1 with its
+    probability. The first ``cards`` flagged images are cards, the others rows of a table below them;
+    the filter shows those whose given label, suggested label or either is the class chosen.
+    ``plot`` draws the most suspect images (up to 24) as tiles captioned given → suggested.
+
+    Build it with :meth:`from_predictions` (labels and each model's scores) or :meth:`from_result`
+    (a :class:`~evallib.metrics.label_quality.LabelIssues`).
+    """
+
+    issues: LabelIssues | None = None
+    cards: list = field(default_factory=list)
+    rest: list = field(default_factory=list)
+    rest_head: list = field(default_factory=list)
+    filter_classes: list = field(default_factory=list)
+    intro: str = ""
+    csv_name: str | None = None
+
+    @classmethod
+    def from_predictions(cls, y_true, scores, *, images=None, cam=None, classes=None, names=None, min_votes=None,
+                         scores_are="auto", cards=CARDS, cam_caption="", csv_name=None):
+        """From the given labels and each model's scores on the same images.
+
+        Parameters
+        ----------
+        y_true : array-like of int, shape (n_samples,)
+        scores : dict of {model name: ndarray of shape (n_samples, n_classes)}, or a sequence of such arrays
+        images : ndarray of shape (n_samples, H, W[, 3]) in [0, 1], or a function ``images(indices)``
+            returning a list of arrays (only the cards' images are loaded), optional.
+        cam : callable, optional
+            ``cam(indices, target_classes) -> list of arrays`` (an entry may be None): each image with
+            its heat map for the suggested label over it.
+        classes, names : sequence of str, optional
+        min_votes, scores_are : see :func:`~evallib.metrics.label_quality.label_issues`
+        cards : int
+            Flagged images shown as cards; the others follow in a table.
+        cam_caption : str
+            How the heat maps were drawn (said in the introduction).
+        csv_name : str, optional
+            The export every flag is in (linked).
+        """
+        model_names = list(scores) if isinstance(scores, dict) else None
+        arrays = list(scores.values()) if isinstance(scores, dict) else scores
+        issues = label_issues(y_true, arrays, min_votes=min_votes, model_names=model_names, scores_are=scores_are)
+        return cls.from_result(issues, images=images, cam=cam, classes=classes, names=names, cards=cards,
+                               cam_caption=cam_caption, csv_name=csv_name)
+
+    @classmethod
+    def from_result(cls, issues, *, images=None, cam=None, classes=None, names=None, cards=CARDS, cam_caption="",
+                    csv_name=None):
+        """From a :class:`LabelIssues`; see :meth:`from_predictions` for the rest."""
+        if not isinstance(issues, LabelIssues):
+            raise TypeError(f"issues: expected a LabelIssues from label_issues(); got {type(issues).__name__}")
+        if isinstance(cards, bool) or not isinstance(cards, (int, np.integer)) or cards < 0:
+            raise ValueError(f"cards: expected an integer >= 0; got {cards!r}")
+        if names is not None and len(names) != issues.n_samples:
+            raise ValueError(f"names: expected {issues.n_samples} image names; got {len(names)}")
+        rows = issues.rows(classes=classes, names=names)
+        shown = [r["index"] for r in rows[:cards]]
+        load = _image_source(images) if images is not None else None
+        pics = list(load(shown)) if load is not None and shown else [None] * len(shown)
+        heat = list(cam(shown, [int(issues.suggested_labels[i]) for i in shown])) if cam is not None and shown \
+            else [None] * len(shown)
+        model_names = issues.model_names
+        items, tiles, row = [], [], []
+        for rank, (r, pic, hm) in enumerate(zip(rows[:cards], pics, heat), 1):
+            models = [{"name": m, "top1": r[f"{m} top-1"], "confidence": f"{r[f'{m} confidence']:.2f}"}
+                      for m in model_names]
+            items.append({"rank": rank, "image": r["image"], "given": r["given_label"],
+                          "suggested": r["suggested_label"], "quality": f"{r['quality']:+.2f}",
+                          "votes": _fmt_votes(r["votes"], len(model_names)), "models": models,
+                          "thumb": _markup(thumbnail_html(pic, side=THUMB)) if pic is not None else None,
+                          "cam": _markup(thumbnail_html(hm, side=THUMB)) if hm is not None else None})
+            if pic is not None and rank <= PLOTTED_CARDS:
+                row.append((pic, f"#{rank} {r['given_label']} → {r['suggested_label']}"))
+                if len(row) == _PER_ROW:
+                    tiles.append(row)
+                    row = []
+        if row:
+            tiles.append(row)
+        rest = [{"given": r["given_label"], "suggested": r["suggested_label"],
+                 "cells": [r["image"], r["given_label"], r["suggested_label"], r["votes"], f"{r['quality']:+.3f}",
+                           *[f"{r[f'{m} top-1']} ({r[f'{m} confidence']:.2f})" for m in model_names]]}
+                for r in rows[cards:]]
+        rest_head = ["image", "given", "suggested", "models disagreeing", "quality",
+                     *[f"{m}: top-1" for m in model_names]]
+        counts = {}
+        for r in rows:
+            counts[r["given_label"]] = counts.get(r["given_label"], 0) + 1
+            if r["suggested_label"] != r["given_label"]:
+                counts[r["suggested_label"]] = counts.get(r["suggested_label"], 0) + 1
+        filter_classes = sorted(counts.items(), key=lambda kv: (-kv[1], str(kv[0])))
+        if issues.circular:
+            intro = ("One model only: the quality score is that model's own margin on the labels it is evaluated "
+                     "on, so it is circular; it finds the model's confident mistakes as well as wrong labels.")
+        else:
+            intro = (f"An image is flagged when at least {issues.min_votes} of the {issues.n_models} models "
+                     f"confidently disagree with its label (confident learning's per-class thresholds); the "
+                     f"suggested label is the class they vote for.")
+        intro += (" Quality is the mean over models of the probability of the given label minus the highest other "
+                  "probability (from -1: surely wrong, to +1: surely right). Flags are candidates for review: "
+                  "nothing was dropped or corrected.")
+        if cam_caption:
+            intro += f" Heat maps: {cam_caption}."
+        if len(rows) > cards:
+            intro += (f" The {cards:,} most suspect are shown as cards, the other {len(rows) - cards:,} in a table "
+                      f"below.")
+        how = "Flagged images, most suspect first; captions read given → suggested label."
+        return cls(tiles, title="Suspected label errors", how_to_read=how, issues=issues, cards=items, rest=rest,
+                   rest_head=rest_head, filter_classes=filter_classes, intro=intro, csv_name=csv_name)
+
+    def _parts(self):
+        export = (f' Export: <a href="{html.escape(self.csv_name)}">{html.escape(self.csv_name)}</a>.'
+                  if self.csv_name else "")
+        out = [_CARDS_CSS, f"<p>{html.escape(self.intro)}{export}</p>"]
+        if not self.cards and not self.rest:
+            return [*out, "<p>No image is flagged.</p>"]
+        body = render_template(_CARDS, cards=self.cards, rest=self.rest, rest_head=self.rest_head,
+                               csv_name=self.csv_name)
+        out.append(class_filter([(c, f"{c} ({k})") for c, k in self.filter_classes], Markup(body),
+                                sides=("given", "suggested"), label="Class", all_label="all classes",
+                                side_names=[("any", "given or suggested"), ("given", "given"),
+                                            ("suggested", "suggested")], group="lr", cls="lr-filter"))
+        return out
+
+
+def _markup(value):
+    """Markup inside a template's nested values (``render_template`` marks the top-level ones only)."""
+    import markupsafe
+
+    return markupsafe.Markup(value) if isinstance(value, Markup) else value
+
+
+# ----------------------------------------------------------------------------------------- image quality
+
+QUALITY_THUMBS = 12  # flagged images shown as thumbnails above the table
+
+
+@dataclass(repr=False)
+class ImageIssuesDisplay(Display):
+    """Images that are nearly black or white, blurry, low in information, or of an odd size or aspect ratio.
+
+    The page lists each flagged image with the value its rule read and the rule itself
+    (:func:`~evallib.metrics.data_quality.image_issues`), most extreme first, under thumbnails of the
+    first ones; ``plot`` draws how many images each rule flags.
+    """
+
+    result: ImageIssues
+    names: list | None = None
+    thumbs: list = field(default_factory=list)
+    title: str = "Image quality"
+    figsize: tuple = (6.0, 2.8)
+
+    @classmethod
+    def from_properties(cls, properties, *, names=None, images=None, **rules):
+        """From the image properties measured while decoding (``Predictions.image_properties``).
+
+        ``images`` (an array of shape (n, H, W[, 3]) in [0, 1], or a function ``images(indices)``) gives
+        the thumbnails; ``rules`` are :func:`~evallib.metrics.data_quality.image_issues`' thresholds.
+        """
+        return cls.from_result(image_issues(properties, **rules), names=names, images=images)
+
+    @classmethod
+    def from_result(cls, result, *, names=None, images=None):
+        """From an :class:`~evallib.metrics.data_quality.ImageIssues`."""
+        if not isinstance(result, ImageIssues):
+            raise TypeError(f"result: expected an ImageIssues from image_issues(); got {type(result).__name__}")
+        if names is not None:
+            names = [str(n) for n in names]
+            if len(names) != result.n_samples:
+                raise ValueError(f"names: expected {result.n_samples} image names; got {len(names)}")
+        thumbs = []
+        if images is not None:
+            first = list(dict.fromkeys(r["index"] for r in result.rows()))[:QUALITY_THUMBS]
+            issues = {}
+            for r in result.rows():
+                issues.setdefault(r["index"], []).append(r["issue"])
+            pics = _image_source(images)(first) if first else []
+            for i, pic in zip(first, pics):
+                if pic is not None:
+                    thumbs.append((thumbnail_html(pic, side=THUMB), names[i] if names else f"#{i}",
+                                   ", ".join(issues[i])))
+        return cls(result, names=names, thumbs=thumbs)
+
+    def _draw(self, ax, **kwargs):
+        counts = self.result.counts()
+        keys = list(counts)
+        ax.barh(np.arange(len(keys))[::-1], [counts[k] for k in keys], color="#c44e52")
+        ax.set_yticks(np.arange(len(keys))[::-1], [ISSUE_NAMES[k] for k in keys])
+        ax.set_xlabel(f"images flagged (of {self.result.n_samples:,})")
+        ax.xaxis.get_major_locator().set_params(integer=True)
+        ax.set_title("Image quality checks", fontsize=10)
+
+    def _parts(self):
+        r = self.result
+        counts = r.counts()
+        n_bad = int(r.flagged.sum())
+        notes = [f'<p class="evallib-guide">{html.escape(n)}</p>' for n in r.notes]
+        if n_bad == 0:
+            checked = ", ".join(ISSUE_NAMES[k] for k in counts)
+            text = (f"No image is flagged ({checked} checked): every one of the {r.n_samples:,} images passes."
+                    if counts else "No image quality check could run.")
+            return [f"<p>{html.escape(text)}</p>", *notes]
+        found = "; ".join(f"{counts[k]:,} {ISSUE_NAMES[k]}" for k in counts if counts[k])
+        text = (f"{n_bad:,} of {r.n_samples:,} images have a quality issue ({found}). They stay in every metric; "
+                f"look at them: a nearly black, constant or blurred image says little about a model, and an image "
+                f"of an odd size may come from another source.")
+        pixels = ISSUE_NAMES["odd_size"]
+        rows = [[x["image"], x["issue"], int(x["value"]) if x["issue"] == pixels else float(x["value"]), x["rule"]]
+                for x in r.rows(names=self.names)]
+        out = [f'<p class="evallib-warn">{html.escape(text)}</p>']
+        if self.thumbs:
+            out.append('<div class="dq-thumbs">' + "".join(
+                f'<figure>{t}<figcaption>{html.escape(name)}<br>{html.escape(what)}</figcaption></figure>'
+                for t, name, what in self.thumbs) + "</div>")
+        out.append(folded_table(rows, ["image", "issue", "value", "rule"], shown=TABLE_ROWS, what="image issues"))
+        return [_CARDS_CSS, *out, *notes]

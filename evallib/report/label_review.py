@@ -7,22 +7,25 @@ writes ``out_root/labels/<data>/``:
 - ``suspected_labels.csv``: every flagged image, most suspect first (given and suggested label, votes,
   quality, each model's top-1 and its confidence);
 - ``labels.html``: what the flags mean for the ranking, one card per flagged image (the image, given
-  and suggested label, each model's top-1, the quality score and a Grad-CAM), a filter by class (an
-  inline script; nothing is fetched), and the duplicates and leakage found;
+  and suggested label, each model's top-1, the quality score and a Grad-CAM) with a filter by class
+  (:class:`~evallib.report.label_quality.LabelReviewDisplay`; an inline script, nothing is fetched),
+  and the data quality: exact duplicates (content hash), near duplicates (perceptual hash, confirmed
+  by embeddings where a model has them), leakage from ``data.train_root`` by the same hashes, and the
+  images that are nearly black or white, blurry, low in information or of an odd size;
 - ``labels.json``: the summary the index shows in one line and links.
 
 The numbers come from :mod:`evallib.metrics.label_quality` (confident learning, Northcutt, Jiang and
-Chuang, JAIR 2021; agreement across models) and :mod:`evallib.metrics.duplicates`. Flagged images are
-never dropped from anything. With one model the flags are its own opinion of the labels it is judged
+Chuang, JAIR 2021; agreement across models), :mod:`evallib.metrics.duplicates` and
+:mod:`evallib.metrics.data_quality`. Flagged images are never dropped from anything; corrections a
+reviewer gives back through ``data.label_overrides`` are applied by the next run, and the page says how
+many. With one model the flags are its own opinion of the labels it is judged
 on, and the page says that the score is circular.
 """
 
 from __future__ import annotations
 
-import base64
 import csv
 import hashlib
-import html
 import io
 import json
 import shutil
@@ -35,7 +38,8 @@ import numpy as np
 from .._keys import code_digest, file_stat, hash_listing
 from .._messages import short_message
 from ..errors import EvallibError
-from ..metrics.duplicates import exact_duplicates, near_duplicates
+from ..metrics.data_quality import ISSUE_NAMES
+from ..metrics.duplicates import exact_duplicates, perceptual_duplicates, perceptual_hash
 from ..metrics.label_quality import label_issues, ranking_sensitivity
 from ..outputs import (
     LABELS,
@@ -49,10 +53,17 @@ from ..outputs import (
     write_label_review,
 )
 from .html import CSS, Markup, guide, render_template
-from .label_quality import DuplicatesDisplay, LabelIssuesDisplay
+from .label_quality import (
+    CARDS,
+    THUMB,
+    DuplicatesDisplay,
+    ImageIssuesDisplay,
+    LabelIssuesDisplay,
+    LabelReviewDisplay,
+    _markup,
+)
+from .summary import overrides_text
 
-CARDS = 200  # flagged images shown as cards (most suspect first); the rest in a table below them
-THUMB = 96  # pixels of a card's longer image side
 _CAM_BATCH = 16
 
 
@@ -78,7 +89,11 @@ class GroupData:
         The first model's embeddings that has them (aligned), for near duplicates.
     embeddings_from : str or None
     near_threshold : float
-        That model's ``report.near_duplicate_threshold``.
+        The first model's ``report.near_duplicate_threshold`` (the cosine that confirms a pair).
+    near_distance : int
+        The first model's ``report.near_duplicate_distance`` (perceptual hash bits).
+    properties : dict of str to ndarray of shape (n_samples,) or None
+        The first model's image properties measured while decoding.
     notes : list of str
         Models left out, and why.
     """
@@ -95,6 +110,8 @@ class GroupData:
     embeddings: np.ndarray | None
     embeddings_from: str | None
     near_threshold: float
+    near_distance: int
+    properties: dict | None
     notes: list
 
 
@@ -117,10 +134,11 @@ def _align(ref, other):
     return np.asarray(rows, dtype=np.int64)
 
 
-def load_group(out_root, models, *, thresholds=None):
+def load_group(out_root, models, *, thresholds=None, distances=None):
     """The aligned predictions of ``models`` (folder names under ``out_root``, best first).
 
-    ``thresholds`` maps a model to its near-duplicate threshold (default 0.95).
+    ``thresholds`` maps a model to its near-duplicate cosine (default 0.99), ``distances`` to its
+    perceptual-hash distance (default 3); the first model's are used.
 
     Returns
     -------
@@ -144,16 +162,18 @@ def load_group(out_root, models, *, thresholds=None):
         scores.append(np.asarray(p.scores)[r][:, cols])
         kinds.append(p.scores_are or "auto")
         rows.append(r)
-    emb, emb_from, threshold = None, None, 0.95
+    emb, emb_from, threshold = None, None, 0.99
     for m, p in preds:
         if p.embeddings is not None:
             r = _align(ref, p)
             if r is not None:
                 emb, emb_from = np.asarray(p.embeddings)[r], m
-                threshold = (thresholds or {}).get(m, threshold)
                 break
+    distance = (distances or {}).get(ref_name, 3)
+    threshold = (thresholds or {}).get(ref_name, threshold) if emb is not None else threshold
     return GroupData(tuple(names), scores, kinds, rows, np.asarray(ref.labels, dtype=np.int64), list(ref.classes),
-                     list(ref.paths), str(ref.root), list(ref.file_hashes), emb, emb_from, threshold, notes)
+                     list(ref.paths), str(ref.root), list(ref.file_hashes), emb, emb_from, threshold, int(distance),
+                     ref.image_properties, notes)
 
 
 # ----------------------------------------------------------------------------------------- training data
@@ -167,8 +187,10 @@ def _train_listing(train_root, extensions):
                         if p.is_file() and p.suffix.lower() in exts)
 
 
-def leakage(file_hashes, train_root, *, extensions=(".png", ".jpg", ".jpeg"), labels=None):
-    """Evaluation images whose content also appears in the training folder (exact, by content hash).
+def leakage(file_hashes, train_root, *, extensions=(".png", ".jpg", ".jpeg"), labels=None, hashes=None,
+            max_distance=3, ignore=None):
+    """Evaluation images whose content also appears in the training folder: exact (content hash) and near
+    (perceptual hash).
 
     Parameters
     ----------
@@ -178,11 +200,20 @@ def leakage(file_hashes, train_root, *, extensions=(".png", ".jpg", ".jpeg"), la
         The training images, searched recursively for files with ``extensions``.
     labels : sequence of str, optional
         The evaluation labels (shown beside the names).
+    hashes : sequence of int, shape (n_samples,), optional
+        The evaluation images' perceptual hashes (:func:`~evallib.metrics.duplicates.perceptual_hash`):
+        with them, the training images are hashed the same way and near copies are found too.
+    max_distance : int, default 3
+        Perceptual-hash bits at or below which a training image is a near copy.
+    ignore : array-like of bool, shape (n_samples,), optional
+        Evaluation images whose hash says nothing (constant images): never a near copy.
 
     Returns
     -------
-    result : DuplicatePairs
-        Pairs ``(evaluation index, training index)``.
+    exact : DuplicatePairs
+        Pairs ``(evaluation index, training index)`` of identical files.
+    near : DuplicatePairs or None
+        Pairs of near copies that are not identical files (None without ``hashes``).
     train_paths : list of str
         The training files by index, relative to ``train_root``.
 
@@ -192,48 +223,60 @@ def leakage(file_hashes, train_root, *, extensions=(".png", ".jpg", ".jpeg"), la
         Naming ``data.train_root`` when the folder does not exist.
     """
     root, paths = _train_listing(train_root, extensions)
-    hashes, _, _ = hash_listing(root, paths)
-    return exact_duplicates(list(file_hashes), labels=labels, reference=hashes), paths
+    content, _, _ = hash_listing(root, paths)
+    exact = exact_duplicates(list(file_hashes), labels=labels, reference=content)
+    near = None
+    if hashes is not None:
+        train = perceptual_hashes(root, paths)
+        ok = [j for j, h in enumerate(train) if h is not None]
+        near = perceptual_duplicates(list(hashes), max_distance=max_distance, labels=labels,
+                                     reference=[train[j] for j in ok], content_hashes=list(file_hashes),
+                                     reference_content_hashes=[content[j] for j in ok], ignore=ignore)
+        if len(ok) < len(paths):  # pairs index the hashed training images: back to the listing's indices
+            from dataclasses import replace
+
+            near = replace(near, pairs=np.column_stack([near.pairs[:, 0], np.asarray(ok, dtype=np.int64)[
+                near.pairs[:, 1]]]) if near.n_pairs else near.pairs)
+    return exact, near, paths
+
+
+def perceptual_hashes(root, paths):
+    """:func:`~evallib.metrics.duplicates.perceptual_hash` of each file (None for a file that cannot be read)."""
+    from ..data import load_image
+
+    out = []
+    for p in paths:
+        try:
+            out.append(perceptual_hash(np.asarray(load_image(Path(root) / p, "rgb"))))
+        except Exception:  # noqa: BLE001 -- an unreadable file: no hash, the others go on
+            out.append(None)
+    return out
 
 
 # ----------------------------------------------------------------------------------------- images
 
-def _png(arr):
-    """An (H, W) or (H, W, 3) image in [0, 1] as an inline PNG ``<img>``, its longer side at most THUMB
-    pixels (tiny images are scaled up without smoothing by the page)."""
-    from PIL import Image
-
-    a = np.clip(np.asarray(arr, dtype=np.float32), 0, 1)
-    img = Image.fromarray((a * 255 + 0.5).astype(np.uint8))
-    if max(img.size) > THUMB:
-        img.thumbnail((THUMB, THUMB), Image.BILINEAR)
-    buf = io.BytesIO()
-    img.save(buf, format="PNG", optimize=True)
-    data = base64.b64encode(buf.getvalue()).decode("ascii")
-    w, h = img.size
-    scale = THUMB / max(w, h)
-    return Markup(f'<img src="data:image/png;base64,{data}" width="{round(w * scale)}" height="{round(h * scale)}" '
-                  f'alt="">')
-
-
-def _thumbnails(root, paths, idx):
+def _image_loader(root, paths, *, side=THUMB):
+    """``images(indices) -> list of arrays in [0, 1]`` (None for a file gone since the run), shrunk to ``side``."""
     from ..data import load_image
 
-    out = {}
-    for i in idx:
-        try:
-            img = load_image(Path(root) / paths[i], "rgb")
-        except Exception:  # noqa: BLE001 -- a file gone since the run: the card shows its name only
-            continue
-        img.thumbnail((THUMB, THUMB))
-        out[int(i)] = _png(np.asarray(img, dtype=np.float32) / 255.0)
-    return out
+    def images(idx):
+        out = []
+        for i in idx:
+            try:
+                img = load_image(Path(root) / paths[i], "rgb")
+            except Exception:  # noqa: BLE001 -- a file gone since the run: the card shows its name only
+                out.append(None)
+                continue
+            img.thumbnail((side, side))
+            out.append(np.asarray(img, dtype=np.float32) / 255.0)
+        return out
+    return images
 
 
 def _cams(out_root, group, idx, targets):
     """Grad-CAM of the flagged images ``idx`` for their suggested label, from the best model with a route.
 
-    Returns ``({index: img}, caption, note)``; no heat maps (and the reason) when no model has a route.
+    Returns ``({index: image array}, caption, note)``; no heat maps (and the reason) when no model has a route.
     """
     from .report import load
 
@@ -255,7 +298,7 @@ def _cams(out_root, group, idx, targets):
                 part = idx[lo:lo + _CAM_BATCH]
                 heat = rep.heat_maps([rows[i] for i in part], [cols.index(group.classes[targets[i]]) for i in part])
                 for i, img in zip(part, heat or []):
-                    out[int(i)] = _png(img)
+                    out[int(i)] = img
         except Exception as exc:  # noqa: BLE001 -- the cards keep their images; the reason is shown
             reasons.append(f"{name}: {route.method} failed: {type(exc).__name__}: {exc}")
             continue
@@ -274,130 +317,51 @@ _PAGE = """<!DOCTYPE html>
 body {font-family: system-ui, -apple-system, "Segoe UI", sans-serif; margin: 20px auto; max-width: 1200px;
       padding: 0 16px; color: #222;}
 h1 {font-size: 22px;} h2 {font-size: 18px; margin-top: 28px; border-bottom: 1px solid #ddd; padding-bottom: 4px;}
+h3 {font-size: 15px; margin-top: 18px;}
 .lr-meta {color: #555;}
-.lr-filter {position: sticky; top: 0; background: #fff; padding: 8px 0; z-index: 2; border-bottom: 1px solid #eee;}
-.lr-filter select {font-size: 14px; padding: 2px 4px; max-width: 260px;}
-.lr-cards {display: grid; grid-template-columns: repeat(auto-fill, minmax(250px, 1fr)); gap: 10px; margin-top: 10px;}
-.lr-card {border: 1px solid #ddd; border-radius: 6px; padding: 8px; font-size: 13px; background: #fcfcfc;
-           min-width: 0; overflow: hidden;}
-.lr-card[hidden], tr[hidden] {display: none;}
-.lr-imgs {display: flex; gap: 6px; align-items: flex-start;}
-.lr-imgs figure {margin: 0; text-align: center; font-size: 11px; color: #666;}
-.lr-imgs img {image-rendering: pixelated; border: 1px solid #ccc; background: #eee;}
-.lr-path {font-family: monospace; font-size: 12px; word-break: break-all; margin: 4px 0;}
-.lr-labels {margin: 4px 0;}
-.lr-given {color: #b00020; font-weight: 600;} .lr-suggested {color: #1b6e20; font-weight: 600;}
-.lr-card table {border-collapse: collapse; width: 100%; font-size: 12px; table-layout: fixed;}
-.lr-card td {padding: 1px 4px; border-top: 1px solid #eee; overflow: hidden; text-overflow: ellipsis;
-             white-space: nowrap;}
-.lr-card td.num {text-align: right; font-variant-numeric: tabular-nums; width: 3.2em;}
-.lr-labels span {overflow-wrap: anywhere;}
-#lr-count {margin-left: 12px; color: #555;}
-.lr-rest td {font-size: 12px;}
-.lr-scroll {max-height: 640px; overflow: auto; border: 1px solid #eee;}
-.lr-scroll .evallib-table {margin: 0;}
 </style></head>
 <body>
 <p><a href="{{ index_link }}">&larr; Model comparison</a></p>
 <h1>Label review of {{ title }}: can the test labels be trusted?</h1>
 <p class="lr-meta">{{ meta }}</p>
+{% for n in lines %}<p><b>{{ n[0] }}</b> {{ n[1] }}</p>
+{% endfor %}
 {% for n in notes %}<p class="evallib-warn">{{ n }}</p>
 {% endfor %}
 <h2 id="ranking">What the flags mean for the ranking</h2>
 {{ ranking }}
 <h2 id="flags">Suspected label errors ({{ "{:,}".format(n_flagged) }})</h2>
-{{ flag_intro }}
-{% if n_flagged %}
-<div class="lr-filter">
-<label>Class: <select id="lr-class">
-<option value="">all classes</option>
-{% for c, k in filter_classes %}<option value="{{ c }}">{{ c }} ({{ k }})</option>
+{{ review }}
+<h2 id="data-quality">Data quality: duplicates, leakage and image quality</h2>
+{% for v in quality %}<h3{% if v.id %} id="{{ v.id }}"{% endif %}>{{ v.title }}</h3>
+{{ v.html }}
 {% endfor %}
-</select></label>
-<label><input type="radio" name="lr-side" value="either" checked> given or suggested</label>
-<label><input type="radio" name="lr-side" value="given"> given</label>
-<label><input type="radio" name="lr-side" value="suggested"> suggested</label>
-<span id="lr-count"></span>
-</div>
-<div class="lr-cards">
-{% for c in cards %}<div class="lr-card lr-item" data-given="{{ c.given }}" data-suggested="{{ c.suggested }}">
-<div class="lr-imgs">{% if c.thumb %}<figure>{{ c.thumb }}<figcaption>image</figcaption></figure>{% endif %}
-{% if c.cam %}<figure>{{ c.cam }}<figcaption>Grad-CAM</figcaption></figure>{% endif %}</div>
-<div class="lr-path" title="{{ c.image }}">#{{ c.rank }} {{ c.image }}</div>
-<div class="lr-labels">given <span class="lr-given">{{ c.given }}</span> &rarr; suggested
-<span class="lr-suggested">{{ c.suggested }}</span></div>
-<div>quality {{ c.quality }}; {{ c.votes }}</div>
-<table title="each model's top-1 class and its probability">{% for m in c.models %}<tr>
-<td title="{{ m.name }}">{{ m.name }}</td><td title="{{ m.top1 }}">{{ m.top1 }}</td>
-<td class="num">{{ m.confidence }}</td></tr>{% endfor %}</table>
-</div>
-{% endfor %}
-</div>
-{% if rest %}
-<p>The other {{ "{:,}".format(rest | length) }} flagged images, most suspect first (all of them are in
-<a href="{{ csv_name }}">{{ csv_name }}</a>):</p>
-<div class="lr-scroll"><table class="evallib-table lr-rest">
-<thead><tr>{% for h in rest_head %}<th>{{ h }}</th>{% endfor %}</tr></thead><tbody>
-{% for r in rest %}<tr class="lr-item" data-given="{{ r.given }}" data-suggested="{{ r.suggested }}">
-{% for v in r.cells %}<td>{{ v }}</td>{% endfor %}</tr>
-{% endfor %}</tbody></table></div>
-{% endif %}
-<script>
-(function () {
-  var select = document.getElementById("lr-class"), count = document.getElementById("lr-count");
-  var items = Array.prototype.slice.call(document.querySelectorAll(".lr-item"));
-  function side() { return document.querySelector('input[name="lr-side"]:checked').value; }
-  function apply() {
-    var c = select.value, s = side(), shown = 0;
-    items.forEach(function (el) {
-      var g = el.getAttribute("data-given"), t = el.getAttribute("data-suggested");
-      var ok = !c || (s !== "suggested" && g === c) || (s !== "given" && t === c);
-      el.hidden = !ok;
-      if (ok) { shown += 1; }
-    });
-    count.textContent = "showing " + shown.toLocaleString() + " of " + items.length.toLocaleString();
-  }
-  select.addEventListener("change", apply);
-  document.querySelectorAll('input[name="lr-side"]').forEach(function (r) { r.addEventListener("change", apply); });
-  apply();
-})();
-</script>
-{% endif %}
-<h2 id="duplicates">Duplicates and leakage</h2>
-{{ duplicates }}
 </body></html>
 """
 
 
-def _fmt_votes(votes, n_models):
-    return f"{votes} of {n_models} models disagree" if n_models > 1 else "the model disagrees"
-
-
-def _markup(value):
-    """Markup inside a template's nested values (``render_template`` marks the top-level ones only)."""
-    import markupsafe
-
-    return markupsafe.Markup(value) if isinstance(value, Markup) else value
-
-
-def render_page(issues, sensitivity, *, classes, paths, title, meta="", thumbs=None, cams=None, cam_caption="",
-                duplicates=(), notes=(), index_link="../../index.html", cards=CARDS):
-    """The review page's HTML.
+def render_page(issues, sensitivity, *, classes, paths, title, meta="", images=None, cam=None, cam_caption="",
+                duplicates=(), quality=(), notes=(), lines=(), index_link="../../index.html", cards=CARDS):
+    """The review page's HTML: a page around the displays.
 
     Parameters
     ----------
     issues : LabelIssues
     sensitivity : RankingSensitivity
     classes : list of str
-    paths : list of str, shape (n_samples,)
+    paths : list of str, shape (n_samples,), or None
     title, meta : str
         The data's name and a line about it.
-    thumbs, cams : dict of {image index: Markup}, optional
-        Inline image and Grad-CAM of the flagged images shown as cards.
-    duplicates : sequence of Display
-        Duplicate and leakage views, shown in order.
+    images : callable or ndarray, optional
+        The images, for the cards (:class:`~evallib.report.label_quality.LabelReviewDisplay`).
+    cam : callable, optional
+        ``cam(indices, targets) -> list of arrays``: heat maps for the cards.
+    duplicates, quality : sequence of Display
+        Duplicate and leakage views, then the image-quality views, shown in order under "Data quality".
     notes : sequence of str
         Warnings shown at the top.
+    lines : sequence of (str, str)
+        Facts shown at the top, bold name then text (the label corrections applied).
     cards : int
         Flagged images shown as cards, most suspect first; the others follow in a table.
 
@@ -405,53 +369,22 @@ def render_page(issues, sensitivity, *, classes, paths, title, meta="", thumbs=N
     -------
     str
     """
-    thumbs, cams = thumbs or {}, cams or {}
     disp = LabelIssuesDisplay.from_result(issues, sensitivity, classes=classes, names=paths)
     ranking = "".join([*disp._summary(), guide(
         "Each model's accuracy with the given labels (circle) and with the suggested labels on flagged images "
         "(square). If about half the flags are real errors, as in published audits, the truth lies near the "
         "middle; lines that cross mean the ranking depends on the labels."), disp._figure_html(),
         disp._model_table(), disp._pair_table()])
-    rows = issues.rows(classes=classes, names=paths)
-    names = issues.model_names
-    items = []
-    for rank, r in enumerate(rows[:cards], 1):
-        i = r["index"]
-        models = [{"name": m, "top1": r[f"{m} top-1"], "confidence": f"{r[f'{m} confidence']:.2f}"} for m in names]
-        items.append({"rank": rank, "image": r["image"], "given": r["given_label"], "suggested": r["suggested_label"],
-                      "quality": f"{r['quality']:+.2f}", "votes": _fmt_votes(r["votes"], len(names)),
-                      "models": models, "thumb": _markup(thumbs.get(i)), "cam": _markup(cams.get(i))})
-    rest = [{"given": r["given_label"], "suggested": r["suggested_label"],
-             "cells": [r["image"], r["given_label"], r["suggested_label"], r["votes"], f"{r['quality']:+.3f}",
-                       *[f"{r[f'{m} top-1']} ({r[f'{m} confidence']:.2f})" for m in names]]}
-            for r in rows[cards:]]
-    rest_head = ["image", "given", "suggested", "models disagreeing", "quality", *[f"{m}: top-1" for m in names]]
-    counts = defaultdict(int)
-    for r in rows:
-        counts[r["given_label"]] += 1
-        if r["suggested_label"] != r["given_label"]:
-            counts[r["suggested_label"]] += 1
-    filter_classes = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))
-    if issues.circular:
-        intro = ("One model only: the quality score is that model's own margin on the labels it is evaluated on, "
-                 "so it is circular; it finds the model's confident mistakes as well as wrong labels.")
-    else:
-        intro = (f"An image is flagged when at least {issues.min_votes} of the {issues.n_models} models confidently "
-                 f"disagree with its label (confident learning's per-class thresholds); the suggested label is the "
-                 f"class they vote for.")
-    intro += (" Quality is the mean over models of the probability of the given label minus the highest other "
-              "probability (from -1: surely wrong, to +1: surely right). Flags are candidates for review: nothing "
-              "was dropped or corrected.")
-    if cam_caption:
-        intro += f" Heat maps: {cam_caption}."
-    if len(rows) > cards:
-        intro += f" The {cards:,} most suspect are shown as cards, the other {len(rows) - cards:,} in a table below."
-    flag_intro = Markup(f"<p>{html.escape(intro)} Export: <a href=\"{SUSPECTED_LABELS}\">{SUSPECTED_LABELS}</a>.</p>")
+    review = LabelReviewDisplay.from_result(issues, images=images, cam=cam, classes=classes, names=paths, cards=cards,
+                                            cam_caption=cam_caption, csv_name=SUSPECTED_LABELS)
+    views = [{"id": "duplicates" if k == 0 else None, "title": d.title, "html": Markup("".join(d._parts()))}
+             for k, d in enumerate(duplicates)]
+    views += [{"id": "image-quality" if k == 0 else None, "title": d.title, "html": Markup("".join(d._parts()))}
+              for k, d in enumerate(quality)]
+    views = [{**v, "html": _markup(v["html"])} for v in views]
     return render_template(
-        _PAGE, title=title, css=Markup(CSS), meta=meta, notes=list(notes), ranking=Markup(ranking),
-        n_flagged=issues.n_flagged, flag_intro=flag_intro, filter_classes=filter_classes, cards=items, rest=rest,
-        rest_head=rest_head, csv_name=SUSPECTED_LABELS, index_link=index_link,
-        duplicates=Markup("".join(f"<h3>{html.escape(d.title)}</h3>" + "".join(d._parts()) for d in duplicates)))
+        _PAGE, title=title, css=Markup(CSS), meta=meta, notes=list(notes), lines=list(lines), ranking=Markup(ranking),
+        n_flagged=issues.n_flagged, review=Markup("".join(review._parts())), quality=views, index_link=index_link)
 
 
 def suspected_labels_csv(issues, *, classes, paths):
@@ -492,10 +425,17 @@ def summary_line(summary):
     dup += f" duplicate pair{'' if last == 1 else 's'}"
     remarks = [f"{conflicting:,} with conflicting labels"] if conflicting else []
     if (d.get("near_pairs") or 0) > n:
-        remarks.append("more near pairs than images: raise report.near_duplicate_threshold")
+        remarks.append("more near pairs than images: lower report.near_duplicate_distance")
     parts.append(dup + (f" ({'; '.join(remarks)})" if remarks else ""))
     if d.get("leaked") is not None:
         parts.append(f"{d['leaked']:,} image{'' if d['leaked'] == 1 else 's'} also in the training data")
+    q = summary.get("image_issues")
+    if q and q.get("flagged"):
+        found = ", ".join(f"{v:,} {ISSUE_NAMES[k]}" for k, v in q["counts"].items() if v)
+        parts.append(f"{q['flagged']:,} image{'' if q['flagged'] == 1 else 's'} with quality issues ({found})")
+    if summary.get("label_overrides"):
+        changed = next(iter(summary["label_overrides"].values()))["changed"]  # one data group: the same labels
+        parts.append(f"{changed:,} label{'' if changed == 1 else 's'} overridden by the reviewer's corrections")
     return "; ".join(parts) + "."
 
 
@@ -516,7 +456,8 @@ def _group_key(group_runs, train):
     h = hashlib.sha256(json.dumps([code_digest(), train]).encode())
     for name, run in group_runs:
         params = {k: v for k, v in run.get("params", {}).items() if k not in ("runtime", "source")}
-        h.update(json.dumps([name, run.get("predictions_key"), params], sort_keys=True, default=str).encode())
+        h.update(json.dumps([name, run.get("predictions_key"), params, run.get("label_overrides")], sort_keys=True,
+                            default=str).encode())
     return h.hexdigest()
 
 
@@ -545,50 +486,83 @@ def review_group(out_root, group, runs, *, cam=True, folder=None):
         found = load_label_summary(folder)
         if found is not None:
             return found
-    g = load_group(out_root, group.models, thresholds={
-        m: runs[m].get("params", {}).get("report", {}).get("near_duplicate_threshold") or 0.95 for m in group.models})
+    report = {m: runs[m].get("params", {}).get("report", {}) for m in group.models}
+    g = load_group(out_root, group.models,
+                   thresholds={m: r.get("near_duplicate_threshold") or 0.99 for m, r in report.items()},
+                   distances={m: r.get("near_duplicate_distance", 3) for m, r in report.items()})
     if g is None or not g.names:
         return None
     names = [g.classes[k] for k in g.labels]
     issues = label_issues(g.labels, g.scores, model_names=g.names, scores_are=g.scores_are)
     sens = ranking_sensitivity(issues)
     notes = list(g.notes)
+    loader = _image_loader(g.root, g.paths)
+    quality, quality_summary = [], None
+    if g.properties is not None:
+        qd = ImageIssuesDisplay.from_properties(g.properties, names=g.paths, images=loader)
+        quality.append(qd)
+        quality_summary = {"flagged": int(qd.result.flagged.sum()), "counts": qd.result.counts(),
+                           "rules": qd.result.rules}
+    else:
+        notes.append("Image quality not checked: the predictions hold no image properties (made by an earlier "
+                     "evallib; they are measured when the images are next decoded)")
+    # a constant image's hash says nothing (every constant image hashes alike): it is listed as low in information
+    flat = quality[0].result.flags.get("low_information") if quality else None
     exact = exact_duplicates(g.file_hashes, labels=names)
     views = [DuplicatesDisplay.from_result(exact, names=g.paths, labels=names)]
+    hashes = perceptual_hashes(g.root, g.paths)
+    gone = sum(h is None for h in hashes)
     near = None
-    if g.embeddings is not None:
-        near = near_duplicates(g.embeddings, threshold=g.near_threshold, labels=names)
+    if gone:
+        hashes = None
+        notes.append(f"Near duplicates not checked: {gone:,} of the {len(names):,} images can no longer be read "
+                     f"under {g.root}")
+    else:
+        near = perceptual_duplicates(hashes, max_distance=g.near_distance, labels=names, embeddings=g.embeddings,
+                                     threshold=g.near_threshold, content_hashes=g.file_hashes, ignore=flat)
         disp = DuplicatesDisplay.from_result(near, names=g.paths, labels=names)
-        disp.title += f" (embeddings of {g.embeddings_from})"
+        if g.embeddings is not None:
+            disp.title += f", confirmed by the embeddings of {g.embeddings_from}"
         views.append(disp)
         if near.n_pairs > len(names):
-            notes.append(f"{near.n_pairs:,} near-duplicate pairs among {len(names):,} images: at cosine "
-                         f"{g.near_threshold:g} the embeddings of {g.embeddings_from} join images of a class, not "
-                         f"copies; raise report.near_duplicate_threshold")
-    leaked = None
+            notes.append(f"{near.n_pairs:,} near-duplicate pairs among {len(names):,} images: lower "
+                         f"report.near_duplicate_distance ({g.near_distance})")
+    leaked, leaked_near = None, None
     for t in train_roots:
         try:
-            res, train_paths = leakage(g.file_hashes, t, extensions=extensions, labels=names)
+            res, res_near, train_paths = leakage(g.file_hashes, t, extensions=extensions, labels=names, hashes=hashes,
+                                                 max_distance=g.near_distance, ignore=flat)
         except EvallibError as exc:
             notes.append(str(exc))
             continue
-        disp = DuplicatesDisplay.from_result(res, names=g.paths, labels=names, reference_names=train_paths)
-        disp.title += f" ({Path(t).name})"
-        views.append(disp)
-        leaked = (leaked or 0) + int(res.duplicated(len(names)).sum())
+        found = res.duplicated(len(names))
+        for r in (res, res_near):
+            if r is None:
+                continue
+            disp = DuplicatesDisplay.from_result(r, names=g.paths, labels=names, reference_names=train_paths)
+            disp.title += f" ({Path(t).name})"
+            views.append(disp)
+        if res_near is not None:
+            found |= res_near.duplicated(len(names))
+            leaked_near = (leaked_near or 0) + int(res_near.duplicated(len(names)).sum())
+        leaked = (leaked or 0) + int(found.sum())
     shown = issues.review_order()[:CARDS]
-    thumbs = _thumbnails(g.root, g.paths, shown)
     cams, caption = {}, ""
     if cam and len(shown):
         cams, caption, why = _cams(out_root, g, shown, issues.suggested_labels)
         if why:
             notes.append(why)
+    overrides = {m: runs[m]["label_overrides"] for m in group.models if runs[m].get("label_overrides")}
+    lines = []
+    if overrides:
+        first = next(iter(overrides.values()))
+        lines.append(("Labels:", overrides_text(first).replace("the metrics use", "these flags and every metric use")))
     meta = (f"{len(names):,} images, {len(g.classes):,} classes; models: {', '.join(g.names)}; data fingerprint "
             f"{group.key[:12]}")
-    index_link = "../../index.html"
-    page = render_page(issues, sens, classes=g.classes, paths=g.paths, title=group.title, meta=meta, thumbs=thumbs,
-                       cams=cams, cam_caption=caption, duplicates=views,
-                       notes=[short_message(n, limit=600) for n in notes], index_link=index_link)
+    page = render_page(issues, sens, classes=g.classes, paths=g.paths, title=group.title, meta=meta, images=loader,
+                       cam=(lambda idx, targets: [cams.get(int(i)) for i in idx]) if cams else None,
+                       cam_caption=caption, duplicates=views, quality=quality, lines=lines,
+                       notes=[short_message(n, limit=600) for n in notes], index_link="../../index.html")
     summary = {"group": group.key, "title": group.title, "page": rel, "images": len(names),
                "models": list(g.names), "n_models": issues.n_models, "min_votes": issues.min_votes,
                "n_flagged": issues.n_flagged, "circular": issues.circular,
@@ -598,8 +572,14 @@ def review_group(out_root, group, runs, *, cam=True, folder=None):
                "duplicates": {"exact_pairs": exact.n_pairs, "exact_conflicting": exact.n_conflicting,
                               "near_pairs": near.n_pairs if near is not None else None,
                               "near_conflicting": near.n_conflicting if near is not None else None,
-                              "near_threshold": g.near_threshold if near is not None else None,
-                              "leaked": leaked, "train_roots": train_roots},
+                              "near_distance": g.near_distance if near is not None else None,
+                              "near_threshold": g.near_threshold if near is not None and g.embeddings is not None
+                              else None,
+                              "near_evidence": None if near is None else "perceptual hash" + (
+                                  f", confirmed by the embeddings of {g.embeddings_from}" if g.embeddings is not None
+                                  else ""),
+                              "leaked": leaked, "leaked_near": leaked_near, "train_roots": train_roots},
+               "image_issues": quality_summary, "label_overrides": overrides or None,
                "notes": notes}
     summary["line"] = summary_line(summary)
     write_label_review(folder, csv_text=suspected_labels_csv(issues, classes=g.classes, paths=g.paths), page=page,

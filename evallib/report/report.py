@@ -160,7 +160,7 @@ class Report:
         """The top of the page: headline metrics with intervals, the decision rule, the rank among the
         models evaluated on the same data, the warnings, and the contents."""
         from ..peers import load_peers
-        from .summary import SECTIONS, left_out_text, rank_among, summary_html
+        from .summary import SECTIONS, left_out_text, overrides_text, rank_among, summary_html
 
         ds = self.run["dataset"]
         primary = self.primary()[0]
@@ -183,7 +183,8 @@ class Report:
             ranking=ranking, warnings=self.warnings,
             toc=[(i, t) for i, t, need in SECTIONS if need is None or has[need]],
             left_out=left_out_text([{**s, "reason": short_message(s["reason"])} for s in ds["skipped"]],
-                                   len(self.y))))
+                                   len(self.y)),
+            labels=overrides_text(self.run.get("label_overrides"))))
 
     def _decision(self):
         from .summary import POLICY_TEXT
@@ -344,37 +345,39 @@ class Report:
             shown.append(strip)
         return Section(shown)
 
-    def _slice_mistakes(self, found, *, slices=3, per_slice=6):
-        """A row of mistakes (true and predicted class under each) for each of the weakest slices; a slice whose
-        mistakes an earlier row showed already is left out."""
+    def _slice_mistakes(self, found, *, slices=10, found_slices=3, per_slice=6):
+        """For each weak slice the page lists (the ``slices`` weakest confirmed, and the ``found_slices`` weakest
+        found without metadata and confirmed on held-out images), a strip of its mistakes and a strip of their
+        heat maps; a slice whose mistakes an earlier row showed already is left out. Without a Grad-CAM route
+        the strips show the images and say why."""
         from ..metrics.slices import slice_mask
+        from .slices import SliceMistakesDisplay
 
-        weak = found.by_slice.weakest(slices)
-        if not weak or self.params.report.gallery_size == 0:
+        if self.params.report.gallery_size == 0:
             return None
-        pred = self.pred["scores"].argmax(1)
-        wrong = pred != self.y
-        rows, names, seen = [], [], np.zeros(len(wrong), dtype=bool)
-        for w in weak:  # mistakes not shown in an earlier row (slices of the same images show them once)
-            mask = slice_mask(found.columns, w) & wrong
-            idx = np.flatnonzero(mask & ~seen)[:per_slice]
-            seen |= mask
-            if len(idx):
-                images = self._views(idx)[1]
-                rows.append([(img, f"{_short(self.classes[self.y[i]])} → {_short(self.classes[pred[i]])}")
-                             for img, i in zip(images, idx)])
-                names.append(w.name)
-        if not rows:
+        masks = {w.name: slice_mask(found.columns, w) for w in found.by_slice.weakest(slices)}
+        disc = found.discovery
+        for c in (disc.confirmed if disc is not None else ())[:found_slices]:
+            if c.source == "embeddings" and disc.clusters is not None:
+                masks.setdefault(f"{c.name} (found without metadata)", disc.clusters == int(c.name.split()[-1]))
+            else:
+                try:
+                    masks.setdefault(c.name, slice_mask(found.columns, found.by_slice.row(c.name)))
+                except KeyError:
+                    continue
+        if not masks:
             return None
-        return GalleryDisplay.from_tiles(rows, title="Mistakes in the weakest slices",
-                                         how_to_read="Rows, from the top: " + "; ".join(names)
-                                         + ". Under each image: its true class → the predicted class.")
+        route = self.cam_route("scores")
+        return SliceMistakesDisplay.from_predictions(
+            self.y, self.pred["scores"], masks, images=self.images, classes=list(self.classes), per_slice=per_slice,
+            cam=(lambda rows, targets: self.heat_maps(rows, targets)) if route is not None else None,
+            cam_reason=self.cam_reason)
 
     @_view("Verification by group")
     def verification_groups(self):
         """False non-match and false match rates of each group at one global threshold (NISTIR 8280), with
         identity-bootstrap intervals, TAR at each group's own FAR and the between-group false match rates."""
-        from .slices import GroupVerificationDisplay
+        from .slices import GroupDetDisplay, GroupThresholdDisplay, GroupVerificationDisplay
 
         found = self.evaluation.slices
         if found is None or found.by_group is None:
@@ -382,9 +385,14 @@ class Report:
                    "no metadata column gives the identities' groups" if "verification" in self.params.tasks else
                    "not a verification model")
             return HtmlDisplay(f"<p><i>No verification by group: {html.escape(why)}.</i></p>")
-        disp = GroupVerificationDisplay.from_result(found.by_group)
-        disp.title = f"Verification by {found.group_column}"
-        return disp
+        shown = [GroupVerificationDisplay.from_result(found.by_group)]
+        if found.group_det is not None:
+            shown += [HtmlDisplay("<h4>DET curves by group</h4>"),
+                      GroupDetDisplay.from_result(found.group_det, threshold=found.by_group.threshold)]
+        if found.group_thresholds is not None:
+            shown += [HtmlDisplay("<h4>What if each group had its own threshold</h4>"),
+                      GroupThresholdDisplay.from_result(found.group_thresholds)]
+        return Section(shown, title=f"Verification by {found.group_column}")
 
     # ------------------------------------------------------------------ version comparison
     @_view("What changed since the baseline")

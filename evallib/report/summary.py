@@ -7,6 +7,7 @@ return short messages; :meth:`evallib.report.Report.summary` shows them with the
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 from .._messages import skipped_files
 from ..metrics.stats import format_interval
@@ -124,6 +125,8 @@ _SUMMARY = """<div class="evallib-summary">
 </tbody></table>
 {% if left_out %}<p class="evallib-warn"><b>Left out:</b> {{ left_out }}</p>
 {% endif %}
+{% if labels %}<p><b>Labels:</b> {{ labels }}</p>
+{% endif %}
 <p><b>Decision:</b> {{ decision }}</p>
 {% if ranking %}
 <p><b>How this model ranks:</b> {{ rank_text }}</p>
@@ -174,7 +177,19 @@ def _value(v):
     return f"{v:.4f}" if _num(v) else "n/a"
 
 
-def summary_html(*, name, lede, headline, primary, decision, ranking, warnings, toc, left_out=""):
+def overrides_text(facts):
+    """One sentence on the label corrections a run applied (``run.json`` ``label_overrides``), or ""."""
+    if not facts:
+        return ""
+    rows, changed = facts["rows"], facts["changed"]
+    same = rows - changed
+    return (f"{changed:,} label{'' if changed == 1 else 's'} overridden by {Path(facts['file']).name} "
+            f"({rows:,} row{'' if rows == 1 else 's'}"
+            + (f", {same:,} confirming the given label" if same else "")
+            + f"; sha256 {facts['sha256'][:12]}); the metrics use the corrected labels.")
+
+
+def summary_html(*, name, lede, headline, primary, decision, ranking, warnings, toc, left_out="", labels=""):
     """The summary block and the contents, as HTML.
 
     Parameters
@@ -195,6 +210,8 @@ def summary_html(*, name, lede, headline, primary, decision, ranking, warnings, 
     toc : list of (anchor id, title)
     left_out : str
         What the metrics leave out (:func:`left_out_text`), shown under the headline.
+    labels : str
+        The label corrections applied (:func:`overrides_text`), shown under the headline.
     """
     rows = [{"name": headline_name(k, h), "value": _value(h.get("value")), "interval": _interval(h.get("interval")),
              "primary": k == primary} for k, h in headline.items()]
@@ -207,4 +224,5 @@ def summary_html(*, name, lede, headline, primary, decision, ranking, warnings, 
         ranking = [{**r, "value": _value(r["value"]), "interval": _interval(r["interval"])} for r in ranking]
     return PAGE_CSS + render_template(
         _SUMMARY, name=name, lede=lede, headline=rows, decision=decision, ranking=ranking, rank_text=rank_text,
-        metric_name=headline_name(primary, headline.get(primary)), warnings=warnings, toc=toc, left_out=left_out)
+        metric_name=headline_name(primary, headline.get(primary)), warnings=warnings, toc=toc, left_out=left_out,
+        labels=labels)

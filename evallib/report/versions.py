@@ -33,7 +33,7 @@ from .flips import (
     RegressionTableDisplay,
     ratio_words,
 )
-from .html import CSS, Markup, guide, render_template, short_message
+from .html import CSS, Markup, class_filter, guide, render_template, short_message
 
 _QUIET = (DeprecationWarning, PendingDeprecationWarning, ImportWarning, ResourceWarning)
 
@@ -67,19 +67,6 @@ def _cams(cmp, reports):
     return images, mapped(rep_old, index_old), mapped(rep_new, index_new), facts
 
 
-_FILTER_SCRIPT = """<script>
-(function () {
-  document.querySelectorAll("select.evallib-flip-filter").forEach(function (sel) {
-    sel.addEventListener("change", function () {
-      sel.closest(".evallib-flip-filter-box").querySelectorAll(".evallib-flip-class").forEach(function (d) {
-        d.hidden = d.getAttribute("data-class") !== sel.value;
-      });
-    });
-  });
-})();
-</script>"""
-
-
 def class_filter_view(cmp, gallery_source, *, max_classes: int = 12, per_class: int = 8):
     """The negative flips of one true class at a time, picked from a list: the gallery's filter by class.
 
@@ -87,7 +74,6 @@ def class_filter_view(cmp, gallery_source, *, max_classes: int = 12, per_class: 
     its ``per_class`` most striking flips; ``gallery_source`` is ``(images, cam_old, cam_new)``. The page
     holds every class's gallery and a few lines of script show the one picked (no network, no kernel).
     """
-
     r = cmp.result
     lost = r.transitions.sum(axis=1)
     order = [int(c) for c in np.lexsort((np.arange(len(lost)), -lost)) if lost[c] > 0][:max_classes]
@@ -100,19 +86,18 @@ def class_filter_view(cmp, gallery_source, *, max_classes: int = 12, per_class: 
         g = FlipGalleryDisplay.from_result(r, cmp.y, images=images, classes=cmp.classes, cam_old=cam_old,
                                            cam_new=cam_new, only_classes=[cmp.classes[c]], max_flips=per_class)
         g.title, g.facts = f"Negative flips of {cmp.classes[c]}", []  # how the maps were drawn is said above
-        options.append(f'<option value="{k}">{html.escape(str(cmp.classes[c]))} ({int(lost[c]):,} negative '
-                       f'flips)</option>')
-        boxes.append(f'<div class="evallib-flip-class" data-class="{k}"{"" if k == 0 else " hidden"}>'
-                     f'{g._repr_html_().replace(CSS, "")}</div>')
+        options.append((k, f"{cmp.classes[c]} ({int(lost[c]):,} negative flips)"))
+        boxes.append(f'<div class="evallib-flip-class evallib-filter-item" data-class="{k}"'
+                     f'{"" if k == 0 else " hidden"}>{g._repr_html_().replace(CSS, "")}</div>')
     n_lost = int((lost > 0).sum())
     which = (f"the {len(order)} classes (of {n_lost:,} with negative flips) that lose the most images"
              if n_lost > len(order) else "the one class with negative flips" if n_lost == 1 else
              f"each of the {n_lost:,} classes with negative flips")
     return HtmlDisplay(guide(f"Pick a true class to see its negative flips, the most striking first: {which}; "
                              f"{FLIPS_CSV} lists every flip.")
-                       + '<div class="evallib-flip-filter-box"><label>True class: '
-                       + '<select class="evallib-flip-filter">' + "".join(options) + "</select></label>"
-                       + "".join(boxes) + "</div>" + _FILTER_SCRIPT, title=title)
+                       + class_filter(options, "".join(boxes), label="True class", count=False, group="flips",
+                                      cls="evallib-flip-filter-box", select_cls="evallib-flip-filter"),
+                       title=title)
 
 
 def floor_view(cmp):
