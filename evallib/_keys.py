@@ -269,7 +269,8 @@ def index_key(out_root: str | Path, *, primary_metric: str | None, show_code: bo
     for f in sorted(Path(out_root).glob(f"{LABELS}/*/{LABELS_SUMMARY}")):  # the label reviews it links
         h.update(f.read_bytes())
     for folder, summary in scan_comparisons(out_root):  # the version comparisons the index links
-        h.update(json.dumps([folder.name, summary.get("regression", {}).get("overall")], sort_keys=True).encode())
+        h.update(json.dumps([folder.name, (summary.get("regression") or {}).get("overall")],
+                            sort_keys=True).encode())
     return h.hexdigest()
 
 

@@ -177,21 +177,31 @@ def cmd_notebooks(args: argparse.Namespace) -> int:
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
-    """Compare two versions; 0 when the gate passes (or none is asked), 1 when NFR is over the budget."""
-    from .report.versions import gate_message, write_version_comparison
+    """Compare two versions; 0 when the gate passes (or none is asked), 1 when it fails."""
+    from .report.versions import floor_line, gate_message, pairs_line, write_version_comparison
 
-    cmp, failing, folder = write_version_comparison(args.old, args.new, out_root=args.out, max_nfr=args.max_nfr,
-                                                    n_boot=args.n_boot, seed=args.seed, alpha=args.alpha,
-                                                    max_flips=args.gallery, page=not args.no_page)
-    o = cmp.result.overall
-    print(f"{cmp.old} -> {cmp.new}: {o.n:,} images, {o.negative_flips:,} negative flips, NFR {o.nfr:.4f} "
-          f"{format_interval(*o.intervals['nfr'])}, {o.positive_flips:,} positive flips, "
-          f"PFR {o.pfr:.4f}; {len(cmp.result.flagged())} row(s) flagged as regressions")
+    cmp, failing, folder = write_version_comparison(
+        args.old, args.new, out_root=args.out, max_nfr=args.max_nfr, max_nfr_over_floor=args.max_nfr_over_floor,
+        floor=args.floor, far=args.far, n_boot=args.n_boot, seed=args.seed, alpha=args.alpha,
+        max_flips=args.gallery, page=not args.no_page)
+    if cmp.result is not None:
+        o = cmp.result.overall
+        print(f"{cmp.old} -> {cmp.new}: {o.n:,} images, {o.negative_flips:,} negative flips, NFR {o.nfr:.4f} "
+              f"{format_interval(*o.intervals['nfr'])}, {o.positive_flips:,} positive flips, "
+              f"PFR {o.pfr:.4f}; {len(cmp.result.flagged())} row(s) flagged as regressions")
+    else:
+        print(f"{cmp.old} -> {cmp.new}: {len(cmp.y):,} images, embedding models (no class scores, no NFR)")
+    if cmp.floor is not None:
+        print(f"{cmp.old} -> {cmp.new}: {floor_line(cmp)}")
+    if cmp.pairs is not None:
+        print(f"{cmp.old} -> {cmp.new}: {pairs_line(cmp)}")
     print(f"compare {folder}")
-    if args.max_nfr is None:
+    gate = cmp.gate(max_nfr=args.max_nfr, max_nfr_over_floor=args.max_nfr_over_floor)
+    if gate is None:
         return 0
-    print(gate_message(cmp, args.max_nfr, failing), file=sys.stderr if failing else sys.stdout)
-    return 1 if failing else 0
+    print(gate_message(cmp, args.max_nfr, failing, max_nfr_over_floor=args.max_nfr_over_floor),
+          file=sys.stdout if gate["passed"] else sys.stderr)
+    return 0 if gate["passed"] else 1
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -222,8 +232,8 @@ def main(argv: list[str] | None = None) -> int:
     nbs.add_argument("--force", action="store_true", help="replace copies that were edited")
     cmp = sub.add_parser("compare", help="what a new model version breaks: negative flips against an old version",
                          description="Compare two evaluated models image by image. Exit codes: 0 done (and the "
-                                     "gate passed), 1 the gate failed (--max-nfr), 2 an error (a model not found, "
-                                     "evaluated on other data...).")
+                                     "gate passed), 1 the gate failed (--max-nfr, --max-nfr-over-floor), 2 an error "
+                                     "(a model not found, evaluated on other data, a floor on other data...).")
     cmp.add_argument("old", help="the old model: its folder name under --out, its output folder, or its params file")
     cmp.add_argument("new", help="the new model, the same way")
     cmp.add_argument("--out", default="outputs", help="output folder (default: outputs/); the comparison goes to "
@@ -231,6 +241,15 @@ def main(argv: list[str] | None = None) -> int:
     cmp.add_argument("--max-nfr", type=float, default=None, metavar="RATE",
                      help="gate: exit 1 when the upper bound of NFR's 95%% interval is above RATE, overall or in a "
                           "class or slice flagged as a regression (Benjamini-Hochberg)")
+    cmp.add_argument("--floor", nargs=2, default=None, metavar=("A", "B"),
+                     help="two runs of one recipe (another seed), named like OLD and NEW and evaluated on the same "
+                          "data: their NFR is the noise floor the NFR of OLD -> NEW is shown against")
+    cmp.add_argument("--max-nfr-over-floor", type=float, default=None, metavar="MARGIN",
+                     help="gate: exit 1 when the upper bound of the 95%% interval of NFR minus the floor's NFR is "
+                          "above MARGIN (needs --floor)")
+    cmp.add_argument("--far", type=float, default=1e-3,
+                     help="false accept rate of the pair flips at a matched FAR and of BCT's cross-test, for "
+                          "embedding models (default 1e-3)")
     cmp.add_argument("--n-boot", type=int, default=1000, help="bootstrap resamples (default 1000)")
     cmp.add_argument("--seed", type=int, default=0, help="seed of the bootstrap")
     cmp.add_argument("--alpha", type=float, default=0.05, help="false discovery rate of the flagged rows")

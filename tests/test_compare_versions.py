@@ -1,6 +1,7 @@
 """`evallib compare OLD NEW`, the report's baseline view and the index's links, on two tiny evaluated models.
 
-One pipeline run (module-scoped) evaluates three tiny models: ``old`` and ``new`` (another seed, with
+One pipeline run (module-scoped) evaluates three tiny models, classifiers that also output a 16-d
+embedding and verify the pairs of a pair list: ``old`` and ``new`` (another seed, with
 ``report.baseline: old``) on one data folder, ``elsewhere`` on a folder with one image changed.
 """
 
@@ -33,22 +34,34 @@ def evaluated_pair(tmp_path_factory):
     other = root / "other"
     shutil.copytree(data, other)
     Image.fromarray(np.zeros((16, 16), np.uint8), "L").save(other / "ant" / "ant_00.png")
-    base = {"task": "classification", "data": {"root": str(data)},
+    # every pair of images once, LFW style: "name n1 n2" genuine, "name1 n1 name2 n2" impostor (n: 1-based)
+    images = [(c, k + 1) for c in CLASSES for k in range(12)]
+    lines = [f"{a} {i} {j}" if a == b else f"{a} {i} {b} {j}"
+             for x, (a, i) in enumerate(images) for (b, j) in images[x + 1:]]
+    (root / "pairs.txt").write_text("\n".join(lines) + "\n")
+    base = {"task": "both", "data": {"root": str(data), "pairs": str(root / "pairs.txt")},
             "preprocess": {"resize": 16, "crop": 16, "mean": [0.5], "std": [0.25], "mode": "grayscale", "tta": "none"},
-            "outputs": {"scores": "logits", "scores_are": "logits"},
-            "report": {"bootstrap": 50, "gallery_size": 2, "tsne_thumbnails": 0}}
+            "outputs": {"scores": "logits", "scores_are": "logits", "embedding": "embedding"},
+            "report": {"bootstrap": 50, "gallery_size": 2, "tsne_thumbnails": 0, "threshold_policy": "youden"}}
     params = root / "params"
     params.mkdir()
     files = {}
     for name, seed, extra in (("old", 0, {}), ("new", 1, {"baseline": "old"}), ("elsewhere", 2, {})):
         model = export_tiny_model(root / f"{name}.onnx", n_classes=3, seed=seed)
         p = {**base, "name": name, "model": str(model), "report": {**base["report"], **extra}}
-        if name == "elsewhere":
-            p["data"] = {"root": str(other)}
+        if name == "elsewhere":  # a classifier only (no embeddings, no t-SNE map to draw)
+            p.update(task="classification", data={"root": str(other)},
+                     outputs={k: v for k, v in base["outputs"].items() if k != "embedding"})
         files[name] = params / f"{name}.yaml"
         files[name].write_text(yaml.safe_dump(p))
     out = root / "out"
-    facts = run_many([files["old"], files["new"], files["elsewhere"]], out, progress=False)
+    with pytest.MonkeyPatch.context() as mp:  # the maps have 36 points: one thread draws them without waiting
+        import functools
+
+        import evallib.explain.tsne as tsne
+
+        mp.setattr(tsne, "tsne_map", functools.partial(tsne.tsne_map, n_jobs=1))
+        facts = run_many([files["old"], files["new"], files["elsewhere"]], out, progress=False)
     assert [f["status"] for f in facts] == ["ok"] * 3, [f.get("error") for f in facts]
     return {"out": out, "params": files}
 
@@ -72,7 +85,9 @@ def compared(evaluated_pair):
     from evallib.cli import main
 
     out = evaluated_pair["out"]
-    assert main(["compare", "old", "new", "--out", str(out), "--n-boot", "60", "--max-nfr", "1"]) == 0
+    # the floor: new -> old stands in for two runs of one recipe (its negative flips are old -> new's positive ones)
+    assert main(["compare", "old", "new", "--out", str(out), "--n-boot", "60", "--max-nfr", "1", "--far", "0.01",
+                 "--floor", "new", "old"]) == 0
     return out / "compare" / "old__new"
 
 
@@ -198,9 +213,15 @@ def test_page_opens_offline_in_chromium(evaluated_pair, compared):
         browser.close()
     assert not errors
     assert all(u.startswith(("file:", "data:")) for u in requests)
-    assert found["h2"] == ["What the new model breaks", "Negative flips: old prediction → new prediction",
-                           "Negative flips", "Negative flips by class"]
-    assert found["images"] >= 3 and found["broken"] == 0
+    assert found["h2"] == ["What the new model breaks", "Against the noise floor",
+                           "Negative flips: old prediction → new prediction", "Negative flips",
+                           "Negative flips by class",
+                           "Verification pairs that flipped at FAR 0.01",
+                           "Verification pairs that flipped at each model's own threshold",
+                           "Backward compatibility of the embeddings"]  # BCT: both embeddings have 16 dimensions
+    assert found["images"] >= 7 and found["broken"] == 0
+    assert "the noise floor 0.3056 of two runs of one recipe (new → old)" in found["text"]
+    assert found["text"].count("Top row: genuine pairs the old model accepted") == 2  # both pair galleries drawn
     assert "Gate passed" in found["text"] and "old → new: what the new version breaks" in found["text"]
     assert "flips.csv" in found["links"]
     # the filter by class: one option per class that lost images (with its count), each showing only its flips
@@ -215,14 +236,21 @@ def test_page_opens_offline_in_chromium(evaluated_pair, compared):
 @pytest.mark.slow
 def test_report_of_a_model_with_a_baseline_shows_what_changed(evaluated_pair, compared):
     import evallib
-    from evallib.report.flips import FlipGalleryDisplay, FlipTransitionsDisplay, RegressionTableDisplay
+    from evallib.report.flips import (
+        CompatibilityDisplay,
+        FlipGalleryDisplay,
+        FlipTransitionsDisplay,
+        PairFlipsDisplay,
+        RegressionTableDisplay,
+    )
 
     out = evaluated_pair["out"]
     rep = evallib.load(out / "new")
     view = rep.changes
     assert view.title == "What changed since old"
     kinds = [type(d) for d in view.displays]
-    assert kinds[1:] == [RegressionTableDisplay, FlipTransitionsDisplay, FlipGalleryDisplay]
+    assert kinds[1:] == [RegressionTableDisplay, FlipTransitionsDisplay, FlipGalleryDisplay, PairFlipsDisplay,
+                         PairFlipsDisplay, CompatibilityDisplay]
     got = json.loads((compared / "compare.json").read_text())
     table = view.displays[1].result
     assert table.overall.counts == got["regression"]["overall"]["counts"]
@@ -332,3 +360,158 @@ def test_bct_cross_test_when_both_models_have_embeddings(evaluated_pair, tmp_pat
 
     assert to_jsonable(cmp.to_dict())["compatibility"]["compatible"] == rot.compatible  # what compare.json holds
     assert version_views(cmp)[-1].title == "Backward compatibility of the embeddings"
+
+
+def _pair_list(root):
+    """The fixture's pair list read independently: ``[(file_a, file_b, same)]``, image n of a class its n-th file."""
+    out = []
+    for line in (root / "pairs.txt").read_text().split("\n"):
+        t = line.split()
+        if t:
+            (a, i), (b, j) = (t[0], t[1]), (t[0], t[2]) if len(t) == 3 else (t[2], t[3])
+            out.append((f"{a}/{a}_{int(i) - 1:02d}.png", f"{b}/{b}_{int(j) - 1:02d}.png", a == b))
+    return out
+
+
+def _brute_threshold(same, s, far):
+    """The lowest score at which at most ``far`` of the impostor pairs are accepted (score >= threshold)."""
+    imp = s[~same]
+    return min(t for t in np.unique(s) if np.mean(imp >= t) <= far)
+
+
+@pytest.mark.slow
+def test_pair_flips_from_the_pipeline_equal_brute_force(evaluated_pair, compared):
+    out = evaluated_pair["out"]
+    got = json.loads((compared / "compare.json").read_text())["pair_flips"]
+    pairs = _pair_list(out.parent)
+    same = np.array([s for _, _, s in pairs])
+    scores = {}
+    for name in ("old", "new"):
+        with np.load(out / name / "predictions.npz", allow_pickle=False) as z:
+            emb = dict(zip((str(p) for p in z["paths"]), z["embeddings"].astype(np.float64)))
+        scores[name] = np.array([emb[a] @ emb[b] / np.linalg.norm(emb[a]) / np.linalg.norm(emb[b])
+                                 for a, b, _ in pairs])
+    assert got["n_pairs"] == len(pairs) == 630 and got["n_genuine"] == same.sum() == 3 * 66
+
+    def flips(t_old, t_new):
+        so, sn = scores["old"], scores["new"]
+        lost = {(pairs[k][0], pairs[k][1]) for k in range(len(pairs)) if same[k] and so[k] >= t_old and sn[k] < t_new}
+        let_in = {(pairs[k][0], pairs[k][1]) for k in range(len(pairs))
+                  if not same[k] and so[k] < t_old and sn[k] >= t_new}
+        return lost, let_in
+
+    def listed(part):
+        return [{(r["file_a"], r["file_b"]) for r in part["flipped"][k]} for k in ("genuine_lost", "impostor_gained")]
+
+    # at a matched FAR (0.01): each model at its own lowest threshold letting in at most 1% of the impostors
+    m = got["matched_far"]
+    t_old, t_new = _brute_threshold(same, scores["old"], 0.01), _brute_threshold(same, scores["new"], 0.01)
+    # the library rounds unit embeddings to a 2**-24 grid (exact scores); the cosine here differs by ~1e-7
+    assert (m["threshold_old"], m["threshold_new"]) == pytest.approx((t_old, t_new), abs=1e-6)
+    lost, let_in = flips(t_old, t_new)
+    assert listed(m) == [lost, let_in] and len(lost) + len(let_in) > 0
+    assert m["rates"]["genuine_lost"] == pytest.approx(len(lost) / same.sum())
+    # at each model's own operating point: the threshold its report chose (report.threshold_policy: youden)
+    own = got["own_thresholds"]
+    stored = [json.loads((out / n / "metrics.json").read_text())["pairs"]["policies"]["youden"]["threshold"]
+              for n in ("old", "new")]
+    assert [own["threshold_old"], own["threshold_new"]] == stored
+    assert got["policies"] == {"old": "youden", "new": "youden"}
+    assert got["threshold_sources"] == {"old": "its metrics.json", "new": "its metrics.json"}
+    assert listed(own) == list(flips(*stored))
+    # the gallery's order: genuine pairs furthest below the new threshold first
+    below = [stored[1] - r["score_new"] for r in own["flipped"]["genuine_lost"]]
+    assert below == sorted(below, reverse=True)
+
+
+@pytest.mark.slow
+def test_noise_floor_in_compare_json_equals_an_independent_count(evaluated_pair, compared):
+    out = evaluated_pair["out"]
+    got = json.loads((compared / "compare.json").read_text())
+    floor = got["floor"]
+    old, new = _by_path(out / "old"), _by_path(out / "new")
+    top = {name: {f: max(p[1], key=p[1].get) for f, p in d.items()} for name, d in (("old", old), ("new", new))}
+    nf = sum(top["old"][f] == old[f][0] != top["new"][f] for f in old)  # old -> new, the candidate
+    pf = sum(top["new"][f] == old[f][0] != top["old"][f] for f in old)  # new -> old, the floor
+    assert (floor["old"], floor["new"], floor["images"]) == ("new", "old", 36)
+    assert floor["nfr"] == pytest.approx(pf / 36) and floor["counts"]["negative_flips"] == pf
+    a = floor["against"]
+    # an image is never a negative flip of both old -> new and new -> old
+    assert a["counts"] == {"both": 0, "candidate_only": nf, "floor_only": pf, "neither": 36 - nf - pf}
+    assert a["ratio"] == pytest.approx(nf / pf) and a["difference"] == pytest.approx((nf - pf) / 36)
+    lo, hi = a["intervals"]["difference"]
+    assert lo <= a["difference"] <= hi
+    assert got["regression"]["overall"]["nfr"] == pytest.approx(nf / 36)
+
+
+@pytest.mark.slow
+def test_noise_floor_line_gate_and_errors_through_the_cli(evaluated_pair, tmp_path, capsys):
+    from evallib.cli import main
+
+    shutil.copytree(evaluated_pair["out"], tmp_path / "out", ignore=shutil.ignore_patterns("compare"))
+    out = str(tmp_path / "out")
+    # a second run evaluated on the other data, as a floor on the wrong data
+    shutil.copytree(tmp_path / "out" / "elsewhere", tmp_path / "out" / "elsewhere2")
+    run = json.loads((tmp_path / "out" / "elsewhere2" / "run.json").read_text())
+    (tmp_path / "out" / "elsewhere2" / "run.json").write_text(json.dumps({**run, "name": "elsewhere2"}))
+    args = ["compare", "old", "new", "--out", out, "--n-boot", "40", "--no-page"]
+    assert main([*args, "--floor", "new", "old", "--max-nfr-over-floor", "1"]) == 0
+    printed = capsys.readouterr().out
+    assert "the noise floor 0.3056 [" in printed and "(new -> old); NFR - floor 0.0278 [" in printed
+    assert "Gate passed: NFR − noise floor 0.0278, upper bound of its 95% interval" in printed
+    got = json.loads((tmp_path / "out" / "compare" / "old__new" / "compare.json").read_text())
+    assert got["gate"]["passed"] and got["gate"]["max_nfr"] is None and got["gate"]["over_floor"]["passed"]
+    # one more negative flip than the floor: the upper bound of the excess is above 0, so a margin of 0 fails
+    assert main([*args, "--floor", "new", "old", "--max-nfr-over-floor", "0"]) == 1
+    assert "Gate failed: NFR − noise floor 0.0278" in capsys.readouterr().err
+    for extra, message in (
+            (["--floor", "elsewhere", "elsewhere2"], "floor: expected two runs evaluated on the data of old and new "
+                                                     "(data fingerprint "),
+            (["--floor", "old", "elsewhere"], "floor: old and elsewhere were evaluated on different data"),
+            (["--floor", "old", "nope"], "floor: nope: expected a model folder under"),
+            (["--max-nfr-over-floor", "0.1"], "max_nfr_over_floor: expected a noise floor to hold the NFR against"),
+            (["--floor", "new", "old", "--max-nfr-over-floor", "3"], "max_nfr_over_floor: expected a rate in [0, 1]")):
+        assert main([*args, *extra]) == 2, extra
+        assert message in capsys.readouterr().err, extra
+    assert main([*args, "--floor", "elsewhere", "elsewhere2"]) == 2
+    assert "got elsewhere and elsewhere2 evaluated on other data" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_embedding_models_without_class_scores_are_compared_by_their_pairs(evaluated_pair, compared, tmp_path,
+                                                                           capsys):
+    import dataclasses
+
+    from evallib.cli import main
+    from evallib.outputs import load_predictions, write_predictions
+    from evallib.report.compare import Comparison
+
+    shutil.copytree(evaluated_pair["out"], tmp_path / "out", ignore=shutil.ignore_patterns("compare"))
+    for name in ("old", "new"):
+        pred = load_predictions(tmp_path / "out" / name)
+        write_predictions(tmp_path / "out" / name, dataclasses.replace(pred, scores=None, scores_are=None))
+    out = str(tmp_path / "out")
+    assert main(["compare", "old", "new", "--out", out, "--n-boot", "20", "--far", "0.01"]) == 0
+    assert "embedding models (no class scores, no NFR)" in capsys.readouterr().out
+    folder = tmp_path / "out" / "compare" / "old__new"
+    got, ref = (json.loads((d / "compare.json").read_text()) for d in (folder, compared))
+    assert got["regression"] is None and got["floor"] is None
+    assert got["pair_flips"]["matched_far"] == ref["pair_flips"]["matched_far"]  # the same pairs flip
+    assert (folder / "flips.csv").read_text().strip() == ",".join(
+        ("flip", "rank", "index", "file", "true_class", "old_prediction", "old_probability", "new_prediction",
+         "new_probability", "score"))
+    page = (folder / "compare.html").read_text()
+    assert "Both are embedding models" in page and "What the new model breaks" not in page
+    assert "Verification pairs that flipped at FAR 0.01" in page and "Backward compatibility" in page
+    assert "compare/old__new/compare.html" in Comparison.load(tmp_path / "out").versions(
+        links_from=tmp_path / "out")._repr_html_()
+    for extra, message in ((["--max-nfr", "0.1"], "max_nfr: expected two classifiers"),
+                           (["--floor", "old", "new"], "floor: expected a comparison of two classifiers")):
+        assert main(["compare", "old", "new", "--out", out, "--n-boot", "20", "--no-page", *extra]) == 2
+        assert message in capsys.readouterr().err
+    # one classifier against an embedding model: the command says which lacks what
+    shutil.copytree(evaluated_pair["out"] / "old", tmp_path / "out" / "clf", ignore=shutil.ignore_patterns("x"))
+    run = json.loads((tmp_path / "out" / "clf" / "run.json").read_text())
+    (tmp_path / "out" / "clf" / "run.json").write_text(json.dumps({**run, "name": "clf"}))
+    assert main(["compare", "clf", "new", "--out", out, "--no-page"]) == 2
+    assert "new: expected class scores like clf" in capsys.readouterr().err

@@ -544,3 +544,112 @@ def test_pair_flips_at_given_thresholds_hand_worked():
         pair_flips(same, old, new[:3])
     few = pair_flips(same, old, new, far=0.01)  # 3 impostors cannot resolve FAR 0.01
     assert np.isnan(few.threshold_old) and "cannot resolve" in few.notes[0] and len(few.genuine_lost) == 0
+
+
+# ---------------------------------------------------------------------------------------------- noise floor
+def test_noise_floor_counts_ratio_and_test_match_a_loop_and_mcnemar():
+    from evallib.metrics.flips import nfr_against_floor
+
+    rng = np.random.default_rng(7)
+    cand = rng.random(300) < 0.12
+    floor = (rng.random(300) < 0.05) | (cand & (rng.random(300) < 0.3))
+    f = nfr_against_floor(cand, floor, strata=rng.integers(0, 4, 300), n_boot=0)
+    want = {"both": 0, "candidate_only": 0, "floor_only": 0, "neither": 0}
+    for a, b in zip(cand, floor):
+        want["both" if a and b else "candidate_only" if a else "floor_only" if b else "neither"] += 1
+    assert f.counts == want and f.n == 300
+    assert f.nfr == cand.mean() and f.floor_nfr == floor.mean()
+    assert f.ratio == pytest.approx(cand.sum() / floor.sum())
+    assert f.difference == pytest.approx(cand.mean() - floor.mean())
+    # the discordant images are McNemar's: candidate-only against floor-only, one-sided
+    mc = mcnemar(~cand, ~floor)
+    assert (mc["only_b_correct"], mc["only_a_correct"]) == (want["candidate_only"], want["floor_only"])
+    d = want["candidate_only"] + want["floor_only"]
+    assert f.p_value == pytest.approx(binomtest(want["candidate_only"], d, 0.5, alternative="greater").pvalue)
+    assert f.above_floor == (f.p_value <= 0.05 and f.nfr > f.floor_nfr)
+    assert all(np.isnan(v).all() for v in f.intervals.values())  # no resamples
+    assert f.over_margin(1.0)  # without an interval the gate cannot pass
+    lo, hi = f.wilson["nfr"]
+    assert lo < f.nfr < hi
+    assert json.loads(json.dumps(f.to_dict()))["counts"] == want
+
+
+def test_noise_floor_hand_worked_and_degenerate():
+    from evallib.metrics.flips import nfr_against_floor
+
+    cand = np.array([1, 1, 1, 0, 0, 0, 0, 0, 0, 0], bool)
+    f = nfr_against_floor(cand, np.zeros(10, bool), n_boot=50)
+    assert (f.nfr, f.floor_nfr, f.ratio) == (0.3, 0.0, np.inf)
+    assert f.p_value == 0.125  # three discordant images, all the candidate's: 1/2**3
+    same = nfr_against_floor(cand, cand, n_boot=50)
+    assert same.ratio == 1.0 and same.difference == 0.0 and np.isnan(same.p_value) and not same.above_floor
+    assert same.intervals["difference"] == (0.0, 0.0)  # identical flips: every resample differs by 0
+    assert not same.over_margin(0.0)
+    none = nfr_against_floor(np.zeros(5, bool), np.zeros(5, bool), n_boot=10)
+    assert np.isnan(none.ratio) and none.nfr == 0.0
+    with pytest.raises(ValueError, match="floor_negative_flips: expected 10"):
+        nfr_against_floor(cand, cand[:4])
+    with pytest.raises(ValueError, match="negative_flips: expected binary labels"):
+        nfr_against_floor(np.arange(10), cand)
+    with pytest.raises(ValueError, match="margin: expected a rate in"):
+        same.over_margin(1.5)
+
+
+def test_noise_floor_intervals_are_invariant_to_image_order():
+    from evallib.metrics.flips import nfr_against_floor
+
+    rng = np.random.default_rng(3)
+    cand, floor, y = rng.random(400) < 0.1, rng.random(400) < 0.06, rng.integers(0, 5, 400)
+    a = nfr_against_floor(cand, floor, strata=y, n_boot=200, seed=1)
+    perm = rng.permutation(400)
+    b = nfr_against_floor(cand[perm], floor[perm], strata=y[perm], n_boot=200, seed=1)
+    assert a.to_dict() == b.to_dict()
+    for k in ("nfr", "floor_nfr", "difference"):
+        lo, hi = a.intervals[k]
+        assert lo <= getattr(a, k) <= hi
+
+
+def _floor_sim(rng, p_cand, p_floor, per_class=(150, 100, 200, 150)):
+    """Negative flips of a candidate and of a floor on images of four classes, each image flipped by the
+    candidate with probability ``p_cand[class]`` and by the floor with ``p_floor[class]``; hard images
+    (a shared easiness) are flipped by both more often."""
+    y = np.repeat(np.arange(len(per_class)), per_class)
+    hard = rng.random(len(y)) < 0.3
+    boost = np.where(hard, 2.0, 4 / 7)  # mean 1 over images: 0.3 * 2 + 0.7 * 4/7
+    cand = rng.random(len(y)) < np.asarray(p_cand)[y] * boost
+    floor = rng.random(len(y)) < np.asarray(p_floor)[y] * boost
+    return y, cand, floor
+
+
+def test_noise_floor_finds_a_planted_excess_and_rarely_a_false_one():
+    from evallib.metrics.flips import nfr_against_floor
+
+    p_floor = [0.03, 0.05, 0.04, 0.06]
+    found, false = [], []
+    for seed in range(150):
+        rng = np.random.default_rng(seed)
+        y, cand, floor = _floor_sim(rng, [2.5 * p for p in p_floor], p_floor)
+        found.append(nfr_against_floor(cand, floor, strata=y, n_boot=0).above_floor)
+        y, cand, floor = _floor_sim(rng, p_floor, p_floor)
+        false.append(nfr_against_floor(cand, floor, strata=y, n_boot=0).above_floor)
+    assert np.mean(found) >= 0.85, np.mean(found)  # measured 0.997 over 600 seeds
+    assert np.mean(false) <= 0.08, np.mean(false)  # measured 0.045 over 600 seeds (alpha 0.05)
+
+
+def test_noise_floor_difference_interval_covers_the_true_excess():
+    from evallib.metrics.flips import nfr_against_floor
+
+    p_floor, p_cand = [0.03, 0.05, 0.04, 0.06], [0.06, 0.05, 0.09, 0.08]
+    per_class = np.array([150, 100, 200, 150])
+    true = float(per_class @ (np.array(p_cand) - p_floor) / per_class.sum())
+    cover, cover_ratio = [], []
+    true_ratio = float(per_class @ np.array(p_cand) / (per_class @ np.array(p_floor)))
+    for seed in range(200):
+        y, cand, floor = _floor_sim(np.random.default_rng(1000 + seed), p_cand, p_floor)
+        f = nfr_against_floor(cand, floor, strata=y, n_boot=300, seed=seed)
+        lo, hi = f.intervals["difference"]
+        cover.append(lo <= true <= hi)
+        lo, hi = f.intervals["ratio"]
+        cover_ratio.append(lo <= true_ratio <= hi)
+    assert 0.9 <= np.mean(cover) <= 0.99, np.mean(cover)  # measured 0.934 over 1,000 simulations
+    assert 0.88 <= np.mean(cover_ratio) <= 0.99, np.mean(cover_ratio)  # measured 0.932

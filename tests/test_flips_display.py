@@ -150,3 +150,45 @@ def test_pair_gallery_shows_the_flipped_pairs_in_order():
     assert "genuine pairs lost" in html and f"<td>{len(ref.genuine_lost)}</td>" in html
     with pytest.raises(ValueError, match="pairs: expected an int array"):
         PairFlipsDisplay.from_predictions(same, old, new, pairs=pairs[:5], images=images)
+
+
+def test_noise_floor_display_from_four_models_scores():
+    from evallib.metrics.flips import nfr_against_floor
+    from evallib.report.flips import NoiseFloorDisplay
+
+    y, old, new = _pair(8, n=600, regress=2, noise=0.5)  # the candidate: a regression in class 2
+    _, a, b = _pair(8, n=600, noise=0.5)  # two runs of one recipe
+    rng = np.random.default_rng(9)
+    b = a + 0.5 * rng.normal(size=a.shape)
+    disp = NoiseFloorDisplay.from_predictions(y, old, new, a, b, n_boot=100, seed=1, candidate="v1 → v2",
+                                              floor="seed 0 → seed 1")
+    flips = (old.argmax(1) == y) & (new.argmax(1) != y)
+    floor = (a.argmax(1) == y) & (b.argmax(1) != y)
+    ref = nfr_against_floor(flips, floor, strata=y, n_boot=100, seed=1)
+    assert disp.result.to_dict() == ref.to_dict()
+    assert ref.above_floor and ref.ratio > 1  # the planted regression is above what retraining flips
+    ax, html = check_display(disp)
+    assert "the noise floor" in ax.get_title() and f"{ref.ratio:.1f}x" in ax.get_title()
+    assert "v1 → v2 flips more images than retraining does" in html and "seed 0 → seed 1" in html
+    assert f"<td>{ref.counts['candidate_only']}</td>" in html
+    # the intervals of each NFR can come from its own regression table
+    shown = NoiseFloorDisplay.from_result(ref, nfr_interval=(0.1, 0.2), floor_interval=(0.01, 0.02))
+    assert shown.intervals["nfr"] == (0.1, 0.2) and shown.intervals["difference"] == ref.intervals["difference"]
+    assert "[0.1000, 0.2000]" in shown._repr_html_()
+
+
+def test_pair_flips_display_without_images_shows_the_table():
+    rng = np.random.default_rng(2)
+    same = rng.random(300) < 0.4
+    old = rng.normal(size=300) + 2.5 * same
+    new = 0.6 * old + 0.8 * rng.normal(size=300) + 0.8 * same
+    r = pair_flips(same, old, new, far=0.05)
+    disp = PairFlipsDisplay.from_result(r, old, new, pairs=np.arange(600).reshape(300, 2), images=None,
+                                        title="Pairs at FAR 0.05", operating_point="both at FAR 0.05")
+    assert disp.tiles == [] and disp.title == "Pairs at FAR 0.05"
+    html = check_display(disp)[1]
+    assert "both at FAR 0.05" in html and "No pair gallery: the images could not be loaded." in html
+    assert f"<td>{len(r.genuine_lost)}</td>" in html
+    same_scores = PairFlipsDisplay.from_result(pair_flips(same, old, old, far=0.05), old, old,
+                                               pairs=np.arange(600).reshape(300, 2), images=None)
+    assert "No pair changed its decision." in same_scores._repr_html_()

@@ -17,10 +17,12 @@ from .duplicates import (
 )
 from .flips import (
     CompatibilityResult,
+    NoiseFloor,
     PairFlips,
     RegressionRow,
     VersionRegression,
     cross_model_compatibility,
+    nfr_against_floor,
     pair_flips,
     rates_from_cells,
     version_regression,
@@ -73,7 +75,7 @@ __all__ = [
     "slice_mask", "verification_by_group", "GroupDetCurves", "GroupThresholdResult", "GroupThresholdRow",
     "ModelsBySlice", "group_det_curves", "models_by_slice", "verification_at_group_thresholds",
     "CompatibilityResult", "PairFlips", "RegressionRow", "VersionRegression", "cross_model_compatibility",
-    "pair_flips", "rates_from_cells", "version_regression",
+    "pair_flips", "rates_from_cells", "version_regression", "NoiseFloor", "nfr_against_floor",
     "LabelIssues", "RankingSensitivity", "label_issues", "ranking_sensitivity",
     "DuplicatePairs", "content_hash", "exact_duplicates", "near_duplicates", "perceptual_hash",
     "perceptual_duplicates", "hash_distance", "ImageIssues", "image_issues",

@@ -33,6 +33,9 @@ when groups are given), so a rare class is in every resample. A resample inside 
 images with cell shares ``p`` has cell counts distributed ``Multinomial(m, p)``; drawing those
 counts directly is the same bootstrap as drawing images, in a few array operations.
 
+Two runs of one training recipe with different seeds already flip images (Srivastava et al., KDD
+2020): :func:`nfr_against_floor` reads a candidate's NFR against that noise floor, image by image.
+
 For embedding models, :func:`cross_model_compatibility` runs the test of backward-compatible
 training (Shen, Xiong, Xia and Soatto, "Towards Backward-Compatible Representation Learning",
 CVPR 2020): new-model probes against old-model gallery embeddings.
@@ -583,6 +586,179 @@ def _bootstrap_counts(s_counts, s_row_class, n_class_rows, s_group, n_group_rows
         if n_group_rows:
             out[b0:b1, 1 + n_class_rows:] = np.add.reduceat(draws[:, by_group], group_starts, axis=1)
     return out
+
+
+FLOOR_CELLS = ("both", "candidate_only", "floor_only", "neither")
+
+
+@dataclass(frozen=True)
+class NoiseFloor:
+    """A candidate update's negative flip rate read against a noise floor, from :func:`nfr_against_floor`.
+
+    The floor is the NFR between two runs of one training recipe (another seed): Srivastava et al.
+    (KDD 2020) show that such runs already flip images, so an update's NFR means little until it is
+    held against it. Both comparisons judge the same images, so the figures are paired: each image is
+    a negative flip of the candidate pair, of the floor pair, of both or of neither.
+
+    Attributes
+    ----------
+    n : int
+        Images both comparisons judged.
+    counts : dict
+        The four cells of :data:`FLOOR_CELLS`: a negative flip in both comparisons, in the candidate's
+        only, in the floor's only, in neither.
+    nfr, floor_nfr : float
+        The candidate's and the floor's negative flip rates on these images.
+    difference : float
+        ``nfr - floor_nfr``: the NFR the update adds above what retraining alone gives.
+    ratio : float
+        ``nfr / floor_nfr`` (inf when the floor has no flip and the candidate has some, NaN when neither has).
+    intervals : dict
+        ``{"nfr", "floor_nfr", "difference", "ratio"}`` -> ``(low, high)``: percentile bootstrap, both
+        comparisons on the same resamples of images (within each stratum); NaN without resamples. A
+        resample whose floor has no flip is left out of the ratio's interval.
+    wilson : dict
+        ``{"nfr", "floor_nfr"}`` -> Wilson interval of each rate.
+    p_value : float
+        Exact McNemar test on the discordant images (one-sided: the candidate flips more images than the
+        floor), binomial on ``candidate_only`` of ``candidate_only + floor_only`` at 1/2; NaN when no image
+        is discordant.
+    above_floor : bool
+        The test rejects at ``alpha`` and ``nfr > floor_nfr``: the update flips more than retraining does.
+    alpha, confidence : float
+    n_boot, seed : int
+    method : str
+    """
+
+    n: int
+    counts: dict
+    nfr: float
+    floor_nfr: float
+    difference: float
+    ratio: float
+    intervals: dict
+    wilson: dict
+    p_value: float
+    above_floor: bool
+    alpha: float
+    confidence: float
+    n_boot: int
+    seed: int
+    method: str
+
+    def over_margin(self, margin):
+        """Whether the upper bound of the difference's interval is above ``margin`` (a gate on the excess NFR).
+
+        NaN bounds (no resamples) count as above: a gate cannot pass on a figure it does not have.
+        """
+        if not 0 <= margin <= 1:
+            raise EvallibError(f"margin: expected a rate in [0, 1]; got {margin!r}")
+        hi = self.intervals["difference"][1]
+        return not (np.isfinite(hi) and hi <= margin)
+
+    def to_dict(self):
+        out = {k: getattr(self, k) for k in ("n", "nfr", "floor_nfr", "difference", "ratio", "p_value",
+                                             "above_floor", "alpha", "confidence", "n_boot", "seed", "method")}
+        out.update(counts=dict(self.counts), intervals={k: list(v) for k, v in self.intervals.items()},
+                   wilson={k: list(v) for k, v in self.wilson.items()})
+        return out
+
+
+def _floor_figures(c):
+    """``nfr, floor_nfr, difference, ratio`` from cell counts of shape (..., 4) in :data:`FLOOR_CELLS` order."""
+    c = np.asarray(c, dtype=np.float64)
+    n = c.sum(axis=-1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        nfr = np.where(n > 0, (c[..., 0] + c[..., 1]) / np.where(n > 0, n, 1), np.nan)
+        floor = np.where(n > 0, (c[..., 0] + c[..., 2]) / np.where(n > 0, n, 1), np.nan)
+        ratio = (c[..., 0] + c[..., 1]) / (c[..., 0] + c[..., 2])  # from the counts: exact for whole ratios
+    return {"nfr": nfr, "floor_nfr": floor, "difference": nfr - floor, "ratio": ratio}
+
+
+def nfr_against_floor(negative_flips, floor_negative_flips, *, strata=None, alpha=0.05, n_boot=1000, seed=0,
+                      confidence=0.95):
+    """A candidate's negative flip rate against the noise floor of two runs of one recipe, on the same images.
+
+    Parameters
+    ----------
+    negative_flips : array-like of bool, shape (n_samples,)
+        Whether each image is a negative flip of the candidate update (old right, new wrong).
+    floor_negative_flips : array-like of bool, shape (n_samples,)
+        Whether each image is a negative flip between the two runs of one recipe (the floor), on the
+        same images in the same order.
+    strata : array-like of shape (n_samples,), optional
+        A label per image (the true class) within which the bootstrap resamples, as
+        :func:`version_regression` does.
+    alpha : float, default 0.05
+        Level of the one-sided exact McNemar test behind ``above_floor``.
+    n_boot : int, default 1000
+        Resamples; 0 skips them (intervals NaN, Wilson intervals remain).
+    seed : int, default 0
+    confidence : float, default 0.95
+
+    Returns
+    -------
+    NoiseFloor
+
+    Examples
+    --------
+    >>> cand = np.array([1, 1, 1, 0, 0, 0, 0, 0, 0, 0], bool)
+    >>> floor = np.array([1, 0, 0, 0, 0, 0, 0, 0, 0, 0], bool)
+    >>> f = nfr_against_floor(cand, floor, n_boot=0)
+    >>> f.nfr, f.floor_nfr, f.ratio, f.counts["candidate_only"]
+    (0.3, 0.1, 3.0, 2)
+    """
+    from .sweep import check_binary
+
+    if not 0 < alpha < 1:
+        raise EvallibError(f"alpha: expected a number in (0, 1); got {alpha!r}")
+    if not 0 < confidence < 1:
+        raise EvallibError(f"confidence: expected a number in (0, 1); got {confidence!r}")
+    if int(n_boot) != n_boot or n_boot < 0:
+        raise EvallibError(f"n_boot: expected a whole number >= 0; got {n_boot!r}")
+    cand = check_binary("negative_flips", negative_flips, len(np.asarray(negative_flips)))
+    if len(cand) == 0:
+        raise EvallibError("negative_flips: expected at least one image; got 0")
+    floor = check_binary("floor_negative_flips", floor_negative_flips, len(cand))
+    if strata is None:
+        code = np.zeros(len(cand), dtype=np.int64)
+    else:
+        s = check_labels("strata", strata, len(cand), per="image")
+        code = np.unique(s.astype(str) if s.dtype == object else s, return_inverse=True)[1].ravel()
+    cell = np.where(cand & floor, 0, np.where(cand, 1, np.where(floor, 2, 3)))
+    s_counts = np.zeros((code.max() + 1, 4), dtype=np.int64)
+    np.add.at(s_counts, (code, cell), 1)
+    s_counts = s_counts[s_counts.sum(axis=1) > 0]
+    counts = s_counts.sum(axis=0)
+    point = _floor_figures(counts)
+    n_boot = int(n_boot)
+    if n_boot:
+        rng = np.random.default_rng(seed)
+        m = s_counts.sum(axis=1)
+        p = s_counts / m[:, None]
+        step = max(1, _CHUNK_ELEMENTS // (4 * len(m)))
+        reps = np.concatenate([rng.multinomial(m, p, size=(min(step, n_boot - b0), len(m))).sum(axis=1)
+                               for b0 in range(0, n_boot, step)])
+        boot = _floor_figures(reps)
+        boot["ratio"] = np.where(np.isfinite(boot["ratio"]), boot["ratio"], np.nan)
+        intervals = {k: tuple(float(v) for v in _percentile_intervals(boot[k][:, None], confidence)[:, 0])
+                     for k in boot}
+    else:
+        intervals = {k: (float("nan"), float("nan")) for k in point}
+    n = int(counts.sum())
+    wil = {}
+    for k, num in (("nfr", counts[0] + counts[1]), ("floor_nfr", counts[0] + counts[2])):
+        lo, hi = wilson_interval(int(num), n, confidence=confidence)
+        wil[k] = (float(lo), float(hi))
+    p_value = float(_flip_tests([counts[1]], [counts[2]], "greater")[0])
+    above = bool(np.isfinite(p_value) and p_value <= alpha and counts[1] > counts[2])
+    method = (f"exact McNemar test on the images flipped by one comparison only, one-sided (candidate > floor) at "
+              f"{alpha:g}; percentile bootstrap, {n_boot} resamples of images"
+              + (" within each stratum" if strata is not None else "") + ", both comparisons on the same resamples")
+    return NoiseFloor(n=n, counts={k: int(v) for k, v in zip(FLOOR_CELLS, counts)},
+                      **{k: float(v) for k, v in point.items()}, intervals=intervals, wilson=wil, p_value=p_value,
+                      above_floor=above, alpha=float(alpha), confidence=float(confidence), n_boot=n_boot,
+                      seed=int(seed), method=method)
 
 
 @dataclass(frozen=True)

@@ -22,6 +22,7 @@ from .flips import (
     CompatibilityDisplay,
     FlipGalleryDisplay,
     FlipTransitionsDisplay,
+    NoiseFloorDisplay,
     PairFlipsDisplay,
     RegressionTableDisplay,
 )
@@ -60,7 +61,7 @@ __all__ = [
     "PairListDisplay", "ScoreHistogramDisplay", "ThresholdMetricsDisplay", "VerificationDisplay",
     "GroupVerificationDisplay", "SliceComparisonDisplay", "SliceDisplay", "WeakSliceDiscoveryDisplay",
     "GroupDetDisplay", "GroupThresholdDisplay", "ModelsBySliceDisplay", "SliceMistakesDisplay",
-    "CompatibilityDisplay", "FlipGalleryDisplay", "FlipTransitionsDisplay", "PairFlipsDisplay",
+    "CompatibilityDisplay", "FlipGalleryDisplay", "FlipTransitionsDisplay", "NoiseFloorDisplay", "PairFlipsDisplay",
     "RegressionTableDisplay",
     "DuplicatesDisplay", "LabelIssuesDisplay", "LabelReviewDisplay", "ImageIssuesDisplay",
     "CmcDisplay", "DetDisplay", "IdentificationDisplay", "IdentificationMissesDisplay", "TemplatePairGalleryDisplay",

@@ -366,10 +366,14 @@ class Comparison:
             flagged = sum(bool(r.get("flagged")) for part in ("classes", "groups")
                           for r in (c.get("regression") or {}).get(part, []))
             gate = c.get("gate")
-            rows.append([c.get("old"), c.get("new"), c.get("images"), o.get("nfr"),
-                         format_interval(*o["intervals"]["nfr"]) if o.get("intervals") else "n/a", o.get("pfr"),
+            budgets = [] if gate is None else \
+                [f"{what} {gate[key]:g}" for key, what in (("max_nfr", "max NFR"),
+                                                           ("max_nfr_over_floor", "max NFR over the floor"))
+                 if gate.get(key) is not None]
+            rows.append([c.get("old"), c.get("new"), c.get("images"), o.get("nfr", "n/a"),
+                         format_interval(*o["intervals"]["nfr"]) if o.get("intervals") else "n/a", o.get("pfr", "n/a"),
                          flagged, "" if gate is None else ("passed" if gate["passed"] else "failed") +
-                         f" (max NFR {gate['max_nfr']:g})",
+                         f" ({', '.join(budgets)})",
                          link(folder / COMPARE_HTML, "comparison page") if (folder / COMPARE_HTML).exists() else ""])
         for name, run in sorted(self.runs.items()):
             baseline = ((run.get("params") or {}).get("report") or {}).get("baseline")

@@ -1,8 +1,9 @@
 """Version comparison views: what a new model breaks.
 
 The regression table (negative and positive flips with intervals and tests per class and slice),
-the negative-flip gallery, the heat map of old prediction -> new prediction over the flips, and
-BCT's cross-model compatibility for embedding models. The numbers come from
+the candidate's NFR against the noise floor of two runs of one recipe, the negative-flip gallery,
+the heat map of old prediction -> new prediction over the flips, the verification pairs that
+flipped, and BCT's cross-model compatibility for embedding models. The numbers come from
 :mod:`evallib.metrics.flips`; each view is built from plain arrays (``from_predictions``,
 ``from_embeddings``) or from those results (``from_result``).
 """
@@ -17,9 +18,11 @@ import numpy as np
 from ..metrics.classification import infer_score_type
 from ..metrics.flips import (
     CompatibilityResult,
+    NoiseFloor,
     PairFlips,
     VersionRegression,
     cross_model_compatibility,
+    nfr_against_floor,
     pair_flips,
     version_regression,
 )
@@ -373,6 +376,118 @@ def _short(name, limit=16):
     return name if len(name) <= limit else name[:limit - 1] + "…"
 
 
+# ---------------------------------------------------------------------------------------------- noise floor
+@dataclass(repr=False)
+class NoiseFloorDisplay(Display):
+    """The candidate update's NFR against the noise floor: the NFR of two runs of one recipe.
+
+    ``plot`` draws both NFRs with their 95% intervals, the floor's interval as a band; the page adds
+    the ratio and the difference with their paired intervals and the exact McNemar test.
+    """
+
+    result: NoiseFloor
+    candidate: str = "old → new"
+    floor: str = "run A → run B"
+    nfr_interval: tuple | None = None
+    floor_interval: tuple | None = None
+    title: str = "Against the noise floor"
+    figsize: tuple = (7.0, 2.4)
+
+    @classmethod
+    def from_predictions(cls, y_true, scores_old, scores_new, floor_scores_a, floor_scores_b, *, n_boot: int = 1000,
+                         seed: int = 0, alpha: float = 0.05, candidate: str = "old → new",
+                         floor: str = "run A → run B"):
+        """From class indices and four models' scores on the same images: the candidate pair (old, new) and two
+        runs of one recipe (a, b). Only the top-1 predictions matter; the bootstrap resamples within each class.
+
+        Parameters
+        ----------
+        y_true : array-like of int, shape (n_samples,)
+        scores_old, scores_new, floor_scores_a, floor_scores_b : array-like of shape (n_samples, n_classes)
+        n_boot, seed, alpha : see :func:`nfr_against_floor`
+        candidate, floor : str
+            Names of the two comparisons.
+        """
+        y = np.asarray(y_true)
+        flips = [(np.argmax(a, axis=1) == y) & (np.argmax(b, axis=1) != y)
+                 for a, b in ((np.asarray(scores_old), np.asarray(scores_new)),
+                              (np.asarray(floor_scores_a), np.asarray(floor_scores_b)))]
+        r = nfr_against_floor(flips[0], flips[1], strata=y, n_boot=n_boot, seed=seed, alpha=alpha)
+        return cls(r, candidate=candidate, floor=floor)
+
+    @classmethod
+    def from_result(cls, result: NoiseFloor, *, candidate: str = "old → new", floor: str = "run A → run B",
+                    nfr_interval=None, floor_interval=None):
+        """From a :class:`NoiseFloor`; ``nfr_interval`` and ``floor_interval`` replace the two NFRs' intervals
+        (the comparison page passes each regression table's own, so one NFR reads the same everywhere)."""
+        return cls(result, candidate=candidate, floor=floor, nfr_interval=nfr_interval, floor_interval=floor_interval)
+
+    @property
+    def intervals(self) -> dict:
+        """The intervals shown: ``nfr`` and ``floor_nfr`` (given, else the result's), ``difference``, ``ratio``."""
+        iv = dict(self.result.intervals)
+        if self.nfr_interval is not None:
+            iv["nfr"] = tuple(self.nfr_interval)
+        if self.floor_interval is not None:
+            iv["floor_nfr"] = tuple(self.floor_interval)
+        return iv
+
+    def verdict(self) -> str:
+        """The finding in one sentence."""
+        r = self.result
+        if r.intervals["difference"][1] < 0:
+            return (f"{self.candidate} flips fewer images than retraining does: NFR {ratio_words(r.ratio)} the noise "
+                    f"floor (the interval of the difference is below 0).")
+        if r.above_floor:
+            return (f"{self.candidate} flips more images than retraining does: NFR {ratio_words(r.ratio)} the noise "
+                    f"floor, significantly (exact McNemar p {_fmt_p(r.p_value)}).")
+        return (f"{self.candidate} does not flip significantly more images than retraining does (NFR "
+                f"{ratio_words(r.ratio)} the noise floor; exact McNemar p {_fmt_p(r.p_value)}).")
+
+    def _draw(self, ax, **kwargs):
+        r, iv = self.result, self.intervals
+        rows = [(self.candidate, r.nfr, iv["nfr"], "#c44e52"), (f"noise floor: {self.floor}", r.floor_nfr,
+                                                               iv["floor_nfr"], "#8c8c8c")]
+        lo, hi = iv["floor_nfr"]
+        if np.isfinite(lo) and np.isfinite(hi):
+            ax.axvspan(lo, hi, color="#dddddd", zorder=0, label="floor's 95% interval")
+        ax.axvline(r.floor_nfr, color="#8c8c8c", lw=1, ls="--", zorder=1)
+        for k, (_, v, (a, b), colour) in enumerate(rows):
+            err = [[v - a if np.isfinite(a) else 0], [b - v if np.isfinite(b) else 0]]
+            ax.errorbar([v], [1 - k], xerr=np.maximum(err, 0), fmt="o", color=colour, capsize=4, ms=6)
+        ax.set_yticks([1, 0], [_short(n, 40) for n, *_ in rows], fontsize=8)
+        ax.set_ylim(-0.6, 1.6)
+        ax.set_xlim(left=0)
+        ax.set_xlabel("negative flip rate, with 95% intervals")
+        ax.set_title(f"NFR {ratio_words(r.ratio)} the noise floor", fontsize=10)
+
+    def _parts(self):
+        r, iv = self.result, self.intervals
+        rows = [[f"NFR of {self.candidate}", r.n, r.nfr, format_interval(*iv["nfr"])],
+                [f"noise floor: NFR of {self.floor}", r.n, r.floor_nfr, format_interval(*iv["floor_nfr"])],
+                ["ratio NFR / floor", "", r.ratio, format_interval(*iv["ratio"])],
+                ["difference NFR − floor", "", r.difference, format_interval(*iv["difference"])],
+                [f"images flipped by {self.candidate} only", r.counts["candidate_only"], "", ""],
+                [f"images flipped by {self.floor} only", r.counts["floor_only"], "", ""],
+                ["images flipped by both", r.counts["both"], "", ""],
+                ["exact McNemar p (one-sided: more flips than the floor)", _fmt_p(r.p_value), "", ""]]
+        return [guide("Two runs of one training recipe with different seeds already flip images (Srivastava et al., "
+                      "KDD 2020): their NFR is the noise floor, what retraining alone breaks. The ratio and the "
+                      "difference say how far the update is above it, with intervals from resampling the images "
+                      "(both comparisons on the same resamples, within each class); McNemar's test on the images "
+                      "only one comparison flips says whether beyond chance."),
+                f"<p><b>{_esc(self.verdict())}</b></p>", self._figure_html(),
+                html_table(rows, ["", "images", "value", "95% interval"]),
+                f'<p class="evallib-guide">{_esc(r.method)}.</p>']
+
+
+def ratio_words(ratio):
+    """A ratio of NFRs in words: ``2.1x``, ``above`` (a floor without flips), ``level with`` (neither flips)."""
+    if not np.isfinite(ratio):
+        return "above" if ratio == np.inf else "level with"  # inf: a floor without flips; NaN: neither flips
+    return f"{ratio:.1f}x"
+
+
 # ---------------------------------------------------------------------------------------------- pairs
 @dataclass(repr=False)
 class PairFlipsDisplay(TileDisplay):
@@ -380,6 +495,9 @@ class PairFlipsDisplay(TileDisplay):
     now accepts, as a pair gallery under a table of the counts, rates and tests."""
 
     summary: list = field(default_factory=list)
+    notes: list = field(default_factory=list)
+    where: str = ""  # the operating point and both thresholds, in words
+    empty: str = "No pair changed its decision."  # what the view says when it shows no pair
 
     @classmethod
     def from_predictions(cls, same, scores_old, scores_new, *, pairs, images, far: float = 1e-3, thresholds=None,
@@ -393,31 +511,51 @@ class PairFlipsDisplay(TileDisplay):
         return cls.from_result(r, scores_old, scores_new, pairs=pairs, images=images, max_pairs=max_pairs)
 
     @classmethod
-    def from_result(cls, result: PairFlips, scores_old, scores_new, *, pairs, images, max_pairs: int = 6):
+    def from_result(cls, result: PairFlips, scores_old, scores_new, *, pairs, images, max_pairs: int = 6,
+                    title: str = "Verification pairs that flipped", operating_point: str | None = None):
+        """The pair gallery of a :class:`PairFlips`.
+
+        Parameters
+        ----------
+        result : PairFlips
+        scores_old, scores_new : array-like of shape (n_pairs,)
+        pairs : array-like of int, shape (n_pairs, 2)
+        images : ndarray of shape (n_images, H, W[, 3]) in [0, 1], a function ``images(indices)``, or None
+            (the table only: no pair gallery).
+        max_pairs : int, default 6
+            Pairs shown of each kind.
+        title : str
+        operating_point : str, optional
+            Where the models were taken, in words, with their thresholds (default: from ``result``).
+        """
         pairs = np.asarray(pairs, dtype=np.int64)
         if pairs.ndim != 2 or pairs.shape[1] != 2 or len(pairs) != len(scores_old):
             raise ValueError(f"pairs: expected an int array of shape ({len(scores_old)}, 2), one row per pair; got "
                              f"shape {pairs.shape}")
         so, sn = np.asarray(scores_old, float), np.asarray(scores_new, float)
-        load = _image_source(images)
         tiles = []
-        for label, idx in (("genuine, now rejected", result.genuine_lost[:max_pairs]),
-                           ("impostor, now accepted", result.impostor_gained[:max_pairs])):
-            if not len(idx):
-                continue
-            imgs = load([int(v) for v in pairs[idx].ravel()])
-            row = []
-            for k, p in enumerate(idx):
-                row += [(imgs[2 * k], f"{label}\nold {so[p]:.3f}, new {sn[p]:.3f}"),
-                        (imgs[2 * k + 1], f"pair {int(p)}")]
-            tiles.append(row)
+        if images is not None:
+            load = _image_source(images)
+            for label, idx in (("genuine, now rejected", result.genuine_lost[:max_pairs]),
+                               ("impostor, now accepted", result.impostor_gained[:max_pairs])):
+                if not len(idx):
+                    continue
+                imgs = load([int(v) for v in pairs[idx].ravel()])
+                row = []
+                for k, p in enumerate(idx):
+                    row += [(imgs[2 * k], f"{label}\nold {so[p]:.3f}, new {sn[p]:.3f}"),
+                            (imgs[2 * k + 1], f"pair {int(p)}")]
+                tiles.append(row)
         r = result
-        where = (f"each model at its own threshold for FAR {r.far:g}" if r.operating_point == "matched FAR"
-                 else "each model at its given threshold")
-        how = (f"Pairs whose decision changed, {where} (old {r.threshold_old:.4f}, new {r.threshold_new:.4f}). Top "
-               "row: genuine pairs the old model accepted and the new one rejects, furthest below the new threshold "
-               "first; bottom row: impostor pairs the new model newly accepts, furthest above it first. Captions: "
-               "both models' scores.")
+        if operating_point is None:
+            at = f"its own threshold for FAR {r.far:g}" if r.operating_point == "matched FAR" else "its given threshold"
+            operating_point = f"each model at {at} (old {r.threshold_old:.4f}, new {r.threshold_new:.4f})"
+        where = operating_point
+        shown = ("Top row: genuine pairs the old model accepted and the new one rejects, furthest below the new "
+                 "threshold first; bottom row: impostor pairs the new model newly accepts, furthest above it first. "
+                 "Captions: both models' scores." if images is not None else "No pair gallery: the images could "
+                 "not be loaded.")
+        how = f"Pairs whose decision changed, {where}. " + shown
         summary = [[name, len(getattr(r, key)), r.n_genuine if key.startswith("genuine") else r.n_impostor,
                     r.rates[key], format_interval(*r.wilson[key])]
                    for name, key in (("genuine pairs lost", "genuine_lost"), ("genuine pairs gained", "genuine_gained"),
@@ -425,13 +563,20 @@ class PairFlipsDisplay(TileDisplay):
                                      ("impostor pairs shut out", "impostor_lost"))]
         summary.append(["exact McNemar p", f"genuine {_fmt_p(r.p_genuine)}", f"impostor {_fmt_p(r.p_impostor)}",
                         "", ""])
-        return cls(tiles, title="Verification pairs that flipped", how_to_read=how, summary=summary)
+        changed = any(len(getattr(r, k)) for k in ("genuine_lost", "genuine_gained", "impostor_gained",
+                                                   "impostor_lost"))
+        empty = ("No pair changed its decision." if not changed else "No pair gallery: the images could not be "
+                 "loaded." if images is None else "No genuine pair lost and no impostor pair let in (the table "
+                 "counts the flips the other way).")
+        return cls(tiles, title=title, how_to_read=how, summary=summary, notes=list(r.notes),
+                   where=f"Pairs whose decision changed, {where}.", empty=empty)
 
     def _parts(self):
         table = html_table(self.summary, ["pairs", "count", "of", "rate", "95% interval (Wilson)"])
+        notes = [f'<p class="evallib-guide">{_esc(n)}</p>' for n in self.notes]
         if not self.tiles:
-            return [table, guide("No pair changed its decision.")]
-        return [table, *super()._parts()]
+            return [guide(self.where), table, *notes, guide(self.empty)]
+        return [table, *notes, *super()._parts()]
 
 
 def _fmt_p(p):

@@ -1,8 +1,10 @@
 """The comparison of two model versions as views and as one self-contained page.
 
 :func:`version_views` turns a :class:`evallib.versions.VersionComparison` into the regression table,
-the heat map of old → new predictions over the negative flips, and the negative-flip gallery (each
-model's Grad-CAM beside the other's where a route exists, drawn by each model's own report).
+the NFR against the noise floor (when one is given), the heat map of old → new predictions over the
+negative flips, the negative-flip gallery (each model's Grad-CAM beside the other's where a route
+exists, drawn by each model's own report), the verification pairs that flipped (at a matched FAR and
+at each model's own threshold) and BCT's cross-test of the embeddings.
 :func:`comparison_page` puts them on one HTML page that needs nothing from the network;
 :func:`write_version_comparison` is what ``evallib compare`` runs; :func:`baseline_view` is the
 "What changed since <baseline>" view of a report whose params name ``report.baseline``.
@@ -16,10 +18,21 @@ import warnings
 from pathlib import Path
 from urllib.parse import quote
 
+import numpy as np
+
 from ..errors import EvallibError
+from ..metrics.stats import format_interval
 from ..outputs import COMPARE_HTML, FLIPS_CSV, REPORT_HTML, comparison_dir, write_comparison
 from ._base import HtmlDisplay, Section
-from .flips import CompatibilityDisplay, FlipGalleryDisplay, FlipTransitionsDisplay, RegressionTableDisplay
+from .flips import (
+    CompatibilityDisplay,
+    FlipGalleryDisplay,
+    FlipTransitionsDisplay,
+    NoiseFloorDisplay,
+    PairFlipsDisplay,
+    RegressionTableDisplay,
+    ratio_words,
+)
 from .html import CSS, Markup, class_filter, guide, render_template, short_message
 
 _QUIET = (DeprecationWarning, PendingDeprecationWarning, ImportWarning, ResourceWarning)
@@ -61,8 +74,6 @@ def class_filter_view(cmp, gallery_source, *, max_classes: int = 12, per_class: 
     its ``per_class`` most striking flips; ``gallery_source`` is ``(images, cam_old, cam_new)``. The page
     holds every class's gallery and a few lines of script show the one picked (no network, no kernel).
     """
-    import numpy as np
-
     r = cmp.result
     lost = r.transitions.sum(axis=1)
     order = [int(c) for c in np.lexsort((np.arange(len(lost)), -lost)) if lost[c] > 0][:max_classes]
@@ -89,30 +100,70 @@ def class_filter_view(cmp, gallery_source, *, max_classes: int = 12, per_class: 
                        title=title)
 
 
-def version_views(cmp, *, reports=None, max_flips: int = 24, only_classes=None, filter_classes: int = 0) -> list:
-    """The views of a comparison: regression table, old → new heat map, negative-flip gallery.
+def floor_view(cmp):
+    """The candidate's NFR against the noise floor (:class:`NoiseFloorDisplay`), each NFR with the interval of
+    its own regression table when both were computed on the images the floor comparison pairs."""
+    f, r = cmp.floor, cmp.result
+    a = f.against
+    same_images = a.n == r.overall.n == f.result.overall.n
+    return NoiseFloorDisplay.from_result(a, candidate=f"{cmp.old} → {cmp.new}", floor=f"{f.old} → {f.new}",
+                                         nfr_interval=r.overall.intervals["nfr"] if same_images else None,
+                                         floor_interval=f.result.overall.intervals["nfr"] if same_images else None)
+
+
+def pair_views(cmp, images=None, *, max_pairs: int = 6) -> list:
+    """The verification pairs that flipped, at a matched FAR and at each model's own operating point: two
+    :class:`PairFlipsDisplay` (pair galleries when ``images(indices)`` loads the comparison's images)."""
+    pc = cmp.pairs
+    m = pc.matched
+    thresholds = {"old": pc.own.threshold_old, "new": pc.own.threshold_new}
+    own = "; ".join(f"{name} at its {pc.policies[role]} threshold {thresholds[role]:.4f} (from "
+                    f"{pc.threshold_sources[role]})" for name, role in ((cmp.old, "old"), (cmp.new, "new")))
+    common = dict(pairs=pc.pairs, images=images, max_pairs=max_pairs)
+    far = m.far
+    return [PairFlipsDisplay.from_result(m, pc.scores_old, pc.scores_new, **common,
+                                         title=f"Verification pairs that flipped at FAR {far:g}",
+                                         operating_point=f"each model at its own threshold for FAR {far:g}: "
+                                                         f"{cmp.old} {m.threshold_old:.4f}, {cmp.new} "
+                                                         f"{m.threshold_new:.4f} (the same share of impostors let "
+                                                         f"in, so a shift of operating point is not counted)"),
+            PairFlipsDisplay.from_result(pc.own, pc.scores_old, pc.scores_new, **common,
+                                         title="Verification pairs that flipped at each model's own threshold",
+                                         operating_point=f"each model at its own operating point: {own}")]
+
+
+def version_views(cmp, *, reports=None, max_flips: int = 24, only_classes=None, filter_classes: int = 0,
+                  max_pairs: int = 6) -> list:
+    """The views of a comparison: regression table, noise floor, old → new heat map, negative-flip gallery,
+    verification pairs that flipped, BCT's cross-test.
 
     Parameters
     ----------
     cmp : VersionComparison
     reports : (Report, Report), optional
         The old and the new model's reports (:func:`evallib.load`): they load the images and draw the
-        heat maps. Without them the gallery is left out.
+        heat maps. Without them the galleries are left out.
     max_flips : int, default 24
         Flips shown in the gallery (every flip is in ``flips.csv``).
     only_classes : sequence, optional
         Show the flips of these true classes only.
     filter_classes : int, default 0
         Adds :func:`class_filter_view` over this many classes (0: none).
+    max_pairs : int, default 6
+        Pairs of each kind shown in each pair gallery (every flipped pair is in ``compare.json``).
 
     Returns
     -------
     list of Display
     """
     r = cmp.result
-    views = [RegressionTableDisplay.from_result(r, old_name=cmp.old, new_name=cmp.new),
-             FlipTransitionsDisplay.from_result(r, classes=cmp.classes)]
-    if reports is not None:
+    views = []
+    if r is not None:
+        views.append(RegressionTableDisplay.from_result(r, old_name=cmp.old, new_name=cmp.new))
+        if cmp.floor is not None:
+            views.append(floor_view(cmp))
+        views.append(FlipTransitionsDisplay.from_result(r, classes=cmp.classes))
+    if reports is not None and r is not None:
         images, cam_old, cam_new, facts = _cams(cmp, reports)
         gallery = FlipGalleryDisplay.from_result(r, cmp.y, images=images, classes=cmp.classes, cam_old=cam_old,
                                                  cam_new=cam_new, only_classes=only_classes, max_flips=max_flips)
@@ -120,6 +171,12 @@ def version_views(cmp, *, reports=None, max_flips: int = 24, only_classes=None, 
         views.append(gallery)
         if filter_classes:
             views.append(class_filter_view(cmp, (images, cam_old, cam_new), max_classes=filter_classes))
+    if cmp.pairs is not None:
+        load = None
+        if reports is not None:
+            def load(sel):
+                return reports[1].images([cmp.index_new[i] for i in sel])
+        views += pair_views(cmp, load, max_pairs=max_pairs)
     if cmp.compatibility is not None:
         views.append(CompatibilityDisplay.from_result(cmp.compatibility))
     return views
@@ -155,18 +212,68 @@ def _link(target, base, text):
     return f'<a href="{html.escape(quote(Path(os.path.relpath(target, base)).as_posix()))}">{html.escape(text)}</a>'
 
 
-def gate_message(cmp, max_nfr, failing) -> str:
-    """The gate's verdict in one sentence: what passed, or which rows broke the budget by how much."""
-    if not failing:
-        return (f"Gate passed: the upper bound of NFR's 95% interval is within the budget {max_nfr:g} overall "
-                f"({cmp.result.overall.nfr_upper():.4f}) and in every class and slice flagged as a regression.")
-    rows = "; ".join(f"{'all images' if r.kind == 'overall' else f'{r.kind} {r.name}'}: NFR {r.nfr:.4f}, upper bound "
-                     f"{r.nfr_upper():.4f}" for r in failing[:10])
-    more = f" and {len(failing) - 10} more" if len(failing) > 10 else ""
-    return f"Gate failed: NFR above the budget {max_nfr:g} in {len(failing)} row(s): {rows}{more}."
+def gate_message(cmp, max_nfr, failing, *, max_nfr_over_floor=None) -> str:
+    """The gate's verdict in one sentence: what passed, or which rows broke the budget by how much, and with
+    ``max_nfr_over_floor`` how far the NFR is above the noise floor against that margin."""
+    parts, passed = [], not failing
+    if max_nfr is not None and not failing:
+        parts.append(f"the upper bound of NFR's 95% interval is within the budget {max_nfr:g} overall "
+                     f"({cmp.result.overall.nfr_upper():.4f}) and in every class and slice flagged as a regression")
+    elif max_nfr is not None:
+        rows = "; ".join(f"{'all images' if r.kind == 'overall' else f'{r.kind} {r.name}'}: NFR {r.nfr:.4f}, upper "
+                         f"bound {r.nfr_upper():.4f}" for r in failing[:10])
+        more = f" and {len(failing) - 10} more" if len(failing) > 10 else ""
+        parts.append(f"NFR above the budget {max_nfr:g} in {len(failing)} row(s): {rows}{more}")
+    if max_nfr_over_floor is not None and cmp.floor is not None:
+        a = cmp.floor.against
+        over = a.over_margin(max_nfr_over_floor)
+        passed = passed and not over
+        parts.append(f"NFR − noise floor {a.difference:.4f}, upper bound of its 95% interval "
+                     f"{a.intervals['difference'][1]:.4f}, {'above' if over else 'within'} the margin "
+                     f"{max_nfr_over_floor:g}")
+    return ("Gate passed: " if passed else "Gate failed: ") + "; ".join(parts) + "."
 
 
-def comparison_page(cmp, views, *, page_dir, max_nfr=None, notes=()) -> str:
+def floor_line(cmp) -> str:
+    """The candidate's NFR against the noise floor in one line, as the command prints it."""
+    f, o = cmp.floor, cmp.result.overall
+    a = f.against
+    return (f"NFR {o.nfr:.4f} {format_interval(*o.intervals['nfr'])}, {ratio_words(a.ratio)} the noise floor "
+            f"{f.nfr:.4f} {format_interval(*f.result.overall.intervals['nfr'])} ({f.old} -> {f.new}); NFR - floor "
+            f"{a.difference:.4f} {format_interval(*a.intervals['difference'])}, exact McNemar p {a.p_value:.3g} "
+            f"(one-sided)")
+
+
+def pairs_line(cmp) -> str:
+    """The verification pairs that flipped, in one sentence."""
+    pc = cmp.pairs
+    m, own = pc.matched, pc.own
+    if np.isfinite(m.threshold_old) and np.isfinite(m.threshold_new):
+        at_far = (f"at FAR {m.far:g}, genuine pairs lost {len(m.genuine_lost):,} and impostor pairs let in "
+                  f"{len(m.impostor_gained):,}")
+    else:
+        at_far = f"no threshold at FAR {m.far:g} (its {m.n_impostor:,} impostor pairs cannot resolve it)"
+    return (f"Verification pairs ({len(pc.same):,}, of which {int(pc.same.sum()):,} genuine): {at_far}; at each "
+            f"model's own threshold, genuine pairs lost {len(own.genuine_lost):,} and impostor pairs let in "
+            f"{len(own.impostor_gained):,}.")
+
+
+_ANCHORS = {"What the new model breaks": "regression", "Against the noise floor": "floor",
+            "Negative flips: old prediction → new prediction": "transitions", "Negative flips": "gallery",
+            "Negative flips by class": "by-class", "Backward compatibility of the embeddings": "embeddings"}
+
+
+def _anchor(title, k):
+    if title in _ANCHORS:
+        return _ANCHORS[title]
+    if title.startswith("Verification pairs that flipped at FAR"):
+        return "pairs-far"
+    if title.startswith("Verification pairs that flipped at each model's own"):
+        return "pairs-own"
+    return f"view-{k}"
+
+
+def comparison_page(cmp, views, *, page_dir, max_nfr=None, max_nfr_over_floor=None, notes=()) -> str:
     """One self-contained HTML page of a comparison: the gate, the regression table, then the gallery.
 
     Parameters
@@ -176,30 +283,41 @@ def comparison_page(cmp, views, *, page_dir, max_nfr=None, notes=()) -> str:
         From :func:`version_views`.
     page_dir : Path
         The folder the page is written to (links to the reports start there).
-    max_nfr : float, optional
-        The gate's budget, shown at the top.
+    max_nfr, max_nfr_over_floor : float, optional
+        The gate's budgets, shown at the top.
     notes : sequence of str
     """
-    o = cmp.result.overall
-    lede = (f"{o.n:,} images of {len(cmp.classes):,} classes evaluated by both models (data fingerprint "
-            f"{cmp.data_key[:12]}). {cmp.old}: accuracy {o.accuracy_old:.4f}; {cmp.new}: accuracy "
-            f"{o.accuracy_new:.4f}. {o.negative_flips:,} negative flips (NFR {o.nfr:.4f}) and {o.positive_flips:,} "
-            f"positive flips (PFR {o.pfr:.4f}); {len(cmp.result.flagged()):,} row(s) flagged as regressions.")
-    ids = {"What the new model breaks": "regression", "Negative flips: old prediction → new prediction": "transitions",
-           "Negative flips": "gallery",
-           "Negative flips by class": "by-class", "Backward compatibility of the embeddings": "embeddings"}
-    sections = [(ids.get(v.title, f"view-{k}"), v.title, v._repr_html_().replace(CSS, ""))
-                for k, v in enumerate(views)]
+    if cmp.result is not None:
+        o = cmp.result.overall
+        lede = (f"{o.n:,} images of {len(cmp.classes):,} classes evaluated by both models (data fingerprint "
+                f"{cmp.data_key[:12]}). {cmp.old}: accuracy {o.accuracy_old:.4f}; {cmp.new}: accuracy "
+                f"{o.accuracy_new:.4f}. {o.negative_flips:,} negative flips (NFR {o.nfr:.4f}) and "
+                f"{o.positive_flips:,} positive flips (PFR {o.pfr:.4f}); {len(cmp.result.flagged()):,} row(s) "
+                f"flagged as regressions.")
+        if cmp.floor is not None:
+            lede += (f" The NFR is {ratio_words(cmp.floor.against.ratio)} the noise floor {cmp.floor.nfr:.4f} of two "
+                     f"runs of one recipe ({cmp.floor.old} → {cmp.floor.new}).")
+    else:
+        lede = (f"{len(cmp.y):,} images of {len(cmp.classes):,} identities evaluated by both models (data "
+                f"fingerprint {cmp.data_key[:12]}). Both are embedding models (no class scores): what changed is "
+                f"which verification pairs each accepts, and whether the new embeddings can be searched against the "
+                f"old ones.")
+    if cmp.pairs is not None:
+        lede += " " + pairs_line(cmp)
+    sections = [(_anchor(v.title, k), v.title, v._repr_html_().replace(CSS, "")) for k, v in enumerate(views)]
     body = "".join(f'<h2 id="{i}">{html.escape(t)}</h2>\n<div class="evallib-scroll">{b}</div>\n'
                    for i, t, b in sections)
     links = [_link(Path(d) / REPORT_HTML, page_dir, f"{name} report") for name, d in ((cmp.old, cmp.old_dir),
                                                                                        (cmp.new, cmp.new_dir))
              if (Path(d) / REPORT_HTML).exists()]
-    links.append(f'<a href="{FLIPS_CSV}">{FLIPS_CSV} (every flip)</a>')
+    if cmp.result is not None:
+        links.append(f'<a href="{FLIPS_CSV}">{FLIPS_CSV} (every flip)</a>')
     gate, gate_class = "", ""
-    if max_nfr is not None:
-        failing = cmp.over_budget(max_nfr)
-        gate, gate_class = gate_message(cmp, max_nfr, failing), "evallib-gate-fail" if failing else "evallib-gate-pass"
+    verdict = cmp.gate(max_nfr=max_nfr, max_nfr_over_floor=max_nfr_over_floor)
+    if verdict is not None:
+        failing = cmp.over_budget(max_nfr) if max_nfr is not None else []
+        gate = gate_message(cmp, max_nfr, failing, max_nfr_over_floor=max_nfr_over_floor)
+        gate_class = "evallib-gate-pass" if verdict["passed"] else "evallib-gate-fail"
     return render_template(_PAGE, old=cmp.old, new=cmp.new, css=Markup(CSS), lede=lede,
                            toc=[(i, t) for i, t, _ in sections], links=Markup("".join(links)), gate=gate,
                            gate_class=gate_class, body=Markup(body), notes=[*cmp.notes, *notes])
@@ -216,12 +334,13 @@ def _reports(cmp, notes):
         return None
 
 
-def write_version_comparison(old, new, *, out_root="outputs", max_nfr=None, n_boot=1000, seed=0, alpha=0.05,
-                             groups=None, max_flips=24, filter_classes=12, page=True):
+def write_version_comparison(old, new, *, out_root="outputs", max_nfr=None, max_nfr_over_floor=None, floor=None,
+                             far=1e-3, n_boot=1000, seed=0, alpha=0.05, groups=None, max_flips=24, filter_classes=12,
+                             max_pairs=6, page=True):
     """Compare two evaluated models and publish ``compare.json``, ``flips.csv`` and ``compare.html``.
 
     What ``evallib compare OLD NEW`` runs (see :func:`evallib.versions.compare_versions` for the
-    arguments).
+    arguments, and :meth:`evallib.versions.VersionComparison.gate` for the budgets).
 
     Returns
     -------
@@ -233,9 +352,17 @@ def write_version_comparison(old, new, *, out_root="outputs", max_nfr=None, n_bo
     """
     from ..versions import compare_versions
 
-    if max_nfr is not None and not 0 <= max_nfr <= 1:
-        raise EvallibError(f"max_nfr: expected a rate in [0, 1]; got {max_nfr!r}")
-    cmp = compare_versions(old, new, out_root=out_root, groups=groups, n_boot=n_boot, seed=seed, alpha=alpha)
+    for name, value in (("max_nfr", max_nfr), ("max_nfr_over_floor", max_nfr_over_floor)):
+        if value is not None and not 0 <= value <= 1:
+            raise EvallibError(f"{name}: expected a rate in [0, 1]; got {value!r}")
+    if max_nfr_over_floor is not None and floor is None:
+        raise EvallibError("max_nfr_over_floor: expected a noise floor to hold the NFR against (floor=(A, B), "
+                           "--floor A B); got none")
+    if max_nfr_over_floor is not None and n_boot == 0:
+        raise EvallibError("max_nfr_over_floor: expected bootstrap resamples for the interval it is held to "
+                           "(n_boot > 0); got n_boot=0")
+    cmp = compare_versions(old, new, out_root=out_root, groups=groups, n_boot=n_boot, seed=seed, alpha=alpha,
+                           far=far, floor=floor)
     failing = cmp.over_budget(max_nfr) if max_nfr is not None else []
     text = None
     if page:
@@ -243,16 +370,17 @@ def write_version_comparison(old, new, *, out_root="outputs", max_nfr=None, n_bo
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             reports = _reports(cmp, notes)
-            views = version_views(cmp, reports=reports, max_flips=max_flips, filter_classes=filter_classes)
+            views = version_views(cmp, reports=reports, max_flips=max_flips, filter_classes=filter_classes,
+                                  max_pairs=max_pairs)
             for v in views:
                 v._repr_html_()
         notes += [f"{short_message(w.message, limit=300)}" for w in caught if not issubclass(w.category, _QUIET)]
         if reports is not None:
             notes += [f"{rep.name}: {m}" for rep in reports for m in rep.render_notes]
         text = comparison_page(cmp, views, page_dir=comparison_dir(out_root, cmp.old, cmp.new), max_nfr=max_nfr,
-                               notes=list(dict.fromkeys(notes)))
-    folder = write_comparison(out_root, cmp.old, cmp.new, summary=cmp.to_dict(max_nfr=max_nfr),
-                              flips=cmp.flip_rows(), page=text)
+                               max_nfr_over_floor=max_nfr_over_floor, notes=list(dict.fromkeys(notes)))
+    summary = cmp.to_dict(max_nfr=max_nfr, max_nfr_over_floor=max_nfr_over_floor)
+    folder = write_comparison(out_root, cmp.old, cmp.new, summary=summary, flips=cmp.flip_rows(), page=text)
     return cmp, failing, folder
 
 
