@@ -33,6 +33,7 @@ from .metrics import (  # noqa: E402
     ClassOrderCheck,
     DegenerateWarning,
     ImageIssues,
+    NoiseFloor,
     ThresholdChoice,
     ThresholdSweep,
     VerificationMetrics,
@@ -58,6 +59,7 @@ from .metrics import (  # noqa: E402
     metrics_by_slice,
     models_by_slice,
     near_duplicates,
+    nfr_against_floor,
     pair_flips,
     paired_comparison,
     perceptual_duplicates,
@@ -71,7 +73,7 @@ from .metrics import (  # noqa: E402
 )
 from .params import Params, load_params, parse_params  # noqa: E402
 from .run import load_predictions, run_many, run_model  # noqa: E402
-from .versions import VersionComparison, compare_versions  # noqa: E402
+from .versions import FloorComparison, PairComparison, VersionComparison, compare_versions  # noqa: E402
 
 # Grad-CAM needs torch and reports need matplotlib: their names load on first use (PEP 562), so
 # ``import evallib`` stays light.
@@ -84,7 +86,7 @@ _DISPLAYS = ("ConfusionDisplay", "RocDisplay", "PrecisionRecallDisplay", "Reliab
              "CompatibilityDisplay", "LabelIssuesDisplay", "DuplicatesDisplay", "CmcDisplay", "DetDisplay",
              "IdentificationDisplay", "IdentificationMissesDisplay", "TemplatePairGalleryDisplay",
              "GroupDetDisplay", "GroupThresholdDisplay", "ModelsBySliceDisplay", "SliceMistakesDisplay",
-             "LabelReviewDisplay", "ImageIssuesDisplay")
+             "LabelReviewDisplay", "ImageIssuesDisplay", "NoiseFloorDisplay")
 _LAZY = {"load": "report", "write_label_reviews": "report.label_review", **{n: "report" for n in _DISPLAYS},
          **{n: "explain.cam" for n in ("grad_cam", "cam_route", "CamRoute", "ClassTarget", "SimilarityTarget")}}
 
@@ -112,7 +114,7 @@ __all__ = [
     "exact_duplicates", "evaluate_identification", "pool_templates", "evaluate_template_verification",
     "evaluate_template_identification", "group_det_curves", "verification_at_group_thresholds",
     "models_by_slice", "ImageIssues", "image_issues", "perceptual_hash", "perceptual_duplicates", "hash_distance",
-    "LabelOverrides", "read_label_overrides",
+    "LabelOverrides", "read_label_overrides", "NoiseFloor", "nfr_against_floor", "FloorComparison", "PairComparison",
     "Params", "load_params", "parse_params",
     "load_predictions", "run_many", "run_model", "VersionComparison", "compare_versions",
     *_LAZY,
