@@ -1,7 +1,6 @@
 """Class order and score type: numeric label sort, class names from model metadata, the permutation check,
 score-type inference, and the t-SNE source, down to the orientation classifier that was reported at 25%."""
 
-import functools
 import itertools
 import json
 
@@ -285,7 +284,7 @@ def test_class_order_check_with_many_classes():
     assert class_order_check(y, noise, names) is None
 
 
-def test_permutation_warning_end_to_end(tmp_path, angles, capsys, one_thread_tsne):
+def test_permutation_warning_end_to_end(tmp_path, angles, capsys):
     # no metadata, model columns in the order 270, 180, 90, 0: the numeric folder order is wrong
     model = brightness_model(tmp_path / "rev.onnx", ["270", "180", "90", "0"])
     run = run_model(params_for(tmp_path, model, angles, name="rev"), tmp_path / "out", progress=False)
@@ -306,13 +305,6 @@ def test_permutation_warning_end_to_end(tmp_path, angles, capsys, one_thread_tsn
     page = rep.summary._repr_html_() + rep.header._repr_html_()  # the top of the page, then the model facts
     assert page.index("<b>Warning:</b> class order: accuracy is 0.000") < page.index("model file")
     assert "<td>class order</td><td>sorted folder names (numeric): 0, 90, 180, 270</td>" in page
-
-
-@pytest.fixture
-def one_thread_tsne(monkeypatch):
-    """t-SNE maps on one thread: the maps here have 20 points, and one thread computes the same map
-    without waiting on the others."""
-    monkeypatch.setattr(evallib.tsne, "tsne_map", functools.partial(evallib.tsne.tsne_map, n_jobs=1))
 
 
 # --- score type ----------------------------------------------------------------------------------
@@ -416,7 +408,7 @@ def test_auto_resolves_before_views_are_averaged(tmp_path, angles, output):
 
 # --- t-SNE source ---------------------------------------------------------------------------------
 
-def test_tsne_is_skipped_for_three_scores_without_embedding(tmp_path, one_thread_tsne, evaluated):
+def test_tsne_is_skipped_for_three_scores_without_embedding(tmp_path, evaluated):
     data = write_angles(tmp_path / "data", classes=["0", "90", "180"], per_class=4)
     model = brightness_model(tmp_path / "three.onnx", ["0", "90", "180"])
     params = params_for(tmp_path, model, data, name="three")
@@ -426,7 +418,7 @@ def test_tsne_is_skipped_for_three_scores_without_embedding(tmp_path, one_thread
     assert rep.metrics["tsne"]["skipped"].startswith("No t-SNE map")
 
 
-def test_tsne_caption_names_the_output(tmp_path, one_thread_tsne, evaluated):
+def test_tsne_caption_names_the_output(tmp_path, evaluated):
     data = write_angles(tmp_path / "data", per_class=5)
     model = brightness_model(tmp_path / "emb.onnx", ANGLES, embedding=True)
     params = params_for(tmp_path, model, data, name="emb", outputs={"embedding": "embedding"})

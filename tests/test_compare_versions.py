@@ -55,13 +55,7 @@ def evaluated_pair(tmp_path_factory):
         files[name] = params / f"{name}.yaml"
         files[name].write_text(yaml.safe_dump(p))
     out = root / "out"
-    with pytest.MonkeyPatch.context() as mp:  # the maps have 36 points: one thread draws them without waiting
-        import functools
-
-        import evallib.explain.tsne as tsne
-
-        mp.setattr(tsne, "tsne_map", functools.partial(tsne.tsne_map, n_jobs=1))
-        facts = run_many([files["old"], files["new"], files["elsewhere"]], out, progress=False)
+    facts = run_many([files["old"], files["new"], files["elsewhere"]], out, progress=False)
     assert [f["status"] for f in facts] == ["ok"] * 3, [f.get("error") for f in facts]
     return {"out": out, "params": files}
 

@@ -25,7 +25,8 @@ class TSNEMap:
 def tsne(embeddings, *, seed=0, perplexity=30.0, n_jobs=None):
     """openTSNE map of ``embeddings``; returns ``(coords, description)``.
 
-    Up to 1,000 points: exact neighbours and Barnes-Hut gradients, 250 + 500 iterations. Above:
+    Up to 1,000 points: exact neighbours and Barnes-Hut gradients, 250 + 500 iterations, on one
+    thread unless ``n_jobs`` says otherwise. Above:
     embeddings of more than 50 dimensions are first reduced to 50 with PCA (the usual practice),
     neighbours are exact up to 20,000 points and Annoy's above, gradients use the FFT
     interpolation (4 points per interval), 125 + 250 iterations. Deterministic for a seed.
@@ -37,7 +38,9 @@ def tsne(embeddings, *, seed=0, perplexity=30.0, n_jobs=None):
     if n < 5:
         raise ValueError(f"embeddings: expected at least 5 samples for a t-SNE map; got {n}")
     perplexity = float(min(perplexity, (n - 1) / 3))
-    jobs = n_jobs or (os.cpu_count() or 1)
+    # threads only pay above a thousand points: below, their start-up and spinning cost more than the
+    # gradient they share (several times slower on a busy machine)
+    jobs = n_jobs or (1 if n <= 1000 else os.cpu_count() or 1)
     if n <= 1000:
         model = TSNE(perplexity=perplexity, n_iter=500, random_state=seed, negative_gradient_method="bh",
                      n_jobs=jobs, neighbors="exact", initialization="pca", verbose=False)
