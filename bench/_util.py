@@ -51,6 +51,7 @@ def machine():
 def report(target, *, met, **figures):
     """Print the figures readably and as one JSON line that bench/run_all.py collects."""
     status = "target met" if met else "target not met"
+    figures["load_1min"] = round(os.getloadavg()[0], 2)  # other work on the machine, as the run ends
     print(f"[{target}] {status}")
     for k, v in figures.items():
         print(f"    {k}: {v:.4g}" if isinstance(v, float) else f"    {k}: {v}")

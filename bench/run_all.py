@@ -2,6 +2,7 @@
 
     python bench/run_all.py            # all targets
     python bench/run_all.py --only bench_inference.py   # rerun one; the others keep their last figures
+    python bench/run_all.py --record log.txt            # record the RESULT lines of a script run by hand
 
 The figures are also kept in bench/results.json.
 """
@@ -72,15 +73,23 @@ def write_doc(results, path):
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--only", nargs="*", default=None)
+    ap.add_argument("--record", nargs="*", default=None, help="output files of bench scripts run by hand (sizes "
+                    "too long for a full run): their RESULT lines replace or add those targets")
     ap.add_argument("--doc", default=str(HERE.parent / "docs" / "benchmarks.md"))
     args = ap.parse_args()
     store = HERE / "results.json"
     results = []
-    for entry in [e for e in SCRIPTS if e[0] in args.only] if args.only else SCRIPTS:  # every variant of a script
-        results += run(entry[0], entry[1:])
-    if args.only and store.exists():  # replace those targets in the last full run's figures
+    if args.record is not None:
+        results = [json.loads(line[7:]) for f in args.record for line in Path(f).read_text().splitlines()
+                   if line.startswith("RESULT ")]
+        args.only = []
+    else:
+        for entry in [e for e in SCRIPTS if e[0] in args.only] if args.only else SCRIPTS:  # each variant of a script
+            results += run(entry[0], entry[1:])
+    if args.only is not None and store.exists():  # replace those targets in the last full run's figures
         new = {r["target"]: r for r in results}
-        numbers = {t.split(" ", 1)[0] for t in new}  # "6." and the like: a renamed target replaces its old name
+        # "6." and the like: a renamed target replaces its old name (a recorded size is kept beside the others)
+        numbers = {t.split(" ", 1)[0] for t in new} if args.record is None else set()
         # a failure is named by its script
         old = [r for r in json.loads(store.read_text()) if r["target"] in new or (
             r["target"].split(" ", 1)[0] not in numbers and r["target"] not in args.only)]
