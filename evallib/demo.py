@@ -16,7 +16,7 @@ Planted problems (evaluation images only; the training split is clean)
     - a weak slice: each evaluation image has a ``scanner`` (``data/eval_meta.csv`` and
       ``data/eval_flat_meta.csv``, one per layout, for ``data.metadata``); the images of scanner
       ``S4`` (about 8%) are written darker and blurred, so every model does worse on them;
-    - ``N_MISLABELLED`` mislabelled images, written into another class's folder (and with another
+    - ``N_MISLABELLED`` mislabelled clear digits, written into another class's folder (and with another
       class prefix in ``eval_flat``);
     - one exact duplicate with a conflicting label: one image written into two class folders
       (so the evaluation set holds 541 files).
@@ -66,7 +66,7 @@ PLANT_SEED = 1
 SCANNERS = ("S1", "S2", "S3", "S4")
 WEAK_SCANNER = "S4"  # its images are darker and blurred
 WEAK_SHARE = 0.08
-WEAK_DARKEN, WEAK_BLUR = 0.6, 0.5  # pixel values times this; Gaussian blur of this radius (pixels of the 8x8 image)
+WEAK_DARKEN, WEAK_BLUR = 0.55, 0.55  # pixel values times this; Gaussian blur of this radius (pixels of the 8x8 image)
 N_MISLABELLED = 8
 
 GLYPH_IDENTITIES, GLYPH_ENROLLED, GLYPH_IMAGES = 200, 150, 3
@@ -93,20 +93,24 @@ def split_digits():
     return images, d.target.astype(np.int64), np.sort(train), np.sort(test)
 
 
-def plant_problems(labels, test, *, seed=PLANT_SEED):
+def plant_problems(images, labels, train, test, *, seed=PLANT_SEED):
     """What the demo plants in its evaluation images (nothing in the training split).
+
+    Label errors are planted on clear digits, as a typo in the label of an image anyone can read: images
+    whose nearest class mean of the training split (in pixels) is their own, by a margin above the median.
 
     Parameters
     ----------
+    images : ndarray of uint8, shape (n_digits, 8, 8)
     labels : ndarray of int, shape (n_digits,)
-    test : ndarray of int, shape (n_eval,)
-        The evaluation split (indices into ``labels``).
+    train, test : ndarray of int
+        The training and evaluation splits (indices into ``labels``).
 
     Returns
     -------
     dict
         ``scanner`` (ndarray of str, shape (n_eval,), aligned with ``test``), ``mislabelled``
-        (``{index: given label}``, ``N_MISLABELLED`` images of other scanners than the weak one) and
+        (``{index: given label}``, ``N_MISLABELLED`` clear images of other scanners than the weak one) and
         ``duplicate`` (``(index, second label)``: one more image, also written into that class's folder).
     """
     rng = np.random.default_rng(seed)
@@ -114,12 +118,19 @@ def plant_problems(labels, test, *, seed=PLANT_SEED):
     scanner = np.asarray(SCANNERS[:-1])[rng.integers(0, len(SCANNERS) - 1, n)].astype(object)
     weak = rng.choice(n, size=round(WEAK_SHARE * n), replace=False)
     scanner[weak] = WEAK_SCANNER
-    clean = rng.permutation(np.flatnonzero(scanner != WEAK_SCANNER))
+    x = images.reshape(len(images), -1).astype(np.float64)
+    means = np.stack([x[train][labels[train] == c].mean(0) for c in range(10)])
+    dist = np.linalg.norm(x[test][:, None, :] - means[None], axis=2)  # (n_eval, 10)
+    own = dist[np.arange(n), labels[test]]
+    dist[np.arange(n), labels[test]] = np.inf
+    margin = dist.min(1) - own  # > 0: the own class mean is the nearest
+    clear = (scanner != WEAK_SCANNER) & (margin > np.median(margin)) & (margin > 0)
+    chosen = rng.permutation(np.flatnonzero(clear))
     mislabelled = {}
-    for pos in clean[:N_MISLABELLED]:
+    for pos in chosen[:N_MISLABELLED]:
         i = int(test[pos])
         mislabelled[i] = int((labels[i] + rng.integers(1, 10)) % 10)
-    i = int(test[clean[N_MISLABELLED]])
+    i = int(test[chosen[N_MISLABELLED]])
     duplicate = (i, int((labels[i] + rng.integers(1, 10)) % 10))
     return {"scanner": scanner.astype(str), "mislabelled": mislabelled, "duplicate": duplicate}
 
@@ -152,7 +163,7 @@ def write_data(root):
         folder = root / "train" / str(labels[i])
         folder.mkdir(parents=True, exist_ok=True)
         Image.fromarray(images[i], "L").save(folder / f"digit_{i:04d}.png")
-    plan = plant_problems(labels, test)
+    plan = plant_problems(images, labels, train, test)
     files = []  # (index, pixels, given label, scanner) per evaluation file
     for i, scanner in zip(test.tolist(), plan["scanner"]):
         pixels = _degrade(images[i]) if scanner == WEAK_SCANNER else images[i]
@@ -442,7 +453,7 @@ def build_demo(build_dir: str | Path = "build/demo", *, force: bool = False, log
     try:
         for name in MODELS:
             version = next(((v, more) for v, (base, more) in VERSIONS.items() if base == name), None)
-            logs = {}
+            logs: dict[str, list[str]] = {}
 
             def snapshot(epoch, model, rows, name=name, logs=logs):  # the first version: the run at its own epochs
                 logs["rows"] = rows
