@@ -120,8 +120,7 @@ def _report(results, out_root, verbose):
     return 1 if failed else 0
 
 
-def _evaluate(files: list[Path], args: argparse.Namespace, *, before_index=None) -> int:
-    """Evaluate the params ``files``; ``before_index(results)``, when given, runs before the index is rendered."""
+def _evaluate(files: list[Path], args: argparse.Namespace) -> int:
     from .run import check_label_overrides, check_unique_names, render_index, run_many
 
     check_unique_names(files)  # before a cluster starts or a model runs
@@ -143,8 +142,6 @@ def _evaluate(files: list[Path], args: argparse.Namespace, *, before_index=None)
         results = run_many(files, args.out, jobs=args.jobs, progress=not args.quiet, render=not args.no_report,
                            show_code=args.show_code, verbose=args.verbose)
     status = _report(results, args.out, args.verbose)
-    if before_index is not None:
-        before_index(results)
     if not args.no_report:
         try:
             index = render_index(args.out, primary_metric=args.primary_metric, show_code=args.show_code,
@@ -165,16 +162,10 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from .demo import build_demo, write_comparisons
+    from .demo import build_demo
 
     build_demo(args.build, force=args.rebuild)
-    files = sorted(Path(args.params).glob("*.yaml"))
-
-    def compare(results):  # the pages of the versions the params compare (report.baseline), linked from the index
-        for folder in write_comparisons(files, args.out, page=not args.no_report):
-            print(f"compare {folder}")
-
-    return _evaluate(files, args, before_index=compare)
+    return _evaluate(sorted(Path(args.params).glob("*.yaml")), args)
 
 
 def cmd_notebooks(args: argparse.Namespace) -> int:

@@ -469,35 +469,3 @@ def build_demo(build_dir: str | Path = "build/demo", *, force: bool = False, log
     (build / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     stamp_file.write_text(stamp + "\n")
     return build
-
-
-def write_comparisons(params_files, out_root, *, page=True):
-    """Write the version comparison of every evaluated model whose params name a ``report.baseline``.
-
-    What ``evallib compare BASELINE MODEL`` writes (``compare.json``, ``flips.csv`` and, with ``page``,
-    ``compare.html`` under ``out_root/compare/BASELINE__MODEL``), with the model's ``report.bootstrap``
-    and ``report.seed``. A pair whose models were not both evaluated without error is left out.
-
-    Returns
-    -------
-    list of Path
-        The comparison folders written.
-    """
-    from .outputs import load_run
-    from .params import load_params
-    from .report.versions import write_version_comparison
-
-    out_root = Path(out_root)
-    written = []
-    for f in params_files:
-        p = load_params(f)
-        base = p.report.baseline
-        if not base or base == p.name:
-            continue
-        runs = [load_run(out_root / name) for name in (base, p.name)]
-        if not all(r is not None and r.get("status") == "ok" for r in runs):
-            continue
-        _, _, folder = write_version_comparison(base, p.name, out_root=out_root, n_boot=p.report.bootstrap,
-                                                seed=p.report.seed, page=page)
-        written.append(folder)
-    return written

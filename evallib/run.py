@@ -598,6 +598,24 @@ def check_unique_names(paths: Sequence[str | Path]) -> None:
             for name, files in clashes))
 
 
+def _baseline(path):
+    try:
+        return load_params(path).report.baseline
+    except EvallibError:  # that model's own step already failed on it, and says so
+        return None
+
+
+def between_steps(paths, out_root, *, render):
+    """After every model's metrics, before any report: the models' table that every report's ranking
+    reads (once per run), and the comparison of each model with its ``report.baseline`` (its page too
+    when reports are rendered), so that both models' reports link it."""
+    write_peers(out_root)
+    if any(_baseline(p) for p in paths):
+        from .report.versions import write_baseline_comparisons
+
+        write_baseline_comparisons(paths, out_root, page=render)
+
+
 def in_two_steps(evaluate, render, completed, paths, out_root, results, bar):
     """Every model's predictions and metrics, then (when ``render`` is given) the reports of those that
     succeeded, as futures of an executor (a process pool, a Dask client).
@@ -617,7 +635,7 @@ def in_two_steps(evaluate, render, completed, paths, out_root, results, bar):
             bar.update(1)
 
     gather({evaluate(p): i for i, p in enumerate(paths)})
-    write_peers(out_root)  # once per run: what every report's ranking reads
+    between_steps(paths, out_root, render=render is not None)
     if render is not None:
         futures = {render(p): i for i, p in enumerate(paths) if results[i].get("status") == "ok"}
         bar.update(len(paths) - len(futures))
@@ -667,14 +685,14 @@ def run_many(paths: Sequence[str | Path], out_root: str | Path = "outputs", *, j
     if jobs == 1:
         if not render:
             results = [_evaluate_one(p, out_root, None, progress) for p in paths]
-            write_peers(out_root)
+            between_steps(paths, out_root, render=False)
             return results
         from .report.render import WARM_REPORT, notebook_dir, shared_kernel
 
         # one kernel for every report, importing what they need while the models are evaluated
         with shared_kernel(cwd=notebook_dir(), verbose=verbose, warm=WARM_REPORT) as km:
             results = [_evaluate_one(p, out_root, None, progress) for p in paths]
-            write_peers(out_root)  # once per run: what every report's ranking reads
+            between_steps(paths, out_root, render=True)
             return [_render_one(p, out_root, show_code, verbose, km) if r.get("status") == "ok" else r
                     for p, r in zip(paths, results)]
     from tqdm.auto import tqdm

@@ -278,6 +278,7 @@ def test_version_comparison_has_flips(demo, local_outputs):
     report = (local_outputs / "cnn_small_v2" / "report.html").read_text()
     assert "What changed since the baseline" in report and "This model against its baseline cnn_small" in report
     assert "No comparison with the baseline" not in report
+    assert 'href="../compare/cnn_small__cnn_small_v2/compare.html"' in report  # written before the reports
     index = (local_outputs / "index.html").read_text()
     assert "Version comparisons" in index and "compare/cnn_small__cnn_small_v2/compare.html" in index
     assert "cnn_small_v2/report.html#sec-changes" in index

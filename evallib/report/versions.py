@@ -419,3 +419,41 @@ def baseline_view(rep):
                              f"{len(cmp.y):,} images: which images {base} got right and {rep.name} gets wrong.")
                        + f"<p>{more.strip()}</p>")
     return Section([head, *views], title=title)
+
+
+def write_baseline_comparisons(params_files, out_root, *, page=True):
+    """Write the version comparison of every evaluated model whose params name a ``report.baseline``.
+
+    What ``evallib compare BASELINE MODEL`` writes (``compare.json``, ``flips.csv`` and, with ``page``,
+    ``compare.html`` under ``out_root/compare/BASELINE__MODEL``), with the model's ``report.bootstrap``
+    and ``report.seed``. A pair whose models were not both evaluated without error is left out.
+
+    Returns
+    -------
+    list of Path
+        The comparison folders written.
+    """
+    from ..errors import EvallibError
+    from ..outputs import load_run
+    from ..params import load_params
+
+    out_root = Path(out_root)
+    written = []
+    for f in params_files:
+        try:
+            p = load_params(f)
+        except EvallibError:  # that model's own step already failed on it
+            continue
+        base = p.report.baseline
+        if not base or base == p.name:
+            continue
+        runs = [load_run(out_root / name) for name in (base, p.name)]
+        if not all(r is not None and r.get("status") == "ok" for r in runs):
+            continue
+        try:
+            _, _, folder = write_version_comparison(base, p.name, out_root=out_root, n_boot=p.report.bootstrap,
+                                                    seed=p.report.seed, page=page)
+        except EvallibError:
+            continue
+        written.append(folder)
+    return written
