@@ -24,7 +24,7 @@ SCRIPTS = [("bench_verification.py", "--sizes", "10000"), ("bench_verification.p
            ("bench_curves.py",), ("bench_identification.py",), ("bench_templates.py",),
            ("bench_many_models.py",), ("bench_slices.py", "--n", "100000", "--slices", "50"),
            # a small run: this 2-core machine is shared; --images 50000 --infer-images 50000 for the full figure
-           ("bench_photos.py", "--images", "300", "--infer-images", "32", "--tencrop-images", "8")]
+           ("bench_photos.py", "--images", "2000", "--infer-images", "64", "--tencrop-images", "16")]
 
 
 def run(script, extra=()):

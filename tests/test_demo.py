@@ -176,8 +176,9 @@ def test_demo_params_evaluate_end_to_end(demo, local_outputs):
             assert "the model finds least similar (false rejects)" in html
     index = (demo / "outputs" / "index.html").read_text()
     assert all(f'href="{n}/report.html"' in index for n in acc)
-    # the same 541 files, read from two layouts: one data set, one leaderboard and one paired table; and the glyphs
-    assert index.count("<h3>Evaluation data: ") == 3 and index.count("<h3>Evaluation data: eval, eval_flat</h3>") == 2
+    # the same 541 files, read from two layouts: one data set, one leaderboard, one paired table and one
+    # models-by-slice table; and the glyphs (a leaderboard only: no paired classifiers, no slices)
+    assert index.count("<h3>Evaluation data: ") == 4 and index.count("<h3>Evaluation data: eval, eval_flat</h3>") == 3
     assert index.count("<h3>Evaluation data: glyphs</h3>") == 1
 
 

@@ -89,7 +89,8 @@ def test_run_json_scan_and_cached_predictions(model, tmp_path, rng):
     assert pred["scores"].shape == (9, 3) and pred["cache_key"] == facts["predictions_key"]
     cached = outputs.cached_predictions(out / "m1", facts["predictions_key"])
     assert cached == {"skipped": facts["dataset"]["skipped"], "data_fingerprint": facts["data_fingerprint"],
-                      "checks": {"score_type": facts["score_type"], "class_order": facts["class_order_check"]}}
+                      "checks": {"score_type": facts["score_type"], "class_order": facts["class_order_check"]},
+                      "label_overrides": None}  # no corrections file
     assert cached["skipped"][0]["path"] == "a/broken.png"
     assert outputs.cached_predictions(out / "m1", "another key") is None
     assert outputs.cached_predictions(out / "none", facts["predictions_key"]) is None

@@ -48,18 +48,23 @@ def _weighted_auc(w_sorted, pos_sorted, starts, neg_below=0.0):
 
     ``neg_below`` (one per row) is the weight of negatives left out because they score below
     every positive: each positive beats them all.
+
+    One running sum of the negatives' weights: a positive in the tie group ``[a, b)`` beats the
+    negatives before ``a`` and half of those in ``[a, b)``, that is half the running sum at ``a``
+    plus half at ``b``.
     """
-    posw = np.where(pos_sorted, w_sorted, 0).astype(np.float64, copy=False)
-    negw = np.where(pos_sorted, 0, w_sorted).astype(np.float64, copy=False)
-    if len(starts) == w_sorted.shape[-1]:  # no ties: every group is one sample
-        pg, ng = posw, negw
-    else:
-        pg = np.add.reduceat(posw, starts, axis=1)
-        ng = np.add.reduceat(negw, starts, axis=1)
+    w = np.asarray(w_sorted, dtype=np.float64)
+    n = w.shape[-1]
+    pos_idx = np.flatnonzero(pos_sorted)
+    run = np.zeros((len(w), n + 1))
+    np.cumsum(np.where(pos_sorted, 0.0, w), axis=1, out=run[:, 1:])  # run[:, k]: negatives' weight before k
+    ends = np.r_[starts[1:], n]
+    group = np.repeat(np.arange(len(starts)), np.diff(np.r_[starts, n]))[pos_idx]
+    wp = w[:, pos_idx]
     neg_below = np.asarray(neg_below, dtype=np.float64)
-    below = np.cumsum(ng, axis=1) - ng + neg_below[..., None]
-    num = np.sum(pg * (below + 0.5 * ng), axis=1)
-    den = pg.sum(axis=1) * (ng.sum(axis=1) + neg_below)
+    pos_total = wp.sum(axis=1)
+    num = 0.5 * np.sum(wp * (run[:, starts[group]] + run[:, ends[group]]), axis=1) + pos_total * neg_below
+    den = pos_total * (run[:, -1] + neg_below)
     with np.errstate(invalid="ignore", divide="ignore"):
         return np.where(den > 0, num / np.where(den > 0, den, 1), np.nan)
 
@@ -236,17 +241,21 @@ def bootstrap_verification(gen_scores, gen_ids, impostors, *, n_boot=1000, seed=
         w = np.concatenate([m[:, g_id], m[:, a_id] * m[:, b_id]], axis=1)
         aucs.append(_weighted_auc(w[:, order], pos_sorted, starts))
         wi = w[:, len(gen_scores):][:, imp_desc]
-        cum = np.cumsum(wi, axis=1)
-        total_i = cum[:, -1:]
+        total_i = wi.sum(axis=1, keepdims=True)
+        # the threshold at FAR f is among the highest impostors: a running sum over a prefix that holds
+        # it in every resample (twice the share of the largest f, else all of them)
+        top = min(len(imp), 2 * int(np.ceil(max(supported, default=0) * len(imp))) + 64)
+        cum = np.cumsum(wi[:, :top], axis=1)
+        if top < len(imp) and not np.all(cum[:, -1:] > max(supported) * total_i):
+            cum = np.cumsum(wi, axis=1)
         wg = w[:, :len(gen_scores)][:, gen_order]
-        gcum_from_top = np.cumsum(wg[:, ::-1], axis=1)[:, ::-1]  # weight of genuine at index >= k
-        total_g = gcum_from_top[:, 0]
+        gcum = np.cumsum(wg, axis=1)  # weight of genuine pairs at index <= k
+        total_g = gcum[:, -1]
         for f in supported:
             first = np.argmax(cum > f * total_i, axis=1)  # the (k+1)-th highest impostor
             v = imp_sorted[first]
-            k = np.searchsorted(gen_sorted, v, side="right")
-            above = np.where(k < len(gen_sorted),
-                             gcum_from_top[np.arange(len(k)), np.minimum(k, len(gen_sorted) - 1)], 0)
+            k = np.searchsorted(gen_sorted, v, side="right")  # genuine pairs at index >= k score above v
+            above = total_g - np.where(k > 0, gcum[np.arange(len(k)), np.maximum(k - 1, 0)], 0)
             with np.errstate(invalid="ignore", divide="ignore"):
                 tars[f].append(np.where(total_g > 0, above / total_g, np.nan))
     out = {"auc": _interval(np.concatenate(aucs), confidence)}

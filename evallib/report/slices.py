@@ -686,6 +686,8 @@ class SliceMistakesDisplay(TileDisplay):
                 "predicted class")
         read += (", and under it the same images with the Grad-CAM heat map of the predicted class: where the "
                  "model looked for the class it wrongly gave." if cam is not None else ".")
+        if shown:
+            read += f" Rows, from the top: {', '.join(shown)}."
         facts = [] if cam is not None else [["no heat maps", cam_reason or "no Grad-CAM route was given"]]
         return cls(tiles, title=title, how_to_read=read if tiles else "No mistakes in the weak slices.",
                    facts=facts, row_labels=labels, slices=shown)
