@@ -7,7 +7,7 @@ from sklearn import metrics as skm
 
 from conftest import make_classification
 from evallib.metrics import bootstrap_classification, mcnemar, paired_comparison
-from evallib.metrics.bootstrap import _replicates, _weights
+from evallib.metrics.bootstrap import _replicates, _weights, bootstrap_verification
 from evallib.metrics.classification import to_probabilities
 
 
@@ -58,3 +58,13 @@ def test_paired_comparison(rng):
     assert r["mcnemar"]["p_value"] < 1e-3
     same = paired_comparison(y, la, la, n_boot=50)
     assert same["accuracy"]["interval"] == [0.0, 0.0]
+
+
+def test_verification_intervals_with_too_few_impostors_for_any_far_target():
+    # no FAR target is supported by 40 impostor pairs: the AUC interval alone, and a note naming the targets
+    rng = np.random.default_rng(0)
+    imp = np.c_[rng.normal(size=40), rng.integers(0, 5, 40), rng.integers(0, 5, 40)]
+    out = bootstrap_verification(rng.normal(1, 1, 30), rng.integers(0, 5, 30), imp, n_boot=50)
+    assert set(out) == {"auc", "n_boot", "seed", "method", "note"}
+    assert 0 <= out["auc"][0] <= out["auc"][1] <= 1
+    assert out["note"] == "no interval for TAR at FAR 0.01, 0.001: too few impostor pairs"

@@ -244,9 +244,10 @@ def bootstrap_verification(gen_scores, gen_ids, impostors, *, n_boot=1000, seed=
         total_i = wi.sum(axis=1, keepdims=True)
         # the threshold at FAR f is among the highest impostors: a running sum over a prefix that holds
         # it in every resample (twice the share of the largest f, else all of them)
-        top = min(len(imp), 2 * int(np.ceil(max(supported, default=0) * len(imp))) + 64)
+        f_max = max(supported, default=0.0)
+        top = min(len(imp), 2 * int(np.ceil(f_max * len(imp))) + 64)
         cum = np.cumsum(wi[:, :top], axis=1)
-        if top < len(imp) and not np.all(cum[:, -1:] > max(supported) * total_i):
+        if top < len(imp) and not np.all(cum[:, -1:] > f_max * total_i):
             cum = np.cumsum(wi, axis=1)
         wg = w[:, :len(gen_scores)][:, gen_order]
         gcum = np.cumsum(wg, axis=1)  # weight of genuine pairs at index <= k
