@@ -7,7 +7,7 @@ from sklearn import metrics as skm
 
 from conftest import make_classification
 from evallib.metrics import bootstrap_classification, mcnemar, paired_comparison
-from evallib.metrics.bootstrap import _replicates, _weights, bootstrap_verification
+from evallib.metrics.bootstrap import _replicates, _weights, bootstrap_verification, mcnemar_p
 from evallib.metrics.classification import to_probabilities
 
 
@@ -68,3 +68,11 @@ def test_verification_intervals_with_too_few_impostors_for_any_far_target():
     assert set(out) == {"auc", "n_boot", "seed", "method", "note"}
     assert 0 <= out["auc"][0] <= out["auc"][1] <= 1
     assert out["note"] == "no interval for TAR at FAR 0.01, 0.001: too few impostor pairs"
+
+
+def test_vectorised_mcnemar_p_equals_scipy_binomtest():
+    only_a, only_b = np.meshgrid(np.arange(0, 40), np.arange(0, 40))
+    ours = mcnemar_p(only_a, only_b)
+    ref = [[binomtest(min(a, b), a + b, 0.5).pvalue if a + b else 1.0 for a, b in zip(ra, rb)]
+           for ra, rb in zip(only_a, only_b)]
+    np.testing.assert_allclose(ours, ref, rtol=1e-12, atol=0)

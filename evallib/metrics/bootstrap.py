@@ -150,14 +150,25 @@ def bootstrap_classification(y, scores, *, scores_are="logits", n_boot=1000, see
     return out
 
 
+def mcnemar_p(only_a, only_b):
+    """Exact two-sided McNemar p-values for arrays of discordant counts (same shape).
+
+    Under the null each discordant pair goes either way with probability 1/2; the binomial is then
+    symmetric, so the two-sided p (scipy's ``binomtest``: every outcome no more likely than the one
+    seen) is ``min(1, 2 * P(X <= min(only_a, only_b)))``, and 1 without discordant pairs.
+    """
+    from scipy.stats import binom
+
+    a, b = np.asarray(only_a, dtype=np.int64), np.asarray(only_b, dtype=np.int64)
+    return np.minimum(1.0, 2.0 * binom.cdf(np.minimum(a, b), a + b, 0.5))
+
+
 def mcnemar(correct_a, correct_b):
     """McNemar's exact test on paired correctness: two-sided binomial p over the discordant pairs."""
-    from scipy.stats import binomtest
-
     a, b = np.asarray(correct_a, bool), np.asarray(correct_b, bool)
     only_a, only_b = int(np.sum(a & ~b)), int(np.sum(~a & b))
-    p = binomtest(min(only_a, only_b), only_a + only_b, 0.5).pvalue if only_a + only_b else 1.0
-    return {"only_a_correct": only_a, "only_b_correct": only_b, "p_value": float(p), "test": "exact binomial"}
+    p = float(mcnemar_p(only_a, only_b))
+    return {"only_a_correct": only_a, "only_b_correct": only_b, "p_value": p, "test": "exact binomial"}
 
 
 def paired_comparison(y, scores_a, scores_b, *, scores_are="logits", scores_are_b=None, n_boot=1000, seed=0,

@@ -49,7 +49,7 @@ from itertools import combinations
 import numpy as np
 
 from ..errors import EvallibError
-from .bootstrap import mcnemar
+from .bootstrap import mcnemar_p
 from .classification import infer_score_type
 from .stats import benjamini_hochberg, wilson_interval
 from .sweep import check_labels, check_scores
@@ -447,11 +447,16 @@ def _ranking(acc):
 
 
 def _verdicts(correct, pairs, alpha):
-    tests = [mcnemar(correct[a], correct[b]) for a, b in pairs]
-    p = np.array([t["p_value"] for t in tests], dtype=np.float64)
+    # McNemar's exact test for every pair at once: discordant counts from one matrix product
+    c = np.asarray(correct, dtype=np.float64)
+    only = c @ (1.0 - c).T  # only[a, b]: images a gets right and b gets wrong
+    ia = np.array([a for a, _ in pairs], dtype=np.int64)
+    ib = np.array([b for _, b in pairs], dtype=np.int64)
+    only_a, only_b = only[ia, ib], only[ib, ia]
+    p = mcnemar_p(only_a, only_b).astype(np.float64)
     reject, adjusted = benjamini_hochberg(p, alpha=alpha) if len(p) else (np.zeros(0, bool), np.zeros(0))
-    verdict = tuple(("a better" if t["only_a_correct"] > t["only_b_correct"] else "b better") if r
-                    else "no difference" for t, r in zip(tests, reject))
+    verdict = tuple(("a better" if x > y else "b better") if r else "no difference"
+                    for x, y, r in zip(only_a, only_b, reject))
     return p, adjusted, verdict
 
 
