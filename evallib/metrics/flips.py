@@ -381,6 +381,16 @@ def _check_scores_pair(y, scores_old, scores_new, scores_are, scores_are_new):
     return y, so, sn
 
 
+def _check_test_options(alpha, confidence, n_boot):
+    """The options every flip test shares: a level and a confidence in (0, 1), a whole resample count."""
+    if not 0 < alpha < 1:
+        raise EvallibError(f"alpha: expected a number in (0, 1); got {alpha!r}")
+    if not 0 < confidence < 1:
+        raise EvallibError(f"confidence: expected a number in (0, 1); got {confidence!r}")
+    if int(n_boot) != n_boot or n_boot < 0:
+        raise EvallibError(f"n_boot: expected a whole number >= 0; got {n_boot!r}")
+
+
 def version_regression(y, scores_old, scores_new, *, scores_are="logits", scores_are_new=None, groups=None,
                        classes=None, alternative="greater", alpha=0.05, n_boot=1000, seed=0, confidence=0.95):
     """Negative flips, backward compatibility and churn between an old and a new model, with statistics.
@@ -431,12 +441,7 @@ def version_regression(y, scores_old, scores_new, *, scores_are="logits", scores
     """
     if alternative not in ("greater", "two-sided"):
         raise EvallibError(f"alternative: expected 'greater' or 'two-sided'; got {alternative!r}")
-    if not 0 < alpha < 1:
-        raise EvallibError(f"alpha: expected a number in (0, 1); got {alpha!r}")
-    if not 0 < confidence < 1:
-        raise EvallibError(f"confidence: expected a number in (0, 1); got {confidence!r}")
-    if int(n_boot) != n_boot or n_boot < 0:
-        raise EvallibError(f"n_boot: expected a whole number >= 0; got {n_boot!r}")
+    _check_test_options(alpha, confidence, n_boot)
     n_boot = int(n_boot)
     scores_are_new = scores_are_new or scores_are
     y, s_old, s_new = _check_scores_pair(y, scores_old, scores_new, scores_are, scores_are_new)
@@ -710,12 +715,7 @@ def nfr_against_floor(negative_flips, floor_negative_flips, *, strata=None, alph
     """
     from .sweep import check_binary
 
-    if not 0 < alpha < 1:
-        raise EvallibError(f"alpha: expected a number in (0, 1); got {alpha!r}")
-    if not 0 < confidence < 1:
-        raise EvallibError(f"confidence: expected a number in (0, 1); got {confidence!r}")
-    if int(n_boot) != n_boot or n_boot < 0:
-        raise EvallibError(f"n_boot: expected a whole number >= 0; got {n_boot!r}")
+    _check_test_options(alpha, confidence, n_boot)
     cand = check_binary("negative_flips", negative_flips, len(np.asarray(negative_flips)))
     if len(cand) == 0:
         raise EvallibError("negative_flips: expected at least one image; got 0")
