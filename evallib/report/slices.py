@@ -313,6 +313,30 @@ class SliceComparisonDisplay(Display):
 
 
 # --------------------------------------------------------------------------- verification by group
+def _group_rate_panels(ax, rows, far, n_groups, which, *, more_fmr=()):
+    """Each group's FNMR (left) and same-group FMR (right) with their intervals, one row per group, the
+    FMR axis logarithmic when every value on it is positive; ``more_fmr``: other FMR values drawn there."""
+    from matplotlib.ticker import MaxNLocator, NullFormatter
+
+    _forest(ax[0], [_label(r.group, f"n={r.n_genuine:,}", width=30) for r in rows], [r.fnmr for r in rows],
+            [r.fnmr_interval for r in rows], [_PLAIN] * len(rows), xlabel="false non-match rate (FNMR)",
+            title="Genuine pairs rejected")
+    _forest(ax[1], [_label(r.group, f"n={r.n_impostor:,}", width=30) for r in rows], [r.fmr for r in rows],
+            [r.fmr_interval for r in rows], [_WEAK] * len(rows), reference=far if np.isfinite(far) else None,
+            xlabel="false match rate (FMR), same-group impostors", title="Impostor pairs accepted")
+    values = [v for r in rows for v in (r.fmr, *r.fmr_interval) if np.isfinite(v)]
+    values += [v for v in more_fmr if np.isfinite(v)]
+    if values and min(values) > 0:
+        ax[1].set_xscale("log")
+        ax[1].xaxis.set_minor_formatter(NullFormatter())
+    else:
+        ax[1].xaxis.set_major_locator(MaxNLocator(5))
+        ax[1].ticklabel_format(axis="x", style="sci", scilimits=(-2, 3))
+    if n_groups > SHOWN:
+        for a in ax:
+            a.set_title(a.get_title() + f" ({which} {SHOWN} of {n_groups} groups)", fontsize=10)
+
+
 @dataclass(repr=False)
 class GroupVerificationDisplay(Display):
     """False non-match and false match rates of each group at one global threshold, with intervals, as
@@ -365,28 +389,8 @@ class GroupVerificationDisplay(Display):
                                                                  rows[i].group)), dtype=np.int64)
 
     def _draw(self, ax, **kwargs):
-        from matplotlib.ticker import MaxNLocator
-
-        rows = [self.result.rows[i] for i in self.order[:SHOWN]]
-        labels = [_label(r.group, f"n={r.n_genuine:,}", width=30) for r in rows]
-        _forest(ax[0], labels, [r.fnmr for r in rows], [r.fnmr_interval for r in rows], [_PLAIN] * len(rows),
-                xlabel="false non-match rate (FNMR)", title="Genuine pairs rejected")
-        labels = [_label(r.group, f"n={r.n_impostor:,}", width=30) for r in rows]
-        _forest(ax[1], labels, [r.fmr for r in rows], [r.fmr_interval for r in rows], [_WEAK] * len(rows),
-                reference=self.result.far if np.isfinite(self.result.far) else None,
-                xlabel="false match rate (FMR), same-group impostors", title="Impostor pairs accepted")
-        values = [v for r in rows for v in (r.fmr, *r.fmr_interval) if np.isfinite(v)]
-        if values and min(values) > 0:
-            from matplotlib.ticker import NullFormatter
-
-            ax[1].set_xscale("log")
-            ax[1].xaxis.set_minor_formatter(NullFormatter())
-        else:
-            ax[1].xaxis.set_major_locator(MaxNLocator(5))
-            ax[1].ticklabel_format(axis="x", style="sci", scilimits=(-2, 3))
-        if len(self.result.rows) > SHOWN:
-            for a in ax:
-                a.set_title(a.get_title() + f" (worst {SHOWN} of {len(self.result.rows)} groups)", fontsize=10)
+        _group_rate_panels(ax, [self.result.rows[i] for i in self.order[:SHOWN]], self.result.far,
+                           len(self.result.rows), "worst")
 
     def _parts(self):
         r = self.result
@@ -560,26 +564,12 @@ class GroupThresholdDisplay(Display):
     def _draw(self, ax, **kwargs):
         rows = [self.result.rows[i] for i in self.order[:SHOWN]]
         ypos = np.arange(len(rows))[::-1]
-        _forest(ax[0], [_label(r.group, f"n={r.n_genuine:,}", width=30) for r in rows], [r.fnmr for r in rows],
-                [r.fnmr_interval for r in rows], [_PLAIN] * len(rows), xlabel="false non-match rate (FNMR)",
-                title="Genuine pairs rejected")
         ax[0].plot([r.global_fnmr for r in rows], ypos, "o", mfc="white", color="#333333", ms=6)
-        _forest(ax[1], [_label(r.group, f"n={r.n_impostor:,}", width=30) for r in rows], [r.fmr for r in rows],
-                [r.fmr_interval for r in rows], [_WEAK] * len(rows),
-                reference=self.result.far if np.isfinite(self.result.far) else None,
-                xlabel="false match rate (FMR), same-group impostors", title="Impostor pairs accepted")
         ax[1].plot([r.global_fmr for r in rows], ypos, "o", mfc="white", color="#333333", ms=6,
                    label="at the global threshold")
         ax[1].legend(fontsize="small", loc="best")
-        values = [v for r in rows for v in (r.fmr, r.global_fmr, *r.fmr_interval) if np.isfinite(v)]
-        if values and min(values) > 0:
-            from matplotlib.ticker import NullFormatter
-
-            ax[1].set_xscale("log")
-            ax[1].xaxis.set_minor_formatter(NullFormatter())
-        if len(self.result.rows) > SHOWN:
-            for a in ax:
-                a.set_title(a.get_title() + f" (first {SHOWN} of {len(self.result.rows)} groups)", fontsize=10)
+        _group_rate_panels(ax, rows, self.result.far, len(self.result.rows), "first",
+                           more_fmr=[r.global_fmr for r in rows])
 
     def _parts(self):
         r = self.result
