@@ -33,7 +33,6 @@ from .metrics.slices import (
     verification_by_group,
 )
 
-SLICE_RESAMPLES = 200  # bootstrap resamples of the per-slice macro-F1 intervals (at most report.bootstrap)
 GROUP_RESAMPLES = 200  # identity-bootstrap resamples of the per-group verification intervals
 MAX_GROUP_PAIRS = 1_000_000  # above this many pairs of images, impostor pairs are sampled for the groups
 MAX_GROUPS = 50  # a metadata column with more values than this is not taken as a verification group
@@ -211,8 +210,7 @@ def evaluate_slices(params, pred):
     y = np.asarray(pred.labels)
     if "classification" in params.tasks and pred.scores is not None:
         out.by_slice = metrics_by_slice(y, pred.scores, columns, top_k=rep.top_k, intersections=rep.slice_intersections,
-                                        min_slice_size=rep.min_slice_size, min_slice_effect=rep.min_slice_effect,
-                                        n_boot=min(rep.bootstrap, SLICE_RESAMPLES), seed=rep.seed)
+                                        min_slice_size=rep.min_slice_size, min_slice_effect=rep.min_slice_effect)
         half = max(5, rep.min_slice_size // 2)  # each half holds about half of the images
         if len(y) < 4 * half:
             out.skipped["discovery"] = (f"{len(y)} images are too few to find slices on one half and confirm "

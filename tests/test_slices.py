@@ -6,6 +6,7 @@ from threadpoolctl import threadpool_limits
 
 from conftest import check_display
 from evallib.errors import EvallibError
+from evallib.metrics import slices as slices_module
 from evallib.metrics.bootstrap import mcnemar
 from evallib.metrics.slices import (
     compare_by_slice,
@@ -15,7 +16,6 @@ from evallib.metrics.slices import (
     metrics_by_slice,
     newcombe_interval,
     paired_difference_interval,
-    resample_within,
     slice_mask,
     verification_by_group,
 )
@@ -42,7 +42,7 @@ def test_per_slice_metrics_equal_scikit_learn_on_the_subset():
     y = rng.integers(0, c, n)
     logits = rng.normal(size=(n, c)) + 2.0 * np.eye(c)[y] * rng.random((n, 1))
     slices = {"camera": rng.choice(["A", "B", "C"], n), "site": rng.choice(["north", "south"], n)}
-    res = metrics_by_slice(y, logits, slices, n_boot=0, min_slice_size=10)
+    res = metrics_by_slice(y, logits, slices, min_slice_size=10)
     pred = logits.argmax(1)
     assert len(res.rows) == 3 + 2 + 6
     for r in res.rows:
@@ -65,9 +65,9 @@ def test_per_slice_metrics_equal_scikit_learn_on_the_subset():
 
 def test_scores_may_be_predicted_labels_and_order_does_not_matter():
     y, pred, slices = _slice_data(1, plant=True, n=600)
-    a = metrics_by_slice(y, pred, slices, n_boot=0)
+    a = metrics_by_slice(y, pred, slices)
     perm = np.random.default_rng(2).permutation(len(y))
-    b = metrics_by_slice(y[perm], pred[perm], {k: v[perm] for k, v in slices.items()}, n_boot=0)
+    b = metrics_by_slice(y[perm], pred[perm], {k: v[perm] for k, v in slices.items()})
     def key(res):
         return [(r.name, r.n, r.accuracy, np.nan_to_num(r.p_value, nan=-1.0)) for r in res.rows]
     assert key(a) == key(b)
@@ -75,8 +75,6 @@ def test_scores_may_be_predicted_labels_and_order_does_not_matter():
 
 
 def test_vectorised_fisher_matches_scipy_in_one_chunk_or_many(monkeypatch):
-    import evallib.metrics.slices as slices_module
-
     rng = np.random.default_rng(3)
     n1, n2 = rng.integers(1, 200, 300), rng.integers(1, 2000, 300)
     k1, k2 = rng.binomial(n1, 0.8), rng.binomial(n2, 0.85)
@@ -94,7 +92,7 @@ def test_two_proportion_test_equals_the_chi_square_test_without_correction():
     from scipy.stats import chi2_contingency
 
     y, pred, slices = _slice_data(17, plant=True, n=1000)
-    res = metrics_by_slice(y, pred, slices, n_boot=0, test="two_proportion", intersections=False)
+    res = metrics_by_slice(y, pred, slices, test="two_proportion", intersections=False)
     for r in res.rows:
         k, k_rest = round(r.accuracy * r.n), round(r.rest_accuracy * r.rest_n)
         table = [[k, r.n - k], [k_rest, r.rest_n - k_rest]]
@@ -107,49 +105,62 @@ def test_newcombe_interval_reproduces_the_papers_example():
     assert (round(float(lo), 4), round(float(hi), 4)) == (0.0524, 0.3339)
 
 
-def test_macro_f1_bootstrap_matches_a_brute_force_bootstrap_with_scikit_learn():
+def test_macro_f1_interval_is_the_delta_method_and_agrees_with_a_brute_force_bootstrap():
     rng = np.random.default_rng(4)
-    n = 120
+    n = 1200
     y = rng.integers(0, 3, n)
     pred = np.where(rng.random(n) < 0.75, y, rng.integers(0, 3, n))
-    slices = {"all_one": np.full(n, "x"), "half": np.where(np.arange(n) < 60, "a", "b")}
-    res = metrics_by_slice(y, pred, slices, n_boot=4000, seed=1, min_slice_size=10)
+    slices = {"all_one": np.full(n, "x"), "half": np.where(np.arange(n) < 600, "a", "b")}
+    res = metrics_by_slice(y, pred, slices, min_slice_size=10)
     row = res.row("half=a")
-    ys, ps = y[:60], pred[:60]
+    ys, ps = y[:600], pred[:600]
 
     def macro_f1(t, p):  # the definition, over the labels present in either (checked against scikit-learn)
         labels = np.union1d(t, p)
         return np.mean([2 * np.sum((t == c) & (p == c)) / (np.sum(t == c) + np.sum(p == c)) for c in labels])
 
     assert macro_f1(ys, ps) == pytest.approx(f1_score(ys, ps, average="macro"))
-    idx = rng.integers(0, 60, (4000, 60))
-    ref = np.percentile([macro_f1(ys[i], ps[i]) for i in idx], [2.5, 97.5])
-    assert row.macro_f1_interval[0] <= row.macro_f1 <= row.macro_f1_interval[1]
-    np.testing.assert_allclose(row.macro_f1_interval, ref, atol=0.015)
+    assert row.macro_f1 == pytest.approx(f1_score(ys, ps, average="macro"), abs=1e-12)
+
+    # the delta method from its definition: the gradient of macro-F1 in the cell probabilities by central
+    # differences, and the multinomial covariance (diag(p) - p p') / n
+    p = np.bincount(ys * 3 + ps, minlength=9) / 600
+
+    def f1_of(q):
+        m = q.reshape(3, 3)
+        return np.mean(2 * np.diag(m) / (m.sum(0) + m.sum(1)))
+
+    eps = 1e-7
+    grad = np.array([(f1_of(p + eps * e) - f1_of(p - eps * e)) / (2 * eps) for e in np.eye(9)])
+    se = np.sqrt(grad @ (np.diag(p) - np.outer(p, p)) @ grad / 600)
+    half = 1.959963984540054 * se
+    np.testing.assert_allclose(row.macro_f1_interval, (row.macro_f1 - half, row.macro_f1 + half), atol=1e-6)
+    # and a bootstrap of the slice's images, scored by scikit-learn, spreads as much
+    idx = rng.integers(0, 600, (1000, 600))
+    reps = np.array([macro_f1(ys[i], ps[i]) for i in idx])
+    assert reps.std() == pytest.approx(se, rel=0.1)
     # the whole data set is one slice: its rest is empty, so it is shown and not tested
     whole = res.row("all_one=x")
     assert not whole.tested and "nothing to compare" in whole.note and np.isnan(whole.p_value)
 
 
-def test_resampling_within_a_slice_keeps_a_three_image_slice_in_every_resample():
+def test_a_three_image_slice_has_its_own_interval_and_group_resamples_keep_it():
     rng = np.random.default_rng(5)
-    y, pred = np.array([0, 1, 1]), np.array([0, 1, 0])
-    _, _, counts = resample_within(y, pred, n_boot=2000, rng=rng)
+    counts = slices_module._multinomial_counts(np.ones(3, dtype=np.int64), 2000, rng)
     assert (counts.sum(axis=1) == 3).all()
     # a bootstrap over 1,000 images loses those 3 in about exp(-3) = 5% of resamples (fairlearn#1441)
     lost = np.mean([not np.isin(rng.integers(0, 1000, 1000), [0, 1, 2]).any() for _ in range(2000)])
     assert 0.03 < lost < 0.08
     n = 500
     yy = rng.integers(0, 2, n)
-    yy[:3] = y
+    yy[:3] = [0, 1, 1]
     pp = yy.copy()
-    pp[:3] = pred
+    pp[:3] = [0, 1, 0]
     rare = np.where(np.arange(n) < 3, "rare", "common")
-    row = metrics_by_slice(yy, pp, {"g": rare}, n_boot=500, min_slice_size=3).row("g=rare")
-    assert row.n == 3 and np.isfinite(row.macro_f1_interval).all()
+    row = metrics_by_slice(yy, pp, {"g": rare}, min_slice_size=3).row("g=rare")
+    assert row.n == 3 and row.macro_f1 == pytest.approx(f1_score([0, 1, 1], [0, 1, 0], average="macro"))
+    assert 0 <= row.macro_f1_interval[0] < row.macro_f1 < row.macro_f1_interval[1] <= 1
 
-
-# --- reporting rules ---------------------------------------------------------------------------------
 
 def test_slices_with_the_same_images_are_reported_once():
     rng = np.random.default_rng(6)
@@ -158,7 +169,7 @@ def test_slices_with_the_same_images_are_reported_once():
     site = np.where(camera == "A", "north", rng.choice(["north", "south"], n))  # camera A is only at north
     lens = np.where(camera == "C", "wide", "normal")  # splits exactly like camera C / not C
     y, pred = rng.integers(0, 2, n), rng.integers(0, 2, n)
-    res = metrics_by_slice(y, pred, {"camera": camera, "site": site, "lens": lens}, n_boot=0)
+    res = metrics_by_slice(y, pred, {"camera": camera, "site": site, "lens": lens})
     names = [r.name for r in res.rows]
     assert "camera=A & site=north" not in names and "camera=A & site=north" in res.row("camera=A").same_as
     assert "lens=wide" not in names and "lens=wide" in res.row("camera=C").same_as
@@ -174,7 +185,7 @@ def test_slices_with_the_same_images_are_reported_once():
 def test_weak_intersections_that_say_what_their_weak_parent_says_are_folded_under_it():
     top_is_parent, alone = 0, 0
     for seed in range(20):
-        res = metrics_by_slice(*_slice_data(seed, plant=True), n_boot=0)
+        res = metrics_by_slice(*_slice_data(seed, plant=True))
         top_is_parent += res.weak[0].name == "scanner=S00"
         alone += [r.name for r in res.weak] == ["scanner=S00"]
         for r in res.nested("scanner=S00"):
@@ -186,7 +197,7 @@ def test_weak_intersections_that_say_what_their_weak_parent_says_are_folded_unde
     camera, light = rng.choice(["A", "B", "C", "D"], n), rng.choice(["dark", "mid", "bright"], n)
     correct = rng.random(n) < np.where((camera == "A") & (light == "dark"), 0.55, 0.92)
     y = np.zeros(n, dtype=np.int64)
-    res = metrics_by_slice(y, (~correct).astype(np.int64), {"camera": camera, "light": light}, n_boot=0)
+    res = metrics_by_slice(y, (~correct).astype(np.int64), {"camera": camera, "light": light})
     row = res.row("camera=A & light=dark")
     assert row.weak and row.explained_by == "" and row in res.weak
 
@@ -195,8 +206,7 @@ def test_large_slices_resample_with_the_same_distribution():
     # sum(k) * n_boot above the chunk size takes the sequential-binomial path: multinomial moments, fixed size
     rng = np.random.default_rng(16)
     k = np.array([50, 30, 15, 5] * 100)
-    y, pred = np.repeat(np.arange(len(k)) // 20, k), np.repeat(np.arange(len(k)) % 20, k)
-    _, _, counts = resample_within(y, pred, n_boot=3000, rng=rng)
+    counts = slices_module._multinomial_counts(k, 3000, rng)
     n = k.sum()
     assert (counts.sum(axis=1) == n).all()
     p = np.sort(k) / n
@@ -208,7 +218,7 @@ def test_large_slices_resample_with_the_same_distribution():
 
 def test_small_slices_are_shown_and_not_tested():
     y, pred, slices = _slice_data(7, plant=True, n=2000)
-    res = metrics_by_slice(y, pred, slices, n_boot=0, min_slice_size=30)
+    res = metrics_by_slice(y, pred, slices, min_slice_size=30)
     small = [r for r in res.rows if r.n < 30]
     assert small  # scanner x site cells hold about 25 images
     for r in small:
@@ -219,10 +229,10 @@ def test_small_slices_are_shown_and_not_tested():
 
 def test_min_effect_and_fdr_switch():
     y, pred, slices = _slice_data(8, plant=True)
-    assert "scanner=S00" in res_weak_names(metrics_by_slice(y, pred, slices, n_boot=0))
-    assert not metrics_by_slice(y, pred, slices, n_boot=0, min_slice_effect=0.5).weak
-    raw = metrics_by_slice(y, pred, slices, n_boot=0, fdr=False)
-    adjusted = metrics_by_slice(y, pred, slices, n_boot=0)
+    assert "scanner=S00" in res_weak_names(metrics_by_slice(y, pred, slices))
+    assert not metrics_by_slice(y, pred, slices, min_slice_effect=0.5).weak
+    raw = metrics_by_slice(y, pred, slices, fdr=False)
+    adjusted = metrics_by_slice(y, pred, slices)
     assert sum(r.significant for r in raw.rows) >= sum(r.significant for r in adjusted.rows)
     assert all(r.q_value >= r.p_value for r in adjusted.rows if r.tested)
 
@@ -246,14 +256,14 @@ def test_input_errors_name_the_argument():
 # --- statistical behaviour over seeds ---------------------------------------------------------------
 
 def test_a_planted_weak_slice_of_five_percent_is_reported_in_at_least_18_of_20_seeds():
-    found = sum(any(r.name == "scanner=S00" for r in metrics_by_slice(*_slice_data(s, plant=True), n_boot=0).weak)
+    found = sum(any(r.name == "scanner=S00" for r in metrics_by_slice(*_slice_data(s, plant=True)).weak)
                 for s in range(20))
     assert found >= 18
 
 
 def test_with_nothing_planted_some_slice_is_reported_in_about_alpha_of_seeds():
     # about 100 slices tested per seed; Benjamini-Hochberg keeps P(any report) near alpha = 0.05 under the null
-    reported = [any(r.significant for r in metrics_by_slice(*_slice_data(1000 + s, plant=False), n_boot=0).rows)
+    reported = [any(r.significant for r in metrics_by_slice(*_slice_data(1000 + s, plant=False)).rows)
                 for s in range(60)]
     assert np.mean(reported) <= 0.08
 
@@ -266,7 +276,7 @@ def test_intervals_cover_the_truth_about_95_percent_on_a_simulated_population():
     correct = rng.random(k * size) < true_acc[group]
     y = np.zeros(k * size, dtype=np.int64)
     pred = np.where(correct, 0, 1)
-    res = metrics_by_slice(y, pred, {"g": group.astype(str)}, intersections=False, n_boot=0,
+    res = metrics_by_slice(y, pred, {"g": group.astype(str)}, intersections=False,
                            test="two_proportion")
     truth = {str(g): a for g, a in enumerate(true_acc)}
     rest_truth = {str(g): (true_acc.sum() - a) / (k - 1) for g, a in enumerate(true_acc)}
@@ -285,7 +295,7 @@ def test_macro_f1_bootstrap_interval_covers_the_population_value():
     cells = rng.choice(9, size=k * size, p=P.ravel())
     y, pred = cells // 3, cells % 3
     group = np.repeat(np.arange(k), size).astype(str)
-    res = metrics_by_slice(y, pred, {"g": group}, intersections=False, n_boot=300, test="two_proportion")
+    res = metrics_by_slice(y, pred, {"g": group}, intersections=False, test="two_proportion")
     cover = np.mean([r.macro_f1_interval[0] <= truth <= r.macro_f1_interval[1] for r in res.rows])
     assert 0.90 <= cover <= 0.98
 
@@ -437,8 +447,6 @@ def test_identity_bootstrap_covers_the_group_fnmr_where_pair_intervals_do_not():
 
 
 def test_tar_at_own_far_in_a_resample_equals_the_count_on_the_expanded_pairs():
-    import evallib.metrics.slices as slices_module
-
     rng = np.random.default_rng(18)
     s = np.round(rng.normal(size=300), 1)  # ties on purpose
     match = s >= 0.5
@@ -512,7 +520,7 @@ def test_compare_by_slice_finds_a_planted_difference_and_rarely_one_that_is_not_
 def test_degenerate_but_valid_inputs_give_nan_with_reasons_not_errors():
     y = np.zeros(60, dtype=np.int64)
     pred = np.r_[np.zeros(50, np.int64), np.ones(10, np.int64)]
-    res = metrics_by_slice(y, pred, {"only": np.full(60, 1), "half": np.arange(60) % 2}, n_boot=50)
+    res = metrics_by_slice(y, pred, {"only": np.full(60, 1), "half": np.arange(60) % 2})
     whole = res.row("only=1")
     assert whole.n == 60 and not whole.tested and "nothing to compare" in whole.note
     assert "only=1 & half=0" in res.row("half=0").same_as  # the constant column adds nothing
@@ -546,7 +554,7 @@ def test_slice_display_draws_the_rows_it_lists_weak_first():
     from evallib.report.slices import SliceDisplay
 
     y, pred, slices = _slice_data(30, plant=True)
-    disp = SliceDisplay.from_predictions(y, pred, slices, n_boot=50)
+    disp = SliceDisplay.from_predictions(y, pred, slices)
     ax, html = check_display(disp)
     rows = [disp.result.rows[i] for i in disp.order[:25]]
     assert rows[0].name == "scanner=S00" and rows[0].weak
@@ -556,7 +564,7 @@ def test_slice_display_draws_the_rows_it_lists_weak_first():
     assert "below min_slice_size=30: shown, not tested" in html  # small intersections say why
     same = SliceDisplay.from_result(disp.result)
     assert same.result is disp.result
-    quiet = SliceDisplay.from_predictions(*_slice_data(31, plant=False), n_boot=0, intersections=False)
+    quiet = SliceDisplay.from_predictions(*_slice_data(31, plant=False), intersections=False)
     assert "No slice is weaker than the rest" in quiet._repr_html_()
 
 

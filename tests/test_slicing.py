@@ -179,7 +179,7 @@ def test_binned_properties_become_slices_for_metrics_by_slice():
     assert set(slices) == {"brightness", "contrast", "blur"}
     y = np.zeros(90, dtype=np.int64)
     pred = (table["brightness"] < np.quantile(table["brightness"], 1 / 3)).astype(np.int64)  # dark ones fail
-    res = metrics_by_slice(y, pred, {"brightness": slices["brightness"]}, n_boot=0, min_slice_size=10)
+    res = metrics_by_slice(y, pred, {"brightness": slices["brightness"]}, min_slice_size=10)
     weakest = res.weakest(1)[0]
     assert weakest.name.startswith("brightness=< ") and weakest.accuracy == 0.0
 
@@ -190,7 +190,7 @@ def test_images_without_metadata_are_a_slice_of_their_own_in_the_metrics(tmp_pat
     cols = read_metadata(_csv(tmp_path, "path,camera\n" + rows), images)
     y = np.zeros(120, dtype=np.int64)
     pred = np.r_[np.zeros(80, np.int64), np.ones(40, np.int64)]  # the unlisted images all fail
-    res = metrics_by_slice(y, pred, cols, n_boot=0)
+    res = metrics_by_slice(y, pred, cols)
     row = res.row(f"camera={NO_METADATA}")
     assert row.n == 40 and row.accuracy == 0.0 and row.weak
     assert [r.name for r in res.weak] == [f"camera={NO_METADATA}"]

@@ -39,7 +39,11 @@ def _rows_text(lines):
 
 def _norm_path(p, root=None):
     """Image path as a relative POSIX path; absolute paths under ``root`` are made relative to it."""
-    s = str(p).strip().replace("\\", "/")
+    s = str(p)
+    if (s and not s[0].isspace() and not s[-1].isspace() and s[0] not in "/." and s[-1] != "/"
+            and s[1:2] != ":" and "\\" not in s and "//" not in s and "/." not in s):
+        return s  # already relative, POSIX and normal: what the steps below would return
+    s = s.strip().replace("\\", "/")
     if s.startswith("/") or (len(s) > 1 and s[1] == ":"):
         if root is None:
             return s

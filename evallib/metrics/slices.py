@@ -4,11 +4,12 @@ without metadata and confirmed on held-out images, and verification error rates 
 Three entry points, arrays in and frozen dataclasses out:
 
 - :func:`metrics_by_slice`: every slice of every slicing column and every two-way intersection, with its n,
-  accuracy (Wilson interval), top-k accuracy (Wilson), macro-F1 (a bootstrap within the slice), the gap to
-  the rest of the data (Newcombe's interval, Fisher's exact test), and Benjamini–Hochberg over all slices
+  accuracy (Wilson interval), top-k accuracy (Wilson), macro-F1 (delta method within the slice), the gap
+  to the rest of the data (Newcombe's interval, Fisher's exact test), and Benjamini–Hochberg over all slices
   tested. The layout follows Fairlearn's ``MetricFrame`` (overall value, value by group, difference), with
-  two changes its issue tracker asks for: the bootstrap resamples within each slice, so a rare slice never
-  vanishes from a resample (fairlearn#1441), and slices with the same images are reported once
+  two changes its issue tracker asks for: every interval is computed within its slice (resamples are drawn
+  within each group), so a rare slice never vanishes from a resample (fairlearn#1441), and slices with the
+  same images are reported once
   (Giskard-AI/giskard-oss#1845), with false discovery control on by default (giskard-oss#1162).
 - :func:`discover_weak_slices`: candidate slices (clusters of embeddings, or metadata and binned image
   properties) are chosen on one half of the images and confirmed on the other (Eyuboglu et al., "Domino",
@@ -30,6 +31,7 @@ from .stats import benjamini_hochberg, wilson_interval
 
 _CHUNK = 4_000_000  # resamples x cells (or pairs) processed at once
 _NAN2 = (float("nan"), float("nan"))
+_MAX_FIT = 10_000  # discovery images the error-aware k-means is fitted on, at most
 
 
 # --- small pieces ------------------------------------------------------------------------------------
@@ -89,6 +91,7 @@ def fisher_exact_tests(k1, n1, k2, n2, *, alternative="two-sided"):
     ndarray of float64, shape (n_tables,)
         NaN where ``n1`` or ``n2`` is 0.
     """
+    from scipy.special import gammaln
     from scipy.stats import hypergeom
 
     k1, n1, k2, n2 = (np.atleast_1d(np.asarray(v, dtype=np.int64)) for v in (k1, n1, k2, n2))
@@ -105,7 +108,14 @@ def fisher_exact_tests(k1, n1, k2, n2, *, alternative="two-sided"):
         return out
     lo, hi = np.maximum(0, n1 - (M - K)), np.minimum(n1, K)
     length = hi - lo + 1
-    obs = hypergeom.logpmf(k1, M, K, n1)
+    # log P(x) = const - lgamma(x+1) - lgamma(K-x+1) - lgamma(n1-x+1) - lgamma(M-K-n1+x+1), the hypergeometric
+    const = gammaln(K + 1) + gammaln(M - K + 1) + gammaln(n1 + 1) + gammaln(M - n1 + 1) - gammaln(M + 1)
+
+    def logpmf(x, t):
+        return const[t] - gammaln(x + 1) - gammaln(K[t] - x + 1) - gammaln(n1[t] - x + 1) - gammaln(
+            M[t] - K[t] - n1[t] + x + 1)
+
+    obs = logpmf(k1, np.arange(len(k1)))
     p = np.empty(len(k1))
     ends = np.cumsum(length)
     start = 0
@@ -114,9 +124,8 @@ def fisher_exact_tests(k1, n1, k2, n2, *, alternative="two-sided"):
         ln = length[start:stop]
         table = np.repeat(np.arange(stop - start), ln)
         x = lo[start:stop][table] + np.arange(ln.sum()) - np.repeat(np.cumsum(ln) - ln, ln)
-        t = table + start
-        logp = hypergeom.logpmf(x, M[t], K[t], n1[t])
-        keep = logp <= obs[t] + np.log1p(1e-7)
+        logp = logpmf(x, table + start)
+        keep = logp <= obs[table + start] + np.log1p(1e-7)
         p[start:stop] = np.bincount(table, weights=np.where(keep, np.exp(logp), 0.0), minlength=stop - start)
         start = stop
     out[ok] = np.minimum(1.0, p)
@@ -195,34 +204,20 @@ def _check_slices(slices, n):
     return cols
 
 
-# --- macro-F1 and its bootstrap within a slice ---------------------------------------------------------
+# --- macro-F1 and its interval within a slice ----------------------------------------------------------
 
 def _macro_f1_from_cells(cells_y, cells_p, counts):
-    """Macro-F1 (labels present in y or the prediction, as scikit-learn's default) for rows of cell counts.
+    """Macro-F1 (labels present in y or the prediction, as scikit-learn's default) from cell counts.
 
-    ``counts`` has shape (..., n_cells): how many samples fall in each (true, predicted) cell.
+    ``counts`` has shape (n_cells,): how many samples fall in each (true, predicted) cell.
     """
     labels, li = np.unique(np.r_[cells_y, cells_p], return_inverse=True)
     yi, pi = li[: len(cells_y)], li[len(cells_y):]
-    L = len(labels)
     c = np.asarray(counts, dtype=np.float64)
-    lead = c.shape[:-1]
-    c2 = c.reshape(-1, c.shape[-1])
-    R = len(c2)
-    base = (np.arange(R) * L)[:, None]
-
-    def per_label(label_of_cell, weights):
-        return np.bincount((base + label_of_cell).ravel(), weights=weights.ravel(), minlength=R * L).reshape(R, L)
-
-    true_n = per_label(yi, c2)
-    pred_n = per_label(pi, c2)
-    tp = per_label(yi, c2 * (cells_y == cells_p))
-    den = true_n + pred_n
+    den = np.bincount(yi, c, minlength=len(labels)) + np.bincount(pi, c, minlength=len(labels))
+    tp = np.bincount(yi, c * (cells_y == cells_p), minlength=len(labels))
     present = den > 0
-    with np.errstate(invalid="ignore", divide="ignore"):
-        f1 = np.where(present, 2 * tp / np.where(present, den, 1), 0.0)
-        out = f1.sum(axis=1) / present.sum(axis=1)
-    return out.reshape(lead)
+    return float(np.sum(2 * tp[present] / den[present]) / present.sum())
 
 
 def _confusion_cells(y, pred):
@@ -236,8 +231,10 @@ def _confusion_cells(y, pred):
 def _multinomial_counts(k, n_boot, rng):
     """``(n_boot, len(k))`` counts: ``sum(k)`` draws with replacement from items grouped in cells of sizes ``k``.
 
-    Small slices draw the items themselves; large ones draw each cell's count given the ones before it
-    (a binomial, vectorised over the resamples). Both are the multinomial of ``sum(k)`` draws over ``k / sum(k)``.
+    Every resample holds exactly ``sum(k)`` items: drawn within a group, a group of 3 is in every resample,
+    unlike a bootstrap over the whole data set (fairlearn#1441). Small groups draw the items themselves;
+    large ones draw each cell's count given the ones before it (a binomial, vectorised over the resamples).
+    Both are the multinomial of ``sum(k)`` draws over ``k / sum(k)``.
     """
     k = np.asarray(k, dtype=np.int64)
     n, L = int(k.sum()), len(k)
@@ -261,37 +258,26 @@ def _multinomial_counts(k, n_boot, rng):
     return out
 
 
-def resample_within(y, pred, *, n_boot, rng):
-    """Bootstrap resamples of one slice as counts per (true, predicted) cell.
+def _macro_f1_by_row(row_of, y, pred, n_rows):
+    """Macro-F1 of many slices at once, its delta-method standard error, and how many true classes each
+    slice holds. ``row_of`` (sorted) gives each listed sample's slice.
 
-    Drawing ``n`` samples with replacement from a slice of ``n`` is a multinomial draw over its confusion
-    cells, so every resample holds exactly ``n`` samples of the slice: a slice of 3 images is in every
-    resample (stratified by slice), unlike a bootstrap over the whole data set (fairlearn#1441).
+    Macro-F1 is the mean over the labels present in the slice's y or prediction (scikit-learn's default) of
+    ``F_c = 2 T_c / D_c``, with ``T_c`` the slice's correct predictions of class c and ``D_c`` its samples of
+    true class c plus its predictions of c. The slice's confusion matrix is multinomial, and macro-F1 does not
+    change when every count is scaled, so its delta-method variance (Takahashi et al., "Confidence interval
+    for micro-averaged F1 and macro-averaged F1 scores", Applied Intelligence 52, 2022) is the sum over the
+    slice's samples of ``h**2``, where a sample of true class i predicted j has
+    ``h = (2 [i == j] / D_i - F_i / D_i - F_j / D_j) / K`` (K labels present): the gradient of macro-F1 with
+    respect to that sample's cell count. The work is linear in the samples, whatever the number of slices.
 
     Returns
     -------
-    cells_y, cells_pred : ndarray of shape (n_cells,)
-    counts : ndarray of shape (n_boot, n_cells), int64; each row sums to ``len(y)``
+    f1, se : ndarray of shape (n_rows,), float64
+    n_true : ndarray of shape (n_rows,), int64
     """
-    cy, cp, k = _confusion_cells(y, pred)
-    return cy, cp, _multinomial_counts(k, n_boot, rng)
-
-
-def _macro_f1_interval(y, pred, *, n_boot, rng, confidence):
-    if n_boot <= 0:
-        return _NAN2
-    cy, cp, k = _confusion_cells(y, pred)
-    counts = _multinomial_counts(k, n_boot, rng)
-    step = max(1, _CHUNK // max(len(k), 1))
-    reps = [_macro_f1_from_cells(cy, cp, counts[i:i + step]) for i in range(0, n_boot, step)]
-    return _percentile_interval(np.concatenate(reps), confidence)
-
-
-def _macro_f1_by_row(row_of, y, pred, n_rows):
-    """Macro-F1 of many slices at once (scikit-learn's labels: those in y or pred of the slice), and how
-    many true classes each slice holds. ``row_of`` gives each listed sample's slice."""
     C = int(max(y.max(initial=0), pred.max(initial=0))) + 1
-    f1 = np.empty(n_rows)
+    f1, se = np.empty(n_rows), np.empty(n_rows)
     n_true = np.empty(n_rows, dtype=np.int64)
     step = max(1, _CHUNK // C)
     starts = np.searchsorted(row_of, np.arange(0, n_rows + step, step))
@@ -302,15 +288,20 @@ def _macro_f1_by_row(row_of, y, pred, n_rows):
             break
         rr = row_of[s0:s1] - r0
         yy, pp = y[s0:s1], pred[s0:s1]
-        true_n = np.bincount(rr * C + yy, minlength=m * C).reshape(m, C)
-        pred_n = np.bincount(rr * C + pp, minlength=m * C).reshape(m, C)
-        tp = np.bincount(rr * C + yy, weights=(yy == pp), minlength=m * C).reshape(m, C)
-        den = true_n + pred_n
-        present = den > 0
+        iy, ip = rr * C + yy, rr * C + pp
+        hit = (yy == pp).astype(np.float64)
+        true_n = np.bincount(iy, minlength=m * C)
+        den = (true_n + np.bincount(ip, minlength=m * C)).astype(np.float64)
+        tp = np.bincount(iy, weights=hit, minlength=m * C)
+        inv = np.divide(1.0, den, out=np.zeros_like(den), where=den > 0)
+        f = 2 * tp * inv
+        k = (den > 0).reshape(m, C).sum(1)
         with np.errstate(invalid="ignore", divide="ignore"):
-            f1[r0:r0 + m] = np.where(present, 2 * tp / np.where(present, den, 1), 0.0).sum(1) / present.sum(1)
-        n_true[r0:r0 + m] = (true_n > 0).sum(1)
-    return f1, n_true
+            f1[r0:r0 + m] = f.reshape(m, C).sum(1) / k
+            h = (2 * hit * inv[iy] - f[iy] * inv[iy] - f[ip] * inv[ip]) / k[rr]
+        se[r0:r0 + m] = np.sqrt(np.bincount(rr, weights=h * h, minlength=m))
+        n_true[r0:r0 + m] = (true_n > 0).reshape(m, C).sum(1)
+    return f1, se, n_true
 
 
 # --- metrics by slice ------------------------------------------------------------------------------
@@ -338,7 +329,7 @@ class SliceRow:
         Over the labels present in the slice's truth or predictions (scikit-learn's default); NaN when the
         slice holds fewer than two true classes.
     macro_f1_interval : (float, float)
-        Percentile bootstrap resampling within the slice.
+        Delta method within the slice (:func:`_macro_f1_by_row`), clipped to [0, 1].
     rest_n : int
         Images outside the slice.
     rest_accuracy : float
@@ -406,7 +397,6 @@ class SliceResult:
     test : str
     n_tests : int
         Slices that entered Benjamini–Hochberg.
-    n_boot, seed : int
     """
 
     rows: tuple
@@ -421,8 +411,6 @@ class SliceResult:
     confidence: float
     test: str
     n_tests: int
-    n_boot: int
-    seed: int
 
     @property
     def weak(self):
@@ -551,7 +539,7 @@ def _fold_nested(rows, alpha):
 
 def metrics_by_slice(y, scores, slices, *, top_k=5, intersections=True,
                      min_slice_size=30, min_slice_effect=0.0, alpha=0.05, fdr=True, test="fisher",
-                     n_boot=1000, seed=0, confidence=0.95):
+                     confidence=0.95):
     """Accuracy, top-k accuracy and macro-F1 for every slice and two-way intersection, with n, intervals,
     the gap to the rest of the data and a test of it, Benjamini–Hochberg over every slice tested.
 
@@ -580,10 +568,9 @@ def metrics_by_slice(y, scores, slices, *, top_k=5, intersections=True,
     test : {"fisher", "two_proportion"}, default "fisher"
         Fisher's exact test on the 2x2 table slice/rest x correct/wrong, or the pooled two-proportion z test
         (faster for many large slices). Two-sided.
-    n_boot : int, default 1000
-        Resamples for the macro-F1 intervals, drawn within each slice; 0 to skip them.
-    seed : int, default 0
     confidence : float, default 0.95
+        Of every interval: Wilson for accuracy and top-k accuracy, Newcombe for the gap, the delta method
+        within the slice for macro-F1 (Takahashi et al., Applied Intelligence 2022).
 
     Returns
     -------
@@ -600,12 +587,14 @@ def metrics_by_slice(y, scores, slices, *, top_k=5, intersections=True,
     >>> import numpy as np
     >>> y = np.zeros(200, dtype=int); pred = np.r_[np.zeros(150, int), np.ones(50, int)]
     >>> camera = np.where(np.arange(200) < 100, "A", "B")
-    >>> res = metrics_by_slice(y, pred, {"camera": camera}, n_boot=0)
+    >>> res = metrics_by_slice(y, pred, {"camera": camera})
     >>> [(r.name, r.n, r.accuracy) for r in res.rows]
     [('camera=A', 100, 1.0), ('camera=B', 100, 0.5)]
     >>> res.weakest()[0].name
     'camera=B'
     """
+    from scipy.stats import norm
+
     y, pred, top = _check_common(y, scores, top_k)
     n = len(y)
     cols = _check_slices(slices, n)
@@ -616,7 +605,6 @@ def metrics_by_slice(y, scores, slices, *, top_k=5, intersections=True,
     if min_slice_size < 1:
         raise ValueError(f"min_slice_size: expected an int >= 1; got {min_slice_size!r}")
     correct = (pred == y)
-    rng = np.random.default_rng(seed)
     defs, keep, same_as = _slice_definitions(cols, n, intersections=intersections)
 
     total_correct = int(correct.sum())
@@ -626,7 +614,8 @@ def metrics_by_slice(y, scores, slices, *, top_k=5, intersections=True,
     row_of = np.repeat(np.arange(R), ns)
     ks = np.bincount(row_of, weights=correct[members], minlength=R).astype(np.int64)
     tks = np.bincount(row_of, weights=top[members], minlength=R).astype(np.int64) if top is not None else None
-    f1s, n_true = _macro_f1_by_row(row_of, y[members], pred[members], R)
+    f1s, f1_se, n_true = _macro_f1_by_row(row_of, y[members], pred[members], R)
+    z = float(norm.ppf(0.5 + confidence / 2))  # a Wald interval on the delta-method standard error
     rest_n, rest_k = n - ns, total_correct - ks
     testable = (ns >= min_slice_size) & (rest_n >= min_slice_size)
     p = np.full(len(keep), np.nan)
@@ -644,17 +633,18 @@ def metrics_by_slice(y, scores, slices, *, top_k=5, intersections=True,
         acc = ks / ns
         rest_acc = np.where(rest_n > 0, rest_k / np.maximum(rest_n, 1), np.nan)
 
+    if tks is not None:
+        t_lo, t_hi = wilson_interval(tks, ns, confidence=confidence)
     rows = []
     for r, i in enumerate(keep):
         columns, values, idx = defs[i]
         if tks is not None:
-            t_lo, t_hi = wilson_interval(tks[r], ns[r], confidence=confidence)
-            top_acc, top_int = tks[r] / ns[r], _pair(t_lo, t_hi)
+            top_acc, top_int = tks[r] / ns[r], _pair(t_lo[r], t_hi[r])
         else:
             top_acc, top_int = float("nan"), _NAN2
         if n_true[r] >= 2:
             f1 = float(f1s[r])
-            f1_int = _macro_f1_interval(y[idx], pred[idx], n_boot=n_boot, rng=rng, confidence=confidence)
+            f1_int = (max(0.0, f1 - z * float(f1_se[r])), min(1.0, f1 + z * float(f1_se[r])))
         else:
             f1, f1_int = float("nan"), _NAN2
         if rest_n[r] == 0:
@@ -679,15 +669,13 @@ def metrics_by_slice(y, scores, slices, *, top_k=5, intersections=True,
     rows = _fold_nested(rows, alpha)
     lo, hi = wilson_interval(total_correct, n, confidence=confidence)
     if len(np.unique(y)) >= 2:
-        cy, cp, cnt = _confusion_cells(y, pred)
-        overall_f1 = float(_macro_f1_from_cells(cy, cp, cnt))
+        overall_f1 = _macro_f1_from_cells(*_confusion_cells(y, pred))
     else:
         overall_f1 = float("nan")
     return SliceResult(rows=tuple(rows), n=n, accuracy=total_correct / n, accuracy_interval=_pair(lo, hi),
                        macro_f1=overall_f1, top_k=int(top_k) if top is not None else 0, alpha=float(alpha),
                        min_slice_size=int(min_slice_size), min_slice_effect=float(min_slice_effect),
-                       confidence=float(confidence), test=test, n_tests=int(testable.sum()),
-                       n_boot=int(n_boot), seed=int(seed))
+                       confidence=float(confidence), test=test, n_tests=int(testable.sum()))
 
 
 # --- two models on the same slices ------------------------------------------------------------------
@@ -1049,15 +1037,21 @@ class WeakSliceDiscovery:
 def _clusters(embeddings, correct, fit_mask, *, n_clusters, error_weight, seed):
     """Error-aware k-means in the spirit of Domino: fit on the discovery half with the error as one more
     coordinate, then give every image the nearest centroid in embedding space alone (so held-out images are
-    assigned without looking at their errors)."""
+    assigned without looking at their errors). The centroids are fitted on at most ``_MAX_FIT`` discovery
+    images drawn at random; every image is then assigned."""
     from sklearn.cluster import KMeans
+    from threadpoolctl import threadpool_limits
 
     e = np.asarray(embeddings, dtype=np.float64)
-    mu, sd = e[fit_mask].mean(axis=0), e[fit_mask].std(axis=0)
+    fit = np.flatnonzero(fit_mask)
+    if len(fit) > _MAX_FIT:
+        fit = np.sort(np.random.default_rng(seed).choice(fit, _MAX_FIT, replace=False))
+    mu, sd = e[fit].mean(axis=0), e[fit].std(axis=0)
     z = (e - mu) / np.where(sd > 0, sd, 1.0)
     scale = error_weight * np.sqrt(z.shape[1])
-    feats = np.c_[z[fit_mask], scale * (~correct[fit_mask]).astype(np.float64)]
-    km = KMeans(n_clusters=n_clusters, n_init=3, random_state=seed).fit(feats)
+    feats = np.c_[z[fit], scale * (~correct[fit]).astype(np.float64)]
+    with threadpool_limits(limits=1):  # at <= _MAX_FIT points one thread is fast, and threads contend on a busy machine
+        km = KMeans(n_clusters=n_clusters, n_init=3, random_state=seed).fit(feats)
     centres = km.cluster_centers_[:, :-1]
     d = (z * z).sum(1)[:, None] - 2 * z @ centres.T + (centres * centres).sum(1)[None, :]
     return d.argmin(axis=1)
@@ -1076,7 +1070,8 @@ def discover_weak_slices(y, scores, *, embeddings=None, slices=None, n_clusters=
     Candidates come from either or both of:
 
     - ``embeddings``: error-aware k-means on the discovery part (the error is one more coordinate, weighted
-      by ``error_weight``); every image then belongs to the nearest centroid in embedding space alone;
+      by ``error_weight``; fitted on at most 10,000 of its images); every image then belongs to the nearest
+      centroid in embedding space alone;
     - ``slices``: every value and two-way intersection of the given columns (metadata, binned image
       properties), a level-2 search like SliceLine's (Sagadeeva and Boehm, SIGMOD 2021).
 
@@ -1126,7 +1121,9 @@ def discover_weak_slices(y, scores, *, embeddings=None, slices=None, n_clusters=
     holdout[rng.permutation(n)[: int(round(n * holdout_fraction))]] = True
     disc = ~holdout
 
-    members = []  # (name, source, mask)
+    # every candidate is one value of a labelling of the images: a clustering, a column or the cross of two
+    labellings = []  # (labels of shape (n,), number of values)
+    members = []  # (name, source, labelling, value)
     parents = {}  # index of a two-way intersection in members: indices of its two one-column slices
     clusters, k_used = None, 0
     if embeddings is not None:
@@ -1137,27 +1134,35 @@ def discover_weak_slices(y, scores, *, embeddings=None, slices=None, n_clusters=
         if not 2 <= k_used <= disc.sum():
             raise ValueError(f"n_clusters: expected between 2 and the {int(disc.sum())} discovery images; got {k_used}")
         clusters = _clusters(e, correct, disc, n_clusters=k_used, error_weight=error_weight, seed=seed)
-        members += [(f"cluster {k}", "embeddings", clusters == k) for k in range(k_used)]
+        labellings.append((clusters, k_used))
+        members += [(f"cluster {k}", "embeddings", 0, k) for k in range(k_used)]
     if slices is not None:
         cols = _check_slices(slices, n)
         first = {}
         for c, (values, codes) in cols.items():
             first[c] = len(members)
-            members += [(f"{c}={v}", "slices", codes == i) for i, v in enumerate(values)]
+            labellings.append((codes, len(values)))
+            members += [(f"{c}={v}", "slices", len(labellings) - 1, i) for i, v in enumerate(values)]
         for a, b in itertools.combinations(list(cols), 2):
             (va, ca), (vb, cb) = cols[a], cols[b]
-            for u in np.unique(ca * len(vb) + cb):
+            cross = ca * len(vb) + cb
+            labellings.append((cross, len(va) * len(vb)))
+            for u in np.unique(cross):
                 i, j = divmod(int(u), len(vb))
                 parents[len(members)] = (first[a] + i, first[b] + j)
-                members.append((f"{a}={va[i]} & {b}={vb[j]}", "slices", (ca == i) & (cb == j)))
+                members.append((f"{a}={va[i]} & {b}={vb[j]}", "slices", len(labellings) - 1, int(u)))
 
-    def stats(mask, part):
-        m = mask & part
-        k1, n1 = int(correct[m].sum()), int(m.sum())
-        k2, n2 = int(correct[part].sum()) - k1, int(part.sum()) - n1
-        return k1, n1, k2, n2
+    starts = np.cumsum([0] + [m for _, m in labellings])
+    flat = np.array([starts[w] + v for _, _, w, v in members], dtype=np.int64)
 
-    found = np.array([stats(mask, disc) for _, _, mask in members], dtype=np.int64).reshape(-1, 4)
+    def stats(part):
+        """``(n_members, 4)``: correct and images in each candidate and in the rest, within ``part``."""
+        n_in = np.concatenate([np.bincount(lab[part], minlength=m) for lab, m in labellings])[flat]
+        k_in = np.concatenate([np.bincount(lab[part & correct], minlength=m) for lab, m in labellings])[flat]
+        k_all, n_all = int((part & correct).sum()), int(part.sum())
+        return np.stack([k_in, n_in, k_all - k_in, n_all - n_in], axis=1).astype(np.int64)
+
+    found = stats(disc)
     k1, n1, k2, n2 = found.T
     with np.errstate(invalid="ignore", divide="ignore"):
         eligible = (n1 >= min_slice_size) & (n2 >= min_slice_size) & (k1 / n1 < k2 / n2 - min_slice_effect)
@@ -1173,18 +1178,18 @@ def discover_weak_slices(y, scores, *, embeddings=None, slices=None, n_clusters=
         ci, pj = np.array(nested).T
         p_nest = fisher_exact_tests(k1[ci], n1[ci], k1[pj] - k1[ci], n1[pj] - n1[ci], alternative="less")
         candidate[ci[~(p_nest < candidate_p)]] = False
-    chosen = [(k1[i] / n1[i], p_disc[i], *members[i], tuple(int(v) for v in found[i]))
+    chosen = [(k1[i] / n1[i], p_disc[i], i, *members[i][:2], tuple(int(v) for v in found[i]))
               for i in np.nonzero(candidate)[0]]
     chosen.sort(key=lambda t: (t[0], t[1]))
     chosen = chosen[:max_candidates]
 
-    held = [stats(mask, holdout) for *_, mask, _ in chosen]
+    held = [tuple(int(v) for v in h) for h in stats(holdout)[[t[2] for t in chosen]]] if chosen else []
     ok = np.array([n1 >= min_slice_size and n2 >= min_slice_size for _, n1, _, n2 in held], dtype=bool)
     p_hold = np.array([_fisher(*h, "less") if good else np.nan for h, good in zip(held, ok)], dtype=np.float64)
     reject, q = benjamini_hochberg(p_hold, alpha=alpha) if len(p_hold) else (np.zeros(0, bool), np.zeros(0))
     out = []
     for t, (k1, n1, k2, n2), pv, qv, rj in zip(chosen, held, p_hold, q, reject):
-        acc_d, p_d, name, source, _, (dk1, dn1, dk2, dn2) = t
+        acc_d, p_d, _, name, source, (dk1, dn1, dk2, dn2) = t
         with np.errstate(invalid="ignore", divide="ignore"):
             a1, a2 = k1 / n1 if n1 else np.nan, k2 / n2 if n2 else np.nan
         lo, hi = wilson_interval(k1, n1, confidence=confidence)

@@ -104,7 +104,7 @@ def _status(r):
 @dataclass(repr=False)
 class SliceDisplay(Display):
     """Accuracy of every slice with its Wilson interval against the overall accuracy, the weakest confirmed
-    slices, and the full table (macro-F1 with its within-slice bootstrap interval, the gap to the rest with
+    slices, and the full table (macro-F1 with its delta-method interval within the slice, the gap to the rest with
     Newcombe's interval, the Benjamini–Hochberg q-value, and why a slice was not tested).
 
     ``plot`` draws the weak slices first, then the least accurate others, at most 25 rows; untested slices
