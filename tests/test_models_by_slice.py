@@ -104,7 +104,11 @@ def test_models_by_slice_display_at_few_and_many_slices():
     ax, html = check_display(disp)
     r = disp.result
     assert disp.order[0] == 0 and r.slices[disp.order[1]] == "scanner=s1"  # where a model differs first
-    assert "▼" in html and "m2 − " in html and len(ax.get_yticklabels()) == len(r.slices)
+    assert "▼" in html and f"<th>− {r.reference}</th>" in html and len(ax.get_yticklabels()) == len(r.slices)
+    # one row per slice and model: eight columns whatever the number of models
+    six = ModelsBySliceDisplay.from_predictions(*_models(5, n=600, slices=6, models=6))
+    first_row = six._repr_html_().split("<tr>")[1]
+    assert first_row.count("<th>") == 8 and len(six.result.models) == 6
     y, preds, cols = _models(4, n=6000, slices=200, models=2)
     many = ModelsBySliceDisplay.from_predictions(y, preds, cols, min_slice_size=20)
     ax, html = check_display(many)

@@ -35,6 +35,7 @@ from .gallery import TileDisplay
 from .html import folded_table, guide, html_table
 
 SHOWN = 25  # rows a figure draws and a table shows before folding the rest
+TABLE_SLICES = 10  # slices whose rows (one per model) the slice × model table shows before folding the rest
 NESTED_SHOWN = 3  # intersections shown under each weak slice before the others; the rest come last
 _WEAK, _NESTED, _PLAIN, _UNTESTED = "#c44e52", "#e3a3a5", "#4c72b0", "#9a9a9a"
 
@@ -757,21 +758,25 @@ class ModelsBySliceDisplay(Display):
                                                       if len(rows) < len(r.slices) else ""), fontsize=10)
 
     def _parts(self):
+        # one row per slice and model (the reference first), so the table keeps eight columns at any number
+        # of models; the heat map above is the wide view
         r = self.result
-        head = ["slice", "images", f"{r.reference} (reference)", "95% interval"]
-        for m in r.models[1:]:
-            head += [m, "95% interval", f"{m} − {r.reference}", "95% interval", "q"]
+        head = ["slice", "images", "model", "accuracy", "95% interval", f"− {r.reference}", "95% interval", "q"]
         rows = []
         for i in self.order:
-            row = [r.slices[i], int(r.n[i]), r.accuracy[i, 0], _iv((r.accuracy_low[i, 0], r.accuracy_high[i, 0]))]
-            for m in range(1, len(r.models)):
+            for m, name in enumerate(r.models):
+                acc = [r.slices[i], int(r.n[i]), name, r.accuracy[i, m],
+                       _iv((r.accuracy_low[i, m], r.accuracy_high[i, m]))]
+                if m == 0:
+                    rows.append(acc + ["reference", "", float("nan")])
+                    continue
                 d = r.difference[i, m]
                 mark = (" ▲" if d > 0 else " ▼") if r.significant[i, m] else ""
-                row += [r.accuracy[i, m], _iv((r.accuracy_low[i, m], r.accuracy_high[i, m])), f"{d:+.4f}{mark}",
-                        _iv((r.difference_low[i, m], r.difference_high[i, m])), r.q_value[i, m]]
-            rows.append(row)
+                rows.append(acc + [f"{d:+.4f}{mark}", _iv((r.difference_low[i, m], r.difference_high[i, m])),
+                                   r.q_value[i, m]])
         found = int(r.significant[1:].sum())
         line = (f"{found} slice × model difference(s) from {r.reference} at q < {r.alpha:g}." if found else
                 f"No slice where a model differs from {r.reference} at q < {r.alpha:g}.")
         return [self.heading, guide(self.how_to_read), self._figure_html(),
-                folded_table(rows, head, shown=SHOWN, what="slices"), f'<p class="evallib-guide">{line}</p>']
+                folded_table(rows, head, shown=TABLE_SLICES * len(r.models), what="rows (slice × model)"),
+                f'<p class="evallib-guide">{line}</p>']
