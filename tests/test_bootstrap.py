@@ -76,3 +76,23 @@ def test_vectorised_mcnemar_p_equals_scipy_binomtest():
     ref = [[binomtest(min(a, b), a + b, 0.5).pvalue if a + b else 1.0 for a, b in zip(ra, rb)]
            for ra, rb in zip(only_a, only_b)]
     np.testing.assert_allclose(ours, ref, rtol=1e-12, atol=0)
+
+
+def test_far_threshold_index_equals_the_running_sum_over_every_pair():
+    from evallib.metrics.bootstrap import far_threshold_index
+
+    rng = np.random.default_rng(7)
+    n = 5000
+    scores = np.round(rng.normal(size=n), 2)  # ties on purpose
+    desc = np.argsort(-scores, kind="mergesort")
+    # identity-bootstrap-like weights: many zeros, the highest impostors sharing a few identities
+    ids = np.where(np.arange(n) % 3 == 0, rng.integers(0, 5, n), rng.integers(0, 400, n))
+    m = rng.poisson(1.0, (300, 400)).astype(np.float64)
+    w = m[:, ids] * m[:, rng.permutation(ids)]
+    w[:3] = 0.0  # resamples without impostor weight
+    total = w.sum(axis=1)
+    fars = [1e-1, 1e-2, 1e-3]
+    got = far_threshold_index(w, desc, total, fars)
+    full = np.cumsum(w[:, desc], axis=1)
+    for i, f in enumerate(fars):
+        np.testing.assert_array_equal(got[i], np.argmax(full > f * total[:, None], axis=1))

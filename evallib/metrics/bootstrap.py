@@ -209,6 +209,43 @@ def paired_comparison(y, scores_a, scores_b, *, scores_are="logits", scores_are_
     return out
 
 
+def far_threshold_index(weights, desc, total, fars):
+    """Per resample and FAR ``f``: the rank (from the highest score) of the first impostor at which the
+    running sum of impostor weight exceeds ``f`` of the total; its score is the threshold at FAR ``f``.
+
+    The thresholds lie among the highest impostors, so the running sum covers a prefix (twice the largest
+    share ``f`` plus 64 pairs), and grows fourfold, for the resamples it does not hold, until it does. A
+    prefix of a running sum is the start of the full one, value for value, so the ranks equal those from
+    the sum over all pairs.
+
+    Parameters
+    ----------
+    weights : ndarray of shape (n_resamples, n_impostor)
+        Each resample's impostor weights, in the pairs' own order.
+    desc : ndarray of shape (n_impostor,)
+        The pairs from the highest score to the lowest (a stable sort).
+    total : ndarray of shape (n_resamples,)
+        Each resample's total impostor weight.
+    fars : sequence of float
+
+    Returns
+    -------
+    ndarray of shape (len(fars), n_resamples), int64
+        0 where a resample has no impostor weight.
+    """
+    n, f_max = len(desc), max(fars, default=0.0)
+    out = np.zeros((len(fars), len(weights)), dtype=np.int64)
+    rows = np.arange(len(weights))
+    top = min(n, 2 * int(np.ceil(f_max * n)) + 64)
+    while len(rows):
+        cum = np.cumsum(weights[np.ix_(rows, desc[:top])], axis=1, dtype=np.float64)
+        done = (cum[:, -1] > f_max * total[rows]) | (top == n)
+        for i, f in enumerate(fars):
+            out[i, rows[done]] = np.argmax(cum[done] > f * total[rows[done], None], axis=1)
+        rows, top = rows[~done], min(n, 4 * top)
+    return out
+
+
 def bootstrap_verification(gen_scores, gen_ids, impostors, *, n_boot=1000, seed=0, far_targets=(1e-2, 1e-3),
                            confidence=0.95, max_pairs=100_000):
     """Intervals for verification AUC and TAR@FAR, resampling identities (not pairs).
@@ -251,21 +288,14 @@ def bootstrap_verification(gen_scores, gen_ids, impostors, *, n_boot=1000, seed=
         m = _weights(rng, len(ids), min(step, n_boot - start)).astype(np.float64)
         w = np.concatenate([m[:, g_id], m[:, a_id] * m[:, b_id]], axis=1)
         aucs.append(_weighted_auc(w[:, order], pos_sorted, starts))
-        wi = w[:, len(gen_scores):][:, imp_desc]
+        wi = w[:, len(gen_scores):]
         total_i = wi.sum(axis=1, keepdims=True)
-        # the threshold at FAR f is among the highest impostors: a running sum over a prefix that holds
-        # it in every resample (twice the share of the largest f, else all of them)
-        f_max = max(supported, default=0.0)
-        top = min(len(imp), 2 * int(np.ceil(f_max * len(imp))) + 64)
-        cum = np.cumsum(wi[:, :top], axis=1)
-        if top < len(imp) and not np.all(cum[:, -1:] > f_max * total_i):
-            cum = np.cumsum(wi, axis=1)
+        first = far_threshold_index(wi, imp_desc, total_i[:, 0], supported)  # the (k+1)-th highest impostors
         wg = w[:, :len(gen_scores)][:, gen_order]
         gcum = np.cumsum(wg, axis=1)  # weight of genuine pairs at index <= k
         total_g = gcum[:, -1]
-        for f in supported:
-            first = np.argmax(cum > f * total_i, axis=1)  # the (k+1)-th highest impostor
-            v = imp_sorted[first]
+        for i, f in enumerate(supported):
+            v = imp_sorted[first[i]]
             k = np.searchsorted(gen_sorted, v, side="right")  # genuine pairs at index >= k score above v
             above = total_g - np.where(k > 0, gcum[np.arange(len(k)), np.maximum(k - 1, 0)], 0)
             with np.errstate(invalid="ignore", divide="ignore"):

@@ -1110,11 +1110,11 @@ def weighted_tar_at_far(gen_scores, gen_weights, imp_scores, imp_weights, far):
     ndarray of shape (n_resamples,)
         NaN where a resample has no genuine or no impostor weight.
     """
+    from .bootstrap import far_threshold_index
+
     order = np.argsort(-imp_scores, kind="mergesort")
-    desc = imp_scores[order]
-    cum = np.cumsum(imp_weights[:, order], axis=1, dtype=np.float64)
-    total = cum[:, -1]
-    v = desc[np.argmax(cum > far * total[:, None], axis=1)]
+    total = imp_weights.sum(axis=1, dtype=np.float64)
+    v = imp_scores[order][far_threshold_index(imp_weights, order, total, [far])[0]]
     gw = gen_weights.astype(np.float64)
     above = np.sum(gw * (gen_scores[None, :] > v[:, None]), axis=1)
     g_total = gw.sum(axis=1)
