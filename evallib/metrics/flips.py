@@ -337,12 +337,11 @@ def _flip_tests(nf, pf, alternative):
     """
     from scipy.stats import binom
 
+    from .bootstrap import mcnemar_p
+
     nf, pf = np.asarray(nf, dtype=np.int64), np.asarray(pf, dtype=np.int64)
     d = nf + pf
-    if alternative == "greater":
-        p = binom.sf(nf - 1, d, 0.5)
-    else:
-        p = np.minimum(1.0, 2 * binom.cdf(np.minimum(nf, pf), d, 0.5))
+    p = binom.sf(nf - 1, d, 0.5) if alternative == "greater" else mcnemar_p(nf, pf)
     return np.where(d > 0, p, np.nan)
 
 

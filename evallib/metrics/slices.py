@@ -713,11 +713,9 @@ def paired_difference_interval(both, only_a, only_b, neither, *, confidence=0.95
 def mcnemar_tests(only_a, only_b):
     """McNemar's exact test, vectorised: two-sided binomial p of ``min(only_a, only_b)`` among the discordant
     pairs at 1/2 (1 where there is no discordant pair), as :func:`evallib.metrics.bootstrap.mcnemar`."""
-    from scipy.stats import binom
+    from .bootstrap import mcnemar_p
 
-    b, c = np.asarray(only_a, dtype=np.int64), np.asarray(only_b, dtype=np.int64)
-    m = b + c
-    return np.where(m > 0, np.minimum(1.0, 2 * binom.cdf(np.minimum(b, c), m, 0.5)), 1.0)
+    return mcnemar_p(only_a, only_b)
 
 
 @dataclass(frozen=True)
