@@ -17,6 +17,7 @@ Measured in the same run, on the same onnxruntime session:
 
     python bench/bench_photos.py                          # 2,000 photos for decoding, 128 through the model
     python bench/bench_photos.py --images 50000 --infer-images 50000
+    python bench/bench_photos.py --images 50000 --photos /data/photos50k   # generated once, kept, reused
     python bench/bench_photos.py --device cuda            # on a GPU: CUDA EP, scores checked against the CPU
 """
 
@@ -144,14 +145,23 @@ def main():
     ap.add_argument("--tencrop-images", type=int, default=None, help="photos run with 10-crop (default a quarter)")
     ap.add_argument("--batch", type=int, default=32, help="views per onnxruntime run")
     ap.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
+    ap.add_argument("--photos", type=Path, default=None,
+                    help="folder to keep the generated photos in and reuse on the next run (default: a temporary one)")
     args = ap.parse_args()
     from evallib.inference import open_session, predict, session_device
 
     cores = len(os.sched_getaffinity(0))
     tmp = Path(tempfile.mkdtemp())
     try:
+        photos = args.photos or tmp / "photos"
+        marker = photos / f".complete-{args.images}"  # the same seed makes the same photos
         t0 = time.perf_counter()
-        paths = make_photos(tmp / "photos", args.images)
+        if marker.exists():
+            paths = sorted(photos.glob("c*/img*.jpg"))
+            paths = sorted(paths, key=lambda p: p.name)[:args.images]  # generation order
+        else:
+            paths = make_photos(photos, args.images)
+            marker.touch()
         gen_s = time.perf_counter() - t0
         mb = sum(p.stat().st_size for p in paths) / len(paths) / 1e3
         dec = {"1 thread": decode_rate(paths, PRE, 1), "2 threads": decode_rate(paths, PRE, 2),
@@ -172,7 +182,7 @@ def main():
             t0 = time.perf_counter()
             pred = predict(sess, files, pre, OUTS, batch_size=args.batch, progress=False)
             ours = len(pred.kept) / (time.perf_counter() - t0)
-            theirs = torch_rate(sess, tmp / "photos", n, tta, args.batch, cores)
+            theirs = torch_rate(sess, photos, n, tta, args.batch, cores)
             results[tta] = {"evallib_img_s": round(ours, 2), "ceiling_img_s": round(ceiling, 2),
                             "torch_dataloader_img_s": round(theirs, 2), "of_ceiling": round(ours / ceiling, 3),
                             "of_torch": round(ours / theirs, 3), "images": n}
