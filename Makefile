@@ -24,8 +24,9 @@ chromium:
 	  echo "installing Debian's chromium for the browser tests"; \
 	  export DEBIAN_FRONTEND=noninteractive; apt-get update -qq && apt-get install -y -qq chromium >/dev/null; }
 
-# one pytest worker per core (at most 4); a test file's tests stay on one worker, sharing its fixtures
-PYTEST_WORKERS := -n auto --maxprocesses=4 --dist loadfile
+# one pytest worker per core (at most 4); a test file's tests stay on one worker, sharing its fixtures; the files
+# are handed out in collection order, which conftest.py starts with the longest ones
+PYTEST_WORKERS := -n auto --maxprocesses=4 --dist loadfile --no-loadscope-reorder
 
 # lint and type checks first (configured in pyproject.toml), then the tests
 test: $(VENV)/.installed chromium

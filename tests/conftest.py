@@ -1,5 +1,24 @@
+import os
+import shutil
+from contextlib import contextmanager
+from pathlib import Path
+
 import numpy as np
 import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+# The longest files, longest chain first. `make test` runs the files on pytest-xdist workers in collection order
+# (--dist loadfile --no-loadscope-reorder), so none of these starts last and holds the end of the run; the demo's
+# build comes first, since test_demo_reports.py and test_demo_cluster.py wait for it.
+LONG_FILES = ("test_demo.py", "test_interrupts.py", "test_demo_reports.py", "test_jupyterlab.py",
+              "test_demo_cluster.py", "test_report.py", "test_cam_exports.py", "test_packaging.py")
+
+
+def pytest_collection_modifyitems(items):
+    first = {name: k for k, name in enumerate(LONG_FILES)}
+    items.sort(key=lambda item: first.get(item.path.name, len(first)))  # stable: each file's order is kept
 
 
 @pytest.fixture
@@ -157,3 +176,60 @@ def check_display(disp):
     html = disp._repr_html_()
     assert html.startswith("<style>") and html is disp._repr_html_()
     return ax, html
+
+
+# ---------------------------------------------------------------- one demo for the whole session
+
+def shared_path(tmp_path_factory, name):
+    """``name`` in a folder every pytest-xdist worker of this session sees (the session's base temporary folder,
+    the parent of each worker's own); without xdist, in the session's base temporary folder."""
+    base = tmp_path_factory.getbasetemp()
+    return (base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base) / name
+
+
+@contextmanager
+def exclusive(lock_file):
+    """Hold an exclusive lock on ``lock_file`` (across processes): one worker builds, the others wait for it."""
+    import fcntl
+
+    with open(lock_file, "a") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
+
+
+@pytest.fixture(scope="session")
+def demo(tmp_path_factory):
+    """The embedded demo's layout, built once for the session and shared by the xdist workers:
+    ``demo/params`` (the repository's) and ``demo/build/demo`` (data and models). Read only: a test that
+    changes it works on a copy."""
+    from evallib.demo import build_demo
+
+    root = shared_path(tmp_path_factory, "demo")
+    with exclusive(shared_path(tmp_path_factory, "demo.lock")):
+        if not (root / "params").exists():
+            shutil.copytree(REPO / "params", root / "params")
+        build_demo(root / "build" / "demo", log=lambda *a: None)  # reused once built
+    return root
+
+
+@pytest.fixture(scope="session")
+def local_outputs(tmp_path_factory, demo):
+    """``evallib demo`` run once in ``demo`` (reports, the version comparison, the label review and the index
+    included), shared by the xdist workers: ``demo/outputs``. Read only, as ``demo`` is."""
+    from evallib.cli import main
+
+    done = demo / "outputs.done"
+    with exclusive(shared_path(tmp_path_factory, "demo-outputs.lock")):
+        if not done.exists():
+            cwd = os.getcwd()
+            os.chdir(demo)
+            try:  # the build is the demo fixture's, reused
+                assert main(["demo", "--build", "build/demo", "--params", "params", "--out", "outputs",
+                             "--quiet"]) == 0
+            finally:
+                os.chdir(cwd)
+            done.touch()
+    return demo / "outputs"

@@ -50,36 +50,44 @@ def rendered(tmp_path_factory):
     return root / "out"
 
 
-def _open(path):
-    """The page in Chromium, offline: (its text, its hover titles, the static slider's choices, what ran)."""
+@pytest.fixture(scope="module")
+def browser():
     from playwright.sync_api import sync_playwright
 
-    dialogs, errors = [], []
     with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=shutil.which("chromium") or "/usr/bin/chromium",
-                                     args=["--no-sandbox", "--disable-gpu"])
-        page = browser.new_context(offline=True).new_page()
-        page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
-        page.on("pageerror", lambda e: errors.append(str(e)))
-        page.goto(path.as_uri())
-        found = page.evaluate("""() => ({
-            text: document.body.innerText,
-            titles: Array.from(document.querySelectorAll('svg title')).map(t => t.textContent),
-            options: Array.from(document.querySelectorAll('.evallib-slider select option')).map(o => o.textContent),
-            handlers: document.querySelectorAll('[onerror], [onload]').length,
-            images_x: document.querySelectorAll('img[src="x"]').length,
-            alerts: Array.from(document.scripts).filter(s => s.textContent.includes('alert(')
-                                                         && !s.classList.contains('evallib-slider-data')).length,
-        })""")
-        browser.close()
+        b = pw.chromium.launch(executable_path=shutil.which("chromium") or "/usr/bin/chromium",
+                               args=["--no-sandbox", "--disable-gpu"])
+        yield b
+        b.close()
+
+
+def _open(browser, path):
+    """The page in Chromium, offline (a context of its own): (its text, its hover titles, the static slider's
+    choices, what ran)."""
+    dialogs, errors = [], []
+    ctx = browser.new_context(offline=True)
+    page = ctx.new_page()
+    page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.goto(path.as_uri())
+    found = page.evaluate("""() => ({
+        text: document.body.innerText,
+        titles: Array.from(document.querySelectorAll('svg title')).map(t => t.textContent),
+        options: Array.from(document.querySelectorAll('.evallib-slider select option')).map(o => o.textContent),
+        handlers: document.querySelectorAll('[onerror], [onload]').length,
+        images_x: document.querySelectorAll('img[src="x"]').length,
+        alerts: Array.from(document.scripts).filter(s => s.textContent.includes('alert(')
+                                                     && !s.classList.contains('evallib-slider-data')).length,
+    })""")
+    ctx.close()
     return found, dialogs, errors
 
 
-def test_report_shows_markup_as_text_everywhere(rendered):
+def test_report_shows_markup_as_text_everywhere(rendered, browser):
     html = (rendered / "xss" / "report.html").read_text()
     for bad in (LABELS[0], META["note"]):  # nothing can close a script block early
         assert bad not in html
-    found, dialogs, errors = _open(rendered / "xss" / "report.html")
+    found, dialogs, errors = _open(browser, rendered / "xss" / "report.html")
     assert dialogs == [] and errors == []
     assert found["handlers"] == 0 and found["images_x"] == 0 and found["alerts"] == 0
     text = found["text"]
@@ -92,18 +100,18 @@ def test_report_shows_markup_as_text_everywhere(rendered):
     assert any(t.startswith(LABELS[0]) for t in found["titles"])  # the t-SNE map's hover titles
 
 
-def test_index_shows_markup_as_text(rendered):
+def test_index_shows_markup_as_text(rendered, browser):
     html = (rendered / "index.html").read_text()
     assert FOLDER not in html and LABELS[1] not in html
-    found, dialogs, errors = _open(rendered / "index.html")
+    found, dialogs, errors = _open(browser, rendered / "index.html")
     assert dialogs == [] and errors == []
     assert found["handlers"] == 0 and found["images_x"] == 0 and found["alerts"] == 0
     assert re.search(r"Evaluation data: d\"<img src=x onerror=alert\(5\)>", found["text"])
 
 
-def test_label_review_shows_markup_as_text(rendered):
+def test_label_review_shows_markup_as_text(rendered, browser):
     [page] = (rendered / "labels").glob("*/labels.html")
-    found, dialogs, errors = _open(page)
+    found, dialogs, errors = _open(browser, page)
     assert dialogs == [] and errors == []
     assert found["handlers"] == 0 and found["images_x"] == 0 and found["alerts"] == 0
     assert f"Label review of {FOLDER}" in found["text"]

@@ -30,13 +30,20 @@ def setup(tmp_path_factory):
     model = export_tiny_model(root / "tiny.onnx")
     data = write_image_tree(root / "data", np.random.default_rng(0), per_class=60)
     params = write_params(root / "m.yaml", model, data)
-    first = subprocess.run(cli(params, root / "template"), capture_output=True, text=True)
-    assert first.returncode == 0, first.stderr
+    assert run_here(params, root / "template") == 0
     return root, model, data
 
 
 def cli(params, out, *extra):
     return [sys.executable, "-m", "evallib.cli", "run", str(params), "--out", str(out), "--quiet", *extra]
+
+
+def run_here(params, out, *extra):
+    """``evallib run`` in this process: its exit status. The runs that are not killed or refused run here, which
+    spares a Python start and its imports; the CLI's output shows with a failing test's captured output."""
+    from evallib.cli import main
+
+    return main(["run", str(params), "--out", str(out), "--quiet", *extra])
 
 
 def write_params(path, model, data, *, tta="none", bootstrap=20):
@@ -172,9 +179,7 @@ def test_a_killed_run_leaves_a_whole_set_and_a_rerun_finishes(setup, tmp_path, s
         rep = consistent(folder)
         assert rep.run["inference"]["tta"] == "flip"
     # the next run tidies what the kill left, and finishes reusing what was complete
-    again = subprocess.run(cli(params, out, *([] if point == "rendering" else ["--no-report"])),
-                           capture_output=True, text=True)
-    assert again.returncode == 0, again.stderr
+    assert run_here(params, out, *([] if point == "rendering" else ["--no-report"])) == 0
     assert not staging(out)
     rep = consistent(folder)
     assert rep.run["inference"]["tta"] == "flip"
@@ -197,8 +202,7 @@ def test_a_second_run_on_the_same_folder_fails_naming_the_holder(setup, tmp_path
                      rf"writing this model's outputs; got one: pid {os.getpid()} on \S+, started [-\d: ]+, command: ",
                      second.stderr), second.stderr
     assert snapshot(out / "m") == old and not staging(out)  # untouched
-    third = subprocess.run(cli(params, out, "--no-report"), capture_output=True, text=True)
-    assert third.returncode == 0, third.stderr
+    assert run_here(params, out, "--no-report") == 0
     assert consistent(out / "m").run["inference"]["tta"] == "flip"
 
 
