@@ -20,9 +20,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar, TypeVar, cast
 
-import jsonschema
 import yaml
 
+from ._jsonschema import jsonschema
 from .errors import ParamsError
 from .metrics.sweep import POLICIES
 

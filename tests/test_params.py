@@ -1,5 +1,7 @@
 """Params files: validation before any work, errors that name file, key, expectation and value."""
 
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -108,3 +110,15 @@ def test_repo_params_files_are_valid():
     for f in files:
         p = load_params(f)
         assert p.name == f.stem and p.model.stem in (*MODELS, *VERSIONS)  # a model the demo builds
+
+
+def test_params_import_jsonschema_without_the_slow_iri_checker():
+    # rfc3987_syntax builds its parsers when imported (seconds per process, jsonschema#1428); evallib hides it
+    # while it imports jsonschema, and leaves it importable for other code
+    code = ("import sys, evallib.params, jsonschema; assert 'rfc3987_syntax' not in sys.modules; "
+            "assert jsonschema.Draft202012Validator({'type': 'integer'}).is_valid(3); "
+            "import importlib.util\n"
+            "if importlib.util.find_spec('rfc3987_syntax'): import rfc3987_syntax\n"
+            "print('ok')")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert out.returncode == 0 and out.stdout.strip() == "ok", out.stderr
