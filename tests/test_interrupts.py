@@ -116,12 +116,21 @@ def stage_file_changed(out, name, old):
     return False
 
 
+def published_unchanged(out, name, old):
+    """The published folder's ``name`` is still the file it was."""
+    try:
+        return (out / "m" / name).stat().st_ino == old[name][0]
+    except FileNotFoundError:  # between two renames of the publishing step
+        return False
+
+
 POINTS = {
     # during inference: staging made, its predictions still the published ones
     "inference": lambda out, old: bool(staging(out)) and not stage_file_changed(out, "predictions.npz", old),
-    # during metrics: new predictions written in staging, metrics not yet
+    # during metrics: new predictions written in staging, metrics not yet, and nothing published yet (the
+    # report's staging folder, made after the metrics are published, links the new predictions too)
     "metrics": lambda out, old: stage_file_changed(out, "predictions.npz", old)
-    and not stage_file_changed(out, "metrics.json", old),
+    and not stage_file_changed(out, "metrics.json", old) and published_unchanged(out, "predictions.npz", old),
     # during rendering: the report's notebook kernel is running
     "rendering": None,
 }
