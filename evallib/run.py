@@ -598,11 +598,17 @@ def check_unique_names(paths: Sequence[str | Path]) -> None:
             for name, files in clashes))
 
 
-def _baseline(path):
-    try:
-        return load_params(path).report.baseline
-    except EvallibError:  # that model's own step already failed on it, and says so
-        return None
+def _with_baseline(paths):
+    """The params of the models that name another model as ``report.baseline``."""
+    out = []
+    for path in paths:
+        try:
+            p = load_params(path)
+        except EvallibError:  # that model's own step already failed on it, and says so
+            continue
+        if p.report.baseline and p.report.baseline != p.name:
+            out.append(p)
+    return out
 
 
 def between_steps(paths, out_root, *, render):
@@ -610,10 +616,11 @@ def between_steps(paths, out_root, *, render):
     reads (once per run), and the comparison of each model with its ``report.baseline`` (its page too
     when reports are rendered), so that both models' reports link it."""
     write_peers(out_root)
-    if any(_baseline(p) for p in paths):
+    with_baseline = _with_baseline(paths)
+    if with_baseline:
         from .report.versions import write_baseline_comparisons
 
-        write_baseline_comparisons(paths, out_root, page=render)
+        write_baseline_comparisons(with_baseline, out_root, page=render)
 
 
 def in_two_steps(evaluate, render, completed, paths, out_root, results, bar):

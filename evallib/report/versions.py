@@ -421,12 +421,18 @@ def baseline_view(rep):
     return Section([head, *views], title=title)
 
 
-def write_baseline_comparisons(params_files, out_root, *, page=True):
+def write_baseline_comparisons(params, out_root, *, page=True):
     """Write the version comparison of every evaluated model whose params name a ``report.baseline``.
 
     What ``evallib compare BASELINE MODEL`` writes (``compare.json``, ``flips.csv`` and, with ``page``,
     ``compare.html`` under ``out_root/compare/BASELINE__MODEL``), with the model's ``report.bootstrap``
     and ``report.seed``. A pair whose models were not both evaluated without error is left out.
+
+    Parameters
+    ----------
+    params : sequence of Params
+        The models; those without a baseline (or their own) are skipped.
+    out_root : str or Path
 
     Returns
     -------
@@ -435,15 +441,10 @@ def write_baseline_comparisons(params_files, out_root, *, page=True):
     """
     from ..errors import EvallibError
     from ..outputs import load_run
-    from ..params import load_params
 
     out_root = Path(out_root)
     written = []
-    for f in params_files:
-        try:
-            p = load_params(f)
-        except EvallibError:  # that model's own step already failed on it
-            continue
+    for p in params:
         base = p.report.baseline
         if not base or base == p.name:
             continue
