@@ -7,7 +7,7 @@ from threadpoolctl import threadpool_limits
 from conftest import check_display
 from evallib.errors import EvallibError
 from evallib.metrics import slices as slices_module
-from evallib.metrics.bootstrap import mcnemar
+from evallib.metrics.bootstrap import _weights, mcnemar
 from evallib.metrics.slices import (
     compare_by_slice,
     discover_weak_slices,
@@ -146,7 +146,7 @@ def test_macro_f1_interval_is_the_delta_method_and_agrees_with_a_brute_force_boo
 
 def test_a_three_image_slice_has_its_own_interval_and_group_resamples_keep_it():
     rng = np.random.default_rng(5)
-    counts = slices_module._multinomial_counts(np.ones(3, dtype=np.int64), 2000, rng)
+    counts = _weights(rng, 3, 2000)
     assert (counts.sum(axis=1) == 3).all()
     # a bootstrap over 1,000 images loses those 3 in about exp(-3) = 5% of resamples (fairlearn#1441)
     lost = np.mean([not np.isin(rng.integers(0, 1000, 1000), [0, 1, 2]).any() for _ in range(2000)])
@@ -202,18 +202,18 @@ def test_weak_intersections_that_say_what_their_weak_parent_says_are_folded_unde
     assert row.weak and row.explained_by == "" and row in res.weak
 
 
-def test_large_slices_resample_with_the_same_distribution():
-    # sum(k) * n_boot above the chunk size takes the sequential-binomial path: multinomial moments, fixed size
-    rng = np.random.default_rng(16)
-    k = np.array([50, 30, 15, 5] * 100)
-    counts = slices_module._multinomial_counts(k, 3000, rng)
-    n = k.sum()
-    assert (counts.sum(axis=1) == n).all()
-    p = np.sort(k) / n
-    got = np.sort(counts.mean(0))
-    np.testing.assert_allclose(got, np.sort(k), atol=0.5)
-    v = counts.var(0)
-    np.testing.assert_allclose(np.sort(v)[-100:].mean(), (n * p * (1 - p))[-100:].mean(), rtol=0.05)
+def test_resamples_drawn_in_chunks_have_multinomial_moments_and_the_loops_draws(monkeypatch):
+    import evallib.metrics.bootstrap as bootstrap_module
+
+    monkeypatch.setattr(bootstrap_module, "_CHUNK_ELEMENTS", 5_000)  # many chunks of 12 resamples
+    n = 400
+    counts = _weights(np.random.default_rng(16), n, 3000)
+    assert (counts.sum(axis=1) == n).all()  # every resample holds exactly n draws
+    np.testing.assert_allclose(counts.mean(0).mean(), 1.0, atol=0.01)
+    np.testing.assert_allclose(counts.var(0).mean(), 1 - 1 / n, rtol=0.05)  # multinomial: n (1/n)(1 - 1/n)
+    rng = np.random.default_rng(16)  # the same draws as one resample at a time
+    loop = np.stack([np.bincount(rng.integers(0, n, size=n), minlength=n) for _ in range(3000)])
+    np.testing.assert_array_equal(counts, loop)
 
 
 def test_small_slices_are_shown_and_not_tested():

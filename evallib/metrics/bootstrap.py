@@ -19,10 +19,18 @@ _CHUNK_ELEMENTS = 20_000_000  # resamples x samples processed at once
 
 
 def _weights(rng, n, n_boot):
-    """``(n_boot, n)`` int32 counts: how often each of n items is drawn in each resample."""
+    """``(n_boot, n)`` int32 counts: how often each of n items is drawn in each resample of n draws.
+
+    Every resample holds exactly n draws: resampled within a group, a group of 3 is in every resample,
+    unlike a bootstrap over the whole data set (fairlearn#1441). The draws come in chunks of resamples;
+    the stream of random numbers is the one a resample-by-resample loop takes.
+    """
     w = np.empty((n_boot, n), dtype=np.int32)
-    for b in range(n_boot):
-        w[b] = np.bincount(rng.integers(0, n, size=n), minlength=n)
+    step = max(1, _CHUNK_ELEMENTS // max(n, 1))
+    for start in range(0, n_boot, step):
+        b = min(step, n_boot - start)
+        draws = rng.integers(0, n, size=(b, n)) + (np.arange(b) * n)[:, None]
+        w[start:start + b] = np.bincount(draws.ravel(), minlength=b * n).reshape(b, n)
     return w
 
 

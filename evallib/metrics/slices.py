@@ -228,36 +228,6 @@ def _confusion_cells(y, pred):
     return cells // width, cells % width, counts
 
 
-def _multinomial_counts(k, n_boot, rng):
-    """``(n_boot, len(k))`` counts: ``sum(k)`` draws with replacement from items grouped in cells of sizes ``k``.
-
-    Every resample holds exactly ``sum(k)`` items: drawn within a group, a group of 3 is in every resample,
-    unlike a bootstrap over the whole data set (fairlearn#1441). Small groups draw the items themselves;
-    large ones draw each cell's count given the ones before it (a binomial, vectorised over the resamples).
-    Both are the multinomial of ``sum(k)`` draws over ``k / sum(k)``.
-    """
-    k = np.asarray(k, dtype=np.int64)
-    n, L = int(k.sum()), len(k)
-    if n <= 8 * L or n * n_boot <= _CHUNK:
-        cell_of = np.repeat(np.arange(L), k)
-        out = np.empty((n_boot, L), dtype=np.int64)
-        step = max(1, _CHUNK // max(n, 1))
-        for start in range(0, n_boot, step):
-            b = min(step, n_boot - start)
-            draws = cell_of[rng.integers(0, n, size=(b, n))] + (np.arange(b) * L)[:, None]
-            out[start:start + b] = np.bincount(draws.ravel(), minlength=b * L).reshape(b, L)
-        return out
-    out = np.empty((n_boot, L), dtype=np.int64)
-    left = np.full(n_boot, n, dtype=np.int64)
-    mass_left = n
-    for j in range(L - 1):
-        out[:, j] = rng.binomial(left, min(1.0, k[j] / mass_left)) if mass_left > 0 else 0
-        left -= out[:, j]
-        mass_left -= k[j]
-    out[:, L - 1] = left
-    return out
-
-
 def _macro_f1_by_row(row_of, y, pred, n_rows):
     """Macro-F1 of many slices at once, its delta-method standard error, and how many true classes each
     slice holds. ``row_of`` (sorted) gives each listed sample's slice.
@@ -1456,6 +1426,8 @@ def _group_replicates(s, match, gen_idx, imp_idx, *, far, n_boot, rng, ids=None,
     ``weights = (genuine, impostor)``, arrays of shape ``(n_boot, n_pairs)``, are resamples given instead of
     drawn (to check the rates against a count on the pairs each resample repeats).
     """
+    from .bootstrap import _weights
+
     gen_s, imp_s = s[gen_idx], s[imp_idx]
     miss, hit = ~match[gen_idx], match[imp_idx]
     imp_order = np.argsort(-imp_s, kind="mergesort")
@@ -1475,10 +1447,10 @@ def _group_replicates(s, match, gen_idx, imp_idx, *, far, n_boot, rng, ids=None,
         if weights is not None:
             wg, wi = (np.asarray(w[start:start + b], dtype=np.float64) for w in weights)
         elif ids is None:
-            wg = _multinomial_counts(np.ones(len(gen_idx), dtype=np.int64), b, rng).astype(np.float64)
-            wi = _multinomial_counts(np.ones(len(imp_idx), dtype=np.int64), b, rng).astype(np.float64)
+            wg = _weights(rng, len(gen_idx), b).astype(np.float64)
+            wi = _weights(rng, len(imp_idx), b).astype(np.float64)
         else:
-            m = _multinomial_counts(np.ones(len(members), dtype=np.int64), b, rng).astype(np.float64)
+            m = _weights(rng, len(members), b).astype(np.float64)
             wg, wi = m[:, ga_], m[:, ia_] * m[:, ib_]
         tg, ti = wg.sum(1), wi.sum(1)
         with np.errstate(invalid="ignore", divide="ignore"):
