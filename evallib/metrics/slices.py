@@ -206,28 +206,6 @@ def _check_slices(slices, n):
 
 # --- macro-F1 and its interval within a slice ----------------------------------------------------------
 
-def _macro_f1_from_cells(cells_y, cells_p, counts):
-    """Macro-F1 (labels present in y or the prediction, as scikit-learn's default) from cell counts.
-
-    ``counts`` has shape (n_cells,): how many samples fall in each (true, predicted) cell.
-    """
-    labels, li = np.unique(np.r_[cells_y, cells_p], return_inverse=True)
-    yi, pi = li[: len(cells_y)], li[len(cells_y):]
-    c = np.asarray(counts, dtype=np.float64)
-    den = np.bincount(yi, c, minlength=len(labels)) + np.bincount(pi, c, minlength=len(labels))
-    tp = np.bincount(yi, c * (cells_y == cells_p), minlength=len(labels))
-    present = den > 0
-    return float(np.sum(2 * tp[present] / den[present]) / present.sum())
-
-
-def _confusion_cells(y, pred):
-    """Distinct (true, predicted) pairs and how many samples each holds."""
-    y, pred = np.asarray(y, dtype=np.int64), np.asarray(pred, dtype=np.int64)
-    width = int(max(y.max(initial=0), pred.max(initial=0))) + 1
-    cells, counts = np.unique(y * width + pred, return_counts=True)
-    return cells // width, cells % width, counts
-
-
 def _macro_f1_by_row(row_of, y, pred, n_rows):
     """Macro-F1 of many slices at once, its delta-method standard error, and how many true classes each
     slice holds. ``row_of`` (sorted) gives each listed sample's slice.
@@ -639,7 +617,7 @@ def metrics_by_slice(y, scores, slices, *, top_k=5, intersections=True,
     rows = _fold_nested(rows, alpha)
     lo, hi = wilson_interval(total_correct, n, confidence=confidence)
     if len(np.unique(y)) >= 2:
-        overall_f1 = _macro_f1_from_cells(*_confusion_cells(y, pred))
+        overall_f1 = float(_macro_f1_by_row(np.zeros(n, dtype=np.int64), y, pred, 1)[0][0])
     else:
         overall_f1 = float("nan")
     return SliceResult(rows=tuple(rows), n=n, accuracy=total_correct / n, accuracy_interval=_pair(lo, hi),
